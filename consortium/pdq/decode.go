@@ -1,0 +1,162 @@
+package pdq
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// DefaultMaxPixels is the default limit on an image's declared width × height: 50 megapixels,
+// larger than any photo a phone takes, small enough that decoding one does not exhaust a server
+// (about 200 MB for 8-bit RGBA pixels, plus the decoder's own buffers).
+const DefaultMaxPixels = 50_000_000
+
+// DefaultMaxBytes is the default limit on the length of an image file: 128 MiB.
+const DefaultMaxBytes = 128 << 20
+
+// DecodeOptions limits what [Decode] accepts. The zero value of a field means its default.
+type DecodeOptions struct {
+	// MaxPixels is the largest width × height accepted, checked against the size the file
+	// declares before its pixels are decoded. 0 means [DefaultMaxPixels].
+	MaxPixels int64
+
+	// MaxBytes is the longest file accepted; Decode reads at most one byte more than this.
+	// 0 means [DefaultMaxBytes].
+	MaxBytes int64
+}
+
+// DefaultDecodeOptions returns the options [Decode] uses when given the zero DecodeOptions.
+func DefaultDecodeOptions() DecodeOptions {
+	return DecodeOptions{MaxPixels: DefaultMaxPixels, MaxBytes: DefaultMaxBytes}
+}
+
+// withDefaults fills in zero fields and rejects negative ones.
+func (o DecodeOptions) withDefaults() (DecodeOptions, error) {
+	if o.MaxPixels < 0 {
+		return o, fmt.Errorf("pdq: DecodeOptions.MaxPixels is %d, want 0 (default) or more", o.MaxPixels)
+	}
+	if o.MaxBytes < 0 {
+		return o, fmt.Errorf("pdq: DecodeOptions.MaxBytes is %d, want 0 (default) or more", o.MaxBytes)
+	}
+	if o.MaxPixels == 0 {
+		o.MaxPixels = DefaultMaxPixels
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	return o, nil
+}
+
+// format is one image format Decode accepts, recognised by its first bytes. The table is this
+// package's own, not the image package's registry, so what Decode accepts does not depend on what
+// other packages in the program register.
+type format struct {
+	name   string
+	magic  string // '?' matches any byte
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+var formats = []format{
+	{"jpeg", "\xff\xd8", jpeg.DecodeConfig, jpeg.Decode},
+	{"png", "\x89PNG\r\n\x1a\n", png.DecodeConfig, png.Decode},
+	{"gif", "GIF87a", gif.DecodeConfig, gif.Decode},
+	{"gif", "GIF89a", gif.DecodeConfig, gif.Decode},
+	{"bmp", "BM????\x00\x00\x00\x00", bmp.DecodeConfig, bmp.Decode},
+	{"tiff", "II*\x00", tiff.DecodeConfig, tiff.Decode},
+	{"tiff", "MM\x00*", tiff.DecodeConfig, tiff.Decode},
+	{"webp", "RIFF????WEBPVP8", webp.DecodeConfig, webp.Decode},
+}
+
+func sniff(data []byte) *format {
+	for i := range formats {
+		f := &formats[i]
+		if len(data) < len(f.magic) {
+			continue
+		}
+		ok := true
+		for j := range len(f.magic) {
+			if f.magic[j] != '?' && f.magic[j] != data[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return f
+		}
+	}
+	return nil
+}
+
+// Decode reads an image file from r and decodes it, returning the image and the name of its
+// format ("jpeg", "png", "gif", "bmp", "tiff" or "webp"). A GIF gives its first frame.
+//
+// Decode reads all of r, up to opts.MaxBytes, and decodes the image's header before its pixels:
+// an image declaring more than opts.MaxPixels pixels is refused with an error wrapping
+// [ErrTooLarge] before any pixel buffer is allocated. Bytes in no accepted format give
+// [ErrUnsupportedFormat]; a corrupt or truncated file gives [ErrCorrupt] wrapping the decoder's
+// error. A panic inside a decoder (a bug in it, met with hostile input) is also returned as
+// [ErrCorrupt] rather than crashing the caller.
+//
+// EXIF orientation and colour profiles are ignored: the pixels are returned as stored.
+func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string, err error) {
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, "", err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("pdq: reading image: %w", err)
+	}
+	if int64(len(data)) > opts.MaxBytes {
+		return nil, "", fmt.Errorf("%w: file is longer than the limit of %d bytes", ErrTooLarge, opts.MaxBytes)
+	}
+	f := sniff(data)
+	if f == nil {
+		if len(data) == 0 {
+			return nil, "", fmt.Errorf("%w: empty input", ErrUnsupportedFormat)
+		}
+		return nil, "", fmt.Errorf("%w: first bytes %q are not JPEG, PNG, GIF, BMP, TIFF or WebP", ErrUnsupportedFormat, data[:min(len(data), 12)])
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrCorrupt, f.name, p)
+		}
+	}()
+	cfg, err := f.config(bytes.NewReader(data))
+	if err != nil {
+		return nil, f.name, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f.name, err)
+	}
+	if err := checkSize(cfg.Width, cfg.Height, opts.MaxPixels, "declares"); err != nil {
+		return nil, f.name, err
+	}
+	img, err = f.decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, f.name, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.name, err)
+	}
+	// The decoders allocate what the header declares, but check what came out all the same.
+	b := img.Bounds()
+	if err := checkSize(b.Dx(), b.Dy(), opts.MaxPixels, "decoded to"); err != nil {
+		return nil, f.name, err
+	}
+	return img, f.name, nil
+}
+
+// checkSize refuses a width×height over maxPixels, without overflowing.
+func checkSize(width, height int, maxPixels int64, verb string) error {
+	if width < 0 || height < 0 {
+		return fmt.Errorf("%w: image %s negative size %d×%d", ErrCorrupt, verb, width, height)
+	}
+	if width > 0 && int64(height) > maxPixels/int64(width) {
+		return fmt.Errorf("%w: image %s %d×%d pixels, more than the limit of %d", ErrTooLarge, verb, width, height, maxPixels)
+	}
+	return nil
+}

@@ -1,0 +1,660 @@
+package pdq
+
+import (
+	"image"
+	"math"
+	"slices"
+	"sync"
+)
+
+// minDim is the smallest width and height the reference hashes; smaller images give the zero
+// hash and quality 0.
+const minDim = 5
+
+// dctMatrix is the reference's 16×64 DCT-II matrix, rows 1..16 of the 64-point DCT (row 0, the
+// mean, is left out): sqrt(2/64) rounded to float32, times cos(π/128 · (i+1) · (2j+1)) in
+// float64, the product rounded to float32.
+var dctMatrix [16][64]float32
+
+func init() {
+	scale := float64(float32(math.Sqrt(2.0 / 64.0)))
+	for i := range 16 {
+		for j := range 64 {
+			dctMatrix[i][j] = float32(scale * math.Cos((math.Pi/2/64.0)*float64(i+1)*float64(2*j+1)))
+		}
+	}
+}
+
+// HashImage returns the PDQ hash of img and its quality (0 to 100; the reference suggests
+// ignoring hashes of quality below 50 when matching). Pixels are read as described in the package
+// documentation. An image less than 5 pixels wide or high gives [Hash]{} and quality 0.
+//
+// HashImage is safe for concurrent use. It holds work buffers of about (window+6) × width
+// float32s, where window is about height/128, so hashing a large image needs little memory
+// beyond the image itself.
+func HashImage(img image.Image) (Hash, int) {
+	w := getWork()
+	defer putWork(w)
+	if !w.downsample(img, true) {
+		return Hash{}, 0
+	}
+	var h Hash
+	w.dct()
+	w.bits(&w.b16, &h)
+	return h, w.quality
+}
+
+// HashImageDihedral returns the hashes of img in all eight orientations ([Dihedral], indexed by
+// [Orientation]) and its quality, computed from one DCT as the reference does, without
+// transforming the pixels.
+//
+// It follows the reference's dihedral function in one detail that [HashImage] does not: an image
+// of exactly 64×64 pixels is box-filtered like any other (window 1, which is the identity except
+// for float rounding), where [HashImage] takes its pixels as the 64×64 downsample directly.
+// Either way the reference gives the same answer for almost every image.
+func HashImageDihedral(img image.Image) (Dihedral, int) {
+	w := getWork()
+	defer putWork(w)
+	var d Dihedral
+	if !w.downsample(img, false) {
+		return d, 0
+	}
+	w.dct()
+	a := &w.b16
+	t := &w.aux
+	w.bits(a, &d[Original])
+	// The reference's sign patterns: DCT row i and column j here are frequencies i+1 and j+1,
+	// so an even index is an odd frequency, which changes sign under a flip along its axis.
+	for i := range 16 {
+		for j := range 16 {
+			t[j][i] = flipSign(a[i][j], j&1 == 0)
+		}
+	}
+	w.bits(t, &d[Rotate90])
+	for i := range 16 {
+		for j := range 16 {
+			t[i][j] = flipSign(a[i][j], (i+j)&1 == 1)
+		}
+	}
+	w.bits(t, &d[Rotate180])
+	for i := range 16 {
+		for j := range 16 {
+			t[j][i] = flipSign(a[i][j], i&1 == 0)
+		}
+	}
+	w.bits(t, &d[Rotate270])
+	for i := range 16 {
+		for j := range 16 {
+			t[i][j] = flipSign(a[i][j], i&1 == 0)
+		}
+	}
+	w.bits(t, &d[FlipX])
+	for i := range 16 {
+		for j := range 16 {
+			t[i][j] = flipSign(a[i][j], j&1 == 0)
+		}
+	}
+	w.bits(t, &d[FlipY])
+	for i := range 16 {
+		for j := range 16 {
+			t[j][i] = a[i][j]
+		}
+	}
+	w.bits(t, &d[FlipPlus1])
+	for i := range 16 {
+		for j := range 16 {
+			t[j][i] = flipSign(a[i][j], (i+j)&1 == 1)
+		}
+	}
+	w.bits(t, &d[FlipMinus1])
+	return d, w.quality
+}
+
+func flipSign(v float32, neg bool) float32 {
+	if neg {
+		return -v
+	}
+	return v
+}
+
+// work holds the buffers of one hash computation. They are pooled: a hash of a 512×512 image
+// then allocates nothing.
+type work struct {
+	luma   []float32 // rowGroup rows of luma
+	rowOut []float32 // rowGroup rows after the first box filter along rows
+	col1   colBox    // first box filter along columns, full width
+	c1     []float32 // rowGroup rows out of col1, waiting for the second filter along rows
+	c1n    int       // rows waiting in c1
+	sums   []float32 // rowGroup rows of running sums of the second filter along rows
+	samp   []float32 // rowGroup rows of the 64 sampled columns of the second filter along rows
+	col2   colBox    // second box filter along columns, 64 sampled columns only
+	out2   []float32 // one row out of col2
+
+	width, height int
+	rowWin        int       // box window along rows (from the width)
+	colIdx        [64]int   // the column sampled for each output column
+	colCnt        [64]int32 // the window count of the second row filter at each sampled column
+	rowIdx        [64]int   // the row sampled for each output row
+
+	buf64   [64][64]float32 // the 64×64 downsample
+	t16x64  [16][64]float32 // DCT intermediate
+	b16     [16][16]float32 // DCT output
+	aux     [16][16]float32 // a dihedral transform of b16
+	sorted  [256]float32    // scratch for the median
+	quality int
+}
+
+// rowGroup is how many rows the filters along rows run at once: independent running sums let the
+// CPU overlap their additions, which for one row are a chain of dependent float adds.
+const rowGroup = 4
+
+// maxPooledFloats bounds the buffers kept in the pool, so that one very wide image does not pin
+// its buffers for the life of the process.
+const maxPooledFloats = 1 << 20
+
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+func getWork() *work { return workPool.Get().(*work) }
+
+func putWork(w *work) {
+	if cap(w.luma)+cap(w.rowOut)+cap(w.c1)+cap(w.sums)+cap(w.col1.ring) > maxPooledFloats {
+		return
+	}
+	workPool.Put(w)
+}
+
+// grow returns s resized to n elements, reusing its storage when it is big enough.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// jaroszWindow is the reference's box-filter window for a dimension being reduced to 64: half of
+// dimension/64, rounded up, so that two passes cover each downsampled pixel's block.
+func jaroszWindow(dim int) int {
+	return (dim + 2*64 - 1) / (2 * 64)
+}
+
+// downsample fills w.buf64 with the reference's 64×64 downsample of img's luma and w.quality
+// with its quality. It returns false, leaving both alone, when img is too small to hash. With
+// shortcut64 set, a 64×64 image is taken as its own downsample, as the reference's single-hash
+// function does.
+func (w *work) downsample(img image.Image, shortcut64 bool) bool {
+	b := img.Bounds()
+	width, height := b.Dx(), b.Dy()
+	if width < minDim || height < minDim {
+		return false
+	}
+	lumaRow := lumaRows(img)
+	if shortcut64 && width == 64 && height == 64 {
+		for y := range 64 {
+			lumaRow(y, w.buf64[y][:])
+		}
+		w.quality = quality(&w.buf64)
+		return true
+	}
+	w.setup(width, height)
+	// The reference filters along rows, then along columns, then along rows and along columns
+	// again, each pass over the whole image, and samples 64×64 points of the result. This runs the
+	// same arithmetic in the same order as a pipeline over the rows, so that only a band of rows is
+	// held at a time: each row of luma goes through the first row filter, into the first column
+	// filter's window, out of it (some rows later) through the second row filter, whose output is
+	// kept only at the 64 sampled columns, and into the second column filter, whose output is kept
+	// only at the 64 sampled rows.
+	for y := 0; y < height; y += rowGroup {
+		n := min(rowGroup, height-y)
+		for k := range n {
+			lumaRow(y+k, w.luma[k*width:(k+1)*width])
+		}
+		w.boxRows(n)
+		for k := range n {
+			if w.col1.push(w.rowOut[k*width:(k+1)*width], w.c1Slot()) {
+				w.c1Added()
+			}
+		}
+	}
+	for w.col1.flush(w.c1Slot()) {
+		w.c1Added()
+	}
+	w.drainC1()
+	for w.col2.flush(w.out2) {
+		w.sampleRow()
+	}
+	w.quality = quality(&w.buf64)
+	return true
+}
+
+// setup sizes the buffers and computes the sampling tables for a width×height image.
+func (w *work) setup(width, height int) {
+	w.width, w.height = width, height
+	w.rowWin = jaroszWindow(width)
+	colWin := jaroszWindow(height)
+	w.luma = grow(w.luma, rowGroup*width)
+	w.rowOut = grow(w.rowOut, rowGroup*width)
+	w.c1 = grow(w.c1, rowGroup*width)
+	w.sums = grow(w.sums, rowGroup*width)
+	w.samp = grow(w.samp, rowGroup*64)
+	w.out2 = grow(w.out2, 64)
+	w.c1n = 0
+	w.col1.reset(width, colWin)
+	w.col2.reset(64, colWin)
+	full := w.rowWin
+	half := (full + 2) / 2
+	for i := range 64 {
+		// The reference samples the centre of each of 64 equal parts, computed in float64.
+		w.rowIdx[i] = int(((float64(i) + 0.5) * float64(height)) / 64)
+		c := int(((float64(i) + 0.5) * float64(width)) / 64)
+		w.colIdx[i] = c
+		// The number of inputs in the window that the box filter's output at index c covers:
+		// growing from half at the start, full in the middle, shrinking at the end.
+		switch {
+		case c < full-half+1:
+			w.colCnt[i] = int32(half + c)
+		case c < width-half+1:
+			w.colCnt[i] = int32(full)
+		default:
+			w.colCnt[i] = int32(full - 1 - (c - (width - half + 1)))
+		}
+	}
+}
+
+// c1Slot is where col1 writes its next output row.
+func (w *work) c1Slot() []float32 {
+	return w.c1[w.c1n*w.width : (w.c1n+1)*w.width]
+}
+
+// c1Added records a row written to c1Slot and runs the second row filter when a group is full.
+func (w *work) c1Added() {
+	w.c1n++
+	if w.c1n == rowGroup {
+		w.drainC1()
+	}
+}
+
+// drainC1 runs the second row filter over the rows waiting in c1 and feeds its sampled columns to
+// the second column filter.
+func (w *work) drainC1() {
+	n := w.c1n
+	if n == 0 {
+		return
+	}
+	width := w.width
+	if n == rowGroup {
+		boxSums4(w.c1[:width], w.c1[width:2*width], w.c1[2*width:3*width], w.c1[3*width:4*width],
+			w.sums[:width], w.sums[width:2*width], w.sums[2*width:3*width], w.sums[3*width:4*width], w.rowWin)
+	} else {
+		for k := range n {
+			boxSums1(w.c1[k*width:(k+1)*width], w.sums[k*width:(k+1)*width], w.rowWin)
+		}
+	}
+	for k := range n {
+		s := w.sums[k*width : (k+1)*width]
+		d := w.samp[k*64 : (k+1)*64]
+		for j, c := range w.colIdx {
+			d[j] = s[c] / float32(w.colCnt[j])
+		}
+		if w.col2.push(d, w.out2) {
+			w.sampleRow()
+		}
+	}
+	w.c1n = 0
+}
+
+// sampleRow copies the row the second column filter has just produced into every row of the
+// 64×64 downsample that samples it.
+func (w *work) sampleRow() {
+	o := w.col2.lastOut
+	for i, r := range w.rowIdx {
+		if r == o {
+			copy(w.buf64[i][:], w.out2)
+		}
+	}
+}
+
+// boxRows runs the first box filter along the n rows in w.luma, into w.rowOut.
+func (w *work) boxRows(n int) {
+	width := w.width
+	if n == rowGroup {
+		boxRow4(w.luma[:width], w.luma[width:2*width], w.luma[2*width:3*width], w.luma[3*width:4*width],
+			w.rowOut[:width], w.rowOut[width:2*width], w.rowOut[2*width:3*width], w.rowOut[3*width:4*width], w.rowWin)
+		return
+	}
+	for k := range n {
+		boxRow1(w.luma[k*width:(k+1)*width], w.rowOut[k*width:(k+1)*width], w.rowWin)
+	}
+}
+
+// The box filter of the reference, along one vector of n values with window full: output o is
+// the mean of inputs o-(full-half) .. o+(half-1) that exist, half = (full+2)/2, kept as a running
+// sum that adds the entering input and then subtracts the leaving one, each rounded to float32.
+// The phases: accumulate half-1 inputs; add and write while the window grows to full; add,
+// subtract and write; subtract and write while it shrinks. The functions below all do exactly
+// this, for one row, for four rows at once, or (boxSums) keeping the sums without dividing.
+
+func boxRow1(in, out []float32, full int) {
+	n := len(in)
+	out = out[:n]
+	half := (full + 2) / 2
+	var sum float32
+	cnt := 0
+	ri, li, oi := 0, 0, 0
+	for ; ri < half-1; ri++ {
+		sum += in[ri]
+		cnt++
+	}
+	for ; ri < full; ri++ {
+		sum += in[ri]
+		cnt++
+		out[oi] = sum / float32(cnt)
+		oi++
+	}
+	fc := float32(full)
+	for ; ri < n; ri++ {
+		sum += in[ri]
+		sum -= in[li]
+		li++
+		out[oi] = sum / fc
+		oi++
+	}
+	for ; oi < n; oi++ {
+		sum -= in[li]
+		li++
+		cnt--
+		out[oi] = sum / float32(cnt)
+	}
+}
+
+func boxRow4(in0, in1, in2, in3, out0, out1, out2, out3 []float32, full int) {
+	n := len(in0)
+	in1, in2, in3 = in1[:n], in2[:n], in3[:n]
+	out0, out1, out2, out3 = out0[:n], out1[:n], out2[:n], out3[:n]
+	half := (full + 2) / 2
+	var s0, s1, s2, s3 float32
+	cnt := 0
+	ri, li, oi := 0, 0, 0
+	for ; ri < half-1; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+		cnt++
+	}
+	for ; ri < full; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+		cnt++
+		c := float32(cnt)
+		out0[oi] = s0 / c
+		out1[oi] = s1 / c
+		out2[oi] = s2 / c
+		out3[oi] = s3 / c
+		oi++
+	}
+	fc := float32(full)
+	for ; ri < n; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+		s0 -= in0[li]
+		s1 -= in1[li]
+		s2 -= in2[li]
+		s3 -= in3[li]
+		li++
+		out0[oi] = s0 / fc
+		out1[oi] = s1 / fc
+		out2[oi] = s2 / fc
+		out3[oi] = s3 / fc
+		oi++
+	}
+	for ; oi < n; oi++ {
+		s0 -= in0[li]
+		s1 -= in1[li]
+		s2 -= in2[li]
+		s3 -= in3[li]
+		li++
+		cnt--
+		c := float32(cnt)
+		out0[oi] = s0 / c
+		out1[oi] = s1 / c
+		out2[oi] = s2 / c
+		out3[oi] = s3 / c
+	}
+}
+
+func boxSums1(in, sums []float32, full int) {
+	n := len(in)
+	sums = sums[:n]
+	half := (full + 2) / 2
+	var sum float32
+	ri, li, oi := 0, 0, 0
+	for ; ri < half-1; ri++ {
+		sum += in[ri]
+	}
+	for ; ri < full; ri++ {
+		sum += in[ri]
+		sums[oi] = sum
+		oi++
+	}
+	for ; ri < n; ri++ {
+		sum += in[ri]
+		sum -= in[li]
+		li++
+		sums[oi] = sum
+		oi++
+	}
+	for ; oi < n; oi++ {
+		sum -= in[li]
+		li++
+		sums[oi] = sum
+	}
+}
+
+func boxSums4(in0, in1, in2, in3, sums0, sums1, sums2, sums3 []float32, full int) {
+	n := len(in0)
+	in1, in2, in3 = in1[:n], in2[:n], in3[:n]
+	sums0, sums1, sums2, sums3 = sums0[:n], sums1[:n], sums2[:n], sums3[:n]
+	half := (full + 2) / 2
+	var s0, s1, s2, s3 float32
+	ri, li, oi := 0, 0, 0
+	for ; ri < half-1; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+	}
+	for ; ri < full; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+		sums0[oi], sums1[oi], sums2[oi], sums3[oi] = s0, s1, s2, s3
+		oi++
+	}
+	for ; ri < n; ri++ {
+		s0 += in0[ri]
+		s1 += in1[ri]
+		s2 += in2[ri]
+		s3 += in3[ri]
+		s0 -= in0[li]
+		s1 -= in1[li]
+		s2 -= in2[li]
+		s3 -= in3[li]
+		li++
+		sums0[oi], sums1[oi], sums2[oi], sums3[oi] = s0, s1, s2, s3
+		oi++
+	}
+	for ; oi < n; oi++ {
+		s0 -= in0[li]
+		s1 -= in1[li]
+		s2 -= in2[li]
+		s3 -= in3[li]
+		li++
+		sums0[oi], sums1[oi], sums2[oi], sums3[oi] = s0, s1, s2, s3
+	}
+}
+
+// colBox is the reference's box filter along columns, run as rows arrive: one running sum per
+// column, and the last full input rows kept in a ring to be subtracted when they leave the
+// window. Each column sees exactly the operations of the reference's filter down that column.
+type colBox struct {
+	width   int
+	full    int
+	half    int
+	ring    []float32 // full rows; input row t is in slot t%full
+	sum     []float32
+	in      int // rows pushed
+	out     int // rows produced
+	cnt     int // inputs in the window
+	lastOut int // index of the row most recently produced
+}
+
+func (c *colBox) reset(width, full int) {
+	c.width, c.full, c.half = width, full, (full+2)/2
+	c.ring = grow(c.ring, full*width)
+	c.sum = grow(c.sum, width)
+	clear(c.sum)
+	c.in, c.out, c.cnt, c.lastOut = 0, 0, 0, -1
+}
+
+// push adds input row in and, once the window has reached the rows an output needs, writes the
+// next output row to dst and reports true.
+func (c *colBox) push(in, dst []float32) bool {
+	t := c.in
+	c.in++
+	width := c.width
+	in = in[:width]
+	sum := c.sum[:width]
+	slot := c.ring[(t%c.full)*width : (t%c.full+1)*width]
+	if t < c.full {
+		for x, v := range in {
+			sum[x] += v
+		}
+		copy(slot, in)
+		c.cnt++
+		if t < c.half-1 {
+			return false
+		}
+		c.emit(dst)
+		return true
+	}
+	dst = dst[:width]
+	fc := float32(c.full)
+	for x, v := range in {
+		s := sum[x] + v
+		s -= slot[x]
+		sum[x] = s
+		slot[x] = v
+		dst[x] = s / fc
+	}
+	c.lastOut = c.out
+	c.out++
+	return true
+}
+
+// flush produces the next of the last half-1 output rows, which need no further input, into
+// dst, and reports false when there are none left.
+func (c *colBox) flush(dst []float32) bool {
+	if c.out >= c.in {
+		return false
+	}
+	// The row leaving the window: the first of the last full rows for the first of these
+	// outputs, then each following row.
+	li := c.out + c.half - 1 - c.full
+	width := c.width
+	sum := c.sum[:width]
+	slot := c.ring[(li%c.full)*width : (li%c.full+1)*width]
+	for x, v := range slot {
+		sum[x] -= v
+	}
+	c.cnt--
+	c.emit(dst)
+	return true
+}
+
+// emit writes the running sums divided by the window count to dst as the next output row.
+func (c *colBox) emit(dst []float32) {
+	dst = dst[:c.width]
+	cnt := float32(c.cnt)
+	for x, s := range c.sum[:c.width] {
+		dst[x] = s / cnt
+	}
+	c.lastOut = c.out
+	c.out++
+}
+
+// quality is the reference's quality metric of a 64×64 downsample: the sum over vertically and
+// horizontally adjacent pairs of |(u-v)·100/255| truncated to an integer, divided by 90, capped
+// at 100.
+func quality(a *[64][64]float32) int {
+	sum := 0
+	for i := range 63 {
+		for j := range 64 {
+			sum += gradient(a[i][j], a[i+1][j])
+		}
+	}
+	for i := range 64 {
+		for j := range 63 {
+			sum += gradient(a[i][j], a[i][j+1])
+		}
+	}
+	return min(sum/90, 100)
+}
+
+func gradient(u, v float32) int {
+	d := int(float32(float32(u-v)*100) / 255)
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// dct computes w.b16 = D · buf64 · Dᵀ with the 16×64 matrix D, summing each dot product in
+// index order in float32 with each product rounded before it is added, as the reference does.
+func (w *work) dct() {
+	for i := range 16 {
+		d := &dctMatrix[i]
+		t := &w.t16x64[i]
+		for j := range 64 {
+			var s float32
+			for k := range 64 {
+				s += float32(d[k] * w.buf64[k][j])
+			}
+			t[j] = s
+		}
+	}
+	for i := range 16 {
+		t := &w.t16x64[i]
+		for j := range 16 {
+			d := &dctMatrix[j]
+			var s float32
+			for k := range 64 {
+				s += float32(t[k] * d[k])
+			}
+			w.b16[i][j] = s
+		}
+	}
+}
+
+// bits sets h to the bits of the 16×16 coefficients a: bit 16i+j is set when a[i][j] exceeds the
+// median, which (as the reference's Torben median gives it for 256 values) is the 128th smallest.
+func (w *work) bits(a *[16][16]float32, h *Hash) {
+	s := w.sorted[:]
+	for i := range 16 {
+		copy(s[16*i:16*i+16], a[i][:])
+	}
+	slices.Sort(s)
+	median := s[127]
+	*h = Hash{}
+	for i := range 16 {
+		for j := range 16 {
+			if a[i][j] > median {
+				h.setBit(16*i + j)
+			}
+		}
+	}
+}
