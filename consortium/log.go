@@ -1,0 +1,439 @@
+package consortium
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// HashSize is the size of a Merkle tree hash.
+const HashSize = 32
+
+// Hash is an RFC 6962 Merkle tree hash (SHA-256).
+type Hash = tlog.Hash
+
+// MaxCheckpointSize bounds a checkpoint note with its cosignatures.
+const MaxCheckpointSize = 64 << 10
+
+// Origin returns the checkpoint origin line of a member's log: "hashfed/<consortium id>/<member id>".
+// It is also the key name of the member's checkpoint signatures.
+func Origin(cid ID, member string) string { return "hashfed/" + cid.String() + "/" + member }
+
+// CosignerName returns the key name under which a member cosigns other members' checkpoints:
+// "hashfed/<consortium id>/<member id>/cosigner".
+func CosignerName(cid ID, member string) string { return Origin(cid, member) + "/cosigner" }
+
+// Keyring gives the public key of any member that was ever on the roster, so that old log
+// signatures stay verifiable after a member leaves.
+type Keyring interface {
+	MemberKey(id string) (ed25519.PublicKey, bool)
+}
+
+// MemberKey implements [Keyring] for the founding roster.
+func (g *Genesis) MemberKey(id string) (ed25519.PublicKey, bool) {
+	m, ok := g.Member(id)
+	return m.Key, ok
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// Tree is the compact state of a log's Merkle tree: its size and the roots of its perfect subtrees
+// (at most 64 hashes). It computes roots as leaves are appended, without keeping the leaves.
+type Tree struct{ r *compact.Range }
+
+// NewTree returns the tree of an empty log.
+func NewTree() *Tree { return &Tree{r: rangeFactory.NewEmptyRange(0)} }
+
+// TreeFromRange returns the tree of a log of the given size from the roots of its perfect subtrees,
+// largest first (as tlog's subtree decomposition lists them).
+func TreeFromRange(size uint64, hashes []Hash) (*Tree, error) {
+	hs := make([][]byte, len(hashes))
+	for i := range hashes {
+		hs[i] = hashes[i][:]
+	}
+	r, err := rangeFactory.NewRange(0, size, hs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: compact range: %v", ErrMalformed, err)
+	}
+	return &Tree{r: r}, nil
+}
+
+// Size returns the number of leaves.
+func (t *Tree) Size() uint64 { return t.r.End() }
+
+// Append adds a leaf hash.
+func (t *Tree) Append(leaf Hash) {
+	if err := t.r.Append(slices.Clone(leaf[:]), nil); err != nil {
+		panic(err) // appending to a range that starts at 0 cannot fail
+	}
+}
+
+// AppendEntry adds an entry, hashing it as a leaf, and returns the leaf hash.
+func (t *Tree) AppendEntry(entry []byte) Hash {
+	h := LeafHash(entry)
+	t.Append(h)
+	return h
+}
+
+// Root returns the RFC 6962 root hash; the empty tree's root is SHA-256 of nothing.
+func (t *Tree) Root() Hash {
+	r, err := t.r.GetRootHash(nil)
+	if err != nil {
+		panic(err) // the range starts at 0
+	}
+	if r == nil {
+		return emptyRoot
+	}
+	var h Hash
+	copy(h[:], r)
+	return h
+}
+
+// Clone returns an independent copy.
+func (t *Tree) Clone() *Tree {
+	hs := t.r.Hashes()
+	c, err := rangeFactory.NewRange(0, t.r.End(), slices.Clone(hs))
+	if err != nil {
+		panic(err)
+	}
+	return &Tree{r: c}
+}
+
+var emptyRoot = Hash(rfc6962.DefaultHasher.EmptyRoot())
+
+// EmptyRoot is the root hash of a log with no entries.
+func EmptyRoot() Hash { return emptyRoot }
+
+// Checkpoint is a verified, signed tree head of one member's log.
+type Checkpoint struct {
+	Member string
+	Size   uint64
+	Root   Hash
+	// Note is the signed note with every signature that verified (the author's first, then
+	// cosignatures in the order they arrived); unverifiable signatures are dropped.
+	Note []byte
+	// Cosigners are the members whose cosignatures on this checkpoint verified.
+	Cosigners []Cosignature
+}
+
+// Cosignature is one verified C2SP tlog-cosignature/v1 on a checkpoint.
+type Cosignature struct {
+	Member string
+	Time   time.Time
+}
+
+// CheckpointText returns the body of a checkpoint note: origin, size and base64 root, one per line.
+func CheckpointText(cid ID, member string, size uint64, root Hash) string {
+	return string(log.Checkpoint{Origin: Origin(cid, member), Size: size, Hash: root[:]}.Marshal())
+}
+
+// SignCheckpoint signs a checkpoint of key's member log.
+func SignCheckpoint(cid ID, key *PrivateKey, size uint64, root Hash) ([]byte, error) {
+	n := &note.Note{Text: CheckpointText(cid, key.ID(), size, root)}
+	return note.Sign(n, key.signerNamed(Origin(cid, key.ID())))
+}
+
+// checkpointVerifiers resolves the keys of one log's checkpoints: the author's log key under its
+// origin and every known member's cosigner key.
+type checkpointVerifiers struct {
+	cid    ID
+	keys   Keyring
+	author string
+}
+
+func (v *checkpointVerifiers) Verifier(name string, hash uint32) (note.Verifier, error) {
+	prefix := "hashfed/" + v.cid.String() + "/"
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+	}
+	member, cosigner := strings.CutSuffix(rest, "/cosigner")
+	if !cosigner && member != v.author {
+		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+	}
+	pub, ok := v.keys.MemberKey(member)
+	if !ok {
+		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+	}
+	var ver note.Verifier
+	var err error
+	if cosigner {
+		ver, err = cosignatureVerifier(name, pub)
+	} else {
+		ver, err = verifierNamed(name, pub)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ver.KeyHash() != hash {
+		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+	}
+	return ver, nil
+}
+
+func cosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, error) {
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		return nil, err
+	}
+	return fnote.NewVerifierForCosignatureV1(vkey)
+}
+
+// OpenCheckpoint verifies a checkpoint note of one of the consortium's logs: the origin names a
+// member known to keys, the member's signature verifies, and the body is exactly origin, size and
+// root. Cosignatures by known members are verified and kept; signatures by unknown keys are dropped.
+// A signature by a known key that does not verify is an error.
+func OpenCheckpoint(cid ID, keys Keyring, msg []byte) (*Checkpoint, error) {
+	if len(msg) > MaxCheckpointSize {
+		return nil, fmt.Errorf("%w: checkpoint is %d bytes, at most %d", ErrMalformed, len(msg), MaxCheckpointSize)
+	}
+	text, _, ok := bytes.Cut(msg, []byte("\n\n"))
+	if !ok {
+		return nil, fmt.Errorf("%w: checkpoint is not a signed note", ErrMalformed)
+	}
+	originLine, _, _ := bytes.Cut(text, []byte("\n"))
+	prefix := "hashfed/" + cid.String() + "/"
+	member, ok := strings.CutPrefix(string(originLine), prefix)
+	if !ok {
+		return nil, fmt.Errorf("%w: checkpoint origin %q is not a log of consortium %s", ErrMalformed, truncate(string(originLine), 100), cid)
+	}
+	if err := ValidateMemberID(member); err != nil {
+		return nil, fmt.Errorf("%w: checkpoint origin: %w", ErrMalformed, err)
+	}
+	if _, ok := keys.MemberKey(member); !ok {
+		return nil, fmt.Errorf("%w: checkpoint of %q", ErrUnknownMember, member)
+	}
+	n, err := note.Open(msg, &checkpointVerifiers{cid: cid, keys: keys, author: member})
+	if err != nil {
+		var inv *note.InvalidSignatureError
+		var unv *note.UnverifiedNoteError
+		switch {
+		case errors.As(err, &inv):
+			return nil, fmt.Errorf("%w: checkpoint of %q: signature by %s does not verify", ErrBadSignature, member, inv.Name)
+		case errors.As(err, &unv):
+			return nil, fmt.Errorf("%w: checkpoint of %q carries no signature by its key", ErrBadSignature, member)
+		}
+		return nil, fmt.Errorf("%w: checkpoint of %q: %v", ErrMalformed, member, err)
+	}
+	origin := Origin(cid, member)
+	var author *note.Signature
+	cp := &Checkpoint{Member: member}
+	var sigs []note.Signature
+	for i := range n.Sigs {
+		s := n.Sigs[i]
+		if s.Name == origin {
+			if author == nil {
+				author = &s
+			}
+			continue
+		}
+		m := strings.TrimSuffix(strings.TrimPrefix(s.Name, prefix), "/cosigner")
+		ts, err := fnote.CoSigV1Timestamp(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cosignature by %s: %v", ErrMalformed, m, err)
+		}
+		cp.Cosigners = append(cp.Cosigners, Cosignature{Member: m, Time: ts.UTC()})
+		sigs = append(sigs, s)
+	}
+	if author == nil {
+		return nil, fmt.Errorf("%w: checkpoint of %q carries no signature by its key", ErrBadSignature, member)
+	}
+	var body log.Checkpoint
+	rest, err := body.Unmarshal([]byte(n.Text))
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint of %q: %v", ErrMalformed, member, err)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: checkpoint of %q has extension lines, which hashfed does not use", ErrMalformed, member)
+	}
+	if len(body.Hash) != HashSize {
+		return nil, fmt.Errorf("%w: checkpoint of %q has a %d-byte root", ErrMalformed, member, len(body.Hash))
+	}
+	cp.Size = body.Size
+	copy(cp.Root[:], body.Hash)
+	if n.Text != CheckpointText(cid, member, cp.Size, cp.Root) {
+		return nil, fmt.Errorf("%w: checkpoint of %q is not in canonical form", ErrMalformed, member)
+	}
+	slices.SortStableFunc(sigs, func(a, b note.Signature) int { return strings.Compare(a.Name, b.Name) })
+	cp.Note, err = note.Sign(&note.Note{Text: n.Text, Sigs: append([]note.Signature{*author}, sigs...)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: re-encode checkpoint: %v", ErrMalformed, err)
+	}
+	slices.SortFunc(cp.Cosigners, func(a, b Cosignature) int { return strings.Compare(a.Member, b.Member) })
+	return cp, nil
+}
+
+// HasCosigner reports whether member cosigned the checkpoint.
+func (c *Checkpoint) HasCosigner(member string) bool {
+	for _, s := range c.Cosigners {
+		if s.Member == member {
+			return true
+		}
+	}
+	return false
+}
+
+// Same reports whether two checkpoints are the same tree head of the same log.
+func (c *Checkpoint) Same(o *Checkpoint) bool {
+	return c.Member == o.Member && c.Size == o.Size && c.Root == o.Root
+}
+
+// cosigner signs C2SP tlog-cosignature/v1 with a fixed clock, so that test vectors are repeatable.
+type cosigner struct {
+	name string
+	hash uint32
+	key  *PrivateKey
+	now  func() time.Time
+}
+
+func (c *cosigner) Name() string    { return c.name }
+func (c *cosigner) KeyHash() uint32 { return c.hash }
+func (c *cosigner) Sign(msg []byte) ([]byte, error) {
+	t := uint64(c.now().Unix())
+	signed := []byte("cosignature/v1\ntime " + strconv.FormatUint(t, 10) + "\n" + string(msg))
+	sig := binary.BigEndian.AppendUint64(nil, t)
+	return append(sig, c.key.Sign(signed)...), nil
+}
+
+// Cosign adds key's C2SP tlog-cosignature/v1, timestamped t, to a verified checkpoint and returns
+// the checkpoint with the new signature in its note. A member's cosignature asserts that it verified
+// the log up to the checkpoint's size and saw no fork. A member does not cosign its own log.
+func Cosign(cid ID, keys Keyring, cp *Checkpoint, key *PrivateKey, t time.Time) (*Checkpoint, error) {
+	if cp.Member == key.ID() {
+		return nil, fmt.Errorf("%w: %q cannot cosign its own log", ErrNotPermitted, key.ID())
+	}
+	n, err := note.Open(cp.Note, &checkpointVerifiers{cid: cid, keys: keys, author: cp.Member})
+	if err != nil {
+		return nil, fmt.Errorf("%w: reopen checkpoint: %v", ErrMalformed, err)
+	}
+	name := CosignerName(cid, key.ID())
+	c := &cosigner{name: name, hash: keyHash(name, algCosignatureV1, key.Public().Key), key: key, now: func() time.Time { return t }}
+	msg, err := note.Sign(n, c)
+	if err != nil {
+		return nil, fmt.Errorf("cosign: %w", err)
+	}
+	return OpenCheckpoint(cid, keys, msg)
+}
+
+// MergeCheckpoints returns the checkpoint carrying every signature of a and b, which must be the
+// same tree head.
+func MergeCheckpoints(cid ID, keys Keyring, a, b *Checkpoint) (*Checkpoint, error) {
+	if !a.Same(b) {
+		return nil, fmt.Errorf("%w: merge of different tree heads of %q", ErrMalformed, a.Member)
+	}
+	ver := &checkpointVerifiers{cid: cid, keys: keys, author: a.Member}
+	na, err := note.Open(a.Note, ver)
+	if err != nil {
+		return nil, err
+	}
+	nb, err := note.Open(b.Note, ver)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, s := range na.Sigs {
+		seen[s.Name] = true
+	}
+	for _, s := range nb.Sigs {
+		if !seen[s.Name] {
+			na.Sigs = append(na.Sigs, s)
+			seen[s.Name] = true
+		}
+	}
+	msg, err := note.Sign(na)
+	if err != nil {
+		return nil, err
+	}
+	return OpenCheckpoint(cid, keys, msg)
+}
+
+// VerifyRange checks received entries against a signed checkpoint: appending the entries to tree
+// (the verified prefix of the log, of size start) must give exactly the checkpoint's size and root.
+// On success it returns the extended tree and the entries' leaf hashes; tree itself is unchanged.
+func VerifyRange(tree *Tree, entries [][]byte, cp *Checkpoint) (*Tree, []Hash, error) {
+	start := tree.Size()
+	if end := start + uint64(len(entries)); end != cp.Size {
+		return nil, nil, fmt.Errorf("%w: log %q entries [%d, %d) do not end at the checkpoint's size %d", ErrRootMismatch, cp.Member, start, end, cp.Size)
+	}
+	t := tree.Clone()
+	leaves := make([]Hash, len(entries))
+	for i, e := range entries {
+		leaves[i] = t.AppendEntry(e)
+	}
+	if got := t.Root(); got != cp.Root {
+		return nil, nil, fmt.Errorf("%w: log %q entries [%d, %d): computed root %s, checkpoint says %s", ErrRootMismatch, cp.Member, start, cp.Size, shortHash(got), shortHash(cp.Root))
+	}
+	return t, leaves, nil
+}
+
+func shortHash(h Hash) string { return base64.StdEncoding.EncodeToString(h[:])[:12] + "…" }
+
+// VerifyInclusion checks an RFC 6962 inclusion proof of leaf index in a tree of the given size and
+// root.
+func VerifyInclusion(proof []Hash, index, size uint64, root, leaf Hash) error {
+	if index >= size {
+		return fmt.Errorf("%w: index %d is not below size %d", ErrInconsistent, index, size)
+	}
+	if err := tlog.CheckRecord(tlog.RecordProof(proof), int64(size), root, int64(index), leaf); err != nil {
+		return fmt.Errorf("%w: inclusion of leaf %d in tree of size %d: %v", ErrInconsistent, index, size, err)
+	}
+	return nil
+}
+
+// VerifyConsistency checks an RFC 6962 consistency proof that the tree (oldSize, oldRoot) is a
+// prefix of (newSize, newRoot).
+func VerifyConsistency(proof []Hash, oldSize uint64, oldRoot Hash, newSize uint64, newRoot Hash) error {
+	if oldSize > newSize {
+		return fmt.Errorf("%w: old size %d is above new size %d", ErrInconsistent, oldSize, newSize)
+	}
+	if oldSize == 0 {
+		if len(proof) != 0 {
+			return fmt.Errorf("%w: proof from the empty tree must be empty", ErrInconsistent)
+		}
+		return nil
+	}
+	if err := tlog.CheckTree(tlog.TreeProof(proof), int64(newSize), newRoot, int64(oldSize), oldRoot); err != nil {
+		return fmt.Errorf("%w: tree of size %d is not a prefix of tree of size %d: %v", ErrInconsistent, oldSize, newSize, err)
+	}
+	return nil
+}
+
+// HashReader gives tlog's stored hashes of a log (see golang.org/x/mod/sumdb/tlog.StoredHashes).
+type HashReader = tlog.HashReader
+
+// ProveInclusion makes an inclusion proof of leaf index in the tree of the given size.
+func ProveInclusion(r HashReader, index, size uint64) ([]Hash, error) {
+	p, err := tlog.ProveRecord(int64(size), int64(index), r)
+	return p, err
+}
+
+// ProveConsistency makes a consistency proof from oldSize to newSize.
+func ProveConsistency(r HashReader, oldSize, newSize uint64) ([]Hash, error) {
+	if oldSize == 0 {
+		return nil, nil
+	}
+	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), r)
+	return p, err
+}
+
+// TreeHash computes the root of the tree of the given size from stored hashes.
+func TreeHash(r HashReader, size uint64) (Hash, error) {
+	if size == 0 {
+		return emptyRoot, nil
+	}
+	return tlog.TreeHash(int64(size), r)
+}
