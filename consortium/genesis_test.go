@@ -100,7 +100,9 @@ func TestGenesisRefusals(t *testing.T) {
 		{"observers only", func() ([]byte, error) { return consortium.NewGenesisDraft("c", fixture.Epoch, observersOnly, 1) }, consortium.ErrInvalidGenesis, "no founder has role member"},
 		{"empty name", func() ([]byte, error) { return consortium.NewGenesisDraft("", fixture.Epoch, members("a"), 1) }, consortium.ErrInvalidGenesis, "name"},
 		{"no time", func() ([]byte, error) { return consortium.NewGenesisDraft("c", time.UnixMilli(0), members("a"), 1) }, consortium.ErrInvalidGenesis, "creation time"},
-		{"bad member id", func() ([]byte, error) { return consortium.NewGenesisDraft("c", fixture.Epoch, []consortium.Member{{ID: "Bad", Key: fixture.Key("bad").Public().Key, Role: pb.Role_ROLE_MEMBER}}, 1) }, consortium.ErrInvalidMemberID, "Bad"},
+		{"bad member id", func() ([]byte, error) {
+			return consortium.NewGenesisDraft("c", fixture.Epoch, []consortium.Member{{ID: "Bad", Key: fixture.Key("bad").Public().Key, Role: pb.Role_ROLE_MEMBER}}, 1)
+		}, consortium.ErrInvalidMemberID, "Bad"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

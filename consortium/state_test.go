@@ -210,13 +210,13 @@ func TestReplayIgnoresInvalidEntries(t *testing.T) {
 	sig := fixture.PDQ(1)
 	w.append("alpha", fixture.Add(w.tick(), sig))
 	w.append("bravo", fixture.RevokeSignal(w.tick(), sig))          // bravo 0: revoke of alpha's add
-	w.append("oscar", fixture.Add(w.tick(), fixture.PDQ(2)))         // observer add: kept, never listed
-	w.logs["bravo"] = append(w.logs["bravo"], []byte("garbage"))     // bravo 1: undecodable
-	_, p1 := w.append("alpha", fixture.Admit(w.tick(), 0, "delta"))  // alpha 1
-	_, p2 := w.append("bravo", fixture.Admit(w.tick(), 0, "echo"))   // bravo 2
-	w.append("charlie", fixture.Endorse(w.tick(), 0, p2))            // charlie 0: votes echo
-	w.append("charlie", fixture.Endorse(w.tick(), 0, p1))            // charlie 1: second vote, ignored
-	w.append("alpha", fixture.Add(fixture.At(1), fixture.PDQ(3)))    // alpha 2: time goes backwards
+	w.append("oscar", fixture.Add(w.tick(), fixture.PDQ(2)))        // observer add: kept, never listed
+	w.logs["bravo"] = append(w.logs["bravo"], []byte("garbage"))    // bravo 1: undecodable
+	_, p1 := w.append("alpha", fixture.Admit(w.tick(), 0, "delta")) // alpha 1
+	_, p2 := w.append("bravo", fixture.Admit(w.tick(), 0, "echo"))  // bravo 2
+	w.append("charlie", fixture.Endorse(w.tick(), 0, p2))           // charlie 0: votes echo
+	w.append("charlie", fixture.Endorse(w.tick(), 0, p1))           // charlie 1: second vote, ignored
+	w.append("alpha", fixture.Add(fixture.At(1), fixture.PDQ(3)))   // alpha 2: time goes backwards
 	s := w.state()
 	mustRejection(t, s, "bravo", 0, consortium.ErrNotPermitted)
 	mustRejection(t, s, "bravo", 1, consortium.ErrMalformed)
