@@ -162,17 +162,20 @@ func lumaRGBA64(r, g, b, a uint32) float32 {
 }
 
 // ycbcrToRGB converts one JFIF YCbCr pixel to 8-bit RGB with the same fixed-point arithmetic as
-// [color.YCbCrToRGB] (and so as [color.NRGBAModel] applied to a [color.YCbCr]); it is written out
-// here so that it inlines into the per-pixel loop. A test checks it against color.YCbCrToRGB for
-// every input.
+// [color.YCbCrToRGB] (and so as [color.NRGBAModel] applied to a [color.YCbCr]). A test checks it
+// against color.YCbCrToRGB for every input. The row loops below split it in two: the chroma terms
+// (ycbcrChroma), computed once per chroma sample, and their sums with the luma term.
 func ycbcrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
+	rc, gc, bc := ycbcrChroma(cb, cr)
 	yy := int32(y) * 0x10101
+	return clamp16(yy + rc), clamp16(yy + gc), clamp16(yy + bc)
+}
+
+// ycbcrChroma returns the chroma terms of R, G and B in 16.16 fixed point.
+func ycbcrChroma(cb, cr uint8) (r, g, b int32) {
 	cb1 := int32(cb) - 128
 	cr1 := int32(cr) - 128
-	r := clamp16(yy + 91881*cr1)
-	g := clamp16(yy - 22554*cb1 - 46802*cr1)
-	b := clamp16(yy + 116130*cb1)
-	return r, g, b
+	return 91881 * cr1, -22554*cb1 - 46802*cr1, 116130 * cb1
 }
 
 // clamp16 turns a 16.16 fixed-point value into 0..255, saturating.
@@ -183,41 +186,57 @@ func clamp16(v int32) uint8 {
 	return uint8(^(v >> 31))
 }
 
-// ycbcrRows reads an [image.YCbCr] plane by plane, with the chroma sample of each pixel found as
-// [image.YCbCr.COffset] finds it.
+// ycbcrLuma is the luma of the pixel with luma sample y and chroma terms rc, gc, bc.
+func ycbcrLuma(y uint8, rc, gc, bc int32) float32 {
+	yy := int32(y) * 0x10101
+	return luma8(clamp16(yy+rc), clamp16(yy+gc), clamp16(yy+bc))
+}
+
+// ycbcrRows reads an [image.YCbCr] plane by plane. For 4:4:4, 4:2:2 and 4:2:0 with an even left
+// edge (every image a decoder returns) each chroma sample serves one or two adjacent pixels of the
+// row; anything else finds each pixel's chroma sample with [image.YCbCr.COffset].
 func ycbcrRows(m *image.YCbCr) lumaFunc {
 	b := m.Rect
 	x0, y0, w := b.Min.X, b.Min.Y, b.Dx()
+	ratio := m.SubsampleRatio
+	pairs := (ratio == image.YCbCrSubsampleRatio422 || ratio == image.YCbCrSubsampleRatio420) && x0%2 == 0
 	return func(y int, dst []float32) {
 		yy := y0 + y
 		yrow := m.Y[m.YOffset(x0, yy):]
 		yrow = yrow[:w]
-		switch m.SubsampleRatio {
-		case image.YCbCrSubsampleRatio444:
+		dst = dst[:w]
+		switch {
+		case ratio == image.YCbCrSubsampleRatio444:
 			ci := m.COffset(x0, yy)
 			cb := m.Cb[ci : ci+w]
 			cr := m.Cr[ci : ci+w]
 			for x, lv := range yrow {
-				r, g, b := ycbcrToRGB(lv, cb[x], cr[x])
-				dst[x] = luma8(r, g, b)
+				rc, gc, bc := ycbcrChroma(cb[x], cr[x])
+				dst[x] = ycbcrLuma(lv, rc, gc, bc)
 			}
-		case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
-			// Chroma column of pixel x is x/2 - x0/2, relative to the row's first chroma sample.
+		case pairs:
 			ci := m.COffset(x0, yy)
-			base := x0 / 2
-			n := (x0+w-1)/2 - base + 1
+			n := (w + 1) / 2
 			cb := m.Cb[ci : ci+n]
 			cr := m.Cr[ci : ci+n]
-			for x, lv := range yrow {
-				c := (x0+x)/2 - base
-				r, g, b := ycbcrToRGB(lv, cb[c], cr[c])
-				dst[x] = luma8(r, g, b)
+			x := 0
+			for c := range w / 2 {
+				rc, gc, bc := ycbcrChroma(cb[c], cr[c])
+				d := dst[x : x+2 : x+2]
+				l := yrow[x : x+2 : x+2]
+				d[0] = ycbcrLuma(l[0], rc, gc, bc)
+				d[1] = ycbcrLuma(l[1], rc, gc, bc)
+				x += 2
+			}
+			if x < w {
+				rc, gc, bc := ycbcrChroma(cb[n-1], cr[n-1])
+				dst[x] = ycbcrLuma(yrow[x], rc, gc, bc)
 			}
 		default:
 			for x, lv := range yrow {
 				ci := m.COffset(x0+x, yy)
-				r, g, b := ycbcrToRGB(lv, m.Cb[ci], m.Cr[ci])
-				dst[x] = luma8(r, g, b)
+				rc, gc, bc := ycbcrChroma(m.Cb[ci], m.Cr[ci])
+				dst[x] = ycbcrLuma(lv, rc, gc, bc)
 			}
 		}
 	}
