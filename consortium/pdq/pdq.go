@@ -187,10 +187,10 @@ func (w *work) downsample(img image.Image, shortcut64 bool) bool {
 	if width < minDim || height < minDim {
 		return false
 	}
-	lumaRow := lumaRows(img)
+	rows := lumaReader(img)
 	if shortcut64 && width == 64 && height == 64 {
 		for y := range 64 {
-			lumaRow(y, w.buf64[y][:])
+			rows.row(y, w.buf64[y][:])
 		}
 		w.quality = quality(&w.buf64)
 		return true
@@ -206,7 +206,7 @@ func (w *work) downsample(img image.Image, shortcut64 bool) bool {
 	for y := 0; y < height; y += rowGroup {
 		n := min(rowGroup, height-y)
 		for k := range n {
-			lumaRow(y+k, w.luma[k*width:(k+1)*width])
+			rows.row(y+k, w.luma[k*width:(k+1)*width])
 		}
 		w.boxRows(n)
 		for k := range n {
