@@ -88,7 +88,7 @@ func TestParseEntryRefusesUnknownFieldsAndJunk(t *testing.T) {
 	raw := fixture.Marshal(fixture.Add(fixture.At(1), fixture.PDQ(1)))
 	withUnknown := protowire.AppendTag(append([]byte(nil), raw...), 99, protowire.VarintType)
 	withUnknown = protowire.AppendVarint(withUnknown, 1)
-	if _, err := consortium.ParseEntry(withUnknown); !errors.Is(err, consortium.ErrMalformed) || !strings.Contains(err.Error(), "does not know") {
+	if _, err := consortium.ParseEntry(withUnknown); !errors.Is(err, consortium.ErrMalformed) || !strings.Contains(err.Error(), "not one this version knows") {
 		t.Errorf("unknown field: got %v", err)
 	}
 	if _, err := consortium.ParseEntry([]byte{0xff, 0xff}); !errors.Is(err, consortium.ErrMalformed) {
@@ -117,5 +117,48 @@ func TestReasonsAndStances(t *testing.T) {
 	}
 	if _, err := consortium.ParseStance("love"); err == nil {
 		t.Error("unknown stance accepted")
+	}
+}
+
+// TestCanonicalEncodingRequired checks that the same entry in another valid protobuf encoding is
+// refused: every entry has exactly one byte form.
+func TestCanonicalEncodingRequired(t *testing.T) {
+	raw := fixture.Marshal(fixture.Add(fixture.At(1), fixture.PDQ(1), "lang:ar"))
+	// Fields out of order: the add (field 2) before the time (field 1).
+	var swapped []byte
+	tn, tt, n := protowire.ConsumeField(raw)
+	_ = tn
+	_ = tt
+	swapped = append(append(swapped, raw[n:]...), raw[:n]...)
+	// A non-minimal varint for the time.
+	e := fixture.Add(fixture.At(1), fixture.PDQ(1))
+	padded := protowire.AppendTag(nil, 1, protowire.VarintType)
+	v := uint64(e.TimeUnixMs)
+	for v >= 0x80 {
+		padded = append(padded, byte(v)|0x80)
+		v >>= 7
+	}
+	padded = append(padded, byte(v)|0x80, 0x00)
+	body := fixture.Marshal(e)
+	_, _, n = protowire.ConsumeField(body)
+	padded = append(padded, body[n:]...)
+	// A default value written out: content_id "".
+	empty := fixture.Marshal(fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		msg  string
+	}{
+		{"fields out of order", swapped, "after field"},
+		{"non-minimal varint", padded, "non-minimal"},
+		{"duplicate time field", append(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 5), empty...), "after field 1"},
+	} {
+		if _, err := consortium.ParseEntry(tc.raw); !errors.Is(err, consortium.ErrMalformed) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: got %v, want ErrMalformed mentioning %q", tc.name, err, tc.msg)
+		}
+		// proto.Unmarshal itself accepts these bytes: the check is ours.
+		if err := proto.Unmarshal(tc.raw, new(pb.Entry)); err != nil {
+			t.Errorf("%s: test bytes are not valid protobuf: %v", tc.name, err)
+		}
 	}
 }

@@ -50,6 +50,9 @@ func CanonicalLabel(l string) (string, error) {
 		if !slices.Contains(Behaviours, v) {
 			return "", fmt.Errorf("%w: unknown behaviour %q (known: %s)", ErrInvalidLabel, truncate(v, 60), strings.Join(Behaviours, ", "))
 		}
+		if ns == "behaviour" {
+			return l, nil
+		}
 		return "behaviour:" + v, nil
 	case "content":
 		if !slices.Contains(ContentKinds, v) {
@@ -93,26 +96,6 @@ func CanonicalLabels(in []string) ([]string, error) {
 		return nil, fmt.Errorf("%w: %d labels, at most %d", ErrInvalidLabel, len(out), MaxLabels)
 	}
 	return out, nil
-}
-
-// validateLabels checks labels as they appear on the wire: canonical, sorted, no repeats.
-func validateLabels(ls []string) error {
-	if len(ls) > MaxLabels {
-		return fmt.Errorf("%w: %d labels, at most %d", ErrInvalidLabel, len(ls), MaxLabels)
-	}
-	for i, l := range ls {
-		c, err := CanonicalLabel(l)
-		if err != nil {
-			return err
-		}
-		if c != l {
-			return fmt.Errorf("%w: %q is not in canonical form %q", ErrInvalidLabel, truncate(l, 60), c)
-		}
-		if i > 0 && l <= ls[i-1] {
-			return fmt.Errorf("%w: labels must be sorted with no repeats (%q after %q)", ErrInvalidLabel, truncate(l, 60), truncate(ls[i-1], 60))
-		}
-	}
-	return nil
 }
 
 func validNamespace(ns string) bool {

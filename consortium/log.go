@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
+	"crypto/sha256"
 	"errors"
+	"math/bits"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,8 +16,6 @@ import (
 
 	"github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -49,37 +49,43 @@ func (g *Genesis) MemberKey(id string) (ed25519.PublicKey, bool) {
 	return m.Key, ok
 }
 
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-
-// Tree is the compact state of a log's Merkle tree: its size and the roots of its perfect subtrees
-// (at most 64 hashes). It computes roots as leaves are appended, without keeping the leaves.
-type Tree struct{ r *compact.Range }
+// Tree is the compact state of a log's Merkle tree: its size and the roots of its perfect subtrees,
+// largest first (at most 64 hashes). It computes RFC 6962 roots as leaves are appended, without
+// keeping the leaves; the hashing is tlog's (golang.org/x/mod/sumdb/tlog.NodeHash).
+type Tree struct {
+	size  uint64
+	peaks []Hash
+}
 
 // NewTree returns the tree of an empty log.
-func NewTree() *Tree { return &Tree{r: rangeFactory.NewEmptyRange(0)} }
+func NewTree() *Tree { return &Tree{} }
 
 // TreeFromRange returns the tree of a log of the given size from the roots of its perfect subtrees,
-// largest first (as tlog's subtree decomposition lists them).
+// largest first: one hash per bit set in size, the subtree of 2^k leaves for each bit k, from the
+// highest bit down.
 func TreeFromRange(size uint64, hashes []Hash) (*Tree, error) {
-	hs := make([][]byte, len(hashes))
-	for i := range hashes {
-		hs[i] = hashes[i][:]
+	if bits.OnesCount64(size) != len(hashes) {
+		return nil, fmt.Errorf("%w: a tree of size %d has %d perfect subtrees, got %d hashes", ErrMalformed, size, bits.OnesCount64(size), len(hashes))
 	}
-	r, err := rangeFactory.NewRange(0, size, hs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: compact range: %v", ErrMalformed, err)
-	}
-	return &Tree{r: r}, nil
+	return &Tree{size: size, peaks: slices.Clone(hashes)}, nil
 }
 
 // Size returns the number of leaves.
-func (t *Tree) Size() uint64 { return t.r.End() }
+func (t *Tree) Size() uint64 { return t.size }
+
+// Peaks returns the roots of the perfect subtrees, largest first (see [TreeFromRange]).
+func (t *Tree) Peaks() []Hash { return slices.Clone(t.peaks) }
 
 // Append adds a leaf hash.
 func (t *Tree) Append(leaf Hash) {
-	if err := t.r.Append(slices.Clone(leaf[:]), nil); err != nil {
-		panic(err) // appending to a range that starts at 0 cannot fail
+	t.peaks = append(t.peaks, leaf)
+	// Each trailing one bit of the old size is a perfect subtree of the new leaf's size to merge with.
+	for n := t.size; n&1 == 1; n >>= 1 {
+		k := len(t.peaks)
+		t.peaks[k-2] = tlog.NodeHash(t.peaks[k-2], t.peaks[k-1])
+		t.peaks = t.peaks[:k-1]
 	}
+	t.size++
 }
 
 // AppendEntry adds an entry, hashing it as a leaf, and returns the leaf hash.
@@ -91,29 +97,20 @@ func (t *Tree) AppendEntry(entry []byte) Hash {
 
 // Root returns the RFC 6962 root hash; the empty tree's root is SHA-256 of nothing.
 func (t *Tree) Root() Hash {
-	r, err := t.r.GetRootHash(nil)
-	if err != nil {
-		panic(err) // the range starts at 0
-	}
-	if r == nil {
+	if len(t.peaks) == 0 {
 		return emptyRoot
 	}
-	var h Hash
-	copy(h[:], r)
+	h := t.peaks[len(t.peaks)-1]
+	for i := len(t.peaks) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(t.peaks[i], h)
+	}
 	return h
 }
 
 // Clone returns an independent copy.
-func (t *Tree) Clone() *Tree {
-	hs := t.r.Hashes()
-	c, err := rangeFactory.NewRange(0, t.r.End(), slices.Clone(hs))
-	if err != nil {
-		panic(err)
-	}
-	return &Tree{r: c}
-}
+func (t *Tree) Clone() *Tree { return &Tree{size: t.size, peaks: slices.Clone(t.peaks)} }
 
-var emptyRoot = Hash(rfc6962.DefaultHasher.EmptyRoot())
+var emptyRoot = Hash(sha256.Sum256(nil))
 
 // EmptyRoot is the root hash of a log with no entries.
 func EmptyRoot() Hash { return emptyRoot }

@@ -38,6 +38,11 @@ func Replay(g *Genesis, logs Logs, opt ReplayOptions) (*State, error) {
 		members = append(members, m)
 	}
 	slices.Sort(members)
+	total := 0
+	for _, m := range members {
+		total += len(logs[m])
+	}
+	s.Grow(total)
 	for _, m := range members {
 		n := PrefixSize(logs[m], opt)
 		if sz, ok := opt.Sizes[m]; ok && sz < n {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // EntryReader returns entry index of a member's log, one that was applied to the state earlier.
@@ -154,7 +155,7 @@ type State struct {
 	canAdd    []bool
 	onRoster  []bool
 
-	sigIndex map[Signal]uint32
+	sigIndex sigTable
 	sigs     []sigRec
 	extra    map[uint32][]listing
 	opinions map[opinionKey]opinion
@@ -175,7 +176,7 @@ func NewState(g *Genesis, read EntryReader) *State {
 		votes:     map[voteKey]Hash{},
 		invalid:   map[Hash]string{},
 		memberIdx: map[string]uint16{},
-		sigIndex:  map[Signal]uint32{},
+		sigIndex:  newSigTable(),
 		extra:     map[uint32][]listing{},
 		opinions:  map[opinionKey]opinion{},
 	}
@@ -187,6 +188,13 @@ func NewState(g *Genesis, read EntryReader) *State {
 	}
 	s.refreshRoles()
 	return s
+}
+
+// Grow makes room for about n more entries' worth of signals, for replays whose size is known in
+// advance (the sum of the log sizes); it only saves time.
+func (s *State) Grow(n int) {
+	s.sigs = slices.Grow(s.sigs, n)
+	s.sigIndex.reserve(len(s.sigs)+n, s.sigs)
 }
 
 // OnChange sets the function told of every change from now on (nil for none).
@@ -268,13 +276,13 @@ func (s *State) SignalByID(id uint32) (Signal, bool) {
 
 // SignalID returns the id of a signal that has appeared in an add.
 func (s *State) SignalID(sig Signal) (uint32, bool) {
-	id, ok := s.sigIndex[sig]
+	id, ok := s.sigIndex.lookup(sig, s.sigs)
 	return id, ok
 }
 
 // Listed returns the members listing a signal, ordered by member id (expiry not applied).
 func (s *State) Listed(sig Signal) []Listing {
-	id, ok := s.sigIndex[sig]
+	id, ok := s.sigIndex.lookup(sig, s.sigs)
 	if !ok {
 		return nil
 	}
@@ -372,16 +380,12 @@ func (s *State) Apply(member string, index uint64, raw []byte) error {
 	if index != ls.size {
 		return fmt.Errorf("%w: entry %d of %q applied when %d entries are", ErrOutOfOrder, index, member, ls.size)
 	}
-	e, perr := ParseEntry(raw)
-	var target Signal
-	if perr == nil {
-		if r := e.GetRevoke(); r != nil {
-			if _, byIndex := r.Target.(*pb.Revoke_Index); byIndex {
-				target, perr, err = s.revokeTarget(member, index, r.GetIndex())
-				if err != nil {
-					return err
-				}
-			}
+	var v entryView
+	perr := decodeEntry(raw, &v)
+	if perr == nil && v.op == OpRevoke && v.byIndex {
+		v.sig, perr, err = s.revokeTarget(member, index, v.index)
+		if err != nil {
+			return err
 		}
 	}
 	ls.size++
@@ -389,33 +393,34 @@ func (s *State) Apply(member string, index uint64, raw []byte) error {
 		s.reject(member, index, perr)
 		return nil
 	}
-	if e.TimeUnixMs < ls.lastTime {
-		s.reject(member, index, fmt.Errorf("%w: time %d ms is before the previous entry's %d ms", ErrOutOfOrder, e.TimeUnixMs, ls.lastTime))
+	if v.time < ls.lastTime {
+		s.reject(member, index, fmt.Errorf("%w: time %d ms is before the previous entry's %d ms", ErrOutOfOrder, v.time, ls.lastTime))
 		return nil
 	}
-	ls.lastTime = e.TimeUnixMs
-	switch op := e.Op.(type) {
-	case *pb.Entry_Add:
-		s.applyAdd(mi, index, op.Add)
-	case *pb.Entry_Revoke:
-		if t, ok := op.Revoke.Target.(*pb.Revoke_Signal); ok {
-			target, _ = SignalFromProto(t.Signal)
-		}
-		if err := s.applyRevoke(mi, index, target); err != nil {
+	ls.lastTime = v.time
+	switch v.op {
+	case OpAdd:
+		s.applyAdd(mi, index, v.sig, v.expires)
+	case OpRevoke:
+		if err := s.applyRevoke(mi, index, v.sig); err != nil {
 			s.reject(member, index, err)
 		}
-	case *pb.Entry_Opinion:
-		s.applyOpinion(mi, index, op.Opinion)
-	case *pb.Entry_Propose:
+	case OpOpinion:
+		s.applyOpinion(mi, index, v.sig, v.stance)
+	case OpPropose:
 		h := LeafHash(raw)
-		if err := s.vote(mi, op.Propose.Epoch, h); err != nil {
+		if err := s.vote(mi, v.epoch, h); err != nil {
 			s.reject(member, index, err)
 			return nil
 		}
-		s.proposals[h] = &proposal{author: member, index: index, epoch: op.Propose.Epoch, hash: h, changes: op.Propose.Changes}
+		var e pb.Entry
+		if err := proto.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("decode validated proposal: %w", err)
+		}
+		s.proposals[h] = &proposal{author: member, index: index, epoch: v.epoch, hash: h, changes: e.GetPropose().GetChanges()}
 		s.recomputeRoster()
-	case *pb.Entry_Endorse:
-		if err := s.vote(mi, op.Endorse.Epoch, Hash(op.Endorse.Proposal)); err != nil {
+	case OpEndorse:
+		if err := s.vote(mi, v.epoch, v.proposal); err != nil {
 			s.reject(member, index, err)
 			return nil
 		}
@@ -437,21 +442,22 @@ func (s *State) revokeTarget(member string, index, target uint64) (sig Signal, p
 	if err != nil {
 		return sig, nil, fmt.Errorf("read entry %d of %q: %w", target, member, err)
 	}
-	e, err := ParseEntry(raw)
-	if err != nil || e.GetAdd() == nil {
+	var v entryView
+	if err := decodeEntry(raw, &v); err != nil || v.op != OpAdd {
 		return sig, fmt.Errorf("%w: revoke names entry %d, which is not a valid add", ErrInvalidEntry, target), nil
 	}
-	sig, _ = SignalFromProto(e.GetAdd().Signal)
-	return sig, nil, nil
+	return v.sig, nil, nil
 }
 
 func (s *State) signalID(sig Signal) uint32 {
-	if id, ok := s.sigIndex[sig]; ok {
+	h := s.sigIndex.hash(&sig)
+	id, slot, ok := s.sigIndex.find(&sig, h, s.sigs)
+	if ok {
 		return id
 	}
-	id := uint32(len(s.sigs))
-	s.sigIndex[sig] = id
+	id = uint32(len(s.sigs))
 	s.sigs = append(s.sigs, sigRec{sig: sig})
+	s.sigIndex.insert(slot, h, id, s.sigs)
 	return id
 }
 
@@ -512,10 +518,9 @@ func (s *State) hasListing(id uint32, member uint16) bool {
 	return found
 }
 
-func (s *State) applyAdd(mi uint16, index uint64, a *pb.Add) {
-	sig, _ := SignalFromProto(a.Signal)
+func (s *State) applyAdd(mi uint16, index uint64, sig Signal, expires int64) {
 	id := s.signalID(sig)
-	replaced := s.setListing(id, listing{index: index, expires: a.ExpiresUnixMs, member: mi})
+	replaced := s.setListing(id, listing{index: index, expires: expires, member: mi})
 	if !s.canAdd[mi] {
 		return
 	}
@@ -524,11 +529,11 @@ func (s *State) applyAdd(mi uint16, index uint64, a *pb.Add) {
 		r.visible++
 		s.listed++
 	}
-	s.emit(Change{Kind: Listed, Signal: sig, SignalID: id, Member: s.memberIDs[mi], Index: index, Expires: a.ExpiresUnixMs, Listers: int(r.visible)})
+	s.emit(Change{Kind: Listed, Signal: sig, SignalID: id, Member: s.memberIDs[mi], Index: index, Expires: expires, Listers: int(r.visible)})
 }
 
 func (s *State) applyRevoke(mi uint16, index uint64, sig Signal) error {
-	id, ok := s.sigIndex[sig]
+	id, ok := s.sigIndex.lookup(sig, s.sigs)
 	if !ok || !s.removeListing(id, mi) {
 		return fmt.Errorf("%w: revoke of %s, which %q does not list", ErrNotPermitted, sig, s.memberIDs[mi])
 	}
@@ -542,22 +547,21 @@ func (s *State) applyRevoke(mi uint16, index uint64, sig Signal) error {
 	return nil
 }
 
-func (s *State) applyOpinion(mi uint16, index uint64, o *pb.Opinion) {
-	sig, _ := SignalFromProto(o.Signal)
+func (s *State) applyOpinion(mi uint16, index uint64, sig Signal, stance pb.Stance) {
 	k := opinionKey{sig, mi}
-	if o.Stance == pb.Stance_STANCE_WITHDRAWN {
+	if stance == pb.Stance_STANCE_WITHDRAWN {
 		delete(s.opinions, k)
 	} else {
-		s.opinions[k] = opinion{stance: o.Stance, index: index}
+		s.opinions[k] = opinion{stance: stance, index: index}
 	}
 	if s.onRoster[mi] {
-		s.emitOpinion(sig, mi, index, o.Stance)
+		s.emitOpinion(sig, mi, index, stance)
 	}
 }
 
 func (s *State) emitOpinion(sig Signal, mi uint16, index uint64, st pb.Stance) {
 	c := Change{Kind: OpinionChanged, Signal: sig, Member: s.memberIDs[mi], Index: index, Stance: st}
-	if id, ok := s.sigIndex[sig]; ok {
+	if id, ok := s.sigIndex.lookup(sig, s.sigs); ok {
 		c.SignalID = id
 		c.Listers = int(s.sigs[id].visible)
 	}
@@ -736,7 +740,7 @@ func (s *State) Check(member string, raw []byte) error {
 				return perr
 			}
 		}
-		id, ok := s.sigIndex[sig]
+		id, ok := s.sigIndex.lookup(sig, s.sigs)
 		if !ok || !s.hasListing(id, mi) {
 			return fmt.Errorf("%w: %q does not list %s, so cannot revoke it (a member revokes only its own adds)", ErrNotPermitted, member, sig)
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -44,16 +45,21 @@ func readCSV(t testing.TB, name string) []map[string]string {
 // decodeFile decodes a file of testdataDir with Decode.
 func decodeFile(t testing.TB, name string) image.Image {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testdataDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, _, err := Decode(f, DecodeOptions{})
+	img, err := decodeFileErr(name)
 	if err != nil {
 		t.Fatalf("Decode(%s): %v", name, err)
 	}
 	return img
+}
+
+func decodeFileErr(name string) (image.Image, error) {
+	f, err := os.Open(filepath.Join(testdataDir, name))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := Decode(f, DecodeOptions{})
+	return img, err
 }
 
 func mustParse(t testing.TB, s string) Hash {
@@ -77,6 +83,49 @@ func clipGray16(g *image.Gray16) *image.Gray {
 	return out
 }
 
+// hashed is a test file's decoded image and hashes, computed once for all the tests that need
+// them (decoding the large JPEGs dominates the run time under the race detector).
+type hashed struct {
+	img      image.Image
+	hash     Hash
+	quality  int
+	dihedral Dihedral
+	dquality int
+}
+
+var (
+	decodedCache sync.Map // file name → func() (image.Image, error) (a sync.OnceValues)
+	hashedCache  sync.Map // hashedKey → func() hashed (a sync.OnceValue)
+)
+
+type hashedKey struct {
+	file string
+	clip bool // 16-bit grey clipped to 255 as Pillow does
+}
+
+// hashFile returns the decoded image and hashes of a file of testdataDir. With clip set, a
+// 16-bit grey image is clipped to 8 bits as Pillow does; other images are unaffected.
+func hashFile(t testing.TB, file string, clip bool) hashed {
+	t.Helper()
+	dec, _ := decodedCache.LoadOrStore(file, sync.OnceValues(func() (image.Image, error) { return decodeFileErr(file) }))
+	img, err := dec.(func() (image.Image, error))()
+	if err != nil {
+		t.Fatalf("Decode(%s): %v", file, err)
+	}
+	g, isGray16 := img.(*image.Gray16)
+	clip = clip && isGray16
+	h, _ := hashedCache.LoadOrStore(hashedKey{file, clip}, sync.OnceValue(func() hashed {
+		r := hashed{img: img}
+		if clip {
+			r.img = clipGray16(g)
+		}
+		r.hash, r.quality = HashImage(r.img)
+		r.dihedral, r.dquality = HashImageDihedral(r.img)
+		return r
+	}))
+	return h.(func() hashed)()
+}
+
 var dihedralColumns = [8]string{"dih_original", "dih_rotate90", "dih_rotate180", "dih_rotate270", "dih_flipx", "dih_flipy", "dih_flipplus1", "dih_flipminus1"}
 
 // TestConformanceCore checks every row of expected_cpp_core.csv: the C++ reference core's hash,
@@ -91,15 +140,11 @@ func TestConformanceCore(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			img := decodeFile(t, row["file"])
-			if clip {
-				g, ok := img.(*image.Gray16)
-				if !ok {
-					t.Fatalf("got %T, want *image.Gray16 for a clipped row", img)
-				}
-				img = clipGray16(g)
+			r := hashFile(t, row["file"], clip)
+			if _, ok := r.img.(*image.Gray); clip && !ok {
+				t.Fatalf("got %T, want the *image.Gray of a clipped *image.Gray16", r.img)
 			}
-			b := img.Bounds()
+			b := r.img.Bounds()
 			if w, h := strconv.Itoa(b.Dx()), strconv.Itoa(b.Dy()); w != row["width"] || h != row["height"] {
 				t.Fatalf("got %s×%s, want %s×%s", w, h, row["width"], row["height"])
 			}
@@ -108,11 +153,10 @@ func TestConformanceCore(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := mustParse(t, row["pdq_hex"])
-			got, q := HashImage(img)
-			if got != want || q != wantQ {
+			if got, q := r.hash, r.quality; got != want || q != wantQ {
 				t.Errorf("HashImage: got %v quality %d, want %v quality %d (distance %d)", got, q, want, wantQ, Distance(got, want))
 			}
-			d, dq := HashImageDihedral(img)
+			d, dq := r.dihedral, r.dquality
 			if dq != wantQ {
 				t.Errorf("HashImageDihedral quality: got %d, want %d", dq, wantQ)
 			}
@@ -139,11 +183,9 @@ func TestPublished(t *testing.T) {
 		path, impl, tolerance := row["image_path"], row["implementation_and_decoder"], row["tolerance_in_source"]
 		t.Run(fmt.Sprintf("%02d-%s", i, filepath.Base(path)), func(t *testing.T) {
 			t.Parallel()
-			img := decodeFile(t, filepath.Join("images", path))
-			if g, ok := img.(*image.Gray16); ok && strings.Contains(impl, "PIL") {
-				img = clipGray16(g) // Pillow clips 16-bit grey where Go shifts
-			}
-			got, q := HashImage(img)
+			// Pillow clips 16-bit grey where Go shifts.
+			r := hashFile(t, filepath.Join("images", path), strings.Contains(impl, "PIL"))
+			got, q := r.hash, r.quality
 			want := mustParse(t, row["expected_hash_hex"])
 			d := Distance(got, want)
 
@@ -289,7 +331,7 @@ func orient(src image.Image, o Orientation) *image.NRGBA {
 func TestDihedralMeaning(t *testing.T) {
 	// A 640×640 crop: box windows of 5 pixels, centred on their output, so the transforms change
 	// few bits. (Even windows, as at 256 or 512 pixels, are one pixel off centre and move more.)
-	img := decodeFile(t, "images/pdq/data/reg-test-input/dih/bridge-1-original.jpg").(*image.YCbCr).SubImage(image.Rect(480, 200, 1120, 840))
+	img := hashFile(t, "images/pdq/data/reg-test-input/dih/bridge-1-original.jpg", false).img.(*image.YCbCr).SubImage(image.Rect(480, 200, 1120, 840))
 	d, _ := HashImageDihedral(img)
 	for o := range Orientation(8) {
 		t.Run(o.String(), func(t *testing.T) {

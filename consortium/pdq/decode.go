@@ -41,10 +41,10 @@ func DefaultDecodeOptions() DecodeOptions {
 // withDefaults fills in zero fields and rejects negative ones.
 func (o DecodeOptions) withDefaults() (DecodeOptions, error) {
 	if o.MaxPixels < 0 {
-		return o, fmt.Errorf("pdq: DecodeOptions.MaxPixels is %d, want 0 (default) or more", o.MaxPixels)
+		return o, fmt.Errorf("pdq: DecodeOptions.MaxPixels is negative (%d); want 0 for the default or a positive limit", o.MaxPixels)
 	}
 	if o.MaxBytes < 0 {
-		return o, fmt.Errorf("pdq: DecodeOptions.MaxBytes is %d, want 0 (default) or more", o.MaxBytes)
+		return o, fmt.Errorf("pdq: DecodeOptions.MaxBytes is negative (%d); want 0 for the default or a positive limit", o.MaxBytes)
 	}
 	if o.MaxPixels == 0 {
 		o.MaxPixels = DefaultMaxPixels

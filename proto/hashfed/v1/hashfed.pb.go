@@ -745,16 +745,17 @@ func (x *Add) GetQuality() uint32 {
 }
 
 // Revoke withdraws one of the author's own earlier adds, named by its index in the author's log or by
-// its signal.
+// its signal. (The oneof has the highest field numbers, so that encoding in field-number order is
+// also the order Go's protobuf library writes: see "Canonical encoding" in PROTOCOL.md.)
 type Revoke struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason RevokeReason           `protobuf:"varint,1,opt,name=reason,proto3,enum=hashfed.v1.RevokeReason" json:"reason,omitempty"`
+	Text   string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
 	// Types that are valid to be assigned to Target:
 	//
 	//	*Revoke_Index
 	//	*Revoke_Signal
 	Target        isRevoke_Target `protobuf_oneof:"target"`
-	Reason        RevokeReason    `protobuf:"varint,3,opt,name=reason,proto3,enum=hashfed.v1.RevokeReason" json:"reason,omitempty"`
-	Text          string          `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -789,6 +790,20 @@ func (*Revoke) Descriptor() ([]byte, []int) {
 	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{7}
 }
 
+func (x *Revoke) GetReason() RevokeReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevokeReason_REVOKE_REASON_UNSPECIFIED
+}
+
+func (x *Revoke) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 func (x *Revoke) GetTarget() isRevoke_Target {
 	if x != nil {
 		return x.Target
@@ -814,30 +829,16 @@ func (x *Revoke) GetSignal() *Signal {
 	return nil
 }
 
-func (x *Revoke) GetReason() RevokeReason {
-	if x != nil {
-		return x.Reason
-	}
-	return RevokeReason_REVOKE_REASON_UNSPECIFIED
-}
-
-func (x *Revoke) GetText() string {
-	if x != nil {
-		return x.Text
-	}
-	return ""
-}
-
 type isRevoke_Target interface {
 	isRevoke_Target()
 }
 
 type Revoke_Index struct {
-	Index uint64 `protobuf:"varint,1,opt,name=index,proto3,oneof"`
+	Index uint64 `protobuf:"varint,3,opt,name=index,proto3,oneof"`
 }
 
 type Revoke_Signal struct {
-	Signal *Signal `protobuf:"bytes,2,opt,name=signal,proto3,oneof"`
+	Signal *Signal `protobuf:"bytes,4,opt,name=signal,proto3,oneof"`
 }
 
 func (*Revoke_Index) isRevoke_Target() {}
@@ -1428,11 +1429,11 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\aquality\x18\x06 \x01(\rH\x00R\aquality\x88\x01\x01B\n" +
 	"\n" +
 	"\b_quality\"\x9e\x01\n" +
-	"\x06Revoke\x12\x16\n" +
-	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12,\n" +
-	"\x06signal\x18\x02 \x01(\v2\x12.hashfed.v1.SignalH\x00R\x06signal\x120\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x18.hashfed.v1.RevokeReasonR\x06reason\x12\x12\n" +
-	"\x04text\x18\x04 \x01(\tR\x04textB\b\n" +
+	"\x06Revoke\x120\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x18.hashfed.v1.RevokeReasonR\x06reason\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x16\n" +
+	"\x05index\x18\x03 \x01(\x04H\x00R\x05index\x12,\n" +
+	"\x06signal\x18\x04 \x01(\v2\x12.hashfed.v1.SignalH\x00R\x06signalB\b\n" +
 	"\x06target\"u\n" +
 	"\aOpinion\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12*\n" +
@@ -1537,8 +1538,8 @@ var file_hashfed_v1_hashfed_proto_depIdxs = []int32{
 	14, // 6: hashfed.v1.Entry.propose:type_name -> hashfed.v1.Propose
 	15, // 7: hashfed.v1.Entry.endorse:type_name -> hashfed.v1.Endorse
 	7,  // 8: hashfed.v1.Add.signal:type_name -> hashfed.v1.Signal
-	7,  // 9: hashfed.v1.Revoke.signal:type_name -> hashfed.v1.Signal
-	1,  // 10: hashfed.v1.Revoke.reason:type_name -> hashfed.v1.RevokeReason
+	1,  // 9: hashfed.v1.Revoke.reason:type_name -> hashfed.v1.RevokeReason
+	7,  // 10: hashfed.v1.Revoke.signal:type_name -> hashfed.v1.Signal
 	7,  // 11: hashfed.v1.Opinion.signal:type_name -> hashfed.v1.Signal
 	2,  // 12: hashfed.v1.Opinion.stance:type_name -> hashfed.v1.Stance
 	3,  // 13: hashfed.v1.RosterChange.admit:type_name -> hashfed.v1.Member
