@@ -77,15 +77,29 @@ func (t *Tree) Size() uint64 { return t.size }
 func (t *Tree) Peaks() []Hash { return slices.Clone(t.peaks) }
 
 // Append adds a leaf hash.
-func (t *Tree) Append(leaf Hash) {
+func (t *Tree) Append(leaf Hash) { t.appendLeaf(leaf, nil) }
+
+// AppendStored adds a leaf hash and appends to dst the hashes that
+// golang.org/x/mod/sumdb/tlog.StoredHashes stores for this record: the leaf hash, then the root of
+// every subtree this leaf completes, lowest first. A store that keeps them can serve proofs and
+// tree hashes of any size.
+func (t *Tree) AppendStored(leaf Hash, dst []Hash) []Hash {
+	return t.appendLeaf(leaf, append(dst, leaf))
+}
+
+func (t *Tree) appendLeaf(leaf Hash, stored []Hash) []Hash {
 	t.peaks = append(t.peaks, leaf)
 	// Each trailing one bit of the old size is a perfect subtree of the new leaf's size to merge with.
 	for n := t.size; n&1 == 1; n >>= 1 {
 		k := len(t.peaks)
 		t.peaks[k-2] = tlog.NodeHash(t.peaks[k-2], t.peaks[k-1])
 		t.peaks = t.peaks[:k-1]
+		if stored != nil {
+			stored = append(stored, t.peaks[k-2])
+		}
 	}
 	t.size++
+	return stored
 }
 
 // AppendEntry adds an entry, hashing it as a leaf, and returns the leaf hash.

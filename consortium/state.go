@@ -707,32 +707,80 @@ func (s *State) refreshRoles() {
 // signal the author lists, votes are for the current epoch and one per epoch, and time does not go
 // backwards. A node runs it on its own submissions before appending them.
 func (s *State) Check(member string, raw []byte) error {
-	e, err := ParseEntry(raw)
-	if err != nil {
-		return err
-	}
+	return s.CheckBatch(member, [][]byte{raw})[0]
+}
+
+// CheckBatch checks entries that member would append in order, each against the state as it would
+// be after the accepted ones before it (see [State.Check]); a refused entry is left out and does not
+// affect the others. It returns one error (or nil) per entry. It changes nothing.
+func (s *State) CheckBatch(member string, raws [][]byte) []error {
+	errs := make([]error, len(raws))
 	r := s.Roster()
 	m, ok := r.Member(member)
 	if !ok {
-		return fmt.Errorf("%w: %q is not on the roster of epoch %d", ErrUnknownMember, member, r.Epoch)
+		for i := range errs {
+			errs[i] = fmt.Errorf("%w: %q is not on the roster of epoch %d", ErrUnknownMember, member, r.Epoch)
+		}
+		return errs
 	}
 	mi := s.memberIdx[member]
-	if e.TimeUnixMs < s.logs[mi].lastTime {
-		return fmt.Errorf("%w: time %d ms is before the log's last entry at %d ms", ErrOutOfOrder, e.TimeUnixMs, s.logs[mi].lastTime)
+	ov := batchOverlay{
+		lastTime: s.logs[mi].lastTime,
+		next:     s.logs[mi].size,
+		listed:   map[Signal]bool{},
+		raws:     map[uint64][]byte{},
+		votes:    map[uint64]Hash{},
 	}
-	switch op := e.Op.(type) {
-	case *pb.Entry_Add:
+	for i, raw := range raws {
+		if errs[i] = s.check(member, mi, m, raw, &ov); errs[i] == nil {
+			ov.raws[ov.next] = raw
+			ov.next++
+		}
+	}
+	return errs
+}
+
+// batchOverlay is what a batch of not yet applied entries of one author changes for checking the
+// next: its time, its listings, its votes and the entries themselves (for revokes by index).
+type batchOverlay struct {
+	lastTime int64
+	next     uint64
+	listed   map[Signal]bool
+	raws     map[uint64][]byte
+	votes    map[uint64]Hash
+}
+
+func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchOverlay) error {
+	var v entryView
+	if err := decodeEntry(raw, &v); err != nil {
+		return err
+	}
+	r := s.Roster()
+	if v.time < ov.lastTime {
+		return fmt.Errorf("%w: time %d ms is before the log's last entry at %d ms", ErrOutOfOrder, v.time, ov.lastTime)
+	}
+	switch v.op {
+	case OpAdd:
 		if !m.CanAdd() {
 			return fmt.Errorf("%w: %q is an observer; observers cannot add", ErrNotPermitted, member)
 		}
-	case *pb.Entry_Revoke:
-		var sig Signal
-		switch t := op.Revoke.Target.(type) {
-		case *pb.Revoke_Signal:
-			sig, _ = SignalFromProto(t.Signal)
-		case *pb.Revoke_Index:
-			var perr error
-			sig, perr, err = s.revokeTarget(member, s.logs[mi].size, t.Index)
+		ov.listed[v.sig] = true
+	case OpRevoke:
+		sig := v.sig
+		if v.byIndex {
+			if v.index >= ov.next {
+				return fmt.Errorf("%w: revoke names entry %d, which is not before it", ErrInvalidEntry, v.index)
+			}
+			var perr, err error
+			if raw, ok := ov.raws[v.index]; ok {
+				var t entryView
+				if decodeEntry(raw, &t) != nil || t.op != OpAdd {
+					perr = fmt.Errorf("%w: revoke names entry %d, which is not a valid add", ErrInvalidEntry, v.index)
+				}
+				sig = t.sig
+			} else {
+				sig, perr, err = s.revokeTarget(member, ov.next, v.index)
+			}
 			if err != nil {
 				return err
 			}
@@ -740,38 +788,52 @@ func (s *State) Check(member string, raw []byte) error {
 				return perr
 			}
 		}
-		id, ok := s.sigIndex.lookup(sig, s.sigs)
-		if !ok || !s.hasListing(id, mi) {
+		listed, inBatch := ov.listed[sig]
+		if !inBatch {
+			id, ok := s.sigIndex.lookup(sig, s.sigs)
+			listed = ok && s.hasListing(id, mi)
+		}
+		if !listed {
 			return fmt.Errorf("%w: %q does not list %s, so cannot revoke it (a member revokes only its own adds)", ErrNotPermitted, member, sig)
 		}
-	case *pb.Entry_Propose, *pb.Entry_Endorse:
-		_ = op
+		ov.listed[sig] = false
+	case OpPropose, OpEndorse:
 		if !m.CanAdd() {
 			return fmt.Errorf("%w: %q is an observer; only members propose and endorse", ErrNotPermitted, member)
 		}
-		var ep uint64
-		if p := e.GetPropose(); p != nil {
-			ep = p.Epoch
-			if _, err := r.apply(p.Changes, s.ever); err != nil {
+		var vote Hash
+		if v.op == OpPropose {
+			var e pb.Entry
+			if err := proto.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("%w: proposal: %v", ErrMalformed, err)
+			}
+			if _, err := r.apply(e.GetPropose().GetChanges(), s.ever); err != nil {
 				return fmt.Errorf("%w: proposal: %w", ErrInvalidEntry, err)
 			}
+			vote = LeafHash(raw)
 		} else {
-			ep = e.GetEndorse().Epoch
-			p, ok := s.proposals[Hash(e.GetEndorse().Proposal)]
+			p, ok := s.proposals[v.proposal]
 			if !ok {
-				return fmt.Errorf("%w: endorsement of unknown proposal %s", ErrInvalidEntry, shortHash(Hash(e.GetEndorse().Proposal)))
+				return fmt.Errorf("%w: endorsement of unknown proposal %s", ErrInvalidEntry, shortHash(v.proposal))
 			}
-			if p.epoch != ep {
-				return fmt.Errorf("%w: endorsement for epoch %d of a proposal for epoch %d", ErrInvalidEntry, ep, p.epoch)
+			if p.epoch != v.epoch {
+				return fmt.Errorf("%w: endorsement for epoch %d of a proposal for epoch %d", ErrInvalidEntry, v.epoch, p.epoch)
 			}
+			vote = v.proposal
 		}
-		if ep != r.Epoch {
-			return fmt.Errorf("%w: vote for epoch %d, but the roster is at epoch %d", ErrInvalidEntry, ep, r.Epoch)
+		if v.epoch != r.Epoch {
+			return fmt.Errorf("%w: vote for epoch %d, but the roster is at epoch %d", ErrInvalidEntry, v.epoch, r.Epoch)
 		}
-		if prev, ok := s.votes[voteKey{mi, ep}]; ok {
-			return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, member, ep, shortHash(prev))
+		prev, ok := s.votes[voteKey{mi, v.epoch}]
+		if !ok {
+			prev, ok = ov.votes[v.epoch]
 		}
+		if ok {
+			return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, member, v.epoch, shortHash(prev))
+		}
+		ov.votes[v.epoch] = vote
 	}
+	ov.lastTime = v.time
 	return nil
 }
 

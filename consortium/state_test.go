@@ -321,3 +321,46 @@ func TestChangesReported(t *testing.T) {
 		t.Errorf("out-of-order apply: got %v", err)
 	}
 }
+
+func TestCheckBatch(t *testing.T) {
+	w := newWorld(t, 3, fixture.Members("alpha", "bravo", "charlie")...)
+	w.append("alpha", fixture.Add(w.tick(), fixture.PDQ(1)))
+	_, p := w.append("bravo", fixture.Admit(w.tick(), 0, "delta"))
+	s := w.state()
+	batch := []*pb.Entry{
+		fixture.Add(w.tick(), fixture.PDQ(2)),          // 1: ok
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(2)), // 2: ok, revokes the add in this batch
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(2)), // refused: already revoked in this batch
+		fixture.RevokeIndex(w.tick(), 0),               // 3: ok, entry 0 is stored
+		fixture.RevokeIndex(w.tick(), 0),               // refused: nothing listed any more
+		fixture.Add(w.tick(), fixture.PDQ(3)),          // 4: ok
+		fixture.RevokeIndex(w.tick(), 4),               // 5: ok, index 4 is the add just above
+		fixture.Endorse(w.tick(), 0, p),                // 6: ok
+		fixture.Admit(w.tick(), 0, "echo"),             // refused: second vote in epoch 0
+		fixture.Add(fixture.At(1), fixture.PDQ(4)),     // refused: time goes back
+		fixture.RevokeIndex(w.tick(), 9),               // refused: not before it
+	}
+	var raws [][]byte
+	for _, e := range batch {
+		raws = append(raws, fixture.Marshal(e))
+	}
+	errs := s.CheckBatch("alpha", raws)
+	wantErr := []error{nil, nil, consortium.ErrNotPermitted, nil, consortium.ErrNotPermitted, nil, nil, nil, consortium.ErrDoubleEndorse, consortium.ErrOutOfOrder, consortium.ErrInvalidEntry}
+	for i := range batch {
+		if (wantErr[i] == nil) != (errs[i] == nil) || wantErr[i] != nil && !errors.Is(errs[i], wantErr[i]) {
+			t.Errorf("entry %d: got %v, want %v", i, errs[i], wantErr[i])
+		}
+	}
+	// Appending exactly the accepted entries replays without a single rejection.
+	for i, e := range batch {
+		if errs[i] == nil {
+			w.append("alpha", e)
+		}
+	}
+	if rs, n := w.state().Rejections(); n != 0 {
+		t.Errorf("accepted batch had rejections on replay: %v", rs)
+	}
+	if errs := s.CheckBatch("mallory", raws[:1]); !errors.Is(errs[0], consortium.ErrUnknownMember) {
+		t.Errorf("non-member batch: got %v", errs[0])
+	}
+}
