@@ -161,7 +161,13 @@ func sampleImage() *image.NRGBA {
 // encoded returns sampleImage encoded in each format with an encoder, keyed by format name.
 func encoded(t testing.TB) map[string][]byte {
 	t.Helper()
-	img := sampleImage()
+	return encode(t, sampleImage())
+}
+
+// encode returns img encoded in each format (WebP: a lossless image of its size and one colour),
+// keyed by format name.
+func encode(t testing.TB, img *image.NRGBA) map[string][]byte {
+	t.Helper()
 	out := map[string][]byte{}
 	encoders := map[string]func(io.Writer, image.Image) error{
 		"png":  png.Encode,
@@ -177,7 +183,8 @@ func encoded(t testing.TB) map[string][]byte {
 		}
 		out[name] = b.Bytes()
 	}
-	out["webp"] = webpLossless(40, 30, color.NRGBA{200, 100, 50, 255})
+	b := img.Bounds()
+	out["webp"] = webpLossless(b.Dx(), b.Dy(), color.NRGBA{200, 100, 50, 255})
 	return out
 }
 
@@ -399,18 +406,18 @@ func TestDecodePanicRecovered(t *testing.T) {
 }
 
 // FuzzDecode feeds hostile bytes to Decode and hashes whatever decodes: nothing may panic, an
-// error must wrap one of the sentinels, and no image over the pixel limit may come back.
+// error must wrap one of the sentinels, and no image over the pixel limit may come back. The
+// seeds are small (the fuzzer minimises every input that finds new code, and a short run must
+// have time to finish that): a 9×7 image in every format, the smallest test images, and headers
+// of images too large.
 func FuzzDecode(f *testing.F) {
-	for _, data := range encoded(f) {
+	for _, data := range encode(f, randomImage(rand.New(rand.NewPCG(5, 6)), 9, 7)) {
 		f.Add(data)
 	}
 	for _, name := range []string{
 		"images/synthetic/tiny-4x4.png",
 		"images/synthetic/min-5x5.png",
-		"images/synthetic/exact-64x64.png",
 		"images/pdq/data/misc-images/small.jpg",
-		"images/pdq/data/bridge-mods/shrink-a-lot.jpg",
-		"images/pdq/data/reg-test-input/labelme-subset/q0004.jpg",
 		"images/python-threatexchange/threatexchange/tests/hashing/RANDOM_IMAGE_BASE64.png",
 	} {
 		data, err := os.ReadFile(filepath.Join(testdataDir, name))
@@ -423,7 +430,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(gifHeader(300, 300))
 	f.Add(tiffHeader(50, 50))
 	f.Add(bmpHeader(20, 20))
-	const limit = 1 << 18
+	const limit = 1 << 16
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, _, err := Decode(bytes.NewReader(data), DecodeOptions{MaxPixels: limit})
 		if err != nil {
