@@ -394,7 +394,7 @@ func boxRow4(in0, in1, in2, in3, out0, out1, out2, out3 []float32, full int) {
 		out3[oi] = s3 / c
 		oi++
 	}
-	fc := float32(full)
+	fc, r := float32(full), exactRecip(full)
 	for ; ri < n; ri++ {
 		s0 += in0[ri]
 		s1 += in1[ri]
@@ -405,10 +405,17 @@ func boxRow4(in0, in1, in2, in3, out0, out1, out2, out3 []float32, full int) {
 		s2 -= in2[li]
 		s3 -= in3[li]
 		li++
-		out0[oi] = s0 / fc
-		out1[oi] = s1 / fc
-		out2[oi] = s2 / fc
-		out3[oi] = s3 / fc
+		if r != 0 {
+			out0[oi] = s0 * r
+			out1[oi] = s1 * r
+			out2[oi] = s2 * r
+			out3[oi] = s3 * r
+		} else {
+			out0[oi] = s0 / fc
+			out1[oi] = s1 / fc
+			out2[oi] = s2 / fc
+			out3[oi] = s3 / fc
+		}
 		oi++
 	}
 	for ; oi < n; oi++ {
@@ -498,6 +505,16 @@ func boxSums4(in0, in1, in2, in3, sums0, sums1, sums2, sums3 []float32, full int
 	}
 }
 
+// exactRecip returns 1/n when n is a power of two, and 0 otherwise. Multiplying by the reciprocal
+// of a power of two rounds to exactly what dividing by it does (both are the one correctly
+// rounded value of the same real number), and is quicker.
+func exactRecip(n int) float32 {
+	if n > 0 && n&(n-1) == 0 {
+		return 1 / float32(n)
+	}
+	return 0
+}
+
 // colBox is the reference's box filter along columns, run as rows arrive: one running sum per
 // column, and the last full input rows kept in a ring to be subtracted when they leave the
 // window. Each column sees exactly the operations of the reference's filter down that column.
@@ -543,13 +560,23 @@ func (c *colBox) push(in, dst []float32) bool {
 		return true
 	}
 	dst = dst[:width]
-	fc := float32(c.full)
-	for x, v := range in {
-		s := sum[x] + v
-		s -= slot[x]
-		sum[x] = s
-		slot[x] = v
-		dst[x] = s / fc
+	if r := exactRecip(c.full); r != 0 {
+		for x, v := range in {
+			s := sum[x] + v
+			s -= slot[x]
+			sum[x] = s
+			slot[x] = v
+			dst[x] = s * r
+		}
+	} else {
+		fc := float32(c.full)
+		for x, v := range in {
+			s := sum[x] + v
+			s -= slot[x]
+			sum[x] = s
+			slot[x] = v
+			dst[x] = s / fc
+		}
 	}
 	c.lastOut = c.out
 	c.out++
