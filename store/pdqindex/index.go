@@ -1,0 +1,563 @@
+package pdqindex
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
+)
+
+// DefaultRadius is the PDQ match radius the consortium uses, and the radius an [Index] is tuned for unless
+// [Options.Radius] says otherwise.
+const DefaultRadius = 31
+
+// ErrInvalidOptions is returned by [New] for options out of range.
+var ErrInvalidOptions = errors.New("pdqindex: invalid options")
+
+// Options configure an [Index]. The zero value is valid and means [DefaultOptions].
+type Options struct {
+	// SizeHint is the number of hashes the index is expected to hold. The substring layout is chosen for
+	// max(Len, SizeHint), so an index that will grow to SizeHint by single adds gets its final layout at
+	// once instead of being re-laid out on the way; the price is more memory per hash while Len is well
+	// below SizeHint (the tables are sized for SizeHint). 0 means no hint. [Index.BulkLoad] chooses the
+	// layout for the size it loads to, so a store that opens with BulkLoad needs no hint.
+	SizeHint int
+	// Radius is the search radius the layout is tuned for, 1 to 63; 0 means DefaultRadius. Searches at
+	// every radius are exact; other radii are only slower.
+	Radius int
+}
+
+// DefaultOptions returns the options for an index tuned for DefaultRadius with no size hint.
+func DefaultOptions() Options { return Options{Radius: DefaultRadius} }
+
+// Match is one search result: a stored id and the Hamming distance of its hash to the query.
+type Match struct {
+	ID       uint32
+	Distance int
+}
+
+// Stats describe an index at one moment.
+type Stats struct {
+	Len int // hashes held
+	// Bytes is the memory the index holds: hash storage and tables, excluding the tables of a re-layout
+	// in progress (which needs as much again as the tables it replaces, for the time it runs).
+	Bytes         int64
+	Substrings    int  // tables in the current layout (0: searches scan)
+	SubstringBits int  // bits per substring
+	Relayouts     int  // re-layouts completed
+	Relayouting   bool // a re-layout is running in the background
+}
+
+const (
+	pageBits = 10
+	pageSize = 1 << pageBits
+	// rebuildBatch is how many ids a background re-layout reads per read-lock hold (about 0.1 ms).
+	rebuildBatch = 1 << 14
+	// scanFactor is how many hashes a scan compares in the time of one random memory read; a search scans
+	// when that is cheaper than its estimated table cost.
+	scanFactor = 20
+)
+
+// A page holds the hashes of ids [k*pageSize, (k+1)*pageSize) and which of them are present.
+type page struct {
+	h    [pageSize][4]uint64
+	live [pageSize / 64]uint64
+}
+
+// Index is an in-memory PDQ match index: ids (dense uint32 chosen by the caller) each with a hash,
+// searched by Hamming radius. It is safe for concurrent use: searches run in parallel with each other and
+// wait only for single changes (microseconds) or a BulkLoad.
+type Index struct {
+	mu     sync.RWMutex
+	radius int // tuning radius
+	hint   int
+	pages  []*page
+	n      int
+	lay    *layout
+	lvl    int // the size level lay was chosen for
+	lo, hi int // re-layout when max(n, hint) leaves [lo, hi]
+	reb    *rebuild
+	done   int // re-layouts completed
+	// choose picks the layout for a size level; tests replace it to pin a layout.
+	choose func(level int) spec
+	// hook, when set (by tests), is called by a re-layout after each batch of ids it reads and before
+	// it replays the log, without the lock.
+	hook func()
+}
+
+// New returns an empty index.
+func New(opts Options) (*Index, error) {
+	if opts.Radius == 0 {
+		opts.Radius = DefaultRadius
+	}
+	if opts.Radius < 0 || opts.Radius > 63 {
+		return nil, fmt.Errorf("%w: Radius %d is outside 1..63", ErrInvalidOptions, opts.Radius)
+	}
+	if opts.SizeHint < 0 {
+		return nil, fmt.Errorf("%w: SizeHint %d is negative", ErrInvalidOptions, opts.SizeHint)
+	}
+	x := &Index{radius: opts.Radius, hint: opts.SizeHint}
+	x.choose = func(l int) spec { return chooseSpec(l, x.radius) }
+	x.setLayout(level(x.hint), newLayout(x.choose(level(x.hint))))
+	return x, nil
+}
+
+// setLayout installs lay as the layout for level l.
+func (x *Index) setLayout(l int, lay *layout) {
+	x.lay, x.lvl = lay, l
+	x.lo = int(math.Ceil(math.Exp2(float64(l-1) / 2)))
+	x.hi = int(math.Floor(math.Exp2(float64(l+1) / 2)))
+	if l <= 1 {
+		x.lo = 0
+	}
+}
+
+// Len returns the number of hashes held.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.n
+}
+
+// Add stores hash h under id, replacing the hash id had. The change is visible to every search that
+// starts after Add returns.
+func (x *Index) Add(id uint32, h Hash) {
+	w := words(&h)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.set(id, &w, true)
+}
+
+// Remove deletes id and reports whether it was present. The change is visible to every search that starts
+// after Remove returns.
+func (x *Index) Remove(id uint32) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.set(id, nil, false)
+}
+
+// set applies one change under the write lock: id gets hash w (add) or is removed (!add). It reports
+// whether anything changed.
+func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
+	pi, j := int(id>>pageBits), id&(pageSize-1)
+	var p *page
+	if pi < len(x.pages) {
+		p = x.pages[pi]
+	}
+	had := p != nil && p.live[j/64]&(1<<(j%64)) != 0
+	var old [4]uint64
+	if had {
+		old = p.h[j]
+	}
+	switch {
+	case !add && !had, add && had && old == *w:
+		return false
+	}
+	for t := range x.lay.tabs {
+		tb := &x.lay.tabs[t]
+		if had {
+			tb.remove(tb.key(&old), id)
+		}
+		if add {
+			tb.insert(tb.key(w), id)
+		}
+	}
+	if add {
+		if p == nil {
+			x.growPages(pi)
+			p = new(page)
+			x.pages[pi] = p
+		}
+		p.h[j] = *w
+		p.live[j/64] |= 1 << (j % 64)
+	} else {
+		p.live[j/64] &^= 1 << (j % 64)
+	}
+	switch {
+	case add && !had:
+		x.n++
+	case !add:
+		x.n--
+	}
+	if x.reb != nil {
+		o := op{id: id, had: had, old: old, has: add}
+		if add {
+			o.new = *w
+		}
+		x.reb.ops = append(x.reb.ops, o)
+	}
+	x.maybeRelayout()
+	return true
+}
+
+// growPages makes x.pages long enough to hold page pi.
+func (x *Index) growPages(pi int) {
+	if n := len(x.pages); pi >= n {
+		x.pages = slices.Grow(x.pages, pi+1-n)[:pi+1]
+		clear(x.pages[n:])
+	}
+}
+
+// maybeRelayout starts a re-layout when the index has left its size range. Called under the write lock.
+func (x *Index) maybeRelayout() {
+	target := max(x.n, x.hint)
+	if x.reb != nil || (target >= x.lo && target <= x.hi) {
+		return
+	}
+	l := level(target)
+	s := x.choose(l)
+	switch {
+	case s == x.lay.spec:
+		x.setLayout(l, x.lay)
+	case s.m == 0:
+		x.setLayout(l, newLayout(s)) // dropping the tables is immediate: searches scan
+		x.done++
+	default:
+		rb := &rebuild{lay: newLayout(s), lvl: l, slots: len(x.pages) * pageSize, done: make(chan struct{})}
+		x.reb = rb
+		go x.rebuild(rb)
+	}
+}
+
+// Search appends to dst every stored id whose hash is within radius of q (Hamming distance <= radius),
+// each once, sorted by distance and then id, and returns the extended slice. A negative radius matches
+// nothing; a radius of 256 or more matches everything.
+func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
+	if radius < 0 {
+		return dst
+	}
+	radius = min(radius, 256)
+	qw := words(&q)
+	start := len(dst)
+	x.mu.RLock()
+	if lay := x.lay; lay.m == 0 || lay.cost(x.n, radius)*scanFactor > float64(x.n) {
+		dst = x.scan(&qw, radius, dst)
+	} else {
+		dst = x.searchTables(lay, &qw, radius, dst)
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(dst[start:], func(a, b Match) int {
+		if a.Distance != b.Distance {
+			return a.Distance - b.Distance
+		}
+		return int(a.ID) - int(b.ID)
+	})
+	return dst
+}
+
+// scan compares q with every stored hash.
+func (x *Index) scan(q *[4]uint64, radius int, dst []Match) []Match {
+	for pi, p := range x.pages {
+		if p == nil {
+			continue
+		}
+		for wi, lw := range p.live {
+			for lw != 0 {
+				j := wi*64 + bits.TrailingZeros64(lw)
+				lw &= lw - 1
+				if d := dist(q, &p.h[j]); d <= radius {
+					dst = append(dst, Match{uint32(pi<<pageBits + j), d})
+				}
+			}
+		}
+	}
+	return dst
+}
+
+// scratch is one search's working memory, pooled.
+type scratch struct {
+	keys   []uint32 // the query's key per table
+	spans  []span   // the buckets to read
+	ends   []int    // spans of table t end at ends[t]
+	cands  []uint32 // candidate ids
+	cends  []int    // candidates of table t end at cends[t]
+	masks  []uint32 // masks of weight > cachedWeight
+	sink   uint64
+	radius []int
+}
+
+type span struct{ blk, s, e uint32 }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// searchTables runs a multi-index search. It reads in phases so that the cache misses of one phase are
+// independent of each other and overlap: the offsets of every bucket to read, then the ids in them, then
+// the candidates' hashes. A hash found through several tables is reported from the first table that can
+// find it (the first whose substring is within that table's radius), so no visited set is needed.
+func (x *Index) searchTables(lay *layout, q *[4]uint64, radius int, dst []Match) []Match {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	m := lay.m
+	s.keys, s.radius = s.keys[:0], s.radius[:0]
+	s.spans, s.ends = s.spans[:0], s.ends[:0]
+	for t := range lay.tabs {
+		tb := &lay.tabs[t]
+		rt := min(tableRadius(m, t, radius), lay.b)
+		key := tb.key(q)
+		s.keys, s.radius = append(s.keys, key), append(s.radius, rt)
+		var masks []uint32
+		switch {
+		case rt < 0:
+		case rt <= cachedWeight:
+			masks = lay.masks[:int(volume(lay.b, rt))]
+		default:
+			s.masks = appendMasks(s.masks[:0], lay.b, rt)
+			masks = s.masks
+		}
+		for _, mk := range masks {
+			blk, st, e := tb.span(key ^ mk)
+			s.spans = append(s.spans, span{blk, st, e})
+		}
+		s.ends = append(s.ends, len(s.spans))
+	}
+	total := 0
+	for _, sp := range s.spans {
+		total += int(sp.e - sp.s)
+	}
+	cands := slices.Grow(s.cands[:0], total)[:total]
+	s.cends = s.cends[:0]
+	c, first := 0, 0
+	for t := range lay.tabs {
+		blocks := lay.tabs[t].blocks
+		for _, sp := range s.spans[first:s.ends[t]] {
+			c += copy(cands[c:], blocks[sp.blk][sp.s:sp.e])
+		}
+		first = s.ends[t]
+		s.cends = append(s.cends, c)
+	}
+	s.cands = cands
+	pages := x.pages
+	var sink uint64
+	for _, id := range cands {
+		sink += pages[id>>pageBits].h[id&(pageSize-1)][0]
+	}
+	s.sink = sink
+	first = 0
+	for t := range lay.tabs {
+		for _, id := range cands[first:s.cends[t]] {
+			h := &pages[id>>pageBits].h[id&(pageSize-1)]
+			d := dist(q, h)
+			if d > radius || foundBefore(lay, s, t, h) {
+				continue
+			}
+			dst = append(dst, Match{id, d})
+		}
+		first = s.cends[t]
+	}
+	return dst
+}
+
+// foundBefore reports whether a table before t also finds h.
+func foundBefore(lay *layout, s *scratch, t int, h *[4]uint64) bool {
+	for u := range t {
+		tb := &lay.tabs[u]
+		if rt := s.radius[u]; rt >= 0 && bits.OnesCount32(tb.key(h)^s.keys[u]) <= rt {
+			return true
+		}
+	}
+	return false
+}
+
+// BulkLoad adds every (id, hash) pair of all, as Add would in order, and then lays out the tables afresh
+// for the new size in one pass per table, using every CPU: about 10 times faster than adding the pairs one
+// by one, and the fastest way to open a store. It holds the write lock throughout, so searches wait for it,
+// and it first waits for a background re-layout to finish. all must not call the index.
+func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
+	for {
+		x.mu.Lock()
+		if x.reb == nil {
+			break
+		}
+		done := x.reb.done
+		x.mu.Unlock()
+		<-done
+	}
+	defer x.mu.Unlock()
+	for id, h := range all {
+		pi, j := int(id>>pageBits), id&(pageSize-1)
+		x.growPages(pi)
+		p := x.pages[pi]
+		if p == nil {
+			p = new(page)
+			x.pages[pi] = p
+		}
+		if p.live[j/64]&(1<<(j%64)) == 0 {
+			x.n++
+			p.live[j/64] |= 1 << (j % 64)
+		}
+		p.h[j] = words(&h)
+	}
+	l := level(max(x.n, x.hint))
+	lay := newLayout(x.choose(l))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(lay.tabs)) {
+		wg.Go(func() {
+			cnt := make([]uint32, 1<<lay.b)
+			for t := range work {
+				tb := &lay.tabs[t]
+				tb.build(func(yield func(id, k uint32)) {
+					x.forEach(func(id uint32, h *[4]uint64) { yield(id, tb.key(h)) })
+				}, cnt)
+			}
+		})
+	}
+	for t := range lay.tabs {
+		work <- t
+	}
+	close(work)
+	wg.Wait()
+	x.setLayout(l, lay)
+	x.done++
+}
+
+// forEach calls f for every stored id and its hash, in id order.
+func (x *Index) forEach(f func(id uint32, h *[4]uint64)) {
+	for pi, p := range x.pages {
+		if p == nil {
+			continue
+		}
+		for wi, lw := range p.live {
+			for lw != 0 {
+				j := wi*64 + bits.TrailingZeros64(lw)
+				lw &= lw - 1
+				f(uint32(pi<<pageBits+j), &p.h[j])
+			}
+		}
+	}
+}
+
+// Stats returns the index's size, memory and layout.
+func (x *Index) Stats() Stats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	st := Stats{
+		Len:           x.n,
+		Bytes:         int64(cap(x.pages)) * 8,
+		Substrings:    x.lay.m,
+		SubstringBits: x.lay.b,
+		Relayouts:     x.done,
+		Relayouting:   x.reb != nil,
+	}
+	for _, p := range x.pages {
+		if p != nil {
+			st.Bytes += int64(pageSize*32 + pageSize/8)
+		}
+	}
+	for t := range x.lay.tabs {
+		st.Bytes += x.lay.tabs[t].bytes()
+	}
+	return st
+}
+
+// A rebuild is a re-layout running in the background. It builds the new tables from the hashes as they
+// are when it reads them, while writers keep changing the current tables (which searches use) and log each
+// change in ops; it then replays the changes it did not see and swaps the layouts under the write lock.
+type rebuild struct {
+	lay   *layout
+	lvl   int
+	slots int  // ids below slots are read by the builder; changes to later ids are all in ops
+	ops   []op // every change since the rebuild started
+	done  chan struct{}
+}
+
+// An op is one change: id's hash went from old (if had) to new (if has).
+type op struct {
+	id       uint32
+	had, has bool
+	old, new [4]uint64
+}
+
+func (x *Index) rebuild(rb *rebuild) {
+	lay := rb.lay
+	batches := (rb.slots + rebuildBatch - 1) / rebuildBatch
+	// seen[t][i] is how many ops had been logged when table t read batch i: the later ones are replayed.
+	seen := make([][]int, len(lay.tabs))
+	keys := make([]uint32, rb.slots)
+	cnt := make([]uint32, 1<<lay.b)
+	for t := range lay.tabs {
+		tb := &lay.tabs[t]
+		seen[t] = make([]int, batches)
+		for i := range batches {
+			x.mu.RLock()
+			seen[t][i] = len(rb.ops)
+			for id := i * rebuildBatch; id < min((i+1)*rebuildBatch, rb.slots); id++ {
+				keys[id] = noKey
+				if p := x.pages[id>>pageBits]; p != nil {
+					if j := id & (pageSize - 1); p.live[j/64]&(1<<(j%64)) != 0 {
+						keys[id] = tb.key(&p.h[j])
+					}
+				}
+			}
+			x.mu.RUnlock()
+			if x.hook != nil {
+				x.hook()
+			}
+		}
+		tb.build(func(yield func(id, k uint32)) {
+			for id, k := range keys {
+				if k != noKey {
+					yield(uint32(id), k)
+				}
+			}
+		}, cnt)
+	}
+	keys, cnt = nil, nil
+	replay := func(ops []op, base int) {
+		for i := range ops {
+			o := &ops[i]
+			for t := range lay.tabs {
+				if int(o.id) < rb.slots && base+i < seen[t][int(o.id)/rebuildBatch] {
+					continue // the builder read this id after the change
+				}
+				tb := &lay.tabs[t]
+				if o.had {
+					tb.remove(tb.key(&o.old), o.id)
+				}
+				if o.has {
+					tb.insert(tb.key(&o.new), o.id)
+				}
+			}
+		}
+	}
+	if x.hook != nil {
+		x.hook()
+	}
+	// Catch up without the lock while the log grows, then finish under it.
+	done := 0
+	for {
+		x.mu.RLock()
+		ops := rb.ops
+		x.mu.RUnlock()
+		if len(ops)-done <= 64 {
+			break
+		}
+		replay(ops[done:], done)
+		done = len(ops)
+	}
+	x.mu.Lock()
+	replay(rb.ops[done:], done)
+	x.setLayout(rb.lvl, lay)
+	x.reb = nil
+	x.done++
+	close(rb.done)
+	x.maybeRelayout()
+	x.mu.Unlock()
+}
+
+// waitRebuild blocks until no re-layout is running.
+func (x *Index) waitRebuild() {
+	for {
+		x.mu.RLock()
+		rb := x.reb
+		x.mu.RUnlock()
+		if rb == nil {
+			return
+		}
+		<-rb.done
+	}
+}

@@ -1,0 +1,304 @@
+package pdqindex
+
+import "math/bits"
+
+// A table is one substring's hash table: 2^b buckets keyed by b bits of the hash, each bucket listing the
+// ids whose substring has that value.
+//
+// Buckets are grouped 62 to a 64-byte record and 4 records (248 buckets) to a block. A block's ids sit in
+// one slice in bucket order. A record holds the group's start in its block's slice (uint16) and, for each of
+// its 62 buckets, the bucket's end relative to that start (uint8, cumulative), so a lookup reads one cache
+// line of offsets and then the ids: about 1.03 bytes of offsets per bucket, where a flat uint32 CSR offset
+// array costs 4. A group holds at most 255 ids, so a block at most 1,020 and its starts fit in uint16. A block
+// with a fuller group (which clustered data produces: near-duplicates share substrings) is "wide": its records
+// carry wideMark and its exact uint32 offsets live in the wide map.
+type table struct {
+	word  uint8 // the substring starts at bit shift of word (little-endian uint64 words of the hash)
+	shift uint8
+	spans bool   // the substring continues into word+1
+	b     uint8  // substring length in bits
+	mask  uint32 // 1<<b - 1
+	recs  []byte
+	// blocks[k/blockBuckets] holds the ids of buckets k in that block, in bucket order. A block's slice has
+	// spare capacity only after inserts; bulk builds size it exactly.
+	blocks [][]uint32
+	wide   map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
+}
+
+const (
+	groupBuckets = 62                         // buckets per 64-byte record
+	groupsBlock  = 4                          // records per block
+	blockBuckets = groupBuckets * groupsBlock // 248
+	recSize      = 64
+	wideMark     = 0xFFFF // record start meaning "this block is wide"
+	maxGroupIDs  = 0xFF   // largest id count a narrow group holds
+	noKey        = ^uint32(0)
+)
+
+func newTable(start, b int) table {
+	nb := 1 << b
+	groups := (nb + groupBuckets - 1) / groupBuckets
+	blocks := (groups + groupsBlock - 1) / groupsBlock
+	return table{
+		word:   uint8(start / 64),
+		shift:  uint8(start % 64),
+		spans:  start%64+b > 64,
+		b:      uint8(b),
+		mask:   uint32(nb - 1),
+		recs:   make([]byte, groups*recSize),
+		blocks: make([][]uint32, blocks),
+	}
+}
+
+// key returns the table's substring of h.
+func (t *table) key(h *[4]uint64) uint32 {
+	v := h[t.word&3] >> t.shift
+	if t.spans {
+		v |= h[(t.word+1)&3] << (64 - t.shift)
+	}
+	return uint32(v) & t.mask
+}
+
+func (t *table) groups() int { return len(t.recs) / recSize }
+
+// groupStart returns the start of group g in its block (wideMark if the block is wide).
+func (t *table) groupStart(g uint32) uint32 {
+	return uint32(t.recs[g*recSize]) | uint32(t.recs[g*recSize+1])<<8
+}
+
+func (t *table) setGroupStart(g, v uint32) {
+	t.recs[g*recSize] = byte(v)
+	t.recs[g*recSize+1] = byte(v >> 8)
+}
+
+// span returns the block of bucket k and the bucket's [start, end) in that block's slice.
+func (t *table) span(k uint32) (blk, s, e uint32) {
+	g := k / groupBuckets
+	j := k - g*groupBuckets
+	blk = g / groupsBlock
+	r := t.recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
+	st := uint32(r[0]) | uint32(r[1])<<8
+	if st == wideMark {
+		offs := t.wide[blk]
+		i := (g%groupsBlock)*groupBuckets + j
+		return blk, offs[i], offs[i+1]
+	}
+	e = st + uint32(r[(2+j)&63])
+	s = st
+	if j > 0 {
+		s += uint32(r[(1+j)&63])
+	}
+	return blk, s, e
+}
+
+// bucket returns the ids in bucket k.
+func (t *table) bucket(k uint32) []uint32 {
+	blk, s, e := t.span(k)
+	return t.blocks[blk][s:e]
+}
+
+// blockGroups returns the first group of block blk and the number of groups it has.
+func (t *table) blockGroups(blk uint32) (first, n uint32) {
+	first = blk * groupsBlock
+	n = min(uint32(t.groups())-first, groupsBlock)
+	return first, n
+}
+
+// makeWide converts block blk to exact uint32 offsets.
+func (t *table) makeWide(blk uint32) {
+	if t.wide == nil {
+		t.wide = make(map[uint32][]uint32)
+	}
+	offs := make([]uint32, blockBuckets+1)
+	first, n := t.blockGroups(blk)
+	for gi := range uint32(groupsBlock) {
+		g := first + gi
+		base := uint32(0)
+		if gi < n {
+			base = g*recSize + 2
+		}
+		for j := range uint32(groupBuckets) {
+			i := gi*groupBuckets + j
+			if gi < n {
+				offs[i+1] = t.groupStart(g) + uint32(t.recs[base+j])
+			} else {
+				offs[i+1] = offs[i]
+			}
+		}
+	}
+	for gi := range n {
+		t.setGroupStart(first+gi, wideMark)
+	}
+	t.wide[blk] = offs
+}
+
+// insert adds id to bucket k.
+func (t *table) insert(k, id uint32) {
+	g := k / groupBuckets
+	j := k - g*groupBuckets
+	blk := g / groupsBlock
+	first, n := t.blockGroups(blk)
+	if st := t.groupStart(g); st != wideMark {
+		r := t.recs[g*recSize : g*recSize+recSize]
+		last := first + n - 1
+		if r[2+groupBuckets-1] == maxGroupIDs {
+			t.makeWide(blk)
+		} else {
+			t.blocks[blk] = insertAt(t.blocks[blk], st+uint32(r[2+j]), id)
+			for i := 2 + j; i < 2+groupBuckets; i++ {
+				r[i]++
+			}
+			for g2 := g + 1; g2 <= last; g2++ {
+				t.setGroupStart(g2, t.groupStart(g2)+1)
+			}
+			return
+		}
+	}
+	offs := t.wide[blk]
+	i := (g%groupsBlock)*groupBuckets + j
+	t.blocks[blk] = insertAt(t.blocks[blk], offs[i+1], id)
+	for i2 := i + 1; i2 < uint32(len(offs)); i2++ {
+		offs[i2]++
+	}
+}
+
+// remove deletes id from bucket k and reports whether it was there.
+func (t *table) remove(k, id uint32) bool {
+	blk, s, e := t.span(k)
+	ids := t.blocks[blk]
+	p := s
+	for p < e && ids[p] != id {
+		p++
+	}
+	if p == e {
+		return false
+	}
+	t.blocks[blk] = removeAt(ids, p)
+	g := k / groupBuckets
+	j := k - g*groupBuckets
+	if st := t.groupStart(g); st == wideMark {
+		offs := t.wide[blk]
+		for i := (g%groupsBlock)*groupBuckets + j + 1; i < uint32(len(offs)); i++ {
+			offs[i]--
+		}
+		return true
+	}
+	first, n := t.blockGroups(blk)
+	r := t.recs[g*recSize : g*recSize+recSize]
+	for i := 2 + j; i < 2+groupBuckets; i++ {
+		r[i]--
+	}
+	for g2 := g + 1; g2 < first+n; g2++ {
+		t.setGroupStart(g2, t.groupStart(g2)-1)
+	}
+	return true
+}
+
+// insertAt inserts v at position p of s, growing s by about 1/8 when it is full.
+func insertAt(s []uint32, p, v uint32) []uint32 {
+	if len(s) == cap(s) {
+		ns := make([]uint32, len(s)+1, len(s)+len(s)/8+4)
+		copy(ns, s[:p])
+		copy(ns[p+1:], s[p:])
+		ns[p] = v
+		return ns
+	}
+	s = s[:len(s)+1]
+	copy(s[p+1:], s[p:])
+	s[p] = v
+	return s
+}
+
+// removeAt deletes position p of s, shrinking the allocation when under half of it is used.
+func removeAt(s []uint32, p uint32) []uint32 {
+	copy(s[p:], s[p+1:])
+	s = s[:len(s)-1]
+	if cap(s) > 16 && len(s) < cap(s)/2 {
+		s = append(make([]uint32, 0, len(s)+len(s)/8+4), s...)
+	}
+	return s
+}
+
+// build fills an empty table from keys: keys(yield) calls yield(id, key) for every id to index, and must
+// produce the same pairs, in the same order, each time it is called (it is called twice). cnt is scratch
+// space of at least 1<<b entries.
+func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
+	nb := int(t.mask) + 1
+	cnt = cnt[:nb]
+	clear(cnt)
+	keys(func(_, k uint32) { cnt[k]++ })
+	// Per block: lay out its records, allocate its slice exactly, and turn cnt into each bucket's start.
+	groups := uint32(t.groups())
+	for blk := range uint32(len(t.blocks)) {
+		first, n := t.blockGroups(blk)
+		total := uint32(0)
+		narrow := true
+		for g := first; g < first+n; g++ {
+			gs := uint32(0)
+			for j := g * groupBuckets; j < min((g+1)*groupBuckets, uint32(nb)); j++ {
+				gs += cnt[j]
+			}
+			if gs > maxGroupIDs {
+				narrow = false
+			}
+			total += gs
+		}
+		t.blocks[blk] = make([]uint32, total)
+		pos := uint32(0)
+		for g := first; g < first+n && g < groups; g++ {
+			t.setGroupStart(g, pos)
+			r := t.recs[g*recSize+2 : g*recSize+recSize]
+			for j := range uint32(groupBuckets) {
+				k := g*groupBuckets + j
+				if k < uint32(nb) {
+					c := cnt[k]
+					cnt[k] = pos
+					pos += c
+				}
+				r[j] = byte(pos - t.groupStart(g))
+			}
+		}
+		if !narrow {
+			// The uint8/uint16 fields wrapped; recompute exact offsets from the starts left in cnt.
+			if t.wide == nil {
+				t.wide = make(map[uint32][]uint32)
+			}
+			offs := make([]uint32, blockBuckets+1)
+			for i := range uint32(blockBuckets) {
+				k := blk*blockBuckets + i
+				if k < uint32(nb) {
+					offs[i] = cnt[k]
+				} else {
+					offs[i] = total
+				}
+			}
+			offs[blockBuckets] = total
+			for g := first; g < first+n; g++ {
+				t.setGroupStart(g, wideMark)
+			}
+			t.wide[blk] = offs
+		}
+	}
+	keys(func(id, k uint32) {
+		t.blocks[k/blockBuckets][cnt[k]] = id
+		cnt[k]++
+	})
+}
+
+// bytes returns the memory the table holds.
+func (t *table) bytes() int64 {
+	n := int64(len(t.recs)) + int64(len(t.blocks))*24
+	for _, b := range t.blocks {
+		n += int64(cap(b)) * 4
+	}
+	for _, o := range t.wide {
+		n += int64(cap(o))*4 + 48
+	}
+	return n
+}
+
+// dist returns the Hamming distance of two hashes held as words.
+func dist(a, b *[4]uint64) int {
+	return bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) +
+		bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
+}
