@@ -230,6 +230,16 @@ func (s *State) Size(member string) uint64 {
 	return s.logs[i].size
 }
 
+// LastTime returns the time of the last valid entry applied from member's log, in Unix
+// milliseconds, and whether the log has any.
+func (s *State) LastTime(member string) (int64, bool) {
+	i, ok := s.memberIdx[member]
+	if !ok || s.logs[i].size == 0 {
+		return 0, false
+	}
+	return s.logs[i].lastTime, true
+}
+
 // Heads returns the number of entries applied from every log that has any.
 func (s *State) Heads() map[string]uint64 {
 	out := map[string]uint64{}

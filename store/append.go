@@ -1,0 +1,351 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Appended is the outcome of one submitted entry: its index in the author's log, or why it was
+// refused.
+type Appended struct {
+	Index uint64
+	// Entry is the entry's bytes as appended.
+	Entry []byte
+	Err   error
+}
+
+type submission struct {
+	member  string
+	entries []*pb.Entry
+	out     []Appended
+	err     error
+	done    chan struct{}
+}
+
+// Submit appends entries to member's own log: the node's platform submitting its adds, revokes,
+// opinions and votes. Each entry whose time is zero is stamped with the current time (never before
+// the log's last entry). Entries are checked against the state ([consortium.State.CheckBatch]) and
+// the quality gate; refused ones are reported and not appended. Submissions from concurrent callers
+// are committed together (group commit): one bbolt transaction, fsynced before Submit returns and
+// before the entries' effect is visible to matching. The error is for the whole submission (a
+// closed store, a failed write); nothing of it was appended then.
+func (s *Store) Submit(ctx context.Context, member string, entries []*pb.Entry) ([]Appended, error) {
+	sub := &submission{member: member, entries: entries, done: make(chan struct{})}
+	select {
+	case s.submits <- sub:
+	case <-s.done:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-sub.done:
+		return sub.out, sub.err
+	case <-ctx.Done():
+		// The batch may still commit; the caller learns of it from the log or the feed.
+		return nil, ctx.Err()
+	}
+}
+
+// committer takes submissions as they come, groups what is queued into one batch, and commits it.
+func (s *Store) committer() {
+	defer s.wg.Done()
+	for {
+		var batch []*submission
+		select {
+		case sub := <-s.submits:
+			batch = append(batch, sub)
+		case <-s.done:
+			s.drain()
+			return
+		}
+		n := len(batch[0].entries)
+	more:
+		for n < s.opts.MaxBatch {
+			select {
+			case sub := <-s.submits:
+				batch = append(batch, sub)
+				n += len(sub.entries)
+			default:
+				break more
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// drain refuses submissions still queued at close.
+func (s *Store) drain() {
+	for {
+		select {
+		case sub := <-s.submits:
+			sub.err = ErrClosed
+			close(sub.done)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Store) commitBatch(batch []*submission) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	type pending struct {
+		sub *submission
+		i   int
+		raw []byte
+	}
+	byMember := map[string][]pending{}
+	var order []string
+	now := s.opts.Now().UnixMilli()
+	s.mu.RLock()
+	for _, sub := range batch {
+		sub.out = make([]Appended, len(sub.entries))
+		if _, ok := byMember[sub.member]; !ok {
+			order = append(order, sub.member)
+			byMember[sub.member] = nil
+		}
+		for i, e := range sub.entries {
+			raw, err := s.prepare(sub.member, e, now)
+			if err != nil {
+				sub.out[i].Err = err
+				continue
+			}
+			byMember[sub.member] = append(byMember[sub.member], pending{sub, i, raw})
+		}
+	}
+	// Check each author's entries in order against the state and each other.
+	var writes []logWrite
+	for _, m := range order {
+		ps := byMember[m]
+		raws := make([][]byte, len(ps))
+		for i, p := range ps {
+			raws[i] = p.raw
+		}
+		errs := s.state.CheckBatch(m, raws)
+		w := logWrite{member: m, start: s.state.Size(m), tree: s.treeOf(m).Clone()}
+		for i, p := range ps {
+			if errs[i] != nil {
+				p.sub.out[p.i].Err = errs[i]
+				continue
+			}
+			p.sub.out[p.i] = Appended{Index: w.start + uint64(len(w.entries)), Entry: p.raw}
+			w.entries = append(w.entries, p.raw)
+		}
+		if len(w.entries) > 0 {
+			writes = append(writes, w)
+		}
+	}
+	s.mu.RUnlock()
+	err := s.write(writes, nil)
+	if err != nil {
+		for _, sub := range batch {
+			sub.out, sub.err = nil, err
+		}
+	} else {
+		s.applyWrites(writes, nil)
+	}
+	for _, sub := range batch {
+		close(sub.done)
+	}
+}
+
+// prepare stamps an entry's time, checks the quality gate, and encodes it.
+func (s *Store) prepare(member string, e *pb.Entry, now int64) ([]byte, error) {
+	if e.TimeUnixMs == 0 {
+		e.TimeUnixMs = max(now, s.lastTime(member))
+	}
+	if a := e.GetAdd(); a != nil && a.Quality != nil && a.GetSignal().GetType() == "pdq" && int(*a.Quality) < s.opts.QualityGate {
+		return nil, fmt.Errorf("%w: pdq quality %d is below the quality gate %d (too little detail to match reliably)", ErrLowQuality, *a.Quality, s.opts.QualityGate)
+	}
+	return consortium.MarshalEntry(e)
+}
+
+// lastTime returns the time of member's last applied entry (0 for an empty log). Caller holds mu.
+func (s *Store) lastTime(member string) int64 {
+	t, _ := s.state.LastTime(member)
+	return t
+}
+
+func (s *Store) treeOf(member string) *consortium.Tree {
+	if t := s.trees[member]; t != nil {
+		return t
+	}
+	return consortium.NewTree()
+}
+
+// logWrite is entries to append to one log, from start, with the log's tree before them.
+type logWrite struct {
+	member  string
+	start   uint64
+	entries [][]byte
+	tree    *consortium.Tree // before; write extends a clone
+	head    *consortium.Checkpoint
+	after   *consortium.Tree // set by write
+}
+
+// write stores the entries of every logWrite (with their stored hashes), their heads and feed
+// records, and extra, in one transaction. Caller holds wmu.
+func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
+	if len(writes) == 0 && extra == nil {
+		return nil
+	}
+	s.mu.RLock()
+	seq := s.feedNext
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		logs := tx.Bucket(bucketLogs)
+		for i := range writes {
+			w := &writes[i]
+			b, err := logs.CreateBucketIfNotExists([]byte(w.member))
+			if err != nil {
+				return err
+			}
+			b.FillPercent = 1.0 // keys only ever grow: pack pages full
+			tree := w.tree.Clone()
+			var hs []consortium.Hash
+			for j, e := range w.entries {
+				idx := w.start + uint64(j)
+				hs = tree.AppendStored(consortium.LeafHash(e), hs[:0])
+				// bbolt keeps a reference to the value until the transaction ends: a fresh buffer each.
+				val := make([]byte, 0, len(hs)*consortium.HashSize+len(e))
+				for _, h := range hs {
+					val = append(val, h[:]...)
+				}
+				val = append(val, e...)
+				if err := b.Put(logKey(idx), val); err != nil {
+					return err
+				}
+			}
+			w.after = tree
+			if w.head != nil {
+				if err := tx.Bucket(bucketHeads).Put([]byte(w.member), w.head.Note); err != nil {
+					return err
+				}
+			}
+			rec := feedRecord{seq: seq, member: w.member, start: w.start, count: uint64(len(w.entries))}
+			if rec.count > 0 {
+				k, v := rec.encode()
+				if err := tx.Bucket(bucketFeed).Put(k, v); err != nil {
+					return err
+				}
+				seq += rec.count
+			}
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: write: %w", s.path, err)
+	}
+	return nil
+}
+
+// applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
+// feed position. Caller holds wmu.
+func (s *Store) applyWrites(writes []logWrite, after func()) {
+	s.mu.Lock()
+	for _, w := range writes {
+		for j, e := range w.entries {
+			if err := s.state.Apply(w.member, w.start+uint64(j), e); err != nil {
+				// The entries were checked to follow the stored log; this is a bug.
+				s.log.Error("apply stored entry", "member", w.member, "index", w.start+uint64(j), "err", err)
+			}
+		}
+		s.trees[w.member] = w.after
+		if w.head != nil {
+			s.heads[w.member] = w.head
+		}
+		s.feedNext += uint64(len(w.entries))
+	}
+	if after != nil {
+		after()
+	}
+	wake := s.feedWake
+	if len(writes) > 0 && !s.closed {
+		s.feedWake = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if len(writes) > 0 && wake != nil {
+		select {
+		case <-wake:
+		default:
+			close(wake)
+		}
+	}
+}
+
+// AppendRange stores entries [start, start+len(entries)) of another member's log after verifying
+// them against cp, a checkpoint of that log that the caller opened (its signature verified): start
+// must be the stored size, and the root over the stored log and the entries must equal cp's root.
+// Nothing is stored otherwise. The new head is cp (merged with the stored head's cosignatures when
+// it is the same tree head).
+func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][]byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m := cp.Member
+	s.mu.RLock()
+	forked := s.evidence[m] != nil
+	tree := s.treeOf(m)
+	s.mu.RUnlock()
+	if forked {
+		return fmt.Errorf("%w: %s equivocated; its log is frozen at %d", ErrForked, m, tree.Size())
+	}
+	if start != tree.Size() {
+		return fmt.Errorf("%w: log %q is stored up to %d, range starts at %d", ErrGap, m, tree.Size(), start)
+	}
+	if _, _, err := consortium.VerifyRange(tree, entries, cp); err != nil {
+		return err
+	}
+	ws := []logWrite{{member: m, start: start, entries: entries, tree: tree, head: s.mergeHead(cp)}}
+	if err := s.write(ws, nil); err != nil {
+		return err
+	}
+	s.applyWrites(ws, nil)
+	return nil
+}
+
+// feedRecord is one committed range in the feed: feed positions seq .. seq+count-1 are entries
+// start .. start+count-1 of member's log.
+type feedRecord struct {
+	seq, start, count uint64
+	member            string
+}
+
+func (r feedRecord) encode() (k, v []byte) {
+	k = binary.BigEndian.AppendUint64(nil, r.seq)
+	v = binary.AppendUvarint(nil, r.start)
+	v = binary.AppendUvarint(v, r.count)
+	return k, append(v, r.member...)
+}
+
+func decodeFeedRecord(k, v []byte) (feedRecord, error) {
+	var r feedRecord
+	if len(k) != 8 {
+		return r, fmt.Errorf("%w: feed key %x", ErrDamaged, k)
+	}
+	r.seq = binary.BigEndian.Uint64(k)
+	var n int
+	r.start, n = binary.Uvarint(v)
+	if n <= 0 {
+		return r, fmt.Errorf("%w: feed record %d", ErrDamaged, r.seq)
+	}
+	v = v[n:]
+	r.count, n = binary.Uvarint(v)
+	if n <= 0 || r.count == 0 {
+		return r, fmt.Errorf("%w: feed record %d", ErrDamaged, r.seq)
+	}
+	r.member = string(v[n:])
+	return r, nil
+}

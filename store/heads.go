@@ -1,0 +1,375 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Observation is what a checkpoint heard from a peer tells the store.
+type Observation int
+
+const (
+	// Known: the checkpoint is of a size the store has, and agrees with the stored log (its
+	// cosignatures were merged into the stored head when it is the head).
+	Known Observation = iota
+	// Newer: the log has entries the store lacks, up to the checkpoint's size: fetch them.
+	Newer
+	// Equivocated: the checkpoint contradicts the stored log; evidence was recorded and the log is
+	// frozen.
+	Equivocated
+)
+
+// mergeHead returns cp with the signatures of the stored head added when both are the same tree
+// head, and cp itself otherwise. Caller holds wmu.
+func (s *Store) mergeHead(cp *consortium.Checkpoint) *consortium.Checkpoint {
+	s.mu.RLock()
+	head := s.heads[cp.Member]
+	keys := s.state
+	s.mu.RUnlock()
+	if head == nil || !head.Same(cp) {
+		return cp
+	}
+	merged, err := consortium.MergeCheckpoints(s.g.ID, keys, head, cp)
+	if err != nil {
+		return cp
+	}
+	return merged
+}
+
+// ObserveCheckpoint compares a verified checkpoint (opened by the caller) with the stored log. A
+// checkpoint of the stored head's tree adds its cosignatures to the head; one that contradicts the
+// stored log yields equivocation evidence, which is stored, and freezes the log.
+func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *consortium.Evidence, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	tree := s.treeOf(cp.Member)
+	head := s.heads[cp.Member]
+	ev := s.evidence[cp.Member]
+	s.mu.RUnlock()
+	if ev != nil {
+		return Equivocated, ev, nil
+	}
+	switch {
+	case cp.Size > tree.Size():
+		return Newer, nil, nil
+	case head != nil && cp.Same(head):
+		merged := s.mergeHead(cp)
+		if len(merged.Cosigners) == len(head.Cosigners) {
+			return Known, nil, nil
+		}
+		err := s.write(nil, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketHeads).Put([]byte(cp.Member), merged.Note)
+		})
+		if err != nil {
+			return Known, nil, err
+		}
+		s.mu.Lock()
+		s.heads[cp.Member] = merged
+		s.mu.Unlock()
+		return Known, nil, nil
+	}
+	root, err := s.TreeHash(cp.Member, cp.Size)
+	if err != nil {
+		return Known, nil, err
+	}
+	if root == cp.Root {
+		return Known, nil, nil
+	}
+	// The member signed a tree the stored log contradicts. The stored head is the other half of the
+	// proof when it covers the checkpoint's size.
+	if head == nil || head.Size < cp.Size {
+		return Known, nil, fmt.Errorf("%w: checkpoint of %q at size %d contradicts the stored log, but no signed head covers that size", consortium.ErrInconsistent, cp.Member, cp.Size)
+	}
+	if head.Size == cp.Size {
+		ev, err = consortium.SameSizeEvidence(cp, head)
+	} else {
+		var proof []consortium.Hash
+		if proof, err = s.ProveConsistency(cp.Member, cp.Size, head.Size); err == nil {
+			ev, err = consortium.ForkEvidence(cp, head, root, proof)
+		}
+	}
+	if err != nil {
+		return Known, nil, err
+	}
+	if err := s.recordEvidence(ev); err != nil {
+		return Equivocated, ev, err
+	}
+	return Equivocated, ev, nil
+}
+
+// ObserveFork checks a peer's claim that cp (newer than the stored head) forks from the stored log:
+// prefixRoot is cp's tree at the stored head's size, with a consistency proof to cp's root. If the
+// proof holds and prefixRoot differs from the stored head's root, that is equivocation: the
+// evidence is stored and returned.
+func (s *Store) ObserveFork(cp *consortium.Checkpoint, prefixRoot consortium.Hash, proof []consortium.Hash) (*consortium.Evidence, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	head := s.heads[cp.Member]
+	s.mu.RUnlock()
+	if head == nil || head.Size >= cp.Size {
+		return nil, fmt.Errorf("%w: no stored head of %q below size %d", consortium.ErrMalformed, cp.Member, cp.Size)
+	}
+	ev, err := consortium.ForkEvidence(head, cp, prefixRoot, proof)
+	if err != nil {
+		return nil, err
+	}
+	return ev, s.recordEvidence(ev)
+}
+
+// RecordEvidence stores verified equivocation evidence heard from a peer and freezes the log. It
+// keeps the first evidence against each member.
+func (s *Store) RecordEvidence(ev *consortium.Evidence) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.recordEvidence(ev)
+}
+
+func (s *Store) recordEvidence(ev *consortium.Evidence) error {
+	s.mu.RLock()
+	have := s.evidence[ev.Member] != nil
+	s.mu.RUnlock()
+	if have {
+		return nil
+	}
+	err := s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvidence).Put([]byte(ev.Member), ev.Marshal())
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.evidence[ev.Member] = ev
+	s.mu.Unlock()
+	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
+	return nil
+}
+
+// Evidence returns the stored equivocation evidence, by member.
+func (s *Store) Evidence() map[string]*consortium.Evidence {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.evidence)
+}
+
+// SignHead signs a checkpoint of key's own log when it has grown since the last one, stores it as
+// the head, and returns it (nil when there was nothing new to sign).
+func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m := key.ID()
+	s.mu.RLock()
+	tree := s.treeOf(m)
+	head := s.heads[m]
+	keys := s.state
+	s.mu.RUnlock()
+	if tree.Size() == 0 || head != nil && head.Size == tree.Size() {
+		return nil, nil
+	}
+	note, err := consortium.SignCheckpoint(s.g.ID, key, tree.Size(), tree.Root())
+	if err != nil {
+		return nil, err
+	}
+	cp, err := consortium.OpenCheckpoint(s.g.ID, keys, note)
+	if err != nil {
+		return nil, err
+	}
+	err = s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeads).Put([]byte(m), cp.Note)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.heads[m] = cp
+	s.mu.Unlock()
+	return cp, nil
+}
+
+// Cosign adds key's cosignature to the stored head of another member's log (which the store
+// verified up to that size) and returns the cosigned head.
+func (s *Store) Cosign(member string, key *consortium.PrivateKey, now time.Time) (*consortium.Checkpoint, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	head := s.heads[member]
+	keys := s.state
+	forked := s.evidence[member] != nil
+	s.mu.RUnlock()
+	if head == nil {
+		return nil, fmt.Errorf("no checkpoint of %q to cosign", member)
+	}
+	if forked {
+		return nil, fmt.Errorf("%w: %s equivocated; not cosigning", ErrForked, member)
+	}
+	if head.HasCosigner(key.ID()) {
+		return head, nil
+	}
+	cp, err := consortium.Cosign(s.g.ID, keys, head, key, now)
+	if err != nil {
+		return nil, err
+	}
+	err = s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeads).Put([]byte(member), cp.Note)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.heads[member] = cp
+	s.mu.Unlock()
+	return cp, nil
+}
+
+// Head returns the latest checkpoint of member's log the store holds.
+func (s *Store) Head(member string) (*consortium.Checkpoint, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cp, ok := s.heads[member]
+	return cp, ok
+}
+
+// Heads returns the latest checkpoint of every log, by member.
+func (s *Store) Heads() map[string]*consortium.Checkpoint {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.heads)
+}
+
+// Size returns the number of entries stored of member's log.
+func (s *Store) Size(member string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.treeOf(member).Size()
+}
+
+// Sizes returns the stored size of every log that has entries, by member.
+func (s *Store) Sizes() map[string]uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]uint64{}
+	for m, t := range s.trees {
+		if t.Size() > 0 {
+			out[m] = t.Size()
+		}
+	}
+	return out
+}
+
+// Members returns the ids of every log the store holds, sorted.
+func (s *Store) Members() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := slices.Collect(maps.Keys(s.trees))
+	slices.SortFunc(ids, strings.Compare)
+	return ids
+}
+
+// Entries returns entries [start, end) of member's log, stopping early after maxBytes of entry
+// bytes (at least one entry is returned when any is asked for).
+func (s *Store) Entries(member string, start, end uint64, maxBytes int) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := logBucket(tx, member)
+		if b == nil {
+			if start < end {
+				return fmt.Errorf("no log of %q", member)
+			}
+			return nil
+		}
+		c := b.Cursor()
+		size := 0
+		next := start
+		for k, v := c.Seek(logKey(start)); k != nil && next < end; k, v = c.Next() {
+			_, e, err := splitValue(next, v)
+			if err != nil {
+				return err
+			}
+			if len(out) > 0 && size+len(e) > maxBytes {
+				break
+			}
+			out = append(out, append([]byte(nil), e...))
+			size += len(e)
+			next++
+		}
+		if len(out) == 0 && start < end {
+			return fmt.Errorf("log %q has no entry %d", member, start)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Entry returns entry index of member's log.
+func (s *Store) Entry(member string, index uint64) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = readEntry(tx, member, index)
+		return err
+	})
+	return out, err
+}
+
+// TreeHash returns the root of member's log at size (at most the stored size).
+func (s *Store) TreeHash(member string, size uint64) (consortium.Hash, error) {
+	var h consortium.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if size > s.sizeIn(tx, member) {
+			return fmt.Errorf("log %q has fewer than %d entries", member, size)
+		}
+		var err error
+		h, err = consortium.TreeHash(hashReader(tx, member), size)
+		return err
+	})
+	return h, err
+}
+
+// ProveConsistency returns an RFC 6962 consistency proof of member's log from oldSize to newSize.
+func (s *Store) ProveConsistency(member string, oldSize, newSize uint64) ([]consortium.Hash, error) {
+	var p []consortium.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if oldSize > newSize || newSize > s.sizeIn(tx, member) {
+			return fmt.Errorf("no consistency proof of %q from %d to %d: %d entries stored", member, oldSize, newSize, s.sizeIn(tx, member))
+		}
+		var err error
+		p, err = consortium.ProveConsistency(hashReader(tx, member), oldSize, newSize)
+		return err
+	})
+	return p, err
+}
+
+// ProveInclusion returns an RFC 6962 inclusion proof of entry index in member's log of size.
+func (s *Store) ProveInclusion(member string, index, size uint64) ([]consortium.Hash, error) {
+	var p []consortium.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if index >= size || size > s.sizeIn(tx, member) {
+			return fmt.Errorf("no inclusion proof of %q entry %d in size %d: %d entries stored", member, index, size, s.sizeIn(tx, member))
+		}
+		var err error
+		p, err = consortium.ProveInclusion(hashReader(tx, member), index, size)
+		return err
+	})
+	return p, err
+}
+
+// sizeIn returns the stored size of member's log as of tx.
+func (s *Store) sizeIn(tx *bolt.Tx, member string) uint64 {
+	b := logBucket(tx, member)
+	if b == nil {
+		return 0
+	}
+	k, _ := b.Cursor().Last()
+	if k == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k) + 1
+}

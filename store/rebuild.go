@@ -1,0 +1,201 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store/pdqindex"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// rebuild replays every stored log into a fresh state, checking each entry's stored leaf hash,
+// restores each log's tree from its stored hashes and checks it against the stored checkpoint,
+// loads evidence and the feed position, and builds the match indices.
+func (s *Store) rebuild() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		logs := tx.Bucket(bucketLogs)
+		s.rtx = tx
+		defer func() { s.rtx = nil }()
+		st := consortium.NewState(s.g, s.readEntry)
+		total := 0
+		var members []string
+		err := logs.ForEachBucket(func(name []byte) error {
+			members = append(members, string(name))
+			if k, _ := logs.Bucket(name).Cursor().Last(); k != nil {
+				total += int(binary.BigEndian.Uint64(k)) + 1
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		st.Grow(total)
+		for _, m := range members {
+			b := logs.Bucket([]byte(m))
+			c := b.Cursor()
+			next := uint64(0)
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
+					return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
+				}
+				hs, entry, err := splitValue(next, v)
+				if err != nil {
+					return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
+				}
+				if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
+					return fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, m, next)
+				}
+				if err := st.Apply(m, next, entry); err != nil {
+					return fmt.Errorf("open store %s: replay log %q: %w", s.path, m, err)
+				}
+				next++
+			}
+			tree, err := restoreTree(tx, m, next)
+			if err != nil {
+				return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
+			}
+			s.trees[m] = tree
+		}
+		// Heads: each must verify and agree with the stored tree at its size.
+		heads := tx.Bucket(bucketHeads)
+		err = heads.ForEach(func(k, v []byte) error {
+			cp, err := consortium.OpenCheckpoint(s.g.ID, st, v)
+			if err != nil {
+				return fmt.Errorf("open store %s: %w: checkpoint of %q: %v", s.path, ErrDamaged, k, err)
+			}
+			tree := s.trees[cp.Member]
+			if tree == nil || cp.Size > tree.Size() {
+				return fmt.Errorf("open store %s: %w: checkpoint of %q is beyond the stored log", s.path, ErrDamaged, cp.Member)
+			}
+			root, err := consortium.TreeHash(hashReader(tx, cp.Member), cp.Size)
+			if err != nil {
+				return fmt.Errorf("open store %s: log %q: %w", s.path, cp.Member, err)
+			}
+			if root != cp.Root {
+				return fmt.Errorf("open store %s: %w: log %q does not match its checkpoint of size %d", s.path, ErrDamaged, cp.Member, cp.Size)
+			}
+			s.heads[cp.Member] = cp
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketEvidence).ForEach(func(k, v []byte) error {
+			ev, err := consortium.ParseEvidence(s.g.ID, st, v)
+			if err != nil {
+				return fmt.Errorf("open store %s: %w: evidence against %q: %v", s.path, ErrDamaged, k, err)
+			}
+			s.evidence[ev.Member] = ev
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if k, v := tx.Bucket(bucketFeed).Cursor().Last(); k != nil {
+			rec, err := decodeFeedRecord(k, v)
+			if err != nil {
+				return fmt.Errorf("open store %s: %w", s.path, err)
+			}
+			s.feedNext = rec.seq + rec.count
+		}
+		s.state = st
+		s.loadIndex()
+		st.OnChange(s.onChange)
+		return nil
+	})
+}
+
+// loadIndex fills the PDQ index and the expiry heap from the state in one pass.
+func (s *Store) loadIndex() {
+	now := s.opts.Now().UnixMilli()
+	s.pdq.BulkLoad(func(yield func(uint32, pdqindex.Hash) bool) {
+		s.state.ForEachListed(func(id uint32, sig consortium.Signal) bool {
+			for _, l := range s.state.ListedByID(id) {
+				if l.Expires > 0 && l.Expires > now {
+					s.expiry.push(expiryItem{at: l.Expires, id: id})
+				}
+			}
+			if sig.Type == consortium.PDQ {
+				return yield(id, pdqindex.Hash(sig.Value))
+			}
+			return true
+		})
+	})
+}
+
+// readEntry is the state's entry reader, for revokes by index: within the rebuild's transaction
+// while the store opens, in a read transaction of its own afterwards.
+func (s *Store) readEntry(member string, index uint64) ([]byte, error) {
+	if s.rtx != nil {
+		return readEntry(s.rtx, member, index)
+	}
+	return s.Entry(member, index)
+}
+
+// restoreTree rebuilds the compact tree of a log of the given size from its stored hashes.
+func restoreTree(tx *bolt.Tx, member string, size uint64) (*consortium.Tree, error) {
+	var idx []int64
+	var lo uint64
+	for k := 63; k >= 0; k-- {
+		if size&(1<<k) == 0 {
+			continue
+		}
+		// The perfect subtree [lo, lo+2^k) is stored hash (level k, index lo>>k).
+		idx = append(idx, tlog.StoredHashIndex(k, int64(lo>>k)))
+		lo += 1 << k
+	}
+	hs, err := hashReader(tx, member).ReadHashes(idx)
+	if err != nil {
+		return nil, err
+	}
+	return consortium.TreeFromRange(size, hs)
+}
+
+// hashReader reads a log's tlog stored hashes from the values of its entries.
+func hashReader(tx *bolt.Tx, member string) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		b := logBucket(tx, member)
+		if b == nil {
+			return nil, fmt.Errorf("no log of %q", member)
+		}
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			level, n := tlog.SplitStoredHashIndex(x)
+			// The hash at (level, n) is stored with the record that completes it.
+			rec := uint64(n+1)<<level - 1
+			v := b.Get(logKey(rec))
+			if v == nil {
+				return nil, fmt.Errorf("%w: log %q has no entry %d for stored hash %d", ErrDamaged, member, rec, x)
+			}
+			if storedCount(rec) <= level || len(v) < (level+1)*consortium.HashSize {
+				return nil, fmt.Errorf("%w: log %q entry %d lacks stored hash level %d", ErrDamaged, member, rec, level)
+			}
+			copy(out[i][:], v[level*consortium.HashSize:])
+		}
+		return out, nil
+	})
+}
+
+func logBucket(tx *bolt.Tx, member string) *bolt.Bucket {
+	return tx.Bucket(bucketLogs).Bucket([]byte(member))
+}
+
+// readEntry returns a copy of entry index of member's log.
+func readEntry(tx *bolt.Tx, member string, index uint64) ([]byte, error) {
+	b := logBucket(tx, member)
+	if b == nil {
+		return nil, fmt.Errorf("no log of %q", member)
+	}
+	v := b.Get(logKey(index))
+	if v == nil {
+		return nil, fmt.Errorf("log %q has no entry %d", member, index)
+	}
+	_, e, err := splitValue(index, v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), e...), nil
+}

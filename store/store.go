@@ -1,0 +1,290 @@
+// Package store keeps a node's member logs durably in bbolt and the state derived from them in
+// memory: the listed signals, opinions and roster (a [consortium.State]) and the match indices.
+//
+// The logs are the truth. Entries are stored verbatim under sequential keys, one bucket per member
+// log, each value prefixed by the log's tlog stored hashes so that proofs and tree hashes of any
+// size are O(log n) reads. Checkpoints (with cosignatures), equivocation evidence and the feed
+// index are stored beside them. Every append is one bbolt transaction, fsynced before the append
+// is acknowledged and before its effect is visible to matching. Everything derived is rebuilt from
+// the logs when the store opens.
+//
+// The store trusts nothing it is given from the network: a range of another member's log is
+// stored only if it extends the stored log and its root equals a signed checkpoint. It does not
+// sign (apart from the node's own checkpoints, with a key the caller passes) and does no network
+// I/O.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store/pdqindex"
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout version of the bbolt file this package writes.
+const SchemaVersion = 1
+
+// Sentinel errors of the store.
+var (
+	// ErrDamaged means the database file is damaged or was not written by this version; the
+	// message names the file. The store never writes to a file it could not read.
+	ErrDamaged = errors.New("damaged store")
+
+	// ErrWrongConsortium means the store was created for another consortium.
+	ErrWrongConsortium = errors.New("store belongs to another consortium")
+
+	// ErrGap means a range does not start where the stored log ends.
+	ErrGap = errors.New("range does not start at the end of the stored log")
+
+	// ErrForked means the log's author equivocated; the store accepts nothing more of that log.
+	ErrForked = errors.New("log is forked")
+
+	// ErrLowQuality means a PDQ hash's quality is below the store's quality gate.
+	ErrLowQuality = errors.New("pdq quality below the gate")
+
+	// ErrClosed means the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketLogs     = []byte("logs")
+	bucketHeads    = []byte("heads")
+	bucketEvidence = []byte("evidence")
+	bucketFeed     = []byte("feed")
+
+	keySchema  = []byte("schema")
+	keyGenesis = []byte("genesis")
+)
+
+// Options configures a [Store]. Start from [DefaultOptions].
+type Options struct {
+	// QualityGate refuses PDQ adds and queries whose known quality is below it (0 to 100).
+	QualityGate int
+	// DisputeThreshold hides from match results a signal that at least this many members on the
+	// roster call a false positive (an opinion with stance false_positive); 0 never hides. Hidden
+	// matches are still returned when a query asks for them, with the reason.
+	DisputeThreshold int
+	// NoSync skips fsync. Only for tests and benchmarks that measure something else: an append
+	// acknowledged without fsync can be lost in a crash.
+	NoSync bool
+	// MaxBatch bounds the entries of one group commit of the node's own submissions.
+	MaxBatch int
+	// Logger receives the store's log lines; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time, for expiry; nil means time.Now.
+	Now func() time.Time
+	// OnChange, when set, is called with every state change after it is applied (under the store's
+	// lock: it must not call back into the store).
+	OnChange func(consortium.Change)
+}
+
+// DefaultOptions returns the options a node uses unless configured otherwise: quality gate 50, no
+// dispute hiding, fsync on, batches of up to 10,000 entries.
+func DefaultOptions() Options {
+	return Options{QualityGate: 50, MaxBatch: 10_000}
+}
+
+func (o *Options) validate() error {
+	if o.QualityGate < 0 || o.QualityGate > 100 {
+		return fmt.Errorf("store: quality gate %d, want 0 to 100", o.QualityGate)
+	}
+	if o.DisputeThreshold < 0 {
+		return fmt.Errorf("store: dispute threshold %d, want 0 or more", o.DisputeThreshold)
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 10_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Store is a node's durable logs and derived state. It is safe for concurrent use.
+type Store struct {
+	path string
+	db   *bolt.DB
+	g    *consortium.Genesis
+	opts Options
+	log  *slog.Logger
+
+	// wmu serializes writers: a writer holds it across its bbolt transaction and the in-memory
+	// update that follows, so trees and sizes read under wmu are stable.
+	wmu sync.Mutex
+
+	// mu guards everything below it; readers take it shared.
+	mu       sync.RWMutex
+	state    *consortium.State
+	trees    map[string]*consortium.Tree
+	heads    map[string]*consortium.Checkpoint
+	evidence map[string]*consortium.Evidence
+	pdq      *pdqindex.Index
+	expiry   expiryHeap
+	feedNext uint64
+	feedWake chan struct{}
+	closed   bool
+
+	// rtx is the read transaction of the rebuild while the store opens.
+	rtx *bolt.Tx
+
+	submits chan *submission
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Open opens (or creates) the store at path for the consortium of g, and rebuilds the derived state
+// from the stored logs. A damaged file gives an error wrapping [ErrDamaged] that names it.
+func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	fresh := false
+	if fi, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) || statErr == nil && fi.Size() == 0 {
+		fresh = true
+	} else if err := precheck(path); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: another process has it open", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, err)
+	}
+	s := &Store{
+		path:     path,
+		db:       db,
+		g:        g,
+		opts:     opts,
+		log:      opts.Logger,
+		trees:    map[string]*consortium.Tree{},
+		heads:    map[string]*consortium.Checkpoint{},
+		evidence: map[string]*consortium.Evidence{},
+		feedWake: make(chan struct{}),
+		submits:  make(chan *submission, 1024),
+		done:     make(chan struct{}),
+	}
+	defer func() {
+		// bbolt panics on some kinds of page damage; turn that into an error naming the file.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, r)
+		}
+		if err != nil {
+			db.Close()
+			st = nil
+		}
+	}()
+	if fresh {
+		if err := s.initialize(); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkMeta(); err != nil {
+		return nil, err
+	}
+	if s.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
+		return nil, err
+	}
+	if err := s.rebuild(); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.committer()
+	return s, nil
+}
+
+func (s *Store) initialize() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketLogs, bucketHeads, bucketEvidence, bucketFeed} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("initialize store %s: %w", s.path, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+			return err
+		}
+		return meta.Put(keyGenesis, s.g.Marshal())
+	})
+}
+
+func (s *Store) checkMeta() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketLogs, bucketHeads, bucketEvidence, bucketFeed} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("open store %s: %w: bucket %q missing (not a hashfed store?)", s.path, ErrDamaged, b)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keySchema)
+		if len(v) != 4 {
+			return fmt.Errorf("open store %s: %w: no schema version", s.path, ErrDamaged)
+		}
+		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
+			return fmt.Errorf("open store %s: schema version %d, this hashfed reads %d", s.path, got, SchemaVersion)
+		}
+		g, err := consortium.ParseGenesis(meta.Get(keyGenesis))
+		if err != nil {
+			return fmt.Errorf("open store %s: %w: stored genesis: %v", s.path, ErrDamaged, err)
+		}
+		if g.ID != s.g.ID {
+			return fmt.Errorf("open store %s: %w %s, not %s", s.path, ErrWrongConsortium, g.ID, s.g.ID)
+		}
+		return nil
+	})
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Genesis returns the consortium's genesis.
+func (s *Store) Genesis() *consortium.Genesis { return s.g }
+
+// Close stops the committer, waits for submissions in flight, and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.feedWake)
+	s.mu.Unlock()
+	close(s.done)
+	s.wg.Wait()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.db.Close()
+}
+
+// logKey is the bbolt key of entry index: 8 bytes big-endian, so appends are sequential.
+func logKey(index uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), index) }
+
+// storedCount is how many tlog stored hashes precede entry index's bytes: its leaf hash and one per
+// subtree it completes (the trailing one bits of index).
+func storedCount(index uint64) int {
+	n := 1
+	for ; index&1 == 1; index >>= 1 {
+		n++
+	}
+	return n
+}
+
+// splitValue splits a stored log value into its stored hashes and the entry bytes.
+func splitValue(index uint64, v []byte) (hashes []byte, entry []byte, err error) {
+	k := storedCount(index) * consortium.HashSize
+	if len(v) < k {
+		return nil, nil, fmt.Errorf("%w: entry %d is %d bytes, shorter than its %d stored hashes", ErrDamaged, index, len(v), k)
+	}
+	return v[:k], v[k:], nil
+}
