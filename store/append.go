@@ -288,10 +288,12 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 
 // AppendRange stores entries [start, start+len(entries)) of another member's log after verifying
 // them against cp, a checkpoint of that log that the caller opened (its signature verified): start
-// must be the stored size, and the root over the stored log and the entries must equal cp's root.
-// Nothing is stored otherwise. The new head is cp (merged with the stored head's cosignatures when
-// it is the same tree head).
-func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][]byte) error {
+// must be the stored size, and the tree over the stored log and the entries must be cp's tree or,
+// when the range stops short of cp.Size, a prefix of it, as proof (an RFC 6962 consistency proof
+// from the range's end to cp) shows. Nothing is stored otherwise. When the range reaches cp.Size,
+// cp becomes the log's head (merged with the stored head's cosignatures when it is the same tree
+// head).
+func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][]byte, proof []consortium.Hash) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	m := cp.Member
@@ -305,10 +307,26 @@ func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][
 	if start != tree.Size() {
 		return fmt.Errorf("%w: log %q is stored up to %d, range starts at %d", ErrGap, m, tree.Size(), start)
 	}
-	if _, _, err := consortium.VerifyRange(tree, entries, cp); err != nil {
-		return err
+	end := start + uint64(len(entries))
+	var head *consortium.Checkpoint
+	switch {
+	case end == cp.Size:
+		if _, _, err := consortium.VerifyRange(tree, entries, cp); err != nil {
+			return err
+		}
+		head = s.mergeHead(cp)
+	case end < cp.Size:
+		t := tree.Clone()
+		for _, e := range entries {
+			t.AppendEntry(e)
+		}
+		if err := consortium.VerifyConsistency(proof, end, t.Root(), cp.Size, cp.Root); err != nil {
+			return fmt.Errorf("%w: log %q entries [%d, %d) are not a prefix of its checkpoint of size %d: %w", consortium.ErrRootMismatch, m, start, end, cp.Size, err)
+		}
+	default:
+		return fmt.Errorf("%w: log %q entries [%d, %d) go past the checkpoint's size %d", consortium.ErrRootMismatch, m, start, end, cp.Size)
 	}
-	ws := []logWrite{{member: m, start: start, entries: entries, tree: tree, head: s.mergeHead(cp)}}
+	ws := []logWrite{{member: m, start: start, entries: entries, tree: tree, head: head}}
 	if err := s.write(ws, nil); err != nil {
 		return err
 	}

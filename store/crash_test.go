@@ -53,7 +53,7 @@ func TestCrashChild(t *testing.T) {
 				}
 				cp, err := consortium.OpenCheckpoint(g.ID, g, part.Checkpoint())
 				if err == nil {
-					err = s.AppendRange(cp, start, peer.Entries[start:end])
+					err = s.AppendRange(cp, start, peer.Entries[start:end], nil)
 				}
 				if err != nil {
 					fmt.Fprintln(out, "error:", err)

@@ -208,13 +208,13 @@ func TestAppendRange(t *testing.T) {
 
 	tampered := append([][]byte(nil), l.Entries...)
 	tampered[3] = fixture.Marshal(fixture.Add(fixture.At(3), fixture.PDQ(999)))
-	if err := s.AppendRange(cp, 0, tampered); !errors.Is(err, consortium.ErrRootMismatch) {
+	if err := s.AppendRange(cp, 0, tampered, nil); !errors.Is(err, consortium.ErrRootMismatch) {
 		t.Fatalf("tampered range: got %v", err)
 	}
 	if s.Size("bravo") != 0 {
 		t.Fatal("a tampered range was stored")
 	}
-	if err := s.AppendRange(cp, 2, l.Entries[2:]); !errors.Is(err, store.ErrGap) {
+	if err := s.AppendRange(cp, 2, l.Entries[2:], nil); !errors.Is(err, store.ErrGap) {
 		t.Errorf("range with a gap: got %v", err)
 	}
 	// Half first (with a checkpoint at 5), then the rest.
@@ -222,10 +222,10 @@ func TestAppendRange(t *testing.T) {
 	for _, e := range l.Entries[:5] {
 		half.AppendRaw(e)
 	}
-	if err := s.AppendRange(openCP(t, g, half.Checkpoint()), 0, l.Entries[:5]); err != nil {
+	if err := s.AppendRange(openCP(t, g, half.Checkpoint()), 0, l.Entries[:5], nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendRange(cp, 5, l.Entries[5:]); err != nil {
+	if err := s.AppendRange(cp, 5, l.Entries[5:], nil); err != nil {
 		t.Fatal(err)
 	}
 	if ms, _ := s.MatchPDQ(fixture.PDQ(107).Value, store.DefaultQuery()); len(ms) != 1 || ms[0].Listings[0].Member != "bravo" {
@@ -248,6 +248,27 @@ func TestAppendRange(t *testing.T) {
 	}
 	if err := consortium.VerifyInclusion(ip, 7, 10, cp.Root, consortium.LeafHash(l.Entries[7])); err != nil {
 		t.Errorf("inclusion proof: %v", err)
+	}
+	// A partial range is stored when a consistency proof ties it to the checkpoint.
+	s3 := openStore(t, filepath.Join(t.TempDir(), "partial"), g, testOptions())
+	p4, _ := s.ProveConsistency("bravo", 4, 10)
+	if err := s3.AppendRange(cp, 0, l.Entries[:4], p); !errors.Is(err, consortium.ErrRootMismatch) {
+		t.Errorf("partial range with the wrong proof: got %v", err)
+	}
+	if err := s3.AppendRange(cp, 0, tampered[:4], p4); !errors.Is(err, consortium.ErrRootMismatch) {
+		t.Errorf("tampered partial range: got %v", err)
+	}
+	if err := s3.AppendRange(cp, 0, l.Entries[:4], p4); err != nil {
+		t.Fatalf("partial range: %v", err)
+	}
+	if _, ok := s3.Head("bravo"); ok || s3.Size("bravo") != 4 {
+		t.Errorf("after a partial range: size %d, head set %v", s3.Size("bravo"), ok)
+	}
+	if err := s3.AppendRange(cp, 4, l.Entries[4:], nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := s3.Head("bravo"); !ok || h.Size != 10 {
+		t.Errorf("head after completing the range: %+v", h)
 	}
 	es, err := s.Entries("bravo", 3, 10, 200)
 	if err != nil || len(es) == 0 || len(es) >= 7 || !bytes.Equal(es[0], l.Entries[3]) {
@@ -276,7 +297,7 @@ func TestObserveCheckpointAndEquivocation(t *testing.T) {
 	if obs, _, err := s.ObserveCheckpoint(cp); err != nil || obs != store.Newer {
 		t.Fatalf("new checkpoint: got %v, %v", obs, err)
 	}
-	if err := s.AppendRange(cp, 0, l.Entries); err != nil {
+	if err := s.AppendRange(cp, 0, l.Entries, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The same head cosigned by bravo: merged into the stored head.
@@ -310,7 +331,7 @@ func TestObserveCheckpointAndEquivocation(t *testing.T) {
 	}
 	// The log is frozen: no more ranges.
 	more := peerLog(g, "charlie", 9, 0)
-	if err := s.AppendRange(openCP(t, g, more.Checkpoint()), 8, more.Entries[8:]); !errors.Is(err, store.ErrForked) {
+	if err := s.AppendRange(openCP(t, g, more.Checkpoint()), 8, more.Entries[8:], nil); !errors.Is(err, store.ErrForked) {
 		t.Errorf("range of a forked log: got %v", err)
 	}
 	s.Close()
@@ -371,7 +392,7 @@ func TestFeed(t *testing.T) {
 	s := openStore(t, path, g, testOptions())
 	submit(t, s, "alpha", fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)))
 	l := peerLog(g, "bravo", 3, 10)
-	if err := s.AppendRange(openCP(t, g, l.Checkpoint()), 0, l.Entries); err != nil {
+	if err := s.AppendRange(openCP(t, g, l.Checkpoint()), 0, l.Entries, nil); err != nil {
 		t.Fatal(err)
 	}
 	submit(t, s, "alpha", fixture.RevokeIndex(0, 1))
