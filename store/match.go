@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
-	"github.com/hashfed/hashfed/store/pdqindex"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store/pdqindex"
 	bolt "go.etcd.io/bbolt"
 )
 
