@@ -48,6 +48,9 @@ func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("bench hash: -seconds is %v, want a positive number", *seconds)
 	}
 	budget := time.Duration(*seconds * float64(time.Second))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 
 	in, err := findBenchImages(*dir)
 	if err != nil {

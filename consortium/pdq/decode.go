@@ -15,8 +15,9 @@ import (
 )
 
 // DefaultMaxPixels is the default limit on an image's declared width × height: 50 megapixels,
-// larger than any photo a phone takes, small enough that decoding one does not exhaust a server
-// (about 200 MB for 8-bit RGBA pixels, plus the decoder's own buffers).
+// above the 12 to 48 megapixels of most cameras' and phones' photos, small enough that decoding
+// one does not exhaust a server (about 200 MB for 8-bit RGBA pixels, plus the decoder's own
+// buffers).
 const DefaultMaxPixels = 50_000_000
 
 // DefaultMaxBytes is the default limit on the length of an image file: 128 MiB.
@@ -97,7 +98,10 @@ func sniff(data []byte) *format {
 }
 
 // Decode reads an image file from r and decodes it, returning the image and the name of its
-// format ("jpeg", "png", "gif", "bmp", "tiff" or "webp"). A GIF gives its first frame.
+// format ("jpeg", "png", "gif", "bmp", "tiff" or "webp"). A GIF gives its first frame as
+// [image/gif.Decode] does, with the frame's own bounds; where that frame covers less than the
+// GIF's logical screen, Pillow (and so python-threatexchange) would instead give the whole screen,
+// and the hashes differ.
 //
 // Decode reads all of r, up to opts.MaxBytes, and decodes the image's header before its pixels:
 // an image declaring more than opts.MaxPixels pixels is refused with an error wrapping

@@ -19,11 +19,11 @@
 // # Pixels
 //
 // [HashImage] reads each pixel as straight (non-premultiplied) 8-bit RGB, exactly what
-// [color.NRGBAModel] gives, and ignores alpha. For images stored straight ([image.NRGBA], which
+// [image/color.NRGBAModel] gives, and ignores alpha. For images stored straight ([image.NRGBA], which
 // is what Go's PNG decoder returns for images with an alpha channel) a transparent pixel
 // contributes the colour it stores; for images stored premultiplied ([image.RGBA],
 // [image.RGBA64]) a fully transparent pixel counts as black and a partly transparent one is
-// un-premultiplied. 16-bit channels become 8-bit by v>>8 (that is what [color.NRGBAModel] does).
+// un-premultiplied. 16-bit channels become 8-bit by v>>8 (that is what [image/color.NRGBAModel] does).
 // Pillow instead clips 16-bit grey to 255 when it converts to RGB, so a hash that
 // python-threatexchange computed from a 16-bit grey PNG can be reproduced by converting the
 // [image.Gray16] to an [image.Gray] with min(v, 255) per pixel before calling [HashImage].
@@ -31,13 +31,14 @@
 // # Orientation
 //
 // EXIF orientation is ignored, as the reference core and HMA ignore it: the hash is of the pixels
-// as stored. The eight dihedral hashes from [HashImageDihedral] are the hashes of the image
-// rotated and flipped in every way, which are exactly the eight EXIF orientations, so matching
-// against all eight finds an image whatever orientation flag it carries.
+// as stored. The eight dihedral hashes from [HashImageDihedral] are (to within a few bits) the
+// hashes of the image rotated and flipped in every way, which are exactly the eight EXIF
+// orientations, so matching all eight against a list finds an image whatever orientation flag
+// it carries.
 //
 // # Decoding
 //
-// [Decode] accepts JPEG, PNG, GIF (first frame), BMP, TIFF and WebP. It reads the image header
+// [Decode] accepts JPEG, PNG, GIF (the first frame, within its own rectangle), BMP, TIFF and WebP. It reads the image header
 // first and refuses an image whose declared width × height exceeds [DecodeOptions.MaxPixels]
 // before any pixel buffer is allocated, so a small file declaring a huge image (a decompression
 // bomb) costs nothing. Corrupt or truncated input gives an error wrapping [ErrCorrupt] and the

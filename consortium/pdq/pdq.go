@@ -25,13 +25,15 @@ func init() {
 	}
 }
 
-// HashImage returns the PDQ hash of img and its quality (0 to 100; the reference suggests
-// ignoring hashes of quality below 50 when matching). Pixels are read as described in the package
-// documentation. An image less than 5 pixels wide or high gives [Hash]{} and quality 0.
+// HashImage returns the PDQ hash of img and its quality, 0 to 100 (low for images with little
+// detail, whose hashes match unrelated images more easily; the consortium's default quality gate
+// is 50). Pixels are read as described in the package documentation. An image less than 5 pixels
+// wide or high gives [Hash]{} and quality 0.
 //
-// HashImage is safe for concurrent use. It holds work buffers of about (window+6) × width
-// float32s, where window is about height/128, so hashing a large image needs little memory
-// beyond the image itself.
+// HashImage is safe for concurrent use. It hashes every pixel of img.Bounds(), streaming the rows
+// through work buffers of about (window+17) × width float32s, where window is about height/128,
+// so hashing a large image needs little memory beyond the image itself. Images from untrusted
+// files should come from [Decode], which bounds their size.
 func HashImage(img image.Image) (Hash, int) {
 	w := getWork()
 	defer putWork(w)
@@ -50,8 +52,8 @@ func HashImage(img image.Image) (Hash, int) {
 //
 // It follows the reference's dihedral function in one detail that [HashImage] does not: an image
 // of exactly 64×64 pixels is box-filtered like any other (window 1, which is the identity except
-// for float rounding), where [HashImage] takes its pixels as the 64×64 downsample directly.
-// Either way the reference gives the same answer for almost every image.
+// for float rounding), where [HashImage] takes its pixels as the 64×64 downsample directly. The
+// two give the same hash for almost every image.
 func HashImageDihedral(img image.Image) (Dihedral, int) {
 	w := getWork()
 	defer putWork(w)
@@ -117,8 +119,8 @@ func flipSign(v float32, neg bool) float32 {
 	return v
 }
 
-// work holds the buffers of one hash computation. They are pooled: a hash of a 512×512 image
-// then allocates nothing.
+// work holds the buffers of one hash computation. They are pooled: hashing a 512×512 image then
+// allocates only a few bytes.
 type work struct {
 	luma   []float32 // rowGroup rows of luma
 	rowOut []float32 // rowGroup rows after the first box filter along rows
