@@ -17,11 +17,6 @@ const HashSize = 32
 // The zero Hash is what images too small to hash (under 5 pixels on a side) give.
 type Hash [HashSize]byte
 
-// bit reports whether bit k (0..255, in the reference's numbering) is set.
-func (h *Hash) bit(k int) bool {
-	return h[byteOf(k)]&(1<<(k&7)) != 0
-}
-
 // setBit sets bit k (0..255, in the reference's numbering).
 func (h *Hash) setBit(k int) {
 	h[byteOf(k)] |= 1 << (k & 7)

@@ -29,8 +29,8 @@ func TestHashBitLayout(t *testing.T) {
 			t.Errorf("bit %d: got %s, want %s", tc.bit, got, tc.want)
 		}
 		for k := range 256 {
-			if got, want := h.bit(k), k == tc.bit; got != want {
-				t.Errorf("bit %d set: bit(%d) got %v, want %v", tc.bit, k, got, want)
+			if got, want := h[byteOf(k)]&(1<<(k&7)) != 0, k == tc.bit; got != want {
+				t.Errorf("bit %d set: bit %d got %v, want %v", tc.bit, k, got, want)
 			}
 		}
 	}

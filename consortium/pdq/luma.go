@@ -282,8 +282,9 @@ func ycbcrLuma(y uint8, rc, gc, bc int32) float32 {
 }
 
 // ycbcrReader reads an [image.YCbCr] plane by plane. For 4:4:4, and for 4:2:2 and 4:2:0 with an
-// even left edge (every image a decoder returns), each chroma sample serves one or two adjacent
-// pixels of the row; anything else finds each pixel's chroma sample with [image.YCbCr.COffset].
+// even, non-negative left edge (every image a decoder returns), each chroma sample serves one or
+// two adjacent pixels of the row; anything else finds each pixel's chroma sample with
+// [image.YCbCr.COffset] (whose integer division rounds towards zero at negative coordinates).
 type ycbcrReader struct {
 	m *image.YCbCr
 	area
@@ -304,7 +305,8 @@ func (r ycbcrReader) row(y int, dst []float32) {
 			rc, gc, bc := ycbcrChroma(cb[x], cr[x])
 			dst[x] = ycbcrLuma(lv, rc, gc, bc)
 		}
-	case (ratio == image.YCbCrSubsampleRatio422 || ratio == image.YCbCrSubsampleRatio420) && x0%2 == 0:
+	case (ratio == image.YCbCrSubsampleRatio422 || ratio == image.YCbCrSubsampleRatio420) && x0 >= 0 && x0%2 == 0:
+		// Pixel x's chroma column is x/2: with x0 even and not negative, (x0+x)/2 - x0/2 = x/2.
 		ci := m.COffset(x0, yy)
 		n := (w + 1) / 2
 		cb := m.Cb[ci : ci+n]

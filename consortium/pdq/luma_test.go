@@ -83,7 +83,7 @@ func typedImages(r *rand.Rand) []image.Image {
 		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
 		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
 	} {
-		for _, b := range []image.Rectangle{image.Rect(0, 0, 37, 23), image.Rect(-3, 1, 34, 24), outer} {
+		for _, b := range []image.Rectangle{image.Rect(0, 0, 37, 23), image.Rect(-3, 1, 34, 24), image.Rect(-4, -3, 33, 20), outer} {
 			m := image.NewYCbCr(b, ratio)
 			randomFill(r, m.Y)
 			randomFill(r, m.Cb)

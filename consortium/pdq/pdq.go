@@ -132,11 +132,11 @@ type work struct {
 	col2   colBox    // second box filter along columns, 64 sampled columns only
 	out2   []float32 // one row out of col2
 
-	width, height int
-	rowWin        int       // box window along rows (from the width)
-	colIdx        [64]int   // the column sampled for each output column
-	colCnt        [64]int32 // the window count of the second row filter at each sampled column
-	rowIdx        [64]int   // the row sampled for each output row
+	width  int
+	rowWin int       // box window along rows (from the width)
+	colIdx [64]int   // the column sampled for each output column
+	colCnt [64]int32 // the window count of the second row filter at each sampled column
+	rowIdx [64]int   // the row sampled for each output row
 
 	buf64   [64][64]float32 // the 64×64 downsample
 	t16x64  [16][64]float32 // DCT intermediate
@@ -230,7 +230,7 @@ func (w *work) downsample(img image.Image, shortcut64 bool) bool {
 
 // setup sizes the buffers and computes the sampling tables for a width×height image.
 func (w *work) setup(width, height int) {
-	w.width, w.height = width, height
+	w.width = width
 	w.rowWin = jaroszWindow(width)
 	colWin := jaroszWindow(height)
 	w.luma = grow(w.luma, rowGroup*width)
