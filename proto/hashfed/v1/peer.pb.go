@@ -556,6 +556,9 @@ func (x *CosignResponse) GetCheckpoint() []byte {
 // Gossip is a memberlist message: small, one per packet.
 type Gossip struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is the member whose node queued the message; for a checkpoint, it holds the entries up to
+	// the checkpoint's size, so receivers can fetch them there.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*Gossip_Checkpoint
@@ -595,6 +598,13 @@ func (*Gossip) Descriptor() ([]byte, []int) {
 	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
+func (x *Gossip) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
 func (x *Gossip) GetMsg() isGossip_Msg {
 	if x != nil {
 		return x.Msg
@@ -627,12 +637,12 @@ type isGossip_Msg interface {
 type Gossip_Checkpoint struct {
 	// checkpoint is a log's latest signed checkpoint (author's signature and as many
 	// cosignatures as fit).
-	Checkpoint []byte `protobuf:"bytes,1,opt,name=checkpoint,proto3,oneof"`
+	Checkpoint []byte `protobuf:"bytes,2,opt,name=checkpoint,proto3,oneof"`
 }
 
 type Gossip_Evidence struct {
 	// evidence is equivocation evidence (checkpoints without cosignatures).
-	Evidence *Equivocation `protobuf:"bytes,2,opt,name=evidence,proto3,oneof"`
+	Evidence *Equivocation `protobuf:"bytes,3,opt,name=evidence,proto3,oneof"`
 }
 
 func (*Gossip_Checkpoint) isGossip_Msg() {}
@@ -801,12 +811,13 @@ const file_hashfed_v1_peer_proto_rawDesc = "" +
 	"\x0eCosignResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
-	"checkpoint\"i\n" +
-	"\x06Gossip\x12 \n" +
+	"checkpoint\"}\n" +
+	"\x06Gossip\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12 \n" +
 	"\n" +
-	"checkpoint\x18\x01 \x01(\fH\x00R\n" +
+	"checkpoint\x18\x02 \x01(\fH\x00R\n" +
 	"checkpoint\x126\n" +
-	"\bevidence\x18\x02 \x01(\v2\x18.hashfed.v1.EquivocationH\x00R\bevidenceB\x05\n" +
+	"\bevidence\x18\x03 \x01(\v2\x18.hashfed.v1.EquivocationH\x00R\bevidenceB\x05\n" +
 	"\x03msg\"{\n" +
 	"\bNodeMeta\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1b\n" +
