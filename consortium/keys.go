@@ -142,6 +142,10 @@ func (k *PrivateKey) String() string {
 	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", k.id, keyHash(k.id, algEd25519, pub), base64.StdEncoding.EncodeToString(data))
 }
 
+// Ed25519 returns the raw Ed25519 private key, for uses outside signed notes (a node's TLS
+// certificate).
+func (k *PrivateKey) Ed25519() ed25519.PrivateKey { return k.priv }
+
 // Sign signs msg with the raw Ed25519 key.
 func (k *PrivateKey) Sign(msg []byte) []byte { return ed25519.Sign(k.priv, msg) }
 

@@ -1,0 +1,170 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store"
+)
+
+// Config configures a [Node]. Start from [DefaultConfig] and set at least Genesis, Key and DataDir.
+type Config struct {
+	// Genesis is the consortium's genesis (required).
+	Genesis *consortium.Genesis
+	// Key is this node's member key (required); its id must be on the roster.
+	Key *consortium.PrivateKey
+	// DataDir holds the store, hashfed.db (required; created if missing).
+	DataDir string
+
+	// PeerListen is the host:port of the peer API (gRPC over mutual TLS). Port 0 picks a free port.
+	PeerListen string
+	// PeerAdvertise is the address other nodes dial for the peer API; empty means the listen
+	// address (with an unspecified host replaced by GossipAdvertise's host or 127.0.0.1).
+	PeerAdvertise string
+	// GossipListen is the host:port memberlist binds (UDP and TCP). Port 0 picks a free port.
+	GossipListen string
+	// GossipAdvertise is the address other nodes gossip to; empty means the listen address.
+	GossipAdvertise string
+	// Join lists gossip addresses (host:port) of nodes to join at start; retried until one answers.
+	Join []string
+	// GossipKeys are memberlist encryption keys (16, 24 or 32 bytes each); the first encrypts. Empty
+	// means gossip is not encrypted (it carries only signed checkpoints, never entries).
+	GossipKeys [][]byte
+	// ClusterLabel is memberlist's cluster label; empty means "hashfed-" and the first 16 hex digits
+	// of the consortium id, so nodes of different consortiums never merge.
+	ClusterLabel string
+
+	// MemberListen is the member API's address: host:port, or unix:PATH for a unix socket. Empty
+	// disables it. A listener that is not loopback or a unix socket requires MemberToken.
+	MemberListen string
+	// MemberToken, when set, is the bearer token the member API and the JSON API require.
+	MemberToken string
+	// HTTPListen is the address of /metrics, /healthz and the JSON API; empty disables them.
+	HTTPListen string
+
+	// CheckpointInterval is the least time between two checkpoints of the node's own log. A log
+	// that grows after a quiet spell is signed at once; under load, once per interval.
+	CheckpointInterval time.Duration
+	// AntiEntropyInterval is how often the node compares heads with a random peer.
+	AntiEntropyInterval time.Duration
+	// GossipInterval is memberlist's gossip interval, and GossipNodes the peers each round reaches.
+	GossipInterval time.Duration
+	GossipNodes    int
+	// SweepInterval is how often expired listings are taken out of the match index.
+	SweepInterval time.Duration
+	// FetchParallel bounds the logs fetched at once.
+	FetchParallel int
+	// ChunkEntries is how many entries one range message carries at most.
+	ChunkEntries int
+	// MaxMessageBytes bounds every gRPC message received or sent.
+	MaxMessageBytes int
+	// MaxMatchStreams bounds concurrent MatchStream and Feed streams on the member API; more are
+	// refused with RESOURCE_EXHAUSTED.
+	MaxMatchStreams int
+	// MaxPeerStreams bounds concurrent GetRange streams served to peers.
+	MaxPeerStreams int
+	// RequestTimeout bounds one peer call (a range stream gets this per chunk).
+	RequestTimeout time.Duration
+
+	// Store configures the store.
+	Store store.Options
+	// Logger receives the node's logs (memberlist's too); nil discards them.
+	Logger *slog.Logger
+
+	// netFilter, when set (tests only), drops gossip and peer calls between this node and the
+	// members for which it returns true, to simulate partitions.
+	netFilter func(member string) bool
+}
+
+// DefaultConfig returns a configuration with the documented defaults: peer API on :7400, gossip on
+// :7946, member API on 127.0.0.1:7401, HTTP on 127.0.0.1:7402, checkpoints at most every 250 ms,
+// anti-entropy every 2 s, gossip every 100 ms to 4 nodes.
+func DefaultConfig() Config {
+	return Config{
+		PeerListen:          ":7400",
+		GossipListen:        ":7946",
+		MemberListen:        "127.0.0.1:7401",
+		HTTPListen:          "127.0.0.1:7402",
+		CheckpointInterval:  250 * time.Millisecond,
+		AntiEntropyInterval: 2 * time.Second,
+		GossipInterval:      100 * time.Millisecond,
+		GossipNodes:         4,
+		SweepInterval:       5 * time.Second,
+		FetchParallel:       8,
+		ChunkEntries:        16384,
+		MaxMessageBytes:     64 << 20,
+		MaxMatchStreams:     64,
+		MaxPeerStreams:      32,
+		RequestTimeout:      30 * time.Second,
+		Store:               store.DefaultOptions(),
+	}
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid node configuration")
+
+func (c *Config) validate() error {
+	if c.Genesis == nil {
+		return fmt.Errorf("%w: no genesis", ErrConfig)
+	}
+	if c.Key == nil {
+		return fmt.Errorf("%w: no member key", ErrConfig)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: no data directory", ErrConfig)
+	}
+	if c.PeerListen == "" || c.GossipListen == "" {
+		return fmt.Errorf("%w: peer and gossip listen addresses are required", ErrConfig)
+	}
+	if c.MemberListen != "" && c.MemberToken == "" && !isLocal(c.MemberListen) {
+		return fmt.Errorf("%w: the member API on %s is reachable from other hosts: set a member token, or listen on localhost or a unix socket", ErrConfig, c.MemberListen)
+	}
+	if c.HTTPListen != "" && c.MemberToken == "" && !isLocal(c.HTTPListen) {
+		return fmt.Errorf("%w: the JSON API on %s is reachable from other hosts: set a member token, or listen on localhost", ErrConfig, c.HTTPListen)
+	}
+	for i, k := range c.GossipKeys {
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("%w: gossip key %d is %d bytes, want 16, 24 or 32", ErrConfig, i, l)
+		}
+	}
+	pos := []struct {
+		name string
+		v    time.Duration
+	}{{"checkpoint interval", c.CheckpointInterval}, {"anti-entropy interval", c.AntiEntropyInterval}, {"gossip interval", c.GossipInterval}, {"sweep interval", c.SweepInterval}, {"request timeout", c.RequestTimeout}}
+	for _, p := range pos {
+		if p.v <= 0 {
+			return fmt.Errorf("%w: %s must be positive", ErrConfig, p.name)
+		}
+	}
+	if c.FetchParallel <= 0 || c.ChunkEntries <= 0 || c.MaxMessageBytes < 1<<20 || c.MaxMatchStreams <= 0 || c.MaxPeerStreams <= 0 || c.GossipNodes <= 0 {
+		return fmt.Errorf("%w: fetch parallelism, chunk size, stream limits and gossip nodes must be positive, message size at least 1 MiB", ErrConfig)
+	}
+	if c.ClusterLabel == "" {
+		c.ClusterLabel = "hashfed-" + c.Genesis.ID.String()[:16]
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// isLocal reports whether a listen address only accepts local connections.
+func isLocal(addr string) bool {
+	if strings.HasPrefix(addr, "unix:") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

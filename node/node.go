@@ -1,0 +1,357 @@
+// Package node runs a hashfed node: the member API for the platform's own systems, the peer API
+// between nodes (gRPC over mutual TLS with roster keys), gossip of signed checkpoints with
+// memberlist, replication that verifies every received range before storing it, and the HTTP
+// endpoints (/metrics, /healthz, a JSON lookup and match API).
+//
+// A node trusts no peer: checkpoints are checked against roster keys, ranges against signed
+// checkpoints, and a peer that serves bad data costs only that range, fetched again elsewhere.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store"
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/grpc"
+)
+
+// Node is a running hashfed node.
+type Node struct {
+	cfg     Config
+	id      string
+	g       *consortium.Genesis
+	key     *consortium.PrivateKey
+	log     *slog.Logger
+	store   *store.Store
+	metrics *metrics
+	started time.Time
+
+	cert    tls.Certificate
+	peerSrv *grpc.Server
+	peerLis net.Listener
+	peerAdv string
+
+	memberSrv *grpc.Server
+	memberLis net.Listener
+	httpSrv   *http.Server
+	httpLis   net.Listener
+
+	ml       *memberlist.Memberlist
+	bq       *memberlist.TransmitLimitedQueue
+	gossipIn chan []byte
+	trans    *filterTransport
+
+	mu      sync.Mutex
+	peers   map[string]*peerInfo
+	known   map[string]uint64
+	fetches map[string]*fetchState
+
+	memberStreams chan struct{}
+	peerStreams   chan struct{}
+	fetchSem      chan struct{}
+	ownGrew       chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// New opens the node's store (rebuilding its state from the logs) and prepares the node; Start
+// brings it onto the network.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	n := &Node{
+		cfg:           cfg,
+		id:            cfg.Key.ID(),
+		g:             cfg.Genesis,
+		key:           cfg.Key,
+		log:           cfg.Logger.With("member", cfg.Key.ID()),
+		peers:         map[string]*peerInfo{},
+		known:         map[string]uint64{},
+		fetches:       map[string]*fetchState{},
+		memberStreams: make(chan struct{}, cfg.MaxMatchStreams),
+		peerStreams:   make(chan struct{}, cfg.MaxPeerStreams),
+		fetchSem:      make(chan struct{}, cfg.FetchParallel),
+		ownGrew:       make(chan struct{}, 1),
+		gossipIn:      make(chan []byte, 4096),
+	}
+	n.metrics = newMetrics(n)
+	so := cfg.Store
+	so.Logger = n.log
+	userChange := so.OnChange
+	so.OnChange = func(c consortium.Change) {
+		n.metrics.onChange(c)
+		if userChange != nil {
+			userChange(c)
+		}
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "hashfed.db"), cfg.Genesis, so)
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
+	var onRoster bool
+	st.View(func(s *consortium.State) {
+		m, ok := s.MemberKey(n.id)
+		onRoster = ok && m.Equal(cfg.Key.Public().Key)
+	})
+	if !onRoster {
+		st.Close()
+		return nil, fmt.Errorf("%w: %q with this key is not on the consortium's roster (was it admitted? is the store current?)", ErrConfig, n.id)
+	}
+	c, err := selfCert(n.id, cfg.Key.Ed25519())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	n.cert = c
+	return n, nil
+}
+
+// Store returns the node's store.
+func (n *Node) Store() *store.Store { return n.store }
+
+// ID returns the node's member id.
+func (n *Node) ID() string { return n.id }
+
+// Start opens the listeners, joins the gossip cluster and starts replication. It returns once the
+// node serves; joining the peers in Config.Join continues in the background until one answers.
+func (n *Node) Start() (err error) {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.started = time.Now()
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := n.startPeerAPI(); err != nil {
+		return err
+	}
+	if err := n.startGossip(); err != nil {
+		return err
+	}
+	if err := n.startMemberAPI(); err != nil {
+		return err
+	}
+	if err := n.startHTTP(); err != nil {
+		return err
+	}
+	n.wg.Add(4)
+	go n.gossipWorker()
+	go n.signer()
+	go n.antiEntropy()
+	go n.sweeper()
+	n.log.Info("node started", "peer", n.peerAdv, "gossip", n.GossipAddr(), "member_api", n.MemberAddr(), "http", n.HTTPAddr())
+	return nil
+}
+
+// Close stops the node: it leaves the gossip cluster, lets streams in flight finish (for a few
+// seconds at most), stops replication and closes the store.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	if n.ml != nil {
+		n.ml.Leave(500 * time.Millisecond)
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	stopGRPC := func(s *grpc.Server) {
+		if s == nil {
+			return
+		}
+		done := make(chan struct{})
+		go func() { s.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			s.Stop()
+		}
+	}
+	stopGRPC(n.memberSrv)
+	stopGRPC(n.peerSrv)
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		n.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	if n.ml != nil {
+		n.ml.Shutdown()
+	}
+	n.wg.Wait()
+	n.mu.Lock()
+	for _, p := range n.peers {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+	}
+	n.mu.Unlock()
+	err := n.store.Close()
+	n.log.Info("node stopped")
+	return err
+}
+
+// PeerAddr returns the address other nodes dial for the peer API.
+func (n *Node) PeerAddr() string { return n.peerAdv }
+
+// GossipAddr returns the node's gossip address.
+func (n *Node) GossipAddr() string {
+	if n.ml == nil {
+		return ""
+	}
+	return n.ml.LocalNode().Address()
+}
+
+// MemberAddr returns the member API's address ("" when disabled).
+func (n *Node) MemberAddr() string {
+	if n.memberLis == nil {
+		return ""
+	}
+	if n.memberLis.Addr().Network() == "unix" {
+		return "unix:" + n.memberLis.Addr().String()
+	}
+	return n.memberLis.Addr().String()
+}
+
+// HTTPAddr returns the HTTP endpoint's address ("" when disabled).
+func (n *Node) HTTPAddr() string {
+	if n.httpLis == nil {
+		return ""
+	}
+	return n.httpLis.Addr().String()
+}
+
+// memberByKey returns the id of the roster member (any role) with the given key.
+func (n *Node) memberByKey(pub ed25519.PublicKey) (string, bool) {
+	var id string
+	n.store.View(func(s *consortium.State) {
+		for _, m := range s.Roster().Members {
+			if m.Key.Equal(pub) {
+				id = m.ID
+				return
+			}
+		}
+	})
+	return id, id != ""
+}
+
+// onRoster reports whether member is on the current roster (any role).
+func (n *Node) onRoster(member string) bool {
+	var ok bool
+	n.store.View(func(s *consortium.State) { _, ok = s.Roster().Member(member) })
+	return ok
+}
+
+// openCheckpoint verifies a checkpoint note against the keys of every member ever on the roster.
+func (n *Node) openCheckpoint(note []byte) (*consortium.Checkpoint, error) {
+	var cp *consortium.Checkpoint
+	var err error
+	n.store.View(func(s *consortium.State) { cp, err = consortium.OpenCheckpoint(n.g.ID, s, note) })
+	return cp, err
+}
+
+// noteKnown records that member's log has at least size entries somewhere.
+func (n *Node) noteKnown(member string, size uint64) {
+	n.mu.Lock()
+	if size > n.known[member] {
+		n.known[member] = size
+	}
+	n.mu.Unlock()
+}
+
+// signer signs the node's own checkpoint when its log grew: at once after a quiet spell, at most
+// once per CheckpointInterval under load; each new checkpoint is gossiped.
+func (n *Node) signer() {
+	defer n.wg.Done()
+	var last time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.ownGrew:
+		}
+		if wait := n.cfg.CheckpointInterval - time.Since(last); wait > 0 {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		cp, err := n.store.SignHead(n.key)
+		last = time.Now()
+		if err != nil {
+			n.log.Error("sign checkpoint", "err", err)
+			continue
+		}
+		if cp != nil {
+			n.noteKnown(n.id, cp.Size)
+			n.broadcastCheckpoint(cp)
+		}
+	}
+}
+
+// ownLogGrew wakes the signer.
+func (n *Node) ownLogGrew() {
+	select {
+	case n.ownGrew <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) sweeper() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			if k := n.store.Sweep(); k > 0 {
+				n.log.Info("expired listings out of the match index", "signals", k)
+			}
+		}
+	}
+}
+
+// Submit appends entries to the node's own log (see [store.Store.Submit]) and wakes the checkpoint
+// signer, so the new entries reach the peers.
+func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appended, error) {
+	out, err := n.store.Submit(ctx, n.id, entries)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range out {
+		if a.Err == nil {
+			n.metrics.submitted.Inc()
+		}
+	}
+	n.ownLogGrew()
+	return out, nil
+}
+
+var errClosed = errors.New("node closed")

@@ -1,0 +1,100 @@
+package node
+
+import (
+	"encoding/hex"
+	"slices"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// Status reports the node: roster, every log's size, checkpoint, lag and cosigners, peers, counts,
+// the state digest, equivocations and pending proposals.
+func (n *Node) Status() *pb.StatusResponse {
+	st := &pb.StatusResponse{
+		Member:         n.id,
+		Consortium:     n.g.ID.String(),
+		ConsortiumName: n.g.Name,
+		FeedEnd:        n.store.FeedEnd(),
+		UptimeMs:       time.Since(n.started).Milliseconds(),
+	}
+	heads := n.store.Heads()
+	sizes := n.store.Sizes()
+	evidence := n.store.Evidence()
+	n.store.View(func(s *consortium.State) {
+		r := s.Roster()
+		st.RosterEpoch = r.Epoch
+		for _, m := range r.Members {
+			st.Roster = append(st.Roster, &pb.RosterMember{Id: m.ID, Role: m.Role, PublicKey: m.PublicKey().String()})
+		}
+		sig, lst := s.Counts()
+		st.Signals, st.Listings = uint64(sig), uint64(lst)
+		d := s.Digest()
+		st.StateDigest = hex.EncodeToString(d[:])
+		_, rej := s.Rejections()
+		st.RejectedEntries = uint64(rej)
+		for _, p := range s.Proposals() {
+			st.Proposals = append(st.Proposals, &pb.ProposalView{Hash: hex.EncodeToString(p.Hash[:]), Author: p.Author, Epoch: p.Epoch,
+				Changes: consortium.DescribeChanges(p.Changes), Votes: p.Votes, Needed: uint32(p.Needed), Invalid: p.Invalid})
+		}
+	})
+	n.mu.Lock()
+	members := map[string]bool{}
+	for m := range sizes {
+		members[m] = true
+	}
+	for m := range n.known {
+		members[m] = true
+	}
+	for m := range heads {
+		members[m] = true
+	}
+	ids := make([]string, 0, len(members))
+	for m := range members {
+		ids = append(ids, m)
+	}
+	slices.Sort(ids)
+	for _, m := range ids {
+		ls := &pb.LogStatus{Member: m, Size: sizes[m], KnownSize: max(n.known[m], sizes[m])}
+		ls.Lag = ls.KnownSize - ls.Size
+		if h := heads[m]; h != nil {
+			ls.CheckpointSize = h.Size
+			for _, c := range h.Cosigners {
+				ls.Cosigners = append(ls.Cosigners, c.Member)
+			}
+		}
+		ls.Forked = evidence[m] != nil
+		st.Logs = append(st.Logs, ls)
+	}
+	for _, p := range n.peers {
+		ps := &pb.PeerStatus{Member: p.member, Address: p.addr, State: "dead", LastError: p.lastErr}
+		if p.alive {
+			ps.State = "alive"
+		}
+		if !p.lastContact.IsZero() {
+			ps.LastContactUnixMs = p.lastContact.UnixMilli()
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(st.Peers, func(a, b *pb.PeerStatus) int {
+		if a.Member < b.Member {
+			return -1
+		}
+		if a.Member > b.Member {
+			return 1
+		}
+		return 0
+	})
+	for m, ev := range evidence {
+		st.Equivocations = append(st.Equivocations, &pb.EquivocationStatus{Member: m, Description: ev.String(), Evidence: ev.Marshal()})
+	}
+	slices.SortFunc(st.Equivocations, func(a, b *pb.EquivocationStatus) int {
+		if a.Member < b.Member {
+			return -1
+		}
+		return 1
+	})
+	return st
+}
