@@ -33,13 +33,13 @@ func newMetrics(n *Node) *metrics {
 	r := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
 	m := &metrics{
-		registry: r,
-		peers:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_peers", Help: "Nodes gossip reports alive, this one excluded."}),
-		logSize:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hashfed_log_entries", Help: "Entries stored of each member log."}, []string{"member"}),
-		logLag:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hashfed_log_lag_entries", Help: "Entries of each member log known to exist but not yet stored here."}, []string{"member"}),
-		entries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hashfed_entries_applied_total", Help: "Entries applied to the state since start (replayed at open excluded)."}),
+		registry:  r,
+		peers:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_peers", Help: "Nodes gossip reports alive, this one excluded."}),
+		logSize:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hashfed_log_entries", Help: "Entries stored of each member log."}, []string{"member"}),
+		logLag:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hashfed_log_lag_entries", Help: "Entries of each member log known to exist but not yet stored here."}, []string{"member"}),
+		entries:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hashfed_entries_applied_total", Help: "Entries applied to the state since start (replayed at open excluded)."}),
 		submitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "hashfed_entries_submitted_total", Help: "Entries this node's platform appended to its own log."}),
-		changes:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_state_changes_total", Help: "State changes by kind (listed, unlisted, opinion, roster)."}, []string{"kind"}),
+		changes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_state_changes_total", Help: "State changes by kind (listed, unlisted, opinion, roster)."}, []string{"kind"}),
 		matchLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hashfed_match_seconds", Help: "Time to answer one match query.",
 			Buckets: []float64{20e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1}}, []string{"type"}),
 		matchQueries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_match_queries_total", Help: "Match queries by signal type and outcome (hit, miss, error)."}, []string{"type", "outcome"}),

@@ -293,4 +293,3 @@ func bytesToHashes(bs [][]byte) ([]consortium.Hash, error) {
 	}
 	return out, nil
 }
-
