@@ -1,0 +1,410 @@
+package node
+
+// The HTTP endpoints, on Config.HTTPListen:
+//
+//	GET  /healthz    no token. 200 {"status":"ok","member":"alpha","peers":2,"signals":1234}
+//	                 (peers: nodes gossip reports alive; signals: signals listed by at least one
+//	                 member); 503 {"status":"shutting down",...} while the node stops.
+//	GET  /metrics    Prometheus text format. Requires the token when Config.MemberToken is set
+//	                 (Prometheus: authorization.credentials in the scrape config).
+//	GET  /v1/status  the member API's StatusResponse as protojson (proto field names, 64-bit
+//	                 integers as strings).
+//	GET  /v1/lookup?type=pdq&value=<value>
+//	                 {"found":true,"result":<match>}; found is false when no member lists the
+//	                 signal and nobody has an opinion on it (result then holds only the signal).
+//	POST /v1/match   body {"type":"pdq","value":"<64 hex>","radius":31,"quality":80,"include_hidden":false}
+//	                 (radius, quality and include_hidden optional; radius defaults to 31).
+//	GET  /v1/match?type=pdq&value=<value>&radius=31&quality=80&include_hidden=true
+//	                 the same, for curl. Both answer {"matches":[<match>...]}, nearest first.
+//
+// A value is written as `hashfed` and python-threatexchange write it: hex digits (either case) for
+// pdq, md5 and sha256; for url, the URL itself (canonicalized and hashed by the node) or
+// "sha256:<64 hex>" for an already hashed one.
+//
+// <match> is
+//
+//	{"signal":{"type":"pdq","value":"<hex; sha256:<hex> for url>"},
+//	 "distance":3,
+//	 "listings":[{"member":"alpha","index":12,"time":"2026-01-01T00:00:00.123Z",
+//	              "labels":["behaviour:threat-incitement"],"content_id":"c1","note":"...",
+//	              "expires":"2027-01-01T00:00:00Z","quality":92}],
+//	 "opinions":[{"author":"beta","index":4,"time":"...","stance":"false_positive","text":"..."}],
+//	 "hidden":"<why the local policy hides it>"}
+//
+// where content_id, note, expires, quality, opinions and hidden are left out when empty, and times
+// are RFC 3339 in UTC.
+//
+// Errors: 400 {"error":"<message naming the problem>"} for bad input (a bad hash, an unknown type,
+// a radius out of range, an unknown JSON field, a body over 1 MiB); 401 {"error":...} without the
+// right "Authorization: Bearer <token>" when Config.MemberToken is set (everything but /healthz);
+// 404 for an unknown path; 405 for a wrong method (with Allow); 503 while the node shuts down.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// maxBodyBytes bounds an HTTP request body.
+const maxBodyBytes = 1 << 20
+
+// startHTTP serves /metrics, /healthz and the JSON API on Config.HTTPListen.
+func (n *Node) startHTTP() error {
+	if n.cfg.HTTPListen == "" {
+		return nil
+	}
+	lis, err := net.Listen("tcp", n.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("HTTP: %w", err)
+	}
+	n.httpLis = lis
+	n.httpSrv = &http.Server{
+		Handler:           n.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// httpHandler routes the HTTP endpoints.
+func (n *Node) httpHandler() http.Handler {
+	metrics := promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{})
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", n.route(false, []string{http.MethodGet, http.MethodHead}, n.handleHealth))
+	mux.Handle("/metrics", n.route(true, []string{http.MethodGet, http.MethodHead}, metrics.ServeHTTP))
+	mux.Handle("/v1/status", n.route(true, []string{http.MethodGet}, n.handleStatus))
+	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
+	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/status, /healthz, /metrics)", r.URL.Path))
+	})
+	return mux
+}
+
+// route wraps a handler with the method check, the token check (when auth and a token is set) and
+// the body limit.
+func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := false
+		for _, m := range methods {
+			ok = ok || r.Method == m
+		}
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+			return
+		}
+		if auth && n.cfg.MemberToken != "" {
+			hdr := r.Header.Get("Authorization")
+			if hdr == "" || !tokenMatches(hdr, n.cfg.MemberToken) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hashfed"`)
+				msg := "missing bearer token: send the header \"Authorization: Bearer <member token>\""
+				if hdr != "" {
+					msg = "invalid bearer token"
+				}
+				writeError(w, http.StatusUnauthorized, msg)
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h(w, r)
+	})
+}
+
+// writeJSON writes v as JSON with the status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// writeErr writes an error with the HTTP status its class calls for.
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch codeOf(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		code = http.StatusBadRequest
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded:
+		code = http.StatusServiceUnavailable
+	}
+	writeError(w, code, err.Error())
+}
+
+// healthJSON is the body of /healthz.
+type healthJSON struct {
+	Status  string `json:"status"`
+	Member  string `json:"member"`
+	Peers   int    `json:"peers"`
+	Signals int    `json:"signals"`
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := healthJSON{Status: "ok", Member: n.id}
+	if n.ctx.Err() != nil {
+		h.Status = "shutting down"
+		writeJSON(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	n.mu.Lock()
+	h.Peers = n.aliveCountLocked()
+	n.mu.Unlock()
+	n.store.View(func(s *consortium.State) { h.Signals, _ = s.Counts() })
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.Status())
+	if err != nil {
+		writeErr(w, fmt.Errorf("encode status: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// signalJSON is a signal as the JSON API writes it.
+type signalJSON struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// listingJSON is one member's listing.
+type listingJSON struct {
+	Member    string   `json:"member"`
+	Index     uint64   `json:"index"`
+	Time      string   `json:"time"`
+	Labels    []string `json:"labels"`
+	ContentID string   `json:"content_id,omitempty"`
+	Note      string   `json:"note,omitempty"`
+	Expires   string   `json:"expires,omitempty"`
+	Quality   *int     `json:"quality,omitempty"`
+}
+
+// opinionJSON is one member's opinion.
+type opinionJSON struct {
+	Author string `json:"author"`
+	Index  uint64 `json:"index"`
+	Time   string `json:"time"`
+	Stance string `json:"stance"`
+	Text   string `json:"text,omitempty"`
+}
+
+// matchJSON is one match.
+type matchJSON struct {
+	Signal   signalJSON    `json:"signal"`
+	Distance int           `json:"distance"`
+	Listings []listingJSON `json:"listings"`
+	Opinions []opinionJSON `json:"opinions,omitempty"`
+	Hidden   string        `json:"hidden,omitempty"`
+}
+
+// matchesJSON is the answer of /v1/match.
+type matchesJSON struct {
+	Matches []matchJSON `json:"matches"`
+}
+
+// lookupJSON is the answer of /v1/lookup.
+type lookupJSON struct {
+	Found  bool      `json:"found"`
+	Result matchJSON `json:"result"`
+}
+
+// matchRequestJSON is the body of POST /v1/match.
+type matchRequestJSON struct {
+	Type          string `json:"type"`
+	Value         string `json:"value"`
+	Radius        *int   `json:"radius"`
+	Quality       *int   `json:"quality"`
+	IncludeHidden bool   `json:"include_hidden"`
+}
+
+func matchToJSON(m store.Match) matchJSON {
+	j := matchJSON{
+		Signal:   signalJSON{Type: m.Signal.Type.String(), Value: m.Signal.Text()},
+		Distance: m.Distance,
+		Listings: make([]listingJSON, len(m.Listings)),
+		Hidden:   m.Hidden,
+	}
+	for i, l := range m.Listings {
+		lj := listingJSON{Member: l.Member, Index: l.Index, Time: rfc3339(l.Time), Labels: l.Labels,
+			ContentID: l.ContentID, Note: l.Note, Expires: rfc3339(l.Expires)}
+		if lj.Labels == nil {
+			lj.Labels = []string{}
+		}
+		if l.Quality >= 0 {
+			q := l.Quality
+			lj.Quality = &q
+		}
+		j.Listings[i] = lj
+	}
+	for _, o := range m.Opinions {
+		j.Opinions = append(j.Opinions, opinionJSON{Author: o.Author, Index: o.Index, Time: rfc3339(o.Time),
+			Stance: consortium.StanceName(o.Stance), Text: o.Text})
+	}
+	return j
+}
+
+// parseQuery parses a match query from its JSON form.
+func parseQuery(req matchRequestJSON) (consortium.Signal, store.Query, error) {
+	if req.Type == "" {
+		return consortium.Signal{}, store.Query{}, fmt.Errorf("%w: type missing (pdq, md5, sha256 or url)", errBadRequest)
+	}
+	if req.Value == "" {
+		return consortium.Signal{}, store.Query{}, fmt.Errorf("%w: value missing", errBadRequest)
+	}
+	sig, err := consortium.ParseSignal(req.Type, req.Value)
+	if err != nil {
+		return sig, store.Query{}, err
+	}
+	q := store.DefaultQuery()
+	q.IncludeHidden = req.IncludeHidden
+	if req.Radius != nil {
+		if *req.Radius < 0 || *req.Radius > store.MaxRadius {
+			return sig, q, fmt.Errorf("%w: radius %d is out of range 0 to %d", errBadRequest, *req.Radius, store.MaxRadius)
+		}
+		q.Radius = *req.Radius
+	}
+	if req.Quality != nil {
+		if *req.Quality < 0 || *req.Quality > 100 {
+			return sig, q, fmt.Errorf("%w: quality %d is out of range 0 to 100", errBadRequest, *req.Quality)
+		}
+		q.Quality = *req.Quality
+	}
+	return sig, q, nil
+}
+
+// onlyParams refuses URL parameters other than names (a misspelt "radius" would otherwise be
+// ignored silently) and repeated ones.
+func onlyParams(r *http.Request, names ...string) error {
+	for k, vs := range r.URL.Query() {
+		if !slices.Contains(names, k) {
+			return fmt.Errorf("%w: unknown parameter %q (known: %s)", errBadRequest, k, strings.Join(names, ", "))
+		}
+		if len(vs) > 1 {
+			return fmt.Errorf("%w: parameter %q given %d times", errBadRequest, k, len(vs))
+		}
+	}
+	return nil
+}
+
+// queryInt parses an optional integer URL parameter.
+func queryInt(r *http.Request, name string) (*int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return nil, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s %q is not an integer", errBadRequest, name, s)
+	}
+	return &v, nil
+}
+
+func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
+	var req matchRequestJSON
+	if r.Method == http.MethodPost {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxBodyBytes))
+				return
+			}
+			writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+			return
+		}
+	} else {
+		if err := onlyParams(r, "type", "value", "radius", "quality", "include_hidden"); err != nil {
+			writeErr(w, err)
+			return
+		}
+		q := r.URL.Query()
+		req.Type, req.Value = q.Get("type"), q.Get("value")
+		var err error
+		if req.Radius, err = queryInt(r, "radius"); err == nil {
+			req.Quality, err = queryInt(r, "quality")
+		}
+		if err == nil {
+			if s := q.Get("include_hidden"); s != "" {
+				if req.IncludeHidden, err = strconv.ParseBool(s); err != nil {
+					err = fmt.Errorf("%w: include_hidden %q is not true or false", errBadRequest, s)
+				}
+			}
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	sig, q, err := parseQuery(req)
+	if err != nil {
+		n.metrics.matchQueries.WithLabelValues(typeLabel(req.Type), "error").Inc()
+		writeErr(w, err)
+		return
+	}
+	ms, err := n.match(sig, q)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := matchesJSON{Matches: make([]matchJSON, len(ms))}
+	for i, m := range ms {
+		out.Matches[i] = matchToJSON(m)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r, "type", "value"); err != nil {
+		writeErr(w, err)
+		return
+	}
+	q := r.URL.Query()
+	typ, value := q.Get("type"), q.Get("value")
+	if typ == "" || value == "" {
+		writeErr(w, fmt.Errorf("%w: want the parameters type (pdq, md5, sha256 or url) and value", errBadRequest))
+		return
+	}
+	sig, err := consortium.ParseSignal(typ, value)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	m, found, err := n.store.Lookup(sig)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: matchToJSON(m)})
+}
