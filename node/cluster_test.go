@@ -1,0 +1,299 @@
+package node
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store"
+)
+
+// partition is a set of network cuts between members, shared by a test cluster's nodes.
+type partition struct {
+	mu    sync.Mutex
+	group map[string]int // member to group; members in different groups cannot talk
+}
+
+func (p *partition) cut(groups ...[]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.group = map[string]int{}
+	for i, g := range groups {
+		for _, m := range g {
+			p.group[m] = i + 1
+		}
+	}
+}
+
+func (p *partition) heal() { p.mu.Lock(); p.group = nil; p.mu.Unlock() }
+
+// blocks returns the filter of member: true for members in another group.
+func (p *partition) blocks(member string) func(string) bool {
+	return func(other string) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.group == nil {
+			return false
+		}
+		a, b := p.group[member], p.group[other]
+		return a != 0 && b != 0 && a != b
+	}
+}
+
+// cluster is a test consortium of nodes on loopback.
+type cluster struct {
+	t     *testing.T
+	g     *consortium.Genesis
+	dir   string
+	nodes map[string]*Node
+	part  *partition
+	seed  string // gossip address of the first node started
+	tweak func(*Config)
+}
+
+func newCluster(t *testing.T, quorum int, ids ...string) *cluster {
+	t.Helper()
+	return &cluster{t: t, g: fixture.Genesis(quorum, fixture.Members(ids...)...), dir: t.TempDir(), nodes: map[string]*Node{}, part: &partition{}}
+}
+
+func (c *cluster) config(id string) Config {
+	cfg := DefaultConfig()
+	cfg.Genesis = c.g
+	cfg.Key = fixture.Key(id)
+	cfg.DataDir = filepath.Join(c.dir, id)
+	cfg.PeerListen = "127.0.0.1:0"
+	cfg.GossipListen = "127.0.0.1:0"
+	cfg.MemberListen = ""
+	cfg.HTTPListen = ""
+	cfg.CheckpointInterval = 50 * time.Millisecond
+	cfg.AntiEntropyInterval = 300 * time.Millisecond
+	cfg.GossipInterval = 50 * time.Millisecond
+	cfg.RequestTimeout = 5 * time.Second
+	cfg.Store.NoSync = true
+	cfg.netFilter = c.part.blocks(id)
+	if c.seed != "" {
+		cfg.Join = []string{c.seed}
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	return cfg
+}
+
+// start starts (or restarts, on the same data directory) the node of id.
+func (c *cluster) start(id string) *Node {
+	c.t.Helper()
+	n, err := New(c.config(id))
+	if err != nil {
+		c.t.Fatalf("node %s: %v", id, err)
+	}
+	if err := n.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", id, err)
+	}
+	c.nodes[id] = n
+	if c.seed == "" {
+		c.seed = n.GossipAddr()
+	}
+	c.t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func (c *cluster) stop(id string) {
+	c.t.Helper()
+	if err := c.nodes[id].Close(); err != nil {
+		c.t.Fatalf("close %s: %v", id, err)
+	}
+	delete(c.nodes, id)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func submitOK(t *testing.T, n *Node, es ...*pb.Entry) []store.Appended {
+	t.Helper()
+	out, err := n.Submit(t.Context(), es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range out {
+		if a.Err != nil {
+			t.Fatalf("%s: entry %d refused: %v", n.id, i, a.Err)
+		}
+	}
+	return out
+}
+
+func matches(n *Node, sig consortium.Signal) []store.Match {
+	ms, _ := n.store.MatchSignal(sig, store.DefaultQuery())
+	return ms
+}
+
+func digestOf(n *Node) consortium.Hash {
+	var d consortium.Hash
+	n.store.View(func(s *consortium.State) { d = s.Digest() })
+	return d
+}
+
+// converged reports whether every node holds the same state digest.
+func (c *cluster) converged() bool {
+	var first *consortium.Hash
+	for _, n := range c.nodes {
+		d := digestOf(n)
+		if first == nil {
+			first = &d
+		} else if d != *first {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) describe() string {
+	s := ""
+	for id, n := range c.nodes {
+		d := digestOf(n)
+		s += fmt.Sprintf("%s: digest %x sizes %v; ", id, d[:4], n.store.Sizes())
+	}
+	return s
+}
+
+func TestReplicationAddRevokeOpinion(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie")
+	a, b, ch := c.start("alpha"), c.start("bravo"), c.start("charlie")
+	sig := fixture.PDQ(1)
+	submitOK(t, a, fixture.Add(0, sig, "behaviour:glorification-of-terrorist-acts"))
+	for _, n := range []*Node{b, ch} {
+		waitFor(t, 10*time.Second, n.id+" matches alpha's add", func() bool {
+			ms := matches(n, sig)
+			return len(ms) == 1 && ms[0].Listings[0].Member == "alpha" && ms[0].Listings[0].Labels[0] == "behaviour:glorification-of-terrorist-acts"
+		})
+	}
+	submitOK(t, ch, fixture.Opinion(0, sig, pb.Stance_STANCE_DISAGREE_WITH_LABELS))
+	waitFor(t, 10*time.Second, "charlie's opinion at alpha", func() bool {
+		ms := matches(a, sig)
+		return len(ms) == 1 && len(ms[0].Opinions) == 1 && ms[0].Opinions[0].Author == "charlie"
+	})
+	submitOK(t, a, fixture.RevokeSignal(0, sig))
+	for _, n := range []*Node{b, ch} {
+		waitFor(t, 10*time.Second, n.id+" stops matching the revoked signal", func() bool { return len(matches(n, sig)) == 0 })
+	}
+	waitFor(t, 10*time.Second, "one state everywhere", c.converged)
+	// Every node cosigned the others' checkpoints.
+	waitFor(t, 10*time.Second, "cosignatures", func() bool {
+		h, ok := b.store.Head("alpha")
+		return ok && h.HasCosigner("bravo")
+	})
+}
+
+func TestCatchUpAfterDowntime(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie")
+	a := c.start("alpha")
+	c.start("bravo")
+	c.start("charlie")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(0)))
+	waitFor(t, 10*time.Second, "first add everywhere", c.converged)
+	c.stop("charlie")
+	var es []*pb.Entry
+	for i := 1; i <= 2000; i++ {
+		es = append(es, fixture.Add(0, fixture.PDQ(i)))
+	}
+	submitOK(t, a, es...)
+	ch := c.start("charlie")
+	start := time.Now()
+	waitFor(t, 15*time.Second, "charlie catches up", func() bool { return ch.store.Size("alpha") == 2001 })
+	t.Logf("charlie caught up with 2000 entries in %v", time.Since(start))
+	waitFor(t, 10*time.Second, "one state everywhere", c.converged)
+}
+
+func TestPartitionHeals(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta")
+	for _, id := range []string{"alpha", "bravo", "charlie", "delta"} {
+		c.start(id)
+	}
+	submitOK(t, c.nodes["alpha"], fixture.Add(0, fixture.PDQ(1)))
+	waitFor(t, 10*time.Second, "initial convergence", c.converged)
+	c.part.cut([]string{"alpha", "bravo"}, []string{"charlie", "delta"})
+	submitOK(t, c.nodes["alpha"], fixture.Add(0, fixture.PDQ(2)))
+	submitOK(t, c.nodes["charlie"], fixture.Add(0, fixture.PDQ(3)), fixture.Add(0, fixture.PDQ(4)))
+	submitOK(t, c.nodes["delta"], fixture.Opinion(0, fixture.PDQ(1), pb.Stance_STANCE_AGREE))
+	waitFor(t, 10*time.Second, "writes spread within each side", func() bool {
+		return c.nodes["bravo"].store.Size("alpha") == 2 && c.nodes["delta"].store.Size("charlie") == 2 && c.nodes["charlie"].store.Size("delta") == 1
+	})
+	if c.nodes["alpha"].store.Size("charlie") != 0 || c.nodes["charlie"].store.Size("alpha") != 1 {
+		t.Fatalf("writes crossed the partition: %s", c.describe())
+	}
+	c.part.heal()
+	start := time.Now()
+	waitFor(t, 20*time.Second, "one state after healing", func() bool {
+		return c.converged() && c.nodes["alpha"].store.Size("charlie") == 2 && c.nodes["charlie"].store.Size("alpha") == 2
+	})
+	t.Logf("converged %v after healing", time.Since(start))
+}
+
+func TestAdmittedMemberBootstraps(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie")
+	a, b := c.start("alpha"), c.start("bravo")
+	c.start("charlie")
+	var es []*pb.Entry
+	for i := 0; i < 300; i++ {
+		es = append(es, fixture.Add(0, fixture.PDQ(i), "behaviour:threat-incitement"))
+	}
+	submitOK(t, a, es...)
+	submitOK(t, b, fixture.Add(0, fixture.MD5(7)))
+	out := submitOK(t, a, fixture.Admit(0, 0, "delta"))
+	waitFor(t, 10*time.Second, "bravo sees the proposal", func() bool { return b.store.Size("alpha") == 302 })
+	submitOK(t, b, fixture.Endorse(0, 0, out[0].Entry))
+	waitFor(t, 10*time.Second, "delta admitted at alpha", func() bool {
+		var ok bool
+		a.store.View(func(s *consortium.State) { ok = s.Roster().CanAdd("delta") })
+		return ok
+	})
+	d := c.start("delta")
+	waitFor(t, 20*time.Second, "delta bootstraps the whole set", func() bool {
+		return d.store.Size("alpha") == 302 && d.store.Size("bravo") == 2 && len(matches(d, fixture.PDQ(299))) == 1
+	})
+	submitOK(t, d, fixture.Add(0, fixture.PDQ(5000)))
+	waitFor(t, 10*time.Second, "delta's add reaches alpha", func() bool { return len(matches(a, fixture.PDQ(5000))) == 1 })
+	waitFor(t, 10*time.Second, "one state everywhere", c.converged)
+}
+
+func TestEquivocationCaughtEverywhere(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie")
+	a, b, ch := c.start("alpha"), c.start("bravo"), c.start("charlie")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)))
+	waitFor(t, 10*time.Second, "alpha's log everywhere", func() bool { return b.store.Size("alpha") == 2 && ch.store.Size("alpha") == 2 })
+	// alpha's key signs a second history of size 2 and shows it to bravo alone.
+	es, _ := a.store.Entries("alpha", 0, 1, 1<<20)
+	fork := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	fork.AppendRaw(es[0])
+	fork.Append(fixture.Add(fixture.At(99), fixture.PDQ(666)))
+	cp, err := b.openCheckpoint(fork.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.handleCheckpoint(cp, "")
+	for _, n := range []*Node{a, b, ch} {
+		waitFor(t, 10*time.Second, n.id+" holds evidence against alpha", func() bool { return n.store.Evidence()["alpha"] != nil })
+		ev := n.store.Evidence()["alpha"]
+		if _, err := consortium.ParseEvidence(c.g.ID, c.g, ev.Marshal()); err != nil {
+			t.Errorf("%s: evidence does not verify offline: %v", n.id, err)
+		}
+	}
+	if st := ch.Status(); len(st.Equivocations) != 1 || st.Equivocations[0].Member != "alpha" {
+		t.Errorf("status does not report the equivocation: %+v", st.Equivocations)
+	}
+}
