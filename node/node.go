@@ -109,14 +109,19 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
-	var onRoster bool
+	var known, sameKey bool
 	st.View(func(s *consortium.State) {
-		m, ok := s.MemberKey(n.id)
-		onRoster = ok && m.Equal(cfg.Key.Public().Key)
+		k, ok := s.MemberKey(n.id)
+		known, sameKey = ok, ok && k.Equal(cfg.Key.Public().Key)
 	})
-	if !onRoster {
+	switch {
+	case known && !sameKey:
 		st.Close()
-		return nil, fmt.Errorf("%w: %q with this key is not on the consortium's roster (was it admitted? is the store current?)", ErrConfig, n.id)
+		return nil, fmt.Errorf("%w: the roster has another key for %q than the one configured", ErrConfig, n.id)
+	case !known:
+		// A newly admitted member starts from the genesis: it learns of its admission by fetching
+		// the founders' logs, and can submit once it has.
+		n.log.Warn("this member is not on the roster as far as the local logs go; fetching the logs from peers (has it been admitted?)")
 	}
 	c, err := selfCert(n.id, cfg.Key.Ed25519())
 	if err != nil {

@@ -58,7 +58,7 @@ func peerKey(rawCerts [][]byte) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("peer certificate key is %T, not Ed25519", cert.PublicKey)
 	}
-	if err := cert.CheckSignatureFrom(cert); err != nil {
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
 		return nil, fmt.Errorf("peer certificate is not self-signed by its key: %w", err)
 	}
 	return pub, nil
