@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -11,6 +13,9 @@ import (
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // partition is a set of network cuts between members, shared by a test cluster's nodes.
@@ -52,7 +57,6 @@ type cluster struct {
 	dir   string
 	nodes map[string]*Node
 	part  *partition
-	seed  string // gossip address of the first node started
 	tweak func(*Config)
 }
 
@@ -76,8 +80,8 @@ func (c *cluster) config(id string) Config {
 	cfg.RequestTimeout = 5 * time.Second
 	cfg.Store.NoSync = true
 	cfg.netFilter = c.part.blocks(id)
-	if c.seed != "" {
-		cfg.Join = []string{c.seed}
+	for _, n := range c.nodes {
+		cfg.Join = append(cfg.Join, n.GossipAddr())
 	}
 	if c.tweak != nil {
 		c.tweak(&cfg)
@@ -96,9 +100,6 @@ func (c *cluster) start(id string) *Node {
 		c.t.Fatalf("start %s: %v", id, err)
 	}
 	c.nodes[id] = n
-	if c.seed == "" {
-		c.seed = n.GossipAddr()
-	}
 	c.t.Cleanup(func() { n.Close() })
 	return n
 }
@@ -295,5 +296,82 @@ func TestEquivocationCaughtEverywhere(t *testing.T) {
 	}
 	if st := ch.Status(); len(st.Equivocations) != 1 || st.Equivocations[0].Member != "alpha" {
 		t.Errorf("status does not report the equivocation: %+v", st.Equivocations)
+	}
+}
+
+func TestTamperedRangeFetchedElsewhere(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta")
+	c.tweak = func(cfg *Config) {
+		if cfg.Key.ID() == "bravo" {
+			cfg.tamperRange = func(ch *pb.RangeChunk) {
+				if len(ch.Entries) > 0 {
+					e := append([]byte(nil), ch.Entries[len(ch.Entries)/2]...)
+					e[len(e)-1] ^= 1
+					ch.Entries[len(ch.Entries)/2] = e
+				}
+			}
+		}
+	}
+	a, b, d := c.start("alpha"), c.start("bravo"), c.start("delta")
+	var es []*pb.Entry
+	for i := 0; i < 50; i++ {
+		es = append(es, fixture.Add(0, fixture.PDQ(i)))
+	}
+	submitOK(t, a, es...)
+	waitFor(t, 10*time.Second, "bravo and delta hold alpha's log", func() bool { return b.store.Size("alpha") == 50 && d.store.Size("alpha") == 50 })
+	c.stop("alpha")
+	// charlie can reach only the liar at first: its ranges do not verify, nothing is stored, and
+	// the bad ranges are counted against bravo.
+	c.part.cut([]string{"charlie", "bravo"}, []string{"delta"})
+	ch := c.start("charlie")
+	bad := func() float64 {
+		var m dto.Metric
+		ch.metrics.badRanges.WithLabelValues("bravo").Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	waitFor(t, 10*time.Second, "charlie refuses bravo's tampered range", func() bool { return bad() >= 1 })
+	if n := ch.store.Size("alpha"); n != 0 {
+		t.Fatalf("charlie stored %d entries from the lying peer", n)
+	}
+	c.part.heal()
+	ch.want("alpha", 50, "bravo")
+	waitFor(t, 10*time.Second, "charlie gets alpha's log from the honest peer", func() bool { return ch.store.Size("alpha") == 50 })
+	if digestOf(ch) != digestOf(d) {
+		t.Error("charlie's state differs from delta's")
+	}
+}
+
+func TestPeerAPIRefusesKeysNotOnTheRoster(t *testing.T) {
+	c := newCluster(t, 1, "alpha", "bravo")
+	a := c.start("alpha")
+	dial := func(key *consortium.PrivateKey) error {
+		cert, err := selfCert(key.ID(), key.Ed25519())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+		conn, err := grpc.NewClient(a.PeerAddr(), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, err = pb.NewPeerServiceClient(conn).Heads(ctx, &pb.HeadsRequest{})
+		return err
+	}
+	if err := dial(fixture.Key("mallory")); err == nil {
+		t.Error("a key not on the roster got an answer from the peer API")
+	}
+	if err := dial(fixture.Key("bravo")); err != nil {
+		t.Errorf("a roster key was refused: %v", err)
+	}
+	// Plain TLS without a client certificate gets nothing either.
+	conn, _ := grpc.NewClient(a.PeerAddr(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := pb.NewPeerServiceClient(conn).Heads(ctx, &pb.HeadsRequest{}); err == nil {
+		t.Error("a client without a certificate got an answer")
 	}
 }

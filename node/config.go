@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 )
 
@@ -79,6 +80,9 @@ type Config struct {
 	// netFilter, when set (tests only), drops gossip and peer calls between this node and the
 	// members for which it returns true, to simulate partitions.
 	netFilter func(member string) bool
+	// tamperRange, when set (tests only), alters every range chunk this node serves, to play a
+	// peer that lies.
+	tamperRange func(*pb.RangeChunk)
 }
 
 // DefaultConfig returns a configuration with the documented defaults: peer API on :7400, gossip on

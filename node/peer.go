@@ -208,6 +208,9 @@ func (s *peerServer) GetRange(req *pb.RangeRequest, stream grpc.ServerStreamingS
 			}
 			chunk.ConsistencyProof = hashesToBytes(proof)
 		}
+		if n.cfg.tamperRange != nil {
+			n.cfg.tamperRange(chunk)
+		}
 		if err := stream.Send(chunk); err != nil {
 			return err
 		}
