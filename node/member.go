@@ -479,7 +479,7 @@ func (n *Node) feedEvents(evs []store.FeedEvent) []*pb.FeedEvent {
 		member string
 		index  uint64
 	}
-	now := time.Now().UnixMilli()
+	now := n.now().UnixMilli()
 	n.store.View(func(s *consortium.State) {
 		rejs, total := s.Rejections()
 		var rejected map[key]error
@@ -504,6 +504,14 @@ func (n *Node) feedEvents(evs []store.FeedEvent) []*pb.FeedEvent {
 		}
 	})
 	return out
+}
+
+// now returns the current time as the store sees it (Config.Store.Now, for expiry).
+func (n *Node) now() time.Time {
+	if n.cfg.Store.Now != nil {
+		return n.cfg.Store.Now()
+	}
+	return time.Now()
 }
 
 // Export streams the shared set: now (every listed signal with its unexpired listings, hidden ones
