@@ -218,3 +218,32 @@ func TestVerifyGoldenVectorsFromFiles(t *testing.T) {
 		t.Errorf("equivocation evidence: %v", err)
 	}
 }
+
+func TestAuditGoldenVectors(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(vectorsDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	in := consortium.AuditInput{Genesis: read("genesis.bin"), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}}
+	for _, m := range []string{"alpha", "bravo", "charlie", "delta", "oscar"} {
+		for _, line := range strings.Fields(string(read("logs/" + m + ".b64"))) {
+			e, _ := base64.StdEncoding.DecodeString(line)
+			in.Logs[m] = append(in.Logs[m], e)
+		}
+		in.Checkpoints[m] = [][]byte{read("checkpoints/" + m + ".txt")}
+	}
+	r := consortium.Audit(in, consortium.AuditOptions{RequireCosignatures: 4})
+	if !r.OK {
+		t.Fatalf("audit of the golden vectors failed:\n%s", r)
+	}
+	if !strings.Contains(string(read("state.txt")), "digest "+r.Digest) || len(r.Roster) != 2 {
+		t.Errorf("audit digest %s, roster %+v", r.Digest, r.Roster)
+	}
+	in.Evidence = [][]byte{read("equivocation.bin")}
+	if r := consortium.Audit(in, consortium.AuditOptions{}); r.OK || len(r.Equivocations) != 1 {
+		t.Errorf("evidence not reported: %+v", r.Equivocations)
+	}
+}
