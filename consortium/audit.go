@@ -33,10 +33,10 @@ type AuditOptions struct {
 
 // AuditReport is the outcome of [Audit]. OK is true only when Failures is empty.
 type AuditReport struct {
-	Consortium string     `json:"consortium"`
-	Name       string     `json:"name"`
-	Founders   []string   `json:"founders"`
-	Logs       []LogAudit `json:"logs"`
+	Consortium string       `json:"consortium"`
+	Name       string       `json:"name"`
+	Founders   []string     `json:"founders"`
+	Logs       []LogAudit   `json:"logs"`
 	Roster     []EpochAudit `json:"roster"`
 	// Equivocations describes every proven equivocation.
 	Equivocations []string          `json:"equivocations"`
@@ -62,6 +62,8 @@ type LogAudit struct {
 	Checkpoint uint64   `json:"checkpoint"`
 	Cosigners  []string `json:"cosigners"`
 	Problems   []string `json:"problems"`
+
+	note []byte // the verified checkpoint, reopened with the final roster for its cosignatures
 }
 
 // EpochAudit is one roster epoch.
@@ -145,6 +147,25 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	if err != nil {
 		fail("replay: %v", err)
 		return r
+	}
+	// Cosignatures count once every member's key is known (a member admitted later may have
+	// cosigned founders' checkpoints).
+	for _, m := range members {
+		la := audits[m]
+		if la.note == nil {
+			continue
+		}
+		cp, err := OpenCheckpoint(g.ID, keys, la.note)
+		if err != nil {
+			continue
+		}
+		for _, c := range cp.Cosigners {
+			la.Cosigners = append(la.Cosigners, c.Member)
+		}
+		if k := opt.RequireCosignatures; k > 0 && len(cp.Cosigners) < k {
+			la.Problems = append(la.Problems, fmt.Sprintf("checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(cp.Cosigners), k))
+			fail("log %q: checkpoint of size %d has %d cosignatures, %d required", m, cp.Size, len(cp.Cosigners), k)
+		}
 	}
 	for i, raw := range in.Evidence {
 		ev, err := ParseEvidence(g.ID, keys, raw)
@@ -281,12 +302,7 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 		}
 	}
 	la.Checkpoint, la.Verified = best.Size, best.Size
-	for _, c := range best.Cosigners {
-		la.Cosigners = append(la.Cosigners, c.Member)
-	}
-	if k := opt.RequireCosignatures; k > 0 && len(best.Cosigners) < k {
-		fail("checkpoint of size %d has %d cosignatures, %d required", best.Size, len(best.Cosigners), k)
-	}
+	la.note = best.Note
 	if tail := uint64(len(entries)) - best.Size; tail > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %d entries after the last checkpoint are not signed yet and were left out", m, tail))
 	}
