@@ -240,6 +240,7 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 		return out, nil
 	})
 	var cps []*Checkpoint
+	raw := map[*Checkpoint][]byte{}
 	for i, note := range in.Checkpoints[m] {
 		cp, err := OpenCheckpoint(g.ID, keys, note)
 		if err != nil {
@@ -251,6 +252,7 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 			continue
 		}
 		cps = append(cps, cp)
+		raw[cp] = note
 	}
 	if len(entries) > 0 && len(cps) == 0 {
 		fail("%d entries and no valid checkpoint: nothing of this log can be verified", len(entries))
@@ -302,7 +304,7 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 		}
 	}
 	la.Checkpoint, la.Verified = best.Size, best.Size
-	la.note = best.Note
+	la.note = raw[best] // as given: signatures by members not known yet were dropped from best.Note
 	if tail := uint64(len(entries)) - best.Size; tail > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %d entries after the last checkpoint are not signed yet and were left out", m, tail))
 	}
