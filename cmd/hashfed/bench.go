@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store"
+)
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation or bootstrap")
+	}
+	rest := args[1:]
+	switch args[0] {
+	case "match":
+		return runBenchMatch(ctx, rest, e.stdout)
+	case "hash":
+		return runBenchHash(ctx, rest, e.stdout)
+	case "ingest":
+		return benchIngest(ctx, e, rest)
+	case "replay":
+		return benchReplay(ctx, e, rest)
+	case "open":
+		return benchOpen(ctx, e, rest)
+	case "propagation":
+		return benchPropagation(ctx, e, rest)
+	case "bootstrap":
+		return benchBootstrap(ctx, e, rest)
+	}
+	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation or bootstrap", args[0])
+}
+
+// peakRSS returns the process's peak resident set size in MB (VmHWM), or 0 if unknown.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// benchEntries builds n add entries of one member's log (PDQ signals from the benchmark corpus's
+// hash function, with labels), already encoded.
+func benchEntries(member string, n, offset int) [][]byte {
+	out := make([][]byte, n)
+	t := fixture.At(0)
+	for i := range n {
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s:%d", member, offset+i))
+		sig, err := consortium.SignalFromBytes(consortium.PDQ, sum[:])
+		if err != nil {
+			sig = fixture.MD5(offset + i)
+		}
+		out[i] = fixture.Marshal(fixture.Add(t+int64(i), sig, "behaviour:glorification-of-terrorist-acts"))
+	}
+	return out
+}
+
+// signedLog returns a signed checkpoint over entries of member's log.
+func signedLog(g *consortium.Genesis, member string, entries [][]byte) *consortium.Checkpoint {
+	l := fixture.NewLog(g.ID, fixture.Key(member))
+	for _, e := range entries {
+		l.AppendRaw(e)
+	}
+	cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+	if err != nil {
+		panic(err)
+	}
+	return cp
+}
+
+func benchIngest(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench ingest", "[-n N] [-batch B] [-dir DIR]")
+	n := fs.Int("n", 1_000_000, "entries to append")
+	batch := fs.Int("batch", 10_000, "entries per transaction")
+	dir := fs.String("dir", "", "directory for the store (default a temporary one; its disk is what is measured)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	tmp := *dir
+	if tmp == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "hashfed-bench-ingest-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+	}
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	fmt.Fprintf(e.stdout, "building %d entries...\n", *n)
+	entries := benchEntries("bravo", *n, 0)
+
+	// 1. Verified ranges, as replication and bootstrap store them: fsync per transaction.
+	st, err := store.Open(filepath.Join(tmp, "range.db"), g, store.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	// Each chunk arrives with a checkpoint at its end, as when the author signed as it wrote; the
+	// checkpoints are signed before the clock starts.
+	var cps []*consortium.Checkpoint
+	l := fixture.NewLog(g.ID, fixture.Key("bravo"))
+	for i := 0; i < len(entries); i += *batch {
+		for _, x := range entries[i:min(i+*batch, len(entries))] {
+			l.AppendRaw(x)
+		}
+		c, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+		if err != nil {
+			return err
+		}
+		cps = append(cps, c)
+	}
+	start := time.Now()
+	for k, i := 0, 0; i < len(entries); k, i = k+1, i+*batch {
+		if err := st.AppendRange(cps[k], uint64(i), entries[i:min(i+*batch, len(entries))], nil); err != nil {
+			return err
+		}
+	}
+	rangeDur := time.Since(start)
+	st.Close()
+
+	// 2. The node's own submissions, group-committed: entries/s through Submit.
+	st, err = store.Open(filepath.Join(tmp, "submit.db"), g, store.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	pes := make([]*pb.Entry, *n)
+	for i := range pes {
+		p, _ := consortium.ParseEntry(entries[i])
+		p.TimeUnixMs = 0
+		pes[i] = p
+	}
+	start = time.Now()
+	for i := 0; i < len(pes); i += *batch {
+		out, err := st.Submit(ctx, "alpha", pes[i:min(i+*batch, len(pes))])
+		if err != nil {
+			return err
+		}
+		for _, a := range out {
+			if a.Err != nil {
+				return a.Err
+			}
+		}
+	}
+	subDur := time.Since(start)
+	st.Close()
+	rangeRate := float64(*n) / rangeDur.Seconds()
+	subRate := float64(*n) / subDur.Seconds()
+	fmt.Fprintf(e.stdout, "verified ranges: %d entries in %v (%.0f entries/s), fsync per %d-entry transaction\n", *n, rangeDur.Round(time.Millisecond), rangeRate, *batch)
+	fmt.Fprintf(e.stdout, "own submissions: %d entries in %v (%.0f entries/s), checked, group-committed, fsynced\n", *n, subDur.Round(time.Millisecond), subRate)
+	fmt.Fprintf(e.stdout, "n=%d batch=%d range_per_s=%.0f submit_per_s=%.0f fsync=on rss_mb=%.0f\n", *n, *batch, rangeRate, subRate, peakRSS())
+	return nil
+}
+
+func benchReplay(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench replay", "[-members M] [-per N]")
+	members := fs.Int("members", 10, "member logs")
+	per := fs.Int("per", 100_000, "entries per log")
+	ck := fs.Int("checkpoint-every", 10_000, "entries between signed checkpoints")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	ids := make([]string, *members)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("member-%02d", i)
+	}
+	g := fixture.Genesis(*members/2+1, fixture.Members(ids...)...)
+	fmt.Fprintf(e.stdout, "building %d logs of %d entries...\n", *members, *per)
+	logs := consortium.Logs{}
+	cps := map[string][][]byte{}
+	for k, id := range ids {
+		entries := benchEntries(id, *per, k**per)
+		l := fixture.NewLog(g.ID, fixture.Key(id))
+		for i, en := range entries {
+			l.AppendRaw(en)
+			if (i+1)%*ck == 0 || i == len(entries)-1 {
+				cps[id] = append(cps[id], l.Checkpoint())
+			}
+		}
+		logs[id] = entries
+	}
+	total := *members * *per
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	start := time.Now()
+	s := consortium.NewState(g, logs.Reader())
+	s.Grow(total)
+	for _, id := range ids {
+		tree := consortium.NewTree()
+		for _, note := range cps[id] {
+			cp, err := consortium.OpenCheckpoint(g.ID, s, note)
+			if err != nil {
+				return err
+			}
+			from := tree.Size()
+			next, _, err := consortium.VerifyRange(tree, logs[id][from:cp.Size], cp)
+			if err != nil {
+				return err
+			}
+			for i := from; i < cp.Size; i++ {
+				if err := s.Apply(id, i, logs[id][i]); err != nil {
+					return err
+				}
+			}
+			tree = next
+		}
+	}
+	d := time.Since(start)
+	sig, lst := s.Counts()
+	rate := float64(total) / d.Seconds()
+	fmt.Fprintf(e.stdout, "verified %d checkpoints and replayed %d entries on one core in %v: %d signals, %d listings\n", len(cps)*len(cps[ids[0]]), total, d.Round(time.Millisecond), sig, lst)
+	fmt.Fprintf(e.stdout, "entries=%d members=%d entries_per_s=%.0f seconds=%.3f cores=1\n", total, *members, rate, d.Seconds())
+	return nil
+}
+
+func benchOpen(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench open", "[-n N] [-dir DIR]")
+	n := fs.Int("n", 10_000_000, "entries in the store")
+	dir := fs.String("dir", "", "directory for the store (default a temporary one)")
+	logs := fs.Int("logs", 10, "member logs the entries are spread over")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	tmp := *dir
+	if tmp == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "hashfed-bench-open-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+	}
+	ids := make([]string, *logs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("member-%02d", i)
+	}
+	g := fixture.Genesis(*logs/2+1, fixture.Members(ids...)...)
+	path := filepath.Join(tmp, "open.db")
+	o := store.DefaultOptions()
+	o.NoSync = true // building the store is not what is measured
+	st, err := store.Open(path, g, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "building a store of %d entries over %d logs...\n", *n, *logs)
+	per := *n / *logs
+	var probe [32]byte
+	for k, id := range ids {
+		const chunk = 250_000
+		all := benchEntries(id, per, k*per)
+		if k == 0 {
+			p, _ := consortium.ParseEntry(all[per/2])
+			copy(probe[:], p.GetAdd().GetSignal().GetValue())
+		}
+		cp := signedLog(g, id, all)
+		l := fixture.NewLog(g.ID, fixture.Key(id))
+		for i := 0; i < per; i += chunk {
+			end := min(i+chunk, per)
+			for _, en := range all[i:end] {
+				l.AppendRaw(en)
+			}
+			c := cp
+			if end < per {
+				c, _ = consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+			}
+			if err := st.AppendRange(c, uint64(i), all[i:end], nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	runtime.GC()
+	fi, _ := os.Stat(path)
+	start := time.Now()
+	st, err = store.Open(path, g, store.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	opened := time.Since(start)
+	ms, err := st.MatchPDQ(probe, store.DefaultQuery())
+	first := time.Since(start)
+	if err != nil {
+		return err
+	}
+	if len(ms) != 1 {
+		return fmt.Errorf("first match found %d signals, want 1", len(ms))
+	}
+	st.Close()
+	fmt.Fprintf(e.stdout, "opened a %d MB store of %d entries in %v; first match answered %v after open began\n", fi.Size()>>20, *n, opened.Round(time.Millisecond), first.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "n=%d open_s=%.2f first_match_s=%.2f db_mb=%d rss_mb=%.0f\n", *n, opened.Seconds(), first.Seconds(), fi.Size()>>20, peakRSS())
+	return nil
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	"github.com/hashfed/hashfed/node"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store"
+)
+
+// arrivals records, per node, when each signal became listed or unlisted there.
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[string]map[consortium.Signal]time.Time // key: node + "/" + kind
+}
+
+func (a *arrivals) hook(id string) func(consortium.Change) {
+	return func(c consortium.Change) {
+		if c.Kind != consortium.Listed && c.Kind != consortium.Unlisted {
+			return
+		}
+		k := id + "/" + c.Kind.String()
+		now := time.Now()
+		a.mu.Lock()
+		m := a.seen[k]
+		if m == nil {
+			m = map[consortium.Signal]time.Time{}
+			a.seen[k] = m
+		}
+		if _, ok := m[c.Signal]; !ok {
+			m[c.Signal] = now
+		}
+		a.mu.Unlock()
+	}
+}
+
+// last returns when the last of ids saw sig change kind, and whether all did.
+func (a *arrivals) last(ids []string, kind consortium.ChangeKind, sig consortium.Signal) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var t time.Time
+	for _, id := range ids {
+		at, ok := a.seen[id+"/"+kind.String()][sig]
+		if !ok {
+			return t, false
+		}
+		if at.After(t) {
+			t = at
+		}
+	}
+	return t, true
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func benchPropagation(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench propagation", "[-nodes N] [-adds K]")
+	nodes := fs.Int("nodes", 10, "nodes on loopback (each a member)")
+	adds := fs.Int("adds", 100, "adds to time (each followed later by its revoke)")
+	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
+	sync := fs.Bool("fsync", false, "fsync appends (off: the disk of one machine shared by all nodes is not what is measured)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hashfed-bench-prop-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ids := make([]string, *nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%03d", i)
+	}
+	g := fixture.Genesis(*nodes/2+1, fixture.Members(ids...)...)
+	arr := &arrivals{seen: map[string]map[consortium.Signal]time.Time{}}
+	var ns []*node.Node
+	defer func() {
+		for _, n := range ns {
+			n.Close()
+		}
+	}()
+	fmt.Fprintf(e.stdout, "starting %d nodes on loopback...\n", *nodes)
+	for _, id := range ids {
+		var join []string
+		for _, n := range ns[max(0, len(ns)-3):] {
+			join = append(join, n.GossipAddr())
+		}
+		n, err := localNode(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) {
+			c.MemberListen = ""
+			c.Store.OnChange = arr.hook(id)
+		})
+		if err != nil {
+			return err
+		}
+		ns = append(ns, n)
+	}
+	if !waitUntil(60*time.Second, func() bool {
+		for _, n := range ns {
+			if alive := len(n.Status().Peers); alive < *nodes-1 {
+				return false
+			}
+		}
+		return true
+	}) {
+		return fmt.Errorf("the %d nodes did not all see each other within 60 s", *nodes)
+	}
+	time.Sleep(time.Second)
+	author := ns[0]
+	var addLat, revLat []time.Duration
+	missed := 0
+	measure := func(kind consortium.ChangeKind, sig consortium.Signal, t0 time.Time) (time.Duration, bool) {
+		var last time.Time
+		ok := waitUntil(10*time.Second, func() bool {
+			var all bool
+			last, all = arr.last(ids, kind, sig)
+			return all
+		})
+		return last.Sub(t0), ok
+	}
+	for i := 0; i < *adds; i++ {
+		sig := fixture.PDQ(1_000_000 + i)
+		t0 := time.Now()
+		out, err := author.Submit(ctx, []*pb.Entry{fixture.Add(0, sig, "behaviour:threat-incitement")})
+		if err != nil || out[0].Err != nil {
+			return fmt.Errorf("submit: %v %v", err, out)
+		}
+		d, ok := measure(consortium.Listed, sig, t0)
+		if !ok {
+			missed++
+			continue
+		}
+		addLat = append(addLat, d)
+		time.Sleep(*gap)
+	}
+	for i := 0; i < *adds; i++ {
+		sig := fixture.PDQ(1_000_000 + i)
+		t0 := time.Now()
+		out, err := author.Submit(ctx, []*pb.Entry{fixture.RevokeSignal(0, sig)})
+		if err != nil || out[0].Err != nil {
+			return fmt.Errorf("submit: %v %v", err, out)
+		}
+		d, ok := measure(consortium.Unlisted, sig, t0)
+		if !ok {
+			missed++
+			continue
+		}
+		revLat = append(revLat, d)
+		time.Sleep(*gap)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	fmt.Fprintf(e.stdout, "add → matchable on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d adds)\n", *nodes, ms(percentile(addLat, .5)), ms(percentile(addLat, .9)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), len(addLat))
+	fmt.Fprintf(e.stdout, "revoke → gone on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d revokes)\n", *nodes, ms(percentile(revLat, .5)), ms(percentile(revLat, .9)), ms(percentile(revLat, .99)), ms(percentile(revLat, 1)), len(revLat))
+	fmt.Fprintf(e.stdout, "nodes=%d adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d rss_mb=%.0f\n",
+		*nodes, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, peakRSS())
+	if missed > 0 {
+		return fmt.Errorf("%d changes did not reach every node within 10 s", missed)
+	}
+	return nil
+}
+
+func benchBootstrap(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench bootstrap", "[-logs L] [-per N] [-peers P]")
+	logs := fs.Int("logs", 20, "member logs")
+	per := fs.Int("per", 100_000, "entries per log")
+	peers := fs.Int("peers", 3, "peers that hold the logs")
+	sync := fs.Bool("fsync", true, "the bootstrapping node fsyncs each stored chunk")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *peers+1 > *logs {
+		return usageErr("need more logs than peers")
+	}
+	dir, err := os.MkdirTemp("", "hashfed-bench-boot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ids := make([]string, *logs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%02d", i)
+	}
+	g := fixture.Genesis(*logs/2+1, fixture.Members(ids...)...)
+	total := *logs * *per
+	fmt.Fprintf(e.stdout, "building %d logs of %d entries and %d peers holding them...\n", *logs, *per, *peers)
+	type signedLog struct {
+		entries [][]byte
+		cp      *consortium.Checkpoint
+	}
+	all := map[string]signedLog{}
+	for k, id := range ids {
+		es := benchEntries(id, *per, k**per)
+		all[id] = signedLog{es, signedLogCheckpoint(g, id, es)}
+	}
+	// The peers' stores are filled directly, then their nodes start.
+	var ns []*node.Node
+	defer func() {
+		for _, n := range ns {
+			n.Close()
+		}
+	}()
+	for p := 0; p < *peers; p++ {
+		id := ids[p]
+		o := store.DefaultOptions()
+		o.NoSync = true
+		if err := os.MkdirAll(filepath.Join(dir, id), 0o700); err != nil {
+			return err
+		}
+		st, err := store.Open(filepath.Join(dir, id, "hashfed.db"), g, o)
+		if err != nil {
+			return err
+		}
+		for _, lid := range ids {
+			l := all[lid]
+			if err := st.AppendRange(l.cp, 0, l.entries, nil); err != nil {
+				return err
+			}
+		}
+		st.Close()
+		var join []string
+		for _, n := range ns {
+			join = append(join, n.GossipAddr())
+		}
+		n, err := localNode(g, fixture.Key(id), dir, join, false, func(c *node.Config) { c.MemberListen = "" })
+		if err != nil {
+			return err
+		}
+		ns = append(ns, n)
+	}
+	all = nil
+	var join []string
+	for _, n := range ns {
+		join = append(join, n.GossipAddr())
+	}
+	fresh := ids[*peers]
+	fmt.Fprintf(e.stdout, "%s joins with an empty store...\n", fresh)
+	start := time.Now()
+	n, err := localNode(g, fixture.Key(fresh), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
+	if err != nil {
+		return err
+	}
+	ns = append(ns, n)
+	ok := waitUntil(10*time.Minute, func() bool {
+		got := 0
+		for _, s := range n.Store().Sizes() {
+			got += int(s)
+		}
+		return got == total
+	})
+	d := time.Since(start)
+	if !ok {
+		return fmt.Errorf("bootstrap incomplete after %v: %v", d, n.Store().Sizes())
+	}
+	var sig, lst int
+	n.Store().View(func(s *consortium.State) { sig, lst = s.Counts() })
+	if lst != total {
+		return fmt.Errorf("bootstrapped state has %d listings, want %d", lst, total)
+	}
+	ms, err := n.Store().MatchSignal(signalOf(benchEntries(ids[*logs-1], 1, (*logs-1)**per)[0]), store.DefaultQuery())
+	if err != nil || len(ms) != 1 {
+		return fmt.Errorf("bootstrapped node does not match: %v %v", ms, err)
+	}
+	rate := float64(total) / d.Seconds()
+	sources := []string{}
+	for _, p := range n.Status().Peers {
+		sources = append(sources, p.Member)
+	}
+	fmt.Fprintf(e.stdout, "bootstrapped %d entries (%d logs from peers %s) in %v: verified, stored (fsync %v), applied, indexed; %d signals\n", total, *logs, strings.Join(sources, ","), d.Round(time.Millisecond), *sync, sig)
+	fmt.Fprintf(e.stdout, "entries=%d logs=%d peers=%d seconds=%.2f entries_per_s=%.0f rss_mb=%.0f\n", total, *logs, *peers, d.Seconds(), rate, peakRSS())
+	return nil
+}
+
+// signedLogCheckpoint signs a checkpoint over entries of member's log.
+func signedLogCheckpoint(g *consortium.Genesis, member string, entries [][]byte) *consortium.Checkpoint {
+	return signedLog(g, member, entries)
+}
+
+func signalOf(entry []byte) consortium.Signal {
+	e, _ := consortium.ParseEntry(entry)
+	s, _ := consortium.SignalFromProto(e.GetAdd().GetSignal())
+	return s
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+func runHash(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "hash", "FILE... [--json]")
+	asJSON := fs.Bool("json", false, "print JSON Lines")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErr("hash needs image files (JPEG, PNG, GIF, BMP, TIFF or WebP)")
+	}
+	failed := 0
+	for _, path := range pos {
+		h, err := hashImageFile(path)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "hashfed: %v\n", err)
+			failed++
+			continue
+		}
+		if *asJSON {
+			b, _ := json.Marshal(h)
+			fmt.Fprintln(e.stdout, string(b))
+			continue
+		}
+		low := ""
+		if h.Quality < 50 {
+			low = " (below the default quality gate of 50: too little detail to match reliably)"
+		}
+		fmt.Fprintf(e.stdout, "%s\n  pdq    %s quality %d%s\n  md5    %s\n  sha256 %s\n", path, h.PDQ, h.Quality, low, h.MD5, h.SHA256)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files could not be hashed", failed, len(pos))
+	}
+	return nil
+}

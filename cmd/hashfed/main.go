@@ -1,0 +1,149 @@
+// Command hashfed runs a node of a hash-sharing consortium and does every journey around it: keys,
+// the genesis, serving, adding and revoking hashes, matching, exporting, status, audits, benchmarks
+// and a demo. Run `hashfed help` for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: a thin run(ctx, args) over the packages.
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, e *env, args []string) error
+}
+
+// env is what a command may touch: its streams and environment. Only main exits.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"keygen", "--id ID [--out FILE]", "make a member key pair (ID.key, mode 0600, and ID.pub)", runKeygen},
+		{"genesis", "draft|sign|finalize|show ...", "found a consortium: draft the genesis, each founder signs, finalize", runGenesis},
+		{"serve", "--config FILE [flags]", "run a node", runServe},
+		{"add", "TYPE VALUE | --image FILE... [--label L]...", "add hashes to your log (hashes an image into pdq, md5 and sha256)", runAdd},
+		{"revoke", "TYPE VALUE | --index N  --reason R", "withdraw one of your adds", runRevoke},
+		{"dispute", "TYPE VALUE --stance S [--text T]", "record your opinion on a signal others list", runDispute},
+		{"import", "FILE [--format te|csv|jsonl]", "add hashes in bulk from a file", runImport},
+		{"hash", "FILE...", "PDQ (with quality), MD5 and SHA-256 of image files", runHash},
+		{"match", "TYPE VALUE | --image FILE [--radius R] [--json]", "match a hash or an image against the shared set", runMatch},
+		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
+		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},
+		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
+		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
+		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
+		{"bench", "match|ingest|hash|replay|propagation|bootstrap [flags]", "benchmarks; the last line is key=value figures", runBench},
+	}
+}
+
+func main() { os.Exit(mainExit()) }
+
+// mainExit runs the command line and returns the exit code: 0 on success, 1 on failure, 2 on a
+// usage error.
+func mainExit() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	err := run(ctx, e, os.Args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "hashfed: %v\n", err)
+		return 2
+	case errors.Is(err, errSilent):
+		return 1
+	default:
+		fmt.Fprintf(os.Stderr, "hashfed: %v\n", err)
+		return 1
+	}
+}
+
+// errUsage marks a command line that cannot be run as typed; errSilent a failure already reported.
+var (
+	errUsage  = errors.New("usage")
+	errSilent = errors.New("failed")
+)
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+func run(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(e.stdout)
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	return usageErr("unknown command %q (run hashfed help)", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "hashfed: a node of a hash-sharing consortium, with no central operator.")
+	fmt.Fprintln(w, "\nUsage: hashfed COMMAND [flags] [args]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n            %s\n", c.name, c.summary, c.args)
+	}
+	fmt.Fprintln(w, "\nCommands that talk to a node take --node ADDR (default $HASHFED_NODE or 127.0.0.1:7401; unix:PATH for a socket)")
+	fmt.Fprintln(w, "and --token TOKEN (default $HASHFED_TOKEN). Run hashfed COMMAND -h for a command's flags.")
+}
+
+// flagSet returns a flag set for a command that prints its usage to stdout.
+func flagSet(e *env, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("hashfed "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: hashfed %s %s\n\nFlags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags that may come before, between or after positional arguments, and returns the
+// positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+func runMatch(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "match", "TYPE VALUE | --image FILE [--radius R] [--json]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	image := fs.String("image", "", "an image file to hash and match (its PDQ, MD5 and SHA-256)")
+	radius := fs.Int("radius", 31, "PDQ Hamming radius, 0 to 63")
+	hidden := fs.Bool("include-hidden", false, "also show matches the node's policy hides")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *radius < 0 || *radius > 63 {
+		return usageErr("--radius %d: want 0 to 63", *radius)
+	}
+	type query struct {
+		sig     consortium.Signal
+		quality int
+	}
+	var qs []query
+	if *image != "" {
+		if len(pos) > 0 {
+			return usageErr("give either TYPE VALUE or --image, not both")
+		}
+		h, err := hashImageFile(*image)
+		if err != nil {
+			return err
+		}
+		for _, s := range []struct {
+			t, v string
+			q    int
+		}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
+			sig, err := consortium.ParseSignal(s.t, s.v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", *image, err)
+			}
+			qs = append(qs, query{sig, s.q})
+		}
+	} else {
+		sig, err := signalArgs(pos)
+		if err != nil {
+			return err
+		}
+		qs = append(qs, query{sig, -1})
+	}
+	c, err := nf.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var all []*pb.MatchResult
+	for _, q := range qs {
+		req := &pb.MatchRequest{Signal: q.sig.Proto(), IncludeHidden: *hidden}
+		r := uint32(*radius)
+		req.Radius = &r
+		if q.quality >= 0 {
+			qq := uint32(q.quality)
+			req.Quality = &qq
+		}
+		cctx, cancel := c.ctx(ctx, nf.timeout)
+		resp, err := c.Match(cctx, req)
+		cancel()
+		if err != nil {
+			return c.callErr(err)
+		}
+		all = append(all, resp.Matches...)
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(matchesJSON(all), "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(e.stdout, "no match")
+		return nil
+	}
+	for _, m := range all {
+		sig, _ := consortium.SignalFromProto(m.Signal)
+		fmt.Fprintf(e.stdout, "MATCH %s distance %d\n", sig, m.Distance)
+		if m.Hidden != "" {
+			fmt.Fprintf(e.stdout, "  hidden by local policy: %s\n", m.Hidden)
+		}
+		for _, l := range m.Listings {
+			extra := ""
+			if l.ContentId != "" {
+				extra += " content " + l.ContentId
+			}
+			if l.ExpiresUnixMs != 0 {
+				extra += " expires " + time.UnixMilli(l.ExpiresUnixMs).UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(e.stdout, "  listed by %s (entry %d, %s): %s%s\n", l.Member, l.Index, time.UnixMilli(l.TimeUnixMs).UTC().Format(time.RFC3339), strings.Join(l.Labels, " "), extra)
+			if l.Note != "" {
+				fmt.Fprintf(e.stdout, "    note: %s\n", l.Note)
+			}
+		}
+		for _, o := range m.Opinions {
+			fmt.Fprintf(e.stdout, "  opinion of %s: %s %s\n", o.Author, consortium.StanceName(o.Stance), o.Text)
+		}
+	}
+	return nil
+}
+
+// matchJSON is the JSON form of a match result.
+type matchJSON struct {
+	Type     string        `json:"type"`
+	Value    string        `json:"value"`
+	Distance uint32        `json:"distance"`
+	Hidden   string        `json:"hidden,omitempty"`
+	Listings []listingJSON `json:"listings"`
+	Opinions []opinionJSON `json:"opinions,omitempty"`
+}
+
+type listingJSON struct {
+	Member    string   `json:"member"`
+	Index     uint64   `json:"index"`
+	Time      string   `json:"time"`
+	Labels    []string `json:"labels"`
+	ContentID string   `json:"content_id,omitempty"`
+	Note      string   `json:"note,omitempty"`
+	Expires   string   `json:"expires,omitempty"`
+	Quality   *uint32  `json:"quality,omitempty"`
+}
+
+type opinionJSON struct {
+	Author string `json:"author"`
+	Stance string `json:"stance"`
+	Text   string `json:"text,omitempty"`
+}
+
+func listingsJSON(ls []*pb.Listing) []listingJSON {
+	out := []listingJSON{}
+	for _, l := range ls {
+		lj := listingJSON{Member: l.Member, Index: l.Index, Time: time.UnixMilli(l.TimeUnixMs).UTC().Format(time.RFC3339), Labels: l.Labels, ContentID: l.ContentId, Note: l.Note, Quality: l.Quality}
+		if lj.Labels == nil {
+			lj.Labels = []string{}
+		}
+		if l.ExpiresUnixMs != 0 {
+			lj.Expires = time.UnixMilli(l.ExpiresUnixMs).UTC().Format(time.RFC3339)
+		}
+		out = append(out, lj)
+	}
+	return out
+}
+
+func matchesJSON(ms []*pb.MatchResult) []matchJSON {
+	out := []matchJSON{}
+	for _, m := range ms {
+		sig, _ := consortium.SignalFromProto(m.Signal)
+		mj := matchJSON{Type: sig.Type.String(), Value: sig.Text(), Distance: m.Distance, Hidden: m.Hidden, Listings: listingsJSON(m.Listings)}
+		for _, o := range m.Opinions {
+			mj.Opinions = append(mj.Opinions, opinionJSON{Author: o.Author, Stance: consortium.StanceName(o.Stance), Text: o.Text})
+		}
+		out = append(out, mj)
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+func runRoster(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageErr("roster needs a step: show, propose or endorse")
+	}
+	switch args[0] {
+	case "show":
+		return rosterShow(ctx, e, args[1:])
+	case "propose":
+		return rosterPropose(ctx, e, args[1:])
+	case "endorse":
+		return rosterEndorse(ctx, e, args[1:])
+	}
+	return usageErr("unknown roster step %q: want show, propose or endorse", args[0])
+}
+
+func rosterShow(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "roster show", "")
+	var nf nodeFlags
+	nf.register(fs, e)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	st, err := fetchStatus(ctx, &nf)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "roster epoch %d\n", st.RosterEpoch)
+	for _, m := range st.Roster {
+		fmt.Fprintf(e.stdout, "  %-8s %s\n", consortium.RoleName(m.Role), m.Id)
+	}
+	for _, p := range st.Proposals {
+		fmt.Fprintf(e.stdout, "proposal %s by %s for epoch %d: %s; votes %d of %d needed (%s)", p.Hash, p.Author, p.Epoch, p.Changes, len(p.Votes), p.Needed, strings.Join(p.Votes, ", "))
+		if p.Invalid != "" {
+			fmt.Fprintf(e.stdout, "; cannot win: %s", p.Invalid)
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	return nil
+}
+
+func rosterPropose(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "roster propose", "[--admit KEY.pub]... [--observer KEY.pub]... [--remove ID]... [--quorum N] [--text T]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	var admit, observe, remove listFlag
+	fs.Var(&admit, "admit", "admit a member with this public key file (repeat)")
+	fs.Var(&observe, "observer", "admit an observer with this public key file (repeat)")
+	fs.Var(&remove, "remove", "remove this member id (repeat)")
+	quorum := fs.Int("quorum", 0, "set the configured quorum")
+	text := fs.String("text", "", "why")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var changes []*pb.RosterChange
+	for _, f := range admit {
+		p, err := loadPublicKey(f)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: p.ID, PublicKey: p.Key, Role: pb.Role_ROLE_MEMBER}}})
+	}
+	for _, f := range observe {
+		p, err := loadPublicKey(f)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: p.ID, PublicKey: p.Key, Role: pb.Role_ROLE_OBSERVER}}})
+	}
+	for _, id := range remove {
+		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: id}})
+	}
+	if *quorum > 0 {
+		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_SetQuorum{SetQuorum: uint32(*quorum)}})
+	}
+	if len(changes) == 0 {
+		return usageErr("roster propose needs at least one of --admit, --observer, --remove, --quorum")
+	}
+	st, err := fetchStatus(ctx, &nf)
+	if err != nil {
+		return err
+	}
+	en := &pb.Entry{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: st.RosterEpoch, Changes: changes, Text: *text}}}
+	c, err := nf.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := c.ctx(ctx, nf.timeout)
+	defer cancel()
+	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: []*pb.Entry{en}})
+	if err != nil {
+		return c.callErr(err)
+	}
+	r := resp.Results[0]
+	if r.Error != "" {
+		return fmt.Errorf("proposal refused: %s", r.Error)
+	}
+	h := consortium.LeafHash(r.Entry)
+	fmt.Fprintf(e.stdout, "proposed for epoch %d: %s\nproposal %s\nother members endorse it with: hashfed roster endorse %s\n", st.RosterEpoch, consortium.DescribeChanges(changes), hex.EncodeToString(h[:]), hex.EncodeToString(h[:]))
+	return nil
+}
+
+func rosterEndorse(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "roster endorse", "PROPOSAL")
+	var nf nodeFlags
+	nf.register(fs, e)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("roster endorse needs the proposal's hash (hashfed roster show lists them)")
+	}
+	h, err := hex.DecodeString(pos[0])
+	if err != nil || len(h) != consortium.HashSize {
+		return usageErr("proposal %q is not 64 hex digits", pos[0])
+	}
+	st, err := fetchStatus(ctx, &nf)
+	if err != nil {
+		return err
+	}
+	epoch := st.RosterEpoch
+	for _, p := range st.Proposals {
+		if p.Hash == pos[0] {
+			epoch = p.Epoch
+		}
+	}
+	en := &pb.Entry{Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Epoch: epoch, Proposal: h}}}
+	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{"proposal " + pos[0][:12] + "…"}, "endorsed")
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+func fetchStatus(ctx context.Context, nf *nodeFlags) (*pb.StatusResponse, error) {
+	c, err := nf.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cctx, cancel := c.ctx(ctx, nf.timeout)
+	defer cancel()
+	st, err := c.Status(cctx, &pb.StatusRequest{})
+	return st, c.callErr(err)
+}
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "status", "[--json]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	st, err := fetchStatus(ctx, &nf)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(st)
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "node %s of %q (consortium %s…), up %s\n", st.Member, st.ConsortiumName, st.Consortium[:16], (time.Duration(st.UptimeMs) * time.Millisecond).Round(time.Second))
+	var ids []string
+	for _, m := range st.Roster {
+		ids = append(ids, m.Id+"/"+consortium.RoleName(m.Role))
+	}
+	fmt.Fprintf(w, "roster epoch %d: %s\n", st.RosterEpoch, strings.Join(ids, ", "))
+	fmt.Fprintf(w, "shared set: %d signals, %d listings; state digest %s\n", st.Signals, st.Listings, st.StateDigest)
+	if st.RejectedEntries > 0 {
+		fmt.Fprintf(w, "entries replay ignored (rule violations): %d\n", st.RejectedEntries)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOG\tENTRIES\tCHECKPOINT\tLAG\tCOSIGNED BY\t")
+	for _, l := range st.Logs {
+		flag := ""
+		if l.Forked {
+			flag = "  EQUIVOCATED"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", l.Member, l.Size, l.CheckpointSize, l.Lag, strings.Join(l.Cosigners, ","), flag)
+	}
+	tw.Flush()
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tSTATE\tADDRESS\tLAST CONTACT\tLAST ERROR\t")
+	for _, p := range st.Peers {
+		last := "never"
+		if p.LastContactUnixMs > 0 {
+			last = time.Since(time.UnixMilli(p.LastContactUnixMs)).Round(100*time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", p.Member, p.State, p.Address, last, p.LastError)
+	}
+	tw.Flush()
+	for _, p := range st.Proposals {
+		fmt.Fprintf(w, "pending proposal %s… by %s: %s (%d of %d votes)\n", p.Hash[:12], p.Author, p.Changes, len(p.Votes), p.Needed)
+	}
+	for _, q := range st.Equivocations {
+		fmt.Fprintf(w, "EQUIVOCATION by %s: %s\n", q.Member, q.Description)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/consortium/pdq"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// imageHashes are the hashes of one image file.
+type imageHashes struct {
+	Path    string `json:"file"`
+	PDQ     string `json:"pdq"`
+	Quality int    `json:"quality"`
+	MD5     string `json:"md5"`
+	SHA256  string `json:"sha256"`
+}
+
+// hashImageFile decodes an image (refusing decompression bombs and corrupt files) and returns its
+// PDQ hash with quality, and the MD5 and SHA-256 of its bytes.
+func hashImageFile(path string) (imageHashes, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return imageHashes{}, err
+	}
+	img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DefaultDecodeOptions())
+	if err != nil {
+		return imageHashes{}, fmt.Errorf("%s: %w", path, err)
+	}
+	h, q := pdq.HashImage(img)
+	m := md5.Sum(data)
+	s := sha256.Sum256(data)
+	return imageHashes{Path: path, PDQ: h.String(), Quality: q, MD5: hex.EncodeToString(m[:]), SHA256: hex.EncodeToString(s[:])}, nil
+}
+
+// parseExpiry reads an expiry: a duration from now (90d, 12h) or an RFC 3339 time.
+func parseExpiry(s string, now time.Time) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(d)
+		if err != nil || days <= 0 {
+			return 0, usageErr("--expires %q: want a number of days like 90d, a duration like 12h, or an RFC 3339 time", s)
+		}
+		return now.Add(time.Duration(days) * 24 * time.Hour).UnixMilli(), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return 0, usageErr("--expires %q is not in the future", s)
+		}
+		return now.Add(d).UnixMilli(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, usageErr("--expires %q: want a number of days like 90d, a duration like 12h, or an RFC 3339 time", s)
+	}
+	return t.UnixMilli(), nil
+}
+
+// newAdd builds an add entry with canonical labels.
+func newAdd(sig consortium.Signal, labels []string, contentID, note string, expires int64, quality int) (*pb.Entry, error) {
+	ls, err := consortium.CanonicalLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	a := &pb.Add{Signal: sig.Proto(), Labels: ls, ContentId: contentID, Note: note, ExpiresUnixMs: expires}
+	if quality >= 0 && sig.Type == consortium.PDQ {
+		q := uint32(quality)
+		a.Quality = &q
+	}
+	return &pb.Entry{Op: &pb.Entry_Add{Add: a}}, nil
+}
+
+func runAdd(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... [flags]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	var labels, images listFlag
+	fs.Var(&labels, "label", "a label: behaviour:NAME, entity:LIST/ID, content:KIND, incident:ID or namespace:value (repeat)")
+	fs.Var(&images, "image", "an image file: adds its PDQ hash (with quality), MD5 and SHA-256 under one content id (repeat)")
+	contentID := fs.String("content-id", "", "groups several signals of one piece of content")
+	expires := fs.String("expires", "", "when the listing lapses: 90d, 12h or an RFC 3339 time (default never)")
+	note := fs.String("note", "", "free text for other members' reviewers")
+	quality := fs.Int("quality", -1, "the PDQ quality your hasher reported (0-100)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	exp, err := parseExpiry(*expires, time.Now())
+	if err != nil {
+		return err
+	}
+	var entries []*pb.Entry
+	var what []string
+	if len(images) > 0 {
+		if len(pos) > 0 {
+			return usageErr("give either TYPE VALUE or --image, not both")
+		}
+		for _, path := range images {
+			h, err := hashImageFile(path)
+			if err != nil {
+				return err
+			}
+			cid := *contentID
+			if cid == "" {
+				cid = "sha256:" + h.SHA256[:16]
+			}
+			for _, s := range []struct {
+				typ, v string
+				q      int
+			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
+				sig, err := consortium.ParseSignal(s.typ, s.v)
+				if err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+				en, err := newAdd(sig, labels, cid, *note, exp, s.q)
+				if err != nil {
+					return err
+				}
+				entries = append(entries, en)
+				what = append(what, fmt.Sprintf("%s (%s)", sig, path))
+			}
+		}
+	} else {
+		sig, err := signalArgs(pos)
+		if err != nil {
+			return err
+		}
+		en, err := newAdd(sig, labels, *contentID, *note, exp, *quality)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, en)
+		what = append(what, sig.String())
+	}
+	return submit(ctx, e, &nf, entries, what, "added")
+}
+
+// submit sends entries to the node and reports each outcome; it fails if any was refused.
+func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+	c, err := nf.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := c.ctx(ctx, nf.timeout)
+	defer cancel()
+	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
+	if err != nil {
+		return c.callErr(err)
+	}
+	refused := 0
+	for i, r := range resp.Results {
+		if r.Error != "" {
+			refused++
+			fmt.Fprintf(e.stderr, "refused %s: %s\n", what[i], r.Error)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s %s as entry %d\n", verb, what[i], r.Index)
+	}
+	if refused > 0 {
+		return fmt.Errorf("%d of %d refused", refused, len(entries))
+	}
+	return nil
+}
+
+func runRevoke(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "revoke", "TYPE VALUE | --index N  --reason R [--text T]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	index := fs.Int64("index", -1, "the index of your add entry to withdraw (instead of TYPE VALUE)")
+	reason := fs.String("reason", "", "why: "+strings.Join(consortium.RevokeReasons(), ", ")+" (required)")
+	text := fs.String("text", "", "free text")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *reason == "" {
+		return usageErr("revoke needs --reason (%s)", strings.Join(consortium.RevokeReasons(), ", "))
+	}
+	rr, err := consortium.ParseRevokeReason(*reason)
+	if err != nil {
+		return err
+	}
+	r := &pb.Revoke{Reason: rr, Text: *text}
+	var what string
+	switch {
+	case *index >= 0 && len(pos) == 0:
+		r.Target = &pb.Revoke_Index{Index: uint64(*index)}
+		what = fmt.Sprintf("your entry %d", *index)
+	case *index < 0:
+		sig, err := signalArgs(pos)
+		if err != nil {
+			return err
+		}
+		r.Target = &pb.Revoke_Signal{Signal: sig.Proto()}
+		what = sig.String()
+	default:
+		return usageErr("give either TYPE VALUE or --index, not both")
+	}
+	return submit(ctx, e, &nf, []*pb.Entry{{Op: &pb.Entry_Revoke{Revoke: r}}}, []string{what}, "revoked")
+}
+
+func runDispute(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "dispute", "TYPE VALUE --stance S [--text T]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	stance := fs.String("stance", "false_positive", "your stance: "+strings.Join(consortium.Stances(), ", "))
+	text := fs.String("text", "", "free text: why")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	sig, err := signalArgs(pos)
+	if err != nil {
+		return err
+	}
+	st, err := consortium.ParseStance(*stance)
+	if err != nil {
+		return err
+	}
+	en := &pb.Entry{Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: sig.Proto(), Stance: st, Text: *text}}}
+	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{sig.String() + " (" + *stance + ")"}, "recorded opinion on")
+}
