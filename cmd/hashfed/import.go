@@ -113,10 +113,13 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		for k := range reasons {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return reasons[keys[i]] > reasons[keys[j]] || reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j] })
+		sort.Slice(keys, func(i, j int) bool {
+			return reasons[keys[i]] > reasons[keys[j]] || reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j]
+		})
 		for _, k := range keys {
 			fmt.Fprintf(e.stderr, "  %6d  %s\n", reasons[k], k)
 		}
+		sort.SliceStable(bad, func(i, j int) bool { return bad[i].line < bad[j].line })
 		for i, b := range bad {
 			if i == 20 {
 				fmt.Fprintf(e.stderr, "  ... and %d more\n", len(bad)-20)

@@ -29,6 +29,9 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 		keyPath = *id + ".key"
 	}
 	pubPath := keyPath[:len(keyPath)-len(filepath.Ext(keyPath))] + ".pub"
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return err
+	}
 	if err := writeNew(keyPath, []byte(k.String()+"\n"), 0o600); err != nil {
 		return err
 	}

@@ -34,9 +34,11 @@ type fileConfig struct {
 	MemberAPI struct {
 		Listen    string `toml:"listen"`
 		TokenFile string `toml:"token_file"`
+		off       bool
 	} `toml:"member_api"`
 	HTTP struct {
 		Listen string `toml:"listen"`
+		off    bool
 	} `toml:"http"`
 	Match struct {
 		QualityGate      *int `toml:"quality_gate"`
@@ -78,8 +80,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	var fc fileConfig
 	base := "."
+	var md toml.MetaData
 	if *cfgFile != "" {
-		md, err := toml.DecodeFile(*cfgFile, &fc)
+		var err error
+		md, err = toml.DecodeFile(*cfgFile, &fc)
 		if err != nil {
 			return fmt.Errorf("config %s: %w", *cfgFile, err)
 		}
@@ -92,6 +96,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *logLevel != "" {
 		fc.Log.Level = *logLevel
 	}
+	// An empty listen address in the file turns the API off; one left out keeps the default.
+	fc.MemberAPI.off = md.IsDefined("member_api", "listen") && fc.MemberAPI.Listen == "" && over.MemberAPI.Listen == ""
+	fc.HTTP.off = md.IsDefined("http", "listen") && fc.HTTP.Listen == "" && over.HTTP.Listen == ""
 	cfg, err := nodeConfig(&fc, base, e)
 	if err != nil {
 		return err
@@ -172,6 +179,12 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 			return cfg, fmt.Errorf("gossip key %d is not base64: %v", i, err)
 		}
 		cfg.GossipKeys = append(cfg.GossipKeys, b)
+	}
+	if fc.MemberAPI.off {
+		cfg.MemberListen = ""
+	}
+	if fc.HTTP.off {
+		cfg.HTTPListen = ""
 	}
 	if fc.MemberAPI.Listen != "" {
 		l := fc.MemberAPI.Listen

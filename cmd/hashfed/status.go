@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,7 +11,23 @@ import (
 	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
+
+// stableJSON renders a message as indented JSON with proto field names. protojson varies its
+// whitespace on purpose; re-indenting gives a stable output for people and scripts.
+func stableJSON(m proto.Message) string {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return fmt.Sprintf("{\"error\": %q}", err.Error())
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return string(b)
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	return string(out)
+}
 
 func fetchStatus(ctx context.Context, nf *nodeFlags) (*pb.StatusResponse, error) {
 	c, err := nf.dial()
@@ -37,8 +54,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(st)
-		fmt.Fprintln(e.stdout, string(b))
+		fmt.Fprintln(e.stdout, stableJSON(st))
 		return nil
 	}
 	w := e.stdout

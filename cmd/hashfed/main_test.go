@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"hashfed": func() { os.Exit(mainExit()) },
+	})
+}
+
+// TestScripts runs the command-line journeys in testdata/*.txt, as a user types them.
+func TestScripts(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("REPO", repo)
+			env.Setenv("HASHFED_NODE", "")
+			env.Setenv("HASHFED_TOKEN", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitfile PATH [SECONDS]: wait for a file (a node's socket) to appear.
+			"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 1 {
+					ts.Fatalf("usage: waitfile PATH [SECONDS]")
+				}
+				secs := 20
+				if len(args) > 1 {
+					secs, _ = strconv.Atoi(args[1])
+				}
+				deadline := time.Now().Add(time.Duration(secs) * time.Second)
+				for {
+					_, err := os.Stat(ts.MkAbs(args[0]))
+					if err == nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not appear within %d s", args[0], secs)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			},
+			// filemode PATH MODE: the file's permission bits, in octal.
+			"filemode": func(ts *testscript.TestScript, neg bool, args []string) {
+				fi, err := os.Stat(ts.MkAbs(args[0]))
+				ts.Check(err)
+				if got := fmt.Sprintf("%04o", fi.Mode().Perm()); got != args[1] {
+					ts.Fatalf("%s has mode %s, want %s", args[0], got, args[1])
+				}
+			},
+			// chmod MODE PATH
+			"chmod": func(ts *testscript.TestScript, neg bool, args []string) {
+				m, err := strconv.ParseUint(args[0], 8, 32)
+				ts.Check(err)
+				ts.Check(os.Chmod(ts.MkAbs(args[1]), os.FileMode(m)))
+			},
+			// swaplines FILE I J: swap two lines of a file (1-based), to tamper with a log.
+			"swaplines": func(ts *testscript.TestScript, neg bool, args []string) {
+				p := ts.MkAbs(args[0])
+				b, err := os.ReadFile(p)
+				ts.Check(err)
+				lines := strings.Split(string(b), "\n")
+				i, _ := strconv.Atoi(args[1])
+				j, _ := strconv.Atoi(args[2])
+				lines[i-1], lines[j-1] = lines[j-1], lines[i-1]
+				ts.Check(os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644))
+			},
+		},
+	})
+}
