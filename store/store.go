@@ -26,6 +26,7 @@ import (
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/store/pdqindex"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the layout version of the bbolt file this package writes.
@@ -157,7 +158,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process has it open", path)
 		}
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, err)
