@@ -45,28 +45,20 @@ type Stats struct {
 	Len int // hashes held
 	// Bytes is the memory the index holds: hash storage and tables, excluding the tables of a re-layout
 	// in progress (which needs as much again as the tables it replaces, for the time it runs).
-	Bytes         int64
-	Substrings    int  // tables in the current layout (0: searches scan)
-	SubstringBits int  // bits per substring
-	Relayouts     int  // re-layouts completed
-	Relayouting   bool // a re-layout is running in the background
+	Bytes       int64
+	Substrings  int    // tables in the current layout (0: searches scan)
+	Layout      string // the substrings' lengths, e.g. "4x19+10x18 bits"
+	Relayouts   int    // re-layouts completed
+	Relayouting bool   // a re-layout is running in the background
 }
 
 const (
-	pageBits = 10
-	pageSize = 1 << pageBits
 	// rebuildBatch is how many ids a background re-layout reads per read-lock hold (about 0.1 ms).
 	rebuildBatch = 1 << 14
 	// scanFactor is how many hashes a scan compares in the time of one random memory read; a search scans
 	// when that is cheaper than its estimated table cost.
 	scanFactor = 20
 )
-
-// A page holds the hashes of ids [k*pageSize, (k+1)*pageSize) and which of them are present.
-type page struct {
-	h    [pageSize][4]uint64
-	live [pageSize / 64]uint64
-}
 
 // Index is an in-memory PDQ match index: ids (dense uint32 chosen by the caller) each with a hash,
 // searched by Hamming radius. It is safe for concurrent use: searches run in parallel with each other and
@@ -75,7 +67,7 @@ type Index struct {
 	mu     sync.RWMutex
 	radius int // tuning radius
 	hint   int
-	pages  []*page
+	hs     hashStore
 	n      int
 	lay    *layout
 	lvl    int // the size level lay was chosen for
@@ -102,7 +94,8 @@ func New(opts Options) (*Index, error) {
 	}
 	x := &Index{radius: opts.Radius, hint: opts.SizeHint}
 	x.choose = func(l int) spec { return chooseSpec(l, x.radius) }
-	x.setLayout(level(x.hint), newLayout(x.choose(level(x.hint))))
+	l := level(x.hint)
+	x.setLayout(l, newLayout(x.choose(l), levelSize(l)))
 	return x, nil
 }
 
@@ -143,15 +136,10 @@ func (x *Index) Remove(id uint32) bool {
 // set applies one change under the write lock: id gets hash w (add) or is removed (!add). It reports
 // whether anything changed.
 func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
-	pi, j := int(id>>pageBits), id&(pageSize-1)
-	var p *page
-	if pi < len(x.pages) {
-		p = x.pages[pi]
-	}
-	had := p != nil && p.live[j/64]&(1<<(j%64)) != 0
+	had := x.hs.has(id)
 	var old [4]uint64
 	if had {
-		old = p.h[j]
+		old = *x.hs.get(id)
 	}
 	switch {
 	case !add && !had, add && had && old == *w:
@@ -167,15 +155,9 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 		}
 	}
 	if add {
-		if p == nil {
-			x.growPages(pi)
-			p = new(page)
-			x.pages[pi] = p
-		}
-		p.h[j] = *w
-		p.live[j/64] |= 1 << (j % 64)
+		x.hs.put(id, w)
 	} else {
-		p.live[j/64] &^= 1 << (j % 64)
+		x.hs.del(id)
 	}
 	switch {
 	case add && !had:
@@ -194,14 +176,6 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 	return true
 }
 
-// growPages makes x.pages long enough to hold page pi.
-func (x *Index) growPages(pi int) {
-	if n := len(x.pages); pi >= n {
-		x.pages = slices.Grow(x.pages, pi+1-n)[:pi+1]
-		clear(x.pages[n:])
-	}
-}
-
 // maybeRelayout starts a re-layout when the index has left its size range. Called under the write lock.
 func (x *Index) maybeRelayout() {
 	target := max(x.n, x.hint)
@@ -214,10 +188,10 @@ func (x *Index) maybeRelayout() {
 	case s == x.lay.spec:
 		x.setLayout(l, x.lay)
 	case s.m == 0:
-		x.setLayout(l, newLayout(s)) // dropping the tables is immediate: searches scan
+		x.setLayout(l, newLayout(s, levelSize(l))) // dropping the tables is immediate: searches scan
 		x.done++
 	default:
-		rb := &rebuild{lay: newLayout(s), lvl: l, slots: len(x.pages) * pageSize, done: make(chan struct{})}
+		rb := &rebuild{lay: newLayout(s, levelSize(l)), lvl: l, slots: x.hs.slots(), done: make(chan struct{})}
 		x.reb = rb
 		go x.rebuild(rb)
 	}
@@ -234,7 +208,7 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 	qw := words(&q)
 	start := len(dst)
 	x.mu.RLock()
-	if lay := x.lay; lay.m == 0 || lay.cost(x.n, radius)*scanFactor > float64(x.n) {
+	if lay := x.lay; radius > maxTableRadius || lay.cost[radius]*scanFactor > float64(x.n) {
 		dst = x.scan(&qw, radius, dst)
 	} else {
 		dst = x.searchTables(lay, &qw, radius, dst)
@@ -251,20 +225,11 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 
 // scan compares q with every stored hash.
 func (x *Index) scan(q *[4]uint64, radius int, dst []Match) []Match {
-	for pi, p := range x.pages {
-		if p == nil {
-			continue
+	x.hs.forEach(func(id uint32, h *[4]uint64) {
+		if d := dist(q, h); d <= radius {
+			dst = append(dst, Match{id, d})
 		}
-		for wi, lw := range p.live {
-			for lw != 0 {
-				j := wi*64 + bits.TrailingZeros64(lw)
-				lw &= lw - 1
-				if d := dist(q, &p.h[j]); d <= radius {
-					dst = append(dst, Match{uint32(pi<<pageBits + j), d})
-				}
-			}
-		}
-	}
+	})
 	return dst
 }
 
@@ -291,27 +256,47 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (x *Index) searchTables(lay *layout, q *[4]uint64, radius int, dst []Match) []Match {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	m := lay.m
 	s.keys, s.radius = s.keys[:0], s.radius[:0]
 	s.spans, s.ends = s.spans[:0], s.ends[:0]
+	radii := lay.radii[radius]
 	for t := range lay.tabs {
 		tb := &lay.tabs[t]
-		rt := min(tableRadius(m, t, radius), lay.b)
+		rt := int(radii[t])
 		key := tb.key(q)
 		s.keys, s.radius = append(s.keys, key), append(s.radius, rt)
 		var masks []uint32
 		switch {
 		case rt < 0:
+		case rt <= cachedWeight && t < lay.nlong:
+			masks = lay.masks[1][:int(volume(lay.long, rt))]
 		case rt <= cachedWeight:
-			masks = lay.masks[:int(volume(lay.b, rt))]
+			masks = lay.masks[0][:int(volume(lay.short, rt))]
 		default:
-			s.masks = appendMasks(s.masks[:0], lay.b, rt)
+			s.masks = appendMasks(s.masks[:0], int(tb.b), rt)
 			masks = s.masks
 		}
+		spans := slices.Grow(s.spans, len(masks))
+		recs := tb.recs
 		for _, mk := range masks {
-			blk, st, e := tb.span(key ^ mk)
-			s.spans = append(s.spans, span{blk, st, e})
+			// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place.
+			k := key ^ mk
+			g := k / groupBuckets
+			j := k - g*groupBuckets
+			r := recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
+			st := uint32(r[0]) | uint32(r[1])<<8
+			var b, e uint32
+			if st == wideMark {
+				b, e = tb.wideSpan(g, j)
+			} else {
+				e = st + uint32(r[(2+j)&63])
+				b = st
+				if j > 0 {
+					b += uint32(r[(1+j)&63])
+				}
+			}
+			spans = append(spans, span{g / groupsBlock, b, e})
 		}
+		s.spans = spans
 		s.ends = append(s.ends, len(s.spans))
 	}
 	total := 0
@@ -322,25 +307,36 @@ func (x *Index) searchTables(lay *layout, q *[4]uint64, radius int, dst []Match)
 	s.cends = s.cends[:0]
 	c, first := 0, 0
 	for t := range lay.tabs {
-		blocks := lay.tabs[t].blocks
+		a := &lay.tabs[t].ids
+		locs, chunks := a.locs, a.chunks
 		for _, sp := range s.spans[first:s.ends[t]] {
-			c += copy(cands[c:], blocks[sp.blk][sp.s:sp.e])
+			// Buckets hold a few ids: a loop beats copy's call.
+			l := &locs[sp.blk]
+			for _, id := range chunks[l.c][l.off+sp.s : l.off+sp.e] {
+				cands[c] = id
+				c++
+			}
 		}
 		first = s.ends[t]
 		s.cends = append(s.cends, c)
 	}
 	s.cands = cands
-	pages := x.pages
+	pages := x.hs.pages
 	var sink uint64
 	for _, id := range cands {
-		sink += pages[id>>pageBits].h[id&(pageSize-1)][0]
+		sink += pages[id>>pageBits][id&(pageSize-1)][0]
 	}
 	s.sink = sink
 	first = 0
 	for t := range lay.tabs {
 		for _, id := range cands[first:s.cends[t]] {
-			h := &pages[id>>pageBits].h[id&(pageSize-1)]
-			d := dist(q, h)
+			h := &pages[id>>pageBits][id&(pageSize-1)]
+			// Most candidates are far: half the hash usually settles it.
+			d := bits.OnesCount64(q[0]^h[0]) + bits.OnesCount64(q[1]^h[1])
+			if d > radius {
+				continue
+			}
+			d += bits.OnesCount64(q[2]^h[2]) + bits.OnesCount64(q[3]^h[3])
 			if d > radius || foundBefore(lay, s, t, h) {
 				continue
 			}
@@ -378,30 +374,22 @@ func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 	}
 	defer x.mu.Unlock()
 	for id, h := range all {
-		pi, j := int(id>>pageBits), id&(pageSize-1)
-		x.growPages(pi)
-		p := x.pages[pi]
-		if p == nil {
-			p = new(page)
-			x.pages[pi] = p
-		}
-		if p.live[j/64]&(1<<(j%64)) == 0 {
+		if !x.hs.has(id) {
 			x.n++
-			p.live[j/64] |= 1 << (j % 64)
 		}
-		p.h[j] = words(&h)
+		x.hs.put(id, new(words(&h)))
 	}
 	l := level(max(x.n, x.hint))
-	lay := newLayout(x.choose(l))
+	lay := newLayout(x.choose(l), levelSize(l))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(lay.tabs)) {
 		wg.Go(func() {
-			cnt := make([]uint32, 1<<lay.b)
+			cnt := make([]uint32, 1<<max(lay.long, lay.short))
 			for t := range work {
 				tb := &lay.tabs[t]
 				tb.build(func(yield func(id, k uint32)) {
-					x.forEach(func(id uint32, h *[4]uint64) { yield(id, tb.key(h)) })
+					x.hs.forEach(func(id uint32, h *[4]uint64) { yield(id, tb.key(h)) })
 				}, cnt)
 			}
 		})
@@ -415,38 +403,17 @@ func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 	x.done++
 }
 
-// forEach calls f for every stored id and its hash, in id order.
-func (x *Index) forEach(f func(id uint32, h *[4]uint64)) {
-	for pi, p := range x.pages {
-		if p == nil {
-			continue
-		}
-		for wi, lw := range p.live {
-			for lw != 0 {
-				j := wi*64 + bits.TrailingZeros64(lw)
-				lw &= lw - 1
-				f(uint32(pi<<pageBits+j), &p.h[j])
-			}
-		}
-	}
-}
-
 // Stats returns the index's size, memory and layout.
 func (x *Index) Stats() Stats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	st := Stats{
-		Len:           x.n,
-		Bytes:         int64(cap(x.pages)) * 8,
-		Substrings:    x.lay.m,
-		SubstringBits: x.lay.b,
-		Relayouts:     x.done,
-		Relayouting:   x.reb != nil,
-	}
-	for _, p := range x.pages {
-		if p != nil {
-			st.Bytes += int64(pageSize*32 + pageSize/8)
-		}
+		Len:         x.n,
+		Bytes:       x.hs.bytes(),
+		Substrings:  x.lay.m,
+		Layout:      x.lay.spec.String(),
+		Relayouts:   x.done,
+		Relayouting: x.reb != nil,
 	}
 	for t := range x.lay.tabs {
 		st.Bytes += x.lay.tabs[t].bytes()
@@ -478,7 +445,7 @@ func (x *Index) rebuild(rb *rebuild) {
 	// seen[t][i] is how many ops had been logged when table t read batch i: the later ones are replayed.
 	seen := make([][]int, len(lay.tabs))
 	keys := make([]uint32, rb.slots)
-	cnt := make([]uint32, 1<<lay.b)
+	cnt := make([]uint32, 1<<max(lay.long, lay.short))
 	for t := range lay.tabs {
 		tb := &lay.tabs[t]
 		seen[t] = make([]int, batches)
@@ -487,10 +454,8 @@ func (x *Index) rebuild(rb *rebuild) {
 			seen[t][i] = len(rb.ops)
 			for id := i * rebuildBatch; id < min((i+1)*rebuildBatch, rb.slots); id++ {
 				keys[id] = noKey
-				if p := x.pages[id>>pageBits]; p != nil {
-					if j := id & (pageSize - 1); p.live[j/64]&(1<<(j%64)) != 0 {
-						keys[id] = tb.key(&p.h[j])
-					}
+				if x.hs.has(uint32(id)) {
+					keys[id] = tb.key(x.hs.get(uint32(id)))
 				}
 			}
 			x.mu.RUnlock()

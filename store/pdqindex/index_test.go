@@ -2,6 +2,7 @@ package pdqindex
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -39,7 +40,7 @@ func pinned(t testing.TB, s spec) *Index {
 		t.Fatal(err)
 	}
 	x.choose = func(int) spec { return s }
-	x.setLayout(0, newLayout(s))
+	x.setLayout(0, newLayout(s, 2000))
 	return x
 }
 
@@ -107,20 +108,21 @@ func checkSearch(t *testing.T, x *Index, m model, q Hash, radius int) {
 func head(ms []Match) []Match { return ms[:min(len(ms), 8)] }
 
 // testSpecs are layouts the tests pin, small enough that a few thousand hashes fill their tables.
-var testSpecs = []spec{{0, 0}, {1, 8}, {4, 6}, {11, 9}, {13, 12}, {16, 16}, {32, 8}, {11, 23}}
+var testSpecs = []spec{{}, uniform(1, 8), uniform(4, 6), uniform(11, 9), uniform(13, 12), uniform(16, 16), uniform(32, 8),
+	uniform(11, 23), {5, 2, 9, 7}, {14, 4, 19, 18}, {12, 11, 10, 8}}
 
 func TestSearchBruteForce(t *testing.T) {
 	for _, clustered := range []bool{false, true} {
 		for _, s := range testSpecs {
-			t.Run(fmt.Sprintf("clustered=%v/m=%d,b=%d", clustered, s.m, s.b), func(t *testing.T) {
-				r := rand.New(rand.NewPCG(1, uint64(s.m*100+s.b)))
-				hs := dataset(r, 2000, clustered)
+			t.Run(fmt.Sprintf("clustered=%v/%v", clustered, s), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(1, uint64(s.m*100+s.short)))
+				hs := dataset(r, 1500, clustered)
 				x, m := pinned(t, s), model{}
 				for i, h := range hs {
 					x.Add(uint32(i), h)
 					m[uint32(i)] = h
 				}
-				for _, q := range queries(r, hs, 18) {
+				for _, q := range queries(r, hs, 12) {
 					for _, radius := range testRadii {
 						checkSearch(t, x, m, q, radius)
 					}
@@ -134,7 +136,7 @@ func TestSearchForcedTables(t *testing.T) {
 	// Large radii normally scan; check the tables alone give the same answers at every radius.
 	r := rand.New(rand.NewPCG(2, 2))
 	hs := dataset(r, 2000, true)
-	for _, s := range []spec{{4, 6}, {11, 9}} {
+	for _, s := range []spec{uniform(4, 6), uniform(11, 9), {5, 2, 9, 7}} {
 		x, m := pinned(t, s), model{}
 		for i, h := range hs {
 			x.Add(uint32(i), h)
@@ -142,12 +144,15 @@ func TestSearchForcedTables(t *testing.T) {
 		}
 		for _, q := range queries(r, hs, 12) {
 			for _, radius := range []int{0, 1, 15, 16, 31, 32, 47, 63} {
+				if math.IsInf(x.lay.cost[radius], 1) {
+					continue // more than the tables' bits can answer
+				}
 				got := x.searchTables(x.lay, new(words(&q)), radius, nil)
 				slices.SortFunc(got, func(a, b Match) int { return int(a.ID) - int(b.ID) })
 				want := m.search(q, radius)
 				slices.SortFunc(want, func(a, b Match) int { return int(a.ID) - int(b.ID) })
 				if !slices.Equal(got, want) {
-					t.Fatalf("m=%d b=%d radius %d: got %d matches, want %d", s.m, s.b, radius, len(got), len(want))
+					t.Fatalf("%v, radius %d: got %d matches, want %d", s, radius, len(got), len(want))
 				}
 			}
 		}
@@ -173,7 +178,7 @@ func TestSingleHash(t *testing.T) {
 		x := pinned(t, s)
 		x.Add(7, h)
 		for _, tc := range tests {
-			t.Run(fmt.Sprintf("m=%d,b=%d/%s", s.m, s.b, tc.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%v/%s", s, tc.name), func(t *testing.T) {
 				if got := x.Search(tc.q, tc.radius, nil); !slices.Equal(got, tc.want) {
 					t.Errorf("got %v, want %v", got, tc.want)
 				}
@@ -198,7 +203,7 @@ func TestEmpty(t *testing.T) {
 		x := pinned(t, s)
 		for _, radius := range testRadii {
 			if got := x.Search(Hash{}, radius, nil); len(got) != 0 {
-				t.Errorf("m=%d b=%d radius %d: got %v, want no matches", s.m, s.b, radius, got)
+				t.Errorf("%v, radius %d: got %v, want no matches", s, radius, got)
 			}
 		}
 		if got := x.Len(); got != 0 {
@@ -211,7 +216,7 @@ func TestEmpty(t *testing.T) {
 }
 
 func TestSearchAppends(t *testing.T) {
-	x := pinned(t, spec{4, 6})
+	x := pinned(t, uniform(4, 6))
 	h := Hash{1}
 	x.Add(1, h)
 	prefix := []Match{{99, 5}}
@@ -223,7 +228,7 @@ func TestSearchAppends(t *testing.T) {
 
 func TestInterleaved(t *testing.T) {
 	for _, s := range testSpecs {
-		t.Run(fmt.Sprintf("m=%d,b=%d", s.m, s.b), func(t *testing.T) {
+		t.Run(s.String(), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(4, uint64(s.m)))
 			pool := dataset(r, 400, true)
 			x, m := pinned(t, s), model{}
@@ -260,7 +265,7 @@ func TestInterleaved(t *testing.T) {
 }
 
 func TestReAddSameHash(t *testing.T) {
-	x := pinned(t, spec{4, 6})
+	x := pinned(t, uniform(4, 6))
 	h := Hash{9}
 	x.Add(1, h)
 	x.Add(1, h)
@@ -279,7 +284,7 @@ func TestWideBlocks(t *testing.T) {
 	for _, n := range []int{300, 3000} {
 		for _, bulk := range []bool{false, true} {
 			t.Run(fmt.Sprintf("n=%d,bulk=%v", n, bulk), func(t *testing.T) {
-				x, m := pinned(t, spec{4, 8}), model{}
+				x, m := pinned(t, uniform(4, 8)), model{}
 				h := randHash(r)
 				var ids []uint32
 				var hs []Hash
@@ -369,7 +374,7 @@ func TestBulkLoad(t *testing.T) {
 // TestRelayout grows an index by single adds through several re-layouts, changing it while they run.
 func TestRelayout(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
-	hs := dataset(r, 30_000, false)
+	hs := dataset(r, 20_000, false)
 	x, err := New(DefaultOptions())
 	if err != nil {
 		t.Fatal(err)

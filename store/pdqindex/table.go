@@ -6,7 +6,7 @@ import "math/bits"
 // ids whose substring has that value.
 //
 // Buckets are grouped 62 to a 64-byte record and 4 records (248 buckets) to a block. A block's ids sit in
-// one slice in bucket order. A record holds the group's start in its block's slice (uint16) and, for each of
+// one region of the table's arena, in bucket order. A record holds the group's start in its block's slice (uint16) and, for each of
 // its 62 buckets, the bucket's end relative to that start (uint8, cumulative), so a lookup reads one cache
 // line of offsets and then the ids: about 1.03 bytes of offsets per bucket, where a flat uint32 CSR offset
 // array costs 4. A group holds at most 255 ids, so a block at most 1,020 and its starts fit in uint16. A block
@@ -19,10 +19,8 @@ type table struct {
 	b     uint8  // substring length in bits
 	mask  uint32 // 1<<b - 1
 	recs  []byte
-	// blocks[k/blockBuckets] holds the ids of buckets k in that block, in bucket order. A block's slice has
-	// spare capacity only after inserts; bulk builds size it exactly.
-	blocks [][]uint32
-	wide   map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
+	ids   arena               // block k/blockBuckets holds bucket k's ids
+	wide  map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
 }
 
 const (
@@ -35,18 +33,20 @@ const (
 	noKey        = ^uint32(0)
 )
 
-func newTable(start, b int) table {
+// newTable returns an empty table of b-bit substrings starting at hash bit start, its arena sized for about
+// n ids.
+func newTable(start, b, n int) table {
 	nb := 1 << b
 	groups := (nb + groupBuckets - 1) / groupBuckets
 	blocks := (groups + groupsBlock - 1) / groupsBlock
 	return table{
-		word:   uint8(start / 64),
-		shift:  uint8(start % 64),
-		spans:  start%64+b > 64,
-		b:      uint8(b),
-		mask:   uint32(nb - 1),
-		recs:   make([]byte, groups*recSize),
-		blocks: make([][]uint32, blocks),
+		word:  uint8(start / 64),
+		shift: uint8(start % 64),
+		spans: start%64+b > 64,
+		b:     uint8(b),
+		mask:  uint32(nb - 1),
+		recs:  make([]byte, groups*recSize),
+		ids:   newArena(blocks, n),
 	}
 }
 
@@ -79,9 +79,8 @@ func (t *table) span(k uint32) (blk, s, e uint32) {
 	r := t.recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
 	st := uint32(r[0]) | uint32(r[1])<<8
 	if st == wideMark {
-		offs := t.wide[blk]
-		i := (g%groupsBlock)*groupBuckets + j
-		return blk, offs[i], offs[i+1]
+		s, e = t.wideSpan(g, j)
+		return blk, s, e
 	}
 	e = st + uint32(r[(2+j)&63])
 	s = st
@@ -91,10 +90,19 @@ func (t *table) span(k uint32) (blk, s, e uint32) {
 	return blk, s, e
 }
 
+// wideSpan is span for a bucket of a wide block: j of group g.
+//
+//go:noinline
+func (t *table) wideSpan(g, j uint32) (s, e uint32) {
+	offs := t.wide[g/groupsBlock]
+	i := (g%groupsBlock)*groupBuckets + j
+	return offs[i], offs[i+1]
+}
+
 // bucket returns the ids in bucket k.
 func (t *table) bucket(k uint32) []uint32 {
 	blk, s, e := t.span(k)
-	return t.blocks[blk][s:e]
+	return t.ids.ids(blk)[s:e]
 }
 
 // blockGroups returns the first group of block blk and the number of groups it has.
@@ -144,7 +152,7 @@ func (t *table) insert(k, id uint32) {
 		if r[2+groupBuckets-1] == maxGroupIDs {
 			t.makeWide(blk)
 		} else {
-			t.blocks[blk] = insertAt(t.blocks[blk], st+uint32(r[2+j]), id)
+			t.ids.insert(blk, st+uint32(r[2+j]), id)
 			for i := 2 + j; i < 2+groupBuckets; i++ {
 				r[i]++
 			}
@@ -156,7 +164,7 @@ func (t *table) insert(k, id uint32) {
 	}
 	offs := t.wide[blk]
 	i := (g%groupsBlock)*groupBuckets + j
-	t.blocks[blk] = insertAt(t.blocks[blk], offs[i+1], id)
+	t.ids.insert(blk, offs[i+1], id)
 	for i2 := i + 1; i2 < uint32(len(offs)); i2++ {
 		offs[i2]++
 	}
@@ -165,7 +173,7 @@ func (t *table) insert(k, id uint32) {
 // remove deletes id from bucket k and reports whether it was there.
 func (t *table) remove(k, id uint32) bool {
 	blk, s, e := t.span(k)
-	ids := t.blocks[blk]
+	ids := t.ids.ids(blk)
 	p := s
 	for p < e && ids[p] != id {
 		p++
@@ -173,7 +181,7 @@ func (t *table) remove(k, id uint32) bool {
 	if p == e {
 		return false
 	}
-	t.blocks[blk] = removeAt(ids, p)
+	t.ids.remove(blk, p)
 	g := k / groupBuckets
 	j := k - g*groupBuckets
 	if st := t.groupStart(g); st == wideMark {
@@ -194,31 +202,6 @@ func (t *table) remove(k, id uint32) bool {
 	return true
 }
 
-// insertAt inserts v at position p of s, growing s by about 1/8 when it is full.
-func insertAt(s []uint32, p, v uint32) []uint32 {
-	if len(s) == cap(s) {
-		ns := make([]uint32, len(s)+1, len(s)+len(s)/8+4)
-		copy(ns, s[:p])
-		copy(ns[p+1:], s[p:])
-		ns[p] = v
-		return ns
-	}
-	s = s[:len(s)+1]
-	copy(s[p+1:], s[p:])
-	s[p] = v
-	return s
-}
-
-// removeAt deletes position p of s, shrinking the allocation when under half of it is used.
-func removeAt(s []uint32, p uint32) []uint32 {
-	copy(s[p:], s[p+1:])
-	s = s[:len(s)-1]
-	if cap(s) > 16 && len(s) < cap(s)/2 {
-		s = append(make([]uint32, 0, len(s)+len(s)/8+4), s...)
-	}
-	return s
-}
-
 // build fills an empty table from keys: keys(yield) calls yield(id, key) for every id to index, and must
 // produce the same pairs, in the same order, each time it is called (it is called twice). cnt is scratch
 // space of at least 1<<b entries.
@@ -226,10 +209,12 @@ func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
 	nb := int(t.mask) + 1
 	cnt = cnt[:nb]
 	clear(cnt)
-	keys(func(_, k uint32) { cnt[k]++ })
+	total := 0
+	keys(func(_, k uint32) { cnt[k]++; total++ })
+	t.ids = newArena(len(t.ids.locs), total)
 	// Per block: lay out its records, allocate its slice exactly, and turn cnt into each bucket's start.
 	groups := uint32(t.groups())
-	for blk := range uint32(len(t.blocks)) {
+	for blk := range uint32(len(t.ids.locs)) {
 		first, n := t.blockGroups(blk)
 		total := uint32(0)
 		narrow := true
@@ -243,7 +228,7 @@ func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
 			}
 			total += gs
 		}
-		t.blocks[blk] = make([]uint32, total)
+		t.ids.place(blk, total)
 		pos := uint32(0)
 		for g := first; g < first+n && g < groups; g++ {
 			t.setGroupStart(g, pos)
@@ -280,17 +265,14 @@ func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
 		}
 	}
 	keys(func(id, k uint32) {
-		t.blocks[k/blockBuckets][cnt[k]] = id
+		t.ids.ids(k / blockBuckets)[cnt[k]] = id
 		cnt[k]++
 	})
 }
 
 // bytes returns the memory the table holds.
 func (t *table) bytes() int64 {
-	n := int64(len(t.recs)) + int64(len(t.blocks))*24
-	for _, b := range t.blocks {
-		n += int64(cap(b)) * 4
-	}
+	n := int64(len(t.recs)) + t.ids.bytes()
 	for _, o := range t.wide {
 		n += int64(cap(o))*4 + 48
 	}
