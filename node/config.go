@@ -83,6 +83,8 @@ type Config struct {
 	// tamperRange, when set (tests only), alters every range chunk this node serves, to play a
 	// peer that lies.
 	tamperRange func(*pb.RangeChunk)
+	// peerWrap, when set (tests only), wraps the peer API's implementation, to play a hostile peer.
+	peerWrap func(pb.PeerServiceServer) pb.PeerServiceServer
 }
 
 // DefaultConfig returns a configuration with the documented defaults: peer API on :7400, gossip on

@@ -59,7 +59,11 @@ func (n *Node) startPeerAPI() error {
 			return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
 		}),
 	)
-	pb.RegisterPeerServiceServer(n.peerSrv, &peerServer{n: n})
+	var srv pb.PeerServiceServer = &peerServer{n: n}
+	if n.cfg.peerWrap != nil {
+		srv = n.cfg.peerWrap(srv)
+	}
+	pb.RegisterPeerServiceServer(n.peerSrv, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(n.peerSrv, hs)
 	n.wg.Add(1)

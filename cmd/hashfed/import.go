@@ -20,7 +20,7 @@ import (
 )
 
 // importLimit is the most entries one import sends as a single transaction (all or nothing).
-const importLimit = 200_000
+const importLimit = 100_000
 
 // record is one line of an import file.
 type record struct {
