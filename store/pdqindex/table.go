@@ -99,12 +99,6 @@ func (t *table) wideSpan(g, j uint32) (s, e uint32) {
 	return offs[i], offs[i+1]
 }
 
-// bucket returns the ids in bucket k.
-func (t *table) bucket(k uint32) []uint32 {
-	blk, s, e := t.span(k)
-	return t.ids.ids(blk)[s:e]
-}
-
 // blockGroups returns the first group of block blk and the number of groups it has.
 func (t *table) blockGroups(blk uint32) (first, n uint32) {
 	first = blk * groupsBlock
