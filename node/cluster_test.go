@@ -375,3 +375,72 @@ func TestPeerAPIRefusesKeysNotOnTheRoster(t *testing.T) {
 		t.Error("a client without a certificate got an answer")
 	}
 }
+
+// TestThreeWayPartitions cuts six nodes into three groups, writes in each (adds, revokes, opinions,
+// and a roster proposal endorsed across the cut), and heals in several orders. Every node must reach
+// the same state digest; the time to converge after the last heal is reported.
+func TestThreeWayPartitions(t *testing.T) {
+	A, B, C := []string{"a1", "a2"}, []string{"b1", "b2"}, []string{"c1", "c2"}
+	join := func(gs ...[]string) []string {
+		var out []string
+		for _, g := range gs {
+			out = append(out, g...)
+		}
+		return out
+	}
+	orders := []struct {
+		name   string
+		stages [][][]string // group layouts after each heal step; the last step heals everything
+	}{
+		{"all at once", nil},
+		{"A+B, then C", [][][]string{{join(A, B), C}}},
+		{"B+C, then A", [][][]string{{A, join(B, C)}}},
+		{"A+C, then B", [][][]string{{join(A, C), B}}},
+	}
+	for _, o := range orders {
+		t.Run(o.name, func(t *testing.T) {
+			c := newCluster(t, 3, "a1", "a2", "b1", "b2", "c1", "c2")
+			for _, id := range join(A, B, C) {
+				c.start(id)
+			}
+			out := submitOK(t, c.nodes["a1"], fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)), fixture.Admit(0, 0, "d1"))
+			waitFor(t, 15*time.Second, "initial convergence", func() bool { return c.converged() && c.nodes["c2"].store.Size("a1") == 3 })
+			c.part.cut(A, B, C)
+			// Writes on every side, including endorsements of the admission from both other sides
+			// (proposer + b1 + b2 + c1 = 4 votes, the effective quorum of six voters).
+			submitOK(t, c.nodes["a1"], fixture.RevokeSignal(0, fixture.PDQ(1)))
+			submitOK(t, c.nodes["a2"], fixture.Add(0, fixture.PDQ(3)))
+			submitOK(t, c.nodes["b1"], fixture.Add(0, fixture.PDQ(1)), fixture.Endorse(0, 0, out[2].Entry))
+			submitOK(t, c.nodes["b2"], fixture.Opinion(0, fixture.PDQ(2), pb.Stance_STANCE_FALSE_POSITIVE), fixture.Endorse(0, 0, out[2].Entry))
+			submitOK(t, c.nodes["c1"], fixture.Add(0, fixture.MD5(4)), fixture.Endorse(0, 0, out[2].Entry))
+			submitOK(t, c.nodes["c2"], fixture.Add(0, fixture.PDQ(9)), fixture.RevokeSignal(0, fixture.PDQ(9)))
+			time.Sleep(500 * time.Millisecond)
+			if c.nodes["a1"].store.Size("b1") != 0 || c.nodes["c1"].store.Size("a1") != 3 {
+				t.Fatalf("writes crossed the partition: %s", c.describe())
+			}
+			for _, layout := range o.stages {
+				c.part.cut(layout...)
+				time.Sleep(time.Second)
+			}
+			c.part.heal()
+			start := time.Now()
+			waitFor(t, 30*time.Second, "one state after the last heal", func() bool {
+				if !c.converged() {
+					return false
+				}
+				for _, n := range c.nodes {
+					if n.store.Size("a1") != 4 || n.store.Size("b1") != 2 || n.store.Size("b2") != 2 || n.store.Size("c1") != 2 {
+						return false
+					}
+				}
+				return true
+			})
+			var epoch uint64
+			c.nodes["c2"].store.View(func(s *consortium.State) { epoch = s.Roster().Epoch })
+			if epoch != 1 {
+				t.Errorf("the admission endorsed across the cut did not take effect: epoch %d", epoch)
+			}
+			t.Logf("%s: six nodes converged %v after the last heal", o.name, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}

@@ -163,6 +163,8 @@ func (n *Node) Start() (err error) {
 	n.wg.Add(4)
 	go n.gossipWorker()
 	go n.signer()
+	// Entries appended before a crash or stop may not be signed yet: sign them now.
+	n.ownLogGrew()
 	go n.antiEntropy()
 	go n.sweeper()
 	n.log.Info("node started", "peer", n.peerAdv, "gossip", n.GossipAddr(), "member_api", n.MemberAddr(), "http", n.HTTPAddr())

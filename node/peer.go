@@ -138,6 +138,7 @@ func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.Heads
 		return nil, status.Errorf(codes.InvalidArgument, "head vector of %d logs, at most %d", len(req.Heads), maxHeads)
 	}
 	from := caller(ctx)
+	n.peerCalled(from, req.PeerAddr)
 	theirs := map[string]uint64{}
 	for _, h := range req.Heads {
 		theirs[h.Member] = h.Size

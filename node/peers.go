@@ -22,6 +22,9 @@ type peerInfo struct {
 	sizes       map[string]uint64
 	lastContact time.Time
 	lastErr     string
+	// calledAt is when this peer last called us over the peer API (authenticated by its key):
+	// proof of life that does not wait for gossip.
+	calledAt time.Time
 	// badUntil holds, per log, until when this peer is not asked for it again after it served a
 	// range that did not verify.
 	badUntil map[string]time.Time
@@ -34,16 +37,41 @@ func (n *Node) setPeer(member, addr string, alive bool) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[member]
-	if p == nil {
-		p = &peerInfo{member: member, sizes: map[string]uint64{}, badUntil: map[string]time.Time{}}
-		n.peers[member] = p
-	}
+	p := n.peerLocked(member)
 	if addr != "" {
 		p.addr = addr
 	}
 	p.alive = alive
 	n.metrics.peers.Set(float64(n.aliveCountLocked()))
+}
+
+func (n *Node) peerLocked(member string) *peerInfo {
+	p := n.peers[member]
+	if p == nil {
+		p = &peerInfo{member: member, sizes: map[string]uint64{}, badUntil: map[string]time.Time{}}
+		n.peers[member] = p
+	}
+	return p
+}
+
+// peerCalled records that member called us over the peer API, announcing its address.
+func (n *Node) peerCalled(member, addr string) {
+	if member == n.id {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peerLocked(member)
+	if addr != "" && addr != p.addr {
+		p.addr = addr
+	}
+	p.calledAt = time.Now()
+}
+
+// usable reports whether a peer can be asked for data: gossip says it is alive, or it called us
+// recently (gossip can take seconds to accept a node that restarted on a new address).
+func (p *peerInfo) usable(now time.Time) bool {
+	return p.addr != "" && (p.alive || now.Sub(p.calledAt) < 30*time.Second)
 }
 
 func (n *Node) aliveCountLocked() int {
@@ -104,8 +132,9 @@ func (n *Node) alivePeers() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []string
+	now := time.Now()
 	for m, p := range n.peers {
-		if p.alive && p.addr != "" {
+		if p.usable(now) {
 			out = append(out, m)
 		}
 	}
@@ -126,7 +155,7 @@ func (n *Node) sourcesFor(member string, size uint64, hint string) []string {
 	}
 	var cs []cand
 	for m, p := range n.peers {
-		if !p.alive || p.addr == "" {
+		if !p.usable(now) {
 			continue
 		}
 		score := 0

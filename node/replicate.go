@@ -400,7 +400,7 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	req := &pb.HeadsRequest{}
+	req := &pb.HeadsRequest{PeerAddr: n.peerAdv}
 	for m, s := range n.store.Sizes() {
 		req.Heads = append(req.Heads, &pb.Head{Member: m, Size: s})
 	}

@@ -26,8 +26,11 @@ const (
 )
 
 type HeadsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Heads         []*Head                `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Heads []*Head                `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
+	// peer_addr is the caller's peer API address, so the responder can fetch from it even before
+	// gossip has caught up with it (a node that restarted on a new address).
+	PeerAddr      string `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -67,6 +70,13 @@ func (x *HeadsRequest) GetHeads() []*Head {
 		return x.Heads
 	}
 	return nil
+}
+
+func (x *HeadsRequest) GetPeerAddr() string {
+	if x != nil {
+		return x.PeerAddr
+	}
+	return ""
 }
 
 type HeadsResponse struct {
@@ -771,9 +781,10 @@ var File_hashfed_v1_peer_proto protoreflect.FileDescriptor
 const file_hashfed_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"\x15hashfed/v1/peer.proto\x12\n" +
-	"hashfed.v1\x1a\x18hashfed/v1/hashfed.proto\"6\n" +
+	"hashfed.v1\x1a\x18hashfed/v1/hashfed.proto\"S\n" +
 	"\fHeadsRequest\x12&\n" +
-	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\"S\n" +
+	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\x12\x1b\n" +
+	"\tpeer_addr\x18\x02 \x01(\tR\bpeerAddr\"S\n" +
 	"\rHeadsResponse\x12&\n" +
 	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\x12\x1a\n" +
 	"\bevidence\x18\x02 \x03(\tR\bevidence\"]\n" +
