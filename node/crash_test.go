@@ -22,7 +22,9 @@ import (
 
 const crashNodeEnv = "HASHFED_CRASH_NODE"
 
-func crashGenesis() *consortium.Genesis { return fixture.Genesis(2, fixture.Members("alpha", "bravo")...) }
+func crashGenesis() *consortium.Genesis {
+	return fixture.Genesis(2, fixture.Members("alpha", "bravo")...)
+}
 
 // TestCrashNodeChild is the child process of TestCrashLoop: node bravo, fsync on, joined to the
 // parent's node alpha. In mode "ingest" it submits its own adds in a loop, printing each
