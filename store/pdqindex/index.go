@@ -102,11 +102,26 @@ func New(opts Options) (*Index, error) {
 // setLayout installs lay as the layout for level l.
 func (x *Index) setLayout(l int, lay *layout) {
 	x.lay, x.lvl = lay, l
-	x.lo = int(math.Ceil(math.Exp2(float64(l-1) / 2)))
-	x.hi = int(math.Floor(math.Exp2(float64(l+1) / 2)))
+	x.lo, x.hi = levelRange(l)
+}
+
+// levelRange returns the sizes a layout chosen for level l serves: half an octave either side of its size,
+// so that after a re-layout the size must change by at least a quarter octave (19%) to cause another.
+func levelRange(l int) (lo, hi int) {
+	lo = int(math.Ceil(math.Exp2(float64(l-1) / 2)))
+	hi = int(math.Floor(math.Exp2(float64(l+1) / 2)))
 	if l <= 1 {
-		x.lo = 0
+		lo = 0
 	}
+	return lo, hi
+}
+
+// stale reports whether the index has left the size range of the re-layout rb is building. Called under
+// a lock.
+func (x *Index) stale(rb *rebuild) bool {
+	lo, hi := levelRange(rb.lvl)
+	target := max(x.n, x.hint)
+	return target < lo || target > hi
 }
 
 // Len returns the number of hashes held.
@@ -458,9 +473,14 @@ func (x *Index) rebuild(rb *rebuild) {
 					keys[id] = tb.key(x.hs.get(uint32(id)))
 				}
 			}
+			stale := x.stale(rb)
 			x.mu.RUnlock()
 			if x.hook != nil {
 				x.hook()
+			}
+			if stale {
+				x.abandon(rb)
+				return
 			}
 		}
 		tb.build(func(yield func(id, k uint32)) {
@@ -496,8 +516,12 @@ func (x *Index) rebuild(rb *rebuild) {
 	done := 0
 	for {
 		x.mu.RLock()
-		ops := rb.ops
+		ops, stale := rb.ops, x.stale(rb)
 		x.mu.RUnlock()
+		if stale {
+			x.abandon(rb)
+			return
+		}
 		if len(ops)-done <= 64 {
 			break
 		}
@@ -512,6 +536,16 @@ func (x *Index) rebuild(rb *rebuild) {
 	close(rb.done)
 	x.maybeRelayout()
 	x.mu.Unlock()
+}
+
+// abandon drops re-layout rb, whose size range the index has left while it ran (so that replaying its log
+// would cost more than starting afresh), and starts the re-layout the index's size now calls for.
+func (x *Index) abandon(rb *rebuild) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.reb = nil
+	close(rb.done)
+	x.maybeRelayout()
 }
 
 // waitRebuild blocks until no re-layout is running.

@@ -397,13 +397,18 @@ func TestRelayout(t *testing.T) {
 			}
 		}
 	}
-	for i, h := range hs {
-		mu.Lock()
-		x.Add(uint32(i), h)
-		m[uint32(i)] = h
-		mu.Unlock()
+	// Grow in steps, letting each re-layout finish (one that the index outgrows while it runs is
+	// abandoned; TestRelayoutAbandoned covers that).
+	next := 0
+	for _, upto := range []int{5000, 8000, 12_000, len(hs)} {
+		for ; next < upto; next++ {
+			mu.Lock()
+			x.Add(uint32(next), hs[next])
+			m[uint32(next)] = hs[next]
+			mu.Unlock()
+		}
+		x.waitRebuild()
 	}
-	x.waitRebuild()
 	x.hook = nil
 	st := x.Stats()
 	if st.Relayouts < 2 || st.Substrings == 0 {
@@ -432,6 +437,46 @@ func TestRelayout(t *testing.T) {
 	x.waitRebuild()
 	if st := x.Stats(); st.Substrings != 0 || st.Len != 0 {
 		t.Errorf("emptied index: got %d tables and Len %d, want 0 and 0", st.Substrings, st.Len)
+	}
+}
+
+// TestRelayoutAbandoned grows the index far past a running re-layout's size range: the re-layout is
+// dropped for a new one, and nothing is lost.
+func TestRelayoutAbandoned(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 13))
+	hs := dataset(r, 40_000, false)
+	x, err := New(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model{}
+	grown := false
+	x.hook = func() {
+		if grown {
+			return
+		}
+		grown = true
+		for i := 6000; i < len(hs); i++ {
+			x.Add(uint32(i), hs[i])
+		}
+	}
+	for i := range 6000 {
+		x.Add(uint32(i), hs[i])
+	}
+	x.waitRebuild()
+	x.hook = nil
+	for i, h := range hs {
+		m[uint32(i)] = h
+	}
+	if !grown {
+		t.Fatalf("no re-layout ran while adding 6000 hashes")
+	}
+	st := x.Stats()
+	if lo, hi := levelRange(x.lvl); st.Len < lo || st.Len > hi || st.Substrings == 0 {
+		t.Fatalf("got %d hashes in a layout (%s) for sizes %d..%d, want one that fits", st.Len, st.Layout, lo, hi)
+	}
+	for _, q := range queries(r, hs, 40) {
+		checkSearch(t, x, m, q, 31)
 	}
 }
 
