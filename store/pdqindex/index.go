@@ -62,7 +62,7 @@ const (
 
 // Index is an in-memory PDQ match index: ids (dense uint32 chosen by the caller) each with a hash,
 // searched by Hamming radius. It is safe for concurrent use: searches run in parallel with each other and
-// wait only for single changes (microseconds) or a BulkLoad.
+// wait only for single changes (microseconds; about a millisecond when an arena compacts) or a BulkLoad.
 type Index struct {
 	mu     sync.RWMutex
 	radius int // tuning radius
