@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,7 +18,10 @@ import (
 	"github.com/hashfed/hashfed/store"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // partition is a set of network cuts between members, shared by a test cluster's nodes.
@@ -442,5 +448,105 @@ func TestThreeWayPartitions(t *testing.T) {
 			}
 			t.Logf("%s: six nodes converged %v after the last heal", o.name, time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// TestOverload opens many more match streams than allowed, floods unary matches, and runs a bulk
+// import at the same time. The node refuses the excess with RESOURCE_EXHAUSTED, keeps its memory
+// bounded, completes the import, and keeps answering within the limits.
+func TestOverload(t *testing.T) {
+	c := newCluster(t, 1, "alpha", "bravo")
+	c.tweak = func(cfg *Config) {
+		cfg.MemberListen = "127.0.0.1:0"
+		cfg.MaxMatchStreams = 4
+		cfg.MaxInflight = 8
+		cfg.Store.MaxQueued = 50_000
+	}
+	a := c.start("alpha")
+	conn, err := grpc.NewClient(a.MemberAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := pb.NewMemberServiceClient(conn)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	var mu sync.Mutex
+	got := map[string]map[codes.Code]int{"stream": {}, "unary": {}, "import": {}}
+	count := func(kind string, err error) {
+		mu.Lock()
+		got[kind][status.Code(err)]++
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	// 40 bulk match streams, each sending 200 queries.
+	for range 40 {
+		wg.Go(func() {
+			s, err := cl.MatchStream(ctx)
+			if err == nil {
+				for i := range 200 {
+					if err = s.Send(&pb.MatchRequest{Id: fmt.Sprint(i), Signal: fixture.PDQ(i).Proto()}); err != nil {
+						break
+					}
+				}
+				s.CloseSend()
+				for err == nil {
+					_, err = s.Recv()
+				}
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+			}
+			count("stream", err)
+		})
+	}
+	// 64 clients hammering unary Match.
+	for range 64 {
+		wg.Go(func() {
+			for i := range 50 {
+				_, err := cl.Match(ctx, &pb.MatchRequest{Signal: fixture.PDQ(i).Proto()})
+				count("unary", err)
+			}
+		})
+	}
+	// Bulk imports: 20 of 10,000 entries at once; the commit queue holds 50,000.
+	for k := range 20 {
+		wg.Go(func() {
+			var es []*pb.Entry
+			for i := range 10_000 {
+				es = append(es, fixture.Add(0, fixture.PDQ(k*100_000+i)))
+			}
+			_, err := cl.Submit(ctx, &pb.SubmitRequest{Entries: es})
+			count("import", err)
+		})
+	}
+	wg.Wait()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("outcomes: %v; heap in use %d MB -> %d MB", got, before.HeapInuse>>20, after.HeapInuse>>20)
+	for kind, m := range got {
+		if m[codes.ResourceExhausted] == 0 {
+			t.Errorf("%s: nothing was refused with RESOURCE_EXHAUSTED: %v", kind, m)
+		}
+		if m[codes.OK] == 0 {
+			t.Errorf("%s: nothing got through: %v", kind, m)
+		}
+		for code := range m {
+			if code != codes.OK && code != codes.ResourceExhausted {
+				t.Errorf("%s: unexpected outcome %v: %v", kind, code, m)
+			}
+		}
+	}
+	if n := a.store.Size("alpha"); n != uint64(got["import"][codes.OK]*10_000) {
+		t.Errorf("log holds %d entries, %d imports of 10,000 succeeded", n, got["import"][codes.OK])
+	}
+	// Within the limits everything answers again.
+	if _, err := cl.Match(ctx, &pb.MatchRequest{Signal: fixture.PDQ(1).Proto()}); err != nil {
+		t.Errorf("match after the storm: %v", err)
 	}
 }

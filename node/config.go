@@ -64,9 +64,12 @@ type Config struct {
 	ChunkEntries int
 	// MaxMessageBytes bounds every gRPC message received or sent.
 	MaxMessageBytes int
-	// MaxMatchStreams bounds concurrent MatchStream and Feed streams on the member API; more are
-	// refused with RESOURCE_EXHAUSTED.
+	// MaxMatchStreams bounds concurrent MatchStream, Feed, Export and ExportLogs streams on the
+	// member API; more are refused with RESOURCE_EXHAUSTED.
 	MaxMatchStreams int
+	// MaxInflight bounds the member API's unary calls (Submit, Match, Lookup, Status) in flight at
+	// once; more are refused with RESOURCE_EXHAUSTED.
+	MaxInflight int
 	// MaxPeerStreams bounds concurrent GetRange streams served to peers.
 	MaxPeerStreams int
 	// RequestTimeout bounds one peer call (a range stream gets this per chunk).
@@ -105,6 +108,7 @@ func DefaultConfig() Config {
 		ChunkEntries:        16384,
 		MaxMessageBytes:     64 << 20,
 		MaxMatchStreams:     64,
+		MaxInflight:         512,
 		MaxPeerStreams:      32,
 		RequestTimeout:      30 * time.Second,
 		Store:               store.DefaultOptions(),
@@ -147,7 +151,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: %s must be positive", ErrConfig, p.name)
 		}
 	}
-	if c.FetchParallel <= 0 || c.ChunkEntries <= 0 || c.MaxMessageBytes < 1<<20 || c.MaxMatchStreams <= 0 || c.MaxPeerStreams <= 0 || c.GossipNodes <= 0 {
+	if c.FetchParallel <= 0 || c.ChunkEntries <= 0 || c.MaxMessageBytes < 1<<20 || c.MaxMatchStreams <= 0 || c.MaxInflight <= 0 || c.MaxPeerStreams <= 0 || c.GossipNodes <= 0 {
 		return fmt.Errorf("%w: fetch parallelism, chunk size, stream limits and gossip nodes must be positive, message size at least 1 MiB", ErrConfig)
 	}
 	if c.ClusterLabel == "" {

@@ -156,6 +156,14 @@ func (n *Node) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInf
 			return nil, err
 		}
 	}
+	// Unary calls in flight are bounded too (Config.MaxInflight): beyond it, shed load at once.
+	select {
+	case n.memberInflight <- struct{}{}:
+		defer func() { <-n.memberInflight }()
+	default:
+		n.metrics.refusedStreams.WithLabelValues("member-unary").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "too many calls in flight (limit %d); retry later", cap(n.memberInflight))
+	}
 	return handler(ctx, req)
 }
 
@@ -216,6 +224,8 @@ func codeOf(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case is(store.ErrClosed, errClosed):
 		return codes.Unavailable
+	case is(store.ErrBusy):
+		return codes.ResourceExhausted
 	case is(errBadRequest, store.ErrLowQuality, consortium.ErrInvalidSignal, consortium.ErrUnknownSignalType,
 		consortium.ErrInvalidLabel, consortium.ErrInvalidEntry, consortium.ErrMalformed, consortium.ErrExpired,
 		consortium.ErrInvalidMemberID, consortium.ErrInvalidKey):

@@ -59,7 +59,8 @@ type Node struct {
 	known   map[string]uint64
 	fetches map[string]*fetchState
 
-	memberStreams chan struct{}
+	memberStreams  chan struct{}
+	memberInflight chan struct{}
 	peerStreams   chan struct{}
 	fetchSem      chan struct{}
 	ownGrew       chan struct{}
@@ -89,6 +90,7 @@ func New(cfg Config) (*Node, error) {
 		known:         map[string]uint64{},
 		fetches:       map[string]*fetchState{},
 		memberStreams: make(chan struct{}, cfg.MaxMatchStreams),
+		memberInflight: make(chan struct{}, cfg.MaxInflight),
 		peerStreams:   make(chan struct{}, cfg.MaxPeerStreams),
 		fetchSem:      make(chan struct{}, cfg.FetchParallel),
 		ownGrew:       make(chan struct{}, 1),

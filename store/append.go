@@ -36,6 +36,11 @@ type submission struct {
 // closed store, a failed write); nothing of it was appended then.
 func (s *Store) Submit(ctx context.Context, member string, entries []*pb.Entry) ([]Appended, error) {
 	sub := &submission{member: member, entries: entries, done: make(chan struct{})}
+	if q := s.queued.Add(int64(len(entries))); q > int64(s.opts.MaxQueued) && q > int64(len(entries)) {
+		s.queued.Add(-int64(len(entries)))
+		return nil, fmt.Errorf("%w: %d entries are waiting to be committed (limit %d)", ErrBusy, q-int64(len(entries)), s.opts.MaxQueued)
+	}
+	defer s.queued.Add(-int64(len(entries)))
 	select {
 	case s.submits <- sub:
 	case <-s.done:

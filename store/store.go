@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -52,6 +53,9 @@ var (
 
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store closed")
+
+	// ErrBusy means too many submitted entries are waiting to be committed; retry later.
+	ErrBusy = errors.New("store busy")
 )
 
 var (
@@ -78,6 +82,10 @@ type Options struct {
 	NoSync bool
 	// MaxBatch bounds the entries of one group commit of the node's own submissions.
 	MaxBatch int
+	// MaxQueued bounds the submitted entries waiting to be committed; a submission beyond it is
+	// refused with [ErrBusy] (a single submission larger than it is still taken when the queue is
+	// empty).
+	MaxQueued int
 	// Logger receives the store's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time, for expiry; nil means time.Now.
@@ -90,7 +98,7 @@ type Options struct {
 // DefaultOptions returns the options a node uses unless configured otherwise: quality gate 50, no
 // dispute hiding, fsync on, batches of up to 10,000 entries.
 func DefaultOptions() Options {
-	return Options{QualityGate: 50, MaxBatch: 10_000}
+	return Options{QualityGate: 50, MaxBatch: 10_000, MaxQueued: 1_000_000}
 }
 
 func (o *Options) validate() error {
@@ -102,6 +110,9 @@ func (o *Options) validate() error {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10_000
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 1_000_000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -140,6 +151,7 @@ type Store struct {
 	rtx *bolt.Tx
 
 	submits chan *submission
+	queued  atomic.Int64
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
