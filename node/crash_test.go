@@ -136,7 +136,7 @@ func TestCrashLoop(t *testing.T) {
 				if strings.HasPrefix(l, "error:") {
 					t.Errorf("child: %s", l)
 				}
-				if f := strings.Fields(l); len(f) == 3 && f[0] == "ack" {
+				if f := strings.Fields(l); len(f) == 3 && f[0] == "ack" && len(f[2]) == 64 {
 					i, _ := strconv.ParseUint(f[1], 10, 64)
 					acked[i] = f[2]
 				}
@@ -149,7 +149,7 @@ func TestCrashLoop(t *testing.T) {
 		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		for l := range lines {
-			if f := strings.Fields(l); len(f) == 3 && f[0] == "ack" {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "ack" && len(f[2]) == 64 {
 				i, _ := strconv.ParseUint(f[1], 10, 64)
 				acked[i] = f[2]
 			}

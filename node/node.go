@@ -61,9 +61,9 @@ type Node struct {
 
 	memberStreams  chan struct{}
 	memberInflight chan struct{}
-	peerStreams   chan struct{}
-	fetchSem      chan struct{}
-	ownGrew       chan struct{}
+	peerStreams    chan struct{}
+	fetchSem       chan struct{}
+	ownGrew        chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -81,20 +81,20 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	n := &Node{
-		cfg:           cfg,
-		id:            cfg.Key.ID(),
-		g:             cfg.Genesis,
-		key:           cfg.Key,
-		log:           cfg.Logger.With("member", cfg.Key.ID()),
-		peers:         map[string]*peerInfo{},
-		known:         map[string]uint64{},
-		fetches:       map[string]*fetchState{},
-		memberStreams: make(chan struct{}, cfg.MaxMatchStreams),
+		cfg:            cfg,
+		id:             cfg.Key.ID(),
+		g:              cfg.Genesis,
+		key:            cfg.Key,
+		log:            cfg.Logger.With("member", cfg.Key.ID()),
+		peers:          map[string]*peerInfo{},
+		known:          map[string]uint64{},
+		fetches:        map[string]*fetchState{},
+		memberStreams:  make(chan struct{}, cfg.MaxMatchStreams),
 		memberInflight: make(chan struct{}, cfg.MaxInflight),
-		peerStreams:   make(chan struct{}, cfg.MaxPeerStreams),
-		fetchSem:      make(chan struct{}, cfg.FetchParallel),
-		ownGrew:       make(chan struct{}, 1),
-		gossipIn:      make(chan []byte, 4096),
+		peerStreams:    make(chan struct{}, cfg.MaxPeerStreams),
+		fetchSem:       make(chan struct{}, cfg.FetchParallel),
+		ownGrew:        make(chan struct{}, 1),
+		gossipIn:       make(chan []byte, 4096),
 	}
 	n.metrics = newMetrics(n)
 	so := cfg.Store
