@@ -154,7 +154,7 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 	had := x.hs.has(id)
 	var old [4]uint64
 	if had {
-		old = *x.hs.get(id)
+		old = x.hs.get(id)
 	}
 	switch {
 	case !add && !had, add && had && old == *w:
@@ -336,23 +336,27 @@ func (x *Index) searchTables(lay *layout, q *[4]uint64, radius int, dst []Match)
 		s.cends = append(s.cends, c)
 	}
 	s.cands = cands
-	pages := x.hs.pages
+	lo, hi := x.hs.lo, x.hs.hi
 	var sink uint64
 	for _, id := range cands {
-		sink += pages[id>>pageBits][id&(pageSize-1)][0]
+		sink += lo[id>>pageBits][id&(pageSize-1)][0]
 	}
 	s.sink = sink
 	first = 0
 	for t := range lay.tabs {
 		for _, id := range cands[first:s.cends[t]] {
-			h := &pages[id>>pageBits][id&(pageSize-1)]
-			// Most candidates are far: half the hash usually settles it.
-			d := bits.OnesCount64(q[0]^h[0]) + bits.OnesCount64(q[1]^h[1])
+			a := &lo[id>>pageBits][id&(pageSize-1)]
+			// Most candidates are far: the first half of the hash almost always settles it.
+			d := bits.OnesCount64(q[0]^a[0]) + bits.OnesCount64(q[1]^a[1])
 			if d > radius {
 				continue
 			}
-			d += bits.OnesCount64(q[2]^h[2]) + bits.OnesCount64(q[3]^h[3])
-			if d > radius || foundBefore(lay, s, t, h) {
+			b := &hi[id>>pageBits][id&(pageSize-1)]
+			d += bits.OnesCount64(q[2]^b[0]) + bits.OnesCount64(q[3]^b[1])
+			if d > radius {
+				continue
+			}
+			if h := [4]uint64{a[0], a[1], b[0], b[1]}; foundBefore(lay, s, t, &h) {
 				continue
 			}
 			dst = append(dst, Match{id, d})
@@ -470,7 +474,8 @@ func (x *Index) rebuild(rb *rebuild) {
 			for id := i * rebuildBatch; id < min((i+1)*rebuildBatch, rb.slots); id++ {
 				keys[id] = noKey
 				if x.hs.has(uint32(id)) {
-					keys[id] = tb.key(x.hs.get(uint32(id)))
+					h := x.hs.get(uint32(id))
+					keys[id] = tb.key(&h)
 				}
 			}
 			stale := x.stale(rb)
