@@ -44,6 +44,9 @@ func BenchmarkSearch1M(b *testing.B) { benchmarkSearch(b, 31) }
 
 func BenchmarkSearch1MRadius16(b *testing.B) { benchmarkSearch(b, 16) }
 
+// BenchmarkSearch1MRadius64 scans: radii above 63 compare the query with every hash.
+func BenchmarkSearch1MRadius64(b *testing.B) { benchmarkSearch(b, 64) }
+
 func BenchmarkAdd1M(b *testing.B) {
 	x, _ := bench1M()
 	h := corpus.Hash(2, 0)

@@ -2,6 +2,7 @@ package pdqindex
 
 import (
 	"errors"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -77,6 +78,12 @@ func TestParseHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dist is the Hamming distance of two hashes held as words.
+func dist(a, b *[4]uint64) int {
+	return bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) +
+		bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
 }
 
 func FuzzParseHash(f *testing.F) {

@@ -66,14 +66,15 @@ func (s *hashStore) del(id uint32) {
 // slots returns the number of ids the allocated pages cover: every present id is below it.
 func (s *hashStore) slots() int { return len(s.lo) << pageBits }
 
-// forEach calls f for every present id and its hash, in id order.
+// forEach calls f for every present id and its hash, in id order. The hash is valid during the call only.
 func (s *hashStore) forEach(f func(id uint32, h *[4]uint64)) {
+	h := new([4]uint64) // one allocation for the walk: f may keep the pointer no longer than its call
 	for wi, lw := range s.live {
 		for lw != 0 {
 			id := uint32(wi*64 + bits.TrailingZeros64(lw))
 			lw &= lw - 1
-			h := s.get(id)
-			f(id, &h)
+			*h = s.get(id)
+			f(id, h)
 		}
 	}
 }

@@ -1,7 +1,5 @@
 package pdqindex
 
-import "math/bits"
-
 // A table is one substring's hash table: 2^b buckets keyed by b bits of the hash, each bucket listing the
 // ids whose substring has that value.
 //
@@ -271,10 +269,4 @@ func (t *table) bytes() int64 {
 		n += int64(cap(o))*4 + 48
 	}
 	return n
-}
-
-// dist returns the Hamming distance of two hashes held as words.
-func dist(a, b *[4]uint64) int {
-	return bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) +
-		bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
 }
