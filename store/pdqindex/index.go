@@ -64,7 +64,9 @@ const (
 // Index is an in-memory PDQ match index: ids (dense uint32 chosen by the caller) each with a hash,
 // searched by Hamming radius. It is safe for concurrent use: searches run in parallel with each other and
 // wait only for single changes (microseconds; about a millisecond when an arena compacts) or a BulkLoad.
+// The zero Index is an empty index with [DefaultOptions].
 type Index struct {
+	once   sync.Once
 	mu     sync.RWMutex
 	radius int // tuning radius
 	hint   int
@@ -94,10 +96,20 @@ func New(opts Options) (*Index, error) {
 		return nil, fmt.Errorf("%w: SizeHint %d is negative", ErrInvalidOptions, opts.SizeHint)
 	}
 	x := &Index{radius: opts.Radius, hint: opts.SizeHint}
-	x.choose = func(l int) spec { return chooseSpec(l, x.radius) }
-	l := level(x.hint)
-	x.setLayout(l, newLayout(x.choose(l), levelSize(l)))
+	x.init()
 	return x, nil
+}
+
+// init sets up an index made by New or a zero Index, once, before its first use.
+func (x *Index) init() {
+	x.once.Do(func() {
+		if x.radius == 0 {
+			x.radius = DefaultRadius
+		}
+		x.choose = func(l int) spec { return chooseSpec(l, x.radius) }
+		l := level(x.hint)
+		x.setLayout(l, newLayout(x.choose(l), levelSize(l)))
+	})
 }
 
 // setLayout installs lay as the layout for level l.
@@ -127,6 +139,7 @@ func (x *Index) stale(rb *rebuild) bool {
 
 // Len returns the number of hashes held.
 func (x *Index) Len() int {
+	x.init()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.n
@@ -135,6 +148,7 @@ func (x *Index) Len() int {
 // Add stores hash h under id, replacing the hash id had. The change is visible to every search that
 // starts after Add returns.
 func (x *Index) Add(id uint32, h Hash) {
+	x.init()
 	w := words(&h)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -144,6 +158,7 @@ func (x *Index) Add(id uint32, h Hash) {
 // Remove deletes id and reports whether it was present. The change is visible to every search that starts
 // after Remove returns.
 func (x *Index) Remove(id uint32) bool {
+	x.init()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.set(id, nil, false)
@@ -221,6 +236,7 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 		return dst
 	}
 	radius = min(radius, 256)
+	x.init()
 	qw := words(&q)
 	start := len(dst)
 	x.mu.RLock()
@@ -404,6 +420,7 @@ func foundBefore(lay *layout, s *scratch, t int, h *[4]uint64) bool {
 // by one, and the fastest way to open a store. It holds the write lock throughout, so searches wait for it,
 // and it first waits for a background re-layout to finish. all must not call the index.
 func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
+	x.init()
 	for {
 		x.mu.Lock()
 		if x.reb == nil {
@@ -446,6 +463,7 @@ func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 
 // Stats returns the index's size, memory and layout.
 func (x *Index) Stats() Stats {
+	x.init()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	st := Stats{

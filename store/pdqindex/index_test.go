@@ -215,6 +215,21 @@ func TestEmpty(t *testing.T) {
 	}
 }
 
+func TestZeroIndex(t *testing.T) {
+	var x Index
+	h := Hash{5}
+	if got := x.Search(h, 31, nil); len(got) != 0 {
+		t.Fatalf("empty zero Index: got %v, want no matches", got)
+	}
+	x.Add(3, h)
+	if got, want := x.Search(h, 31, nil), []Match{{3, 0}}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := x.Len(); got != 1 {
+		t.Errorf("Len: got %d, want 1", got)
+	}
+}
+
 func TestSearchAppends(t *testing.T) {
 	x := pinned(t, uniform(4, 6))
 	h := Hash{1}
