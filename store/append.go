@@ -189,9 +189,35 @@ type logWrite struct {
 	member  string
 	start   uint64
 	entries [][]byte
-	tree    *consortium.Tree // before; write extends a clone
+	tree    *consortium.Tree // before
 	head    *consortium.Checkpoint
-	after   *consortium.Tree // set by write
+	// Set by prepare: the tree after the entries, and each entry's stored value (its tlog stored
+	// hashes, then its bytes).
+	after  *consortium.Tree
+	values [][]byte
+}
+
+// prepare hashes the entries once: the tree after them and the values to store. The values share
+// one buffer (bbolt keeps references to them until the transaction ends).
+func (w *logWrite) prepare() {
+	t := w.tree.Clone()
+	size := 0
+	for j, e := range w.entries {
+		size += storedCount(w.start+uint64(j))*consortium.HashSize + len(e)
+	}
+	buf := make([]byte, 0, size)
+	w.values = make([][]byte, len(w.entries))
+	var hs []consortium.Hash
+	for j, e := range w.entries {
+		hs = t.AppendStored(consortium.LeafHash(e), hs[:0])
+		start := len(buf)
+		for _, h := range hs {
+			buf = append(buf, h[:]...)
+		}
+		buf = append(buf, e...)
+		w.values[j] = buf[start:len(buf):len(buf)]
+	}
+	w.after = t
 }
 
 // write stores the entries of every logWrite (with their stored hashes), their heads and feed
@@ -216,22 +242,14 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 				return err
 			}
 			b.FillPercent = 1.0 // keys only ever grow: pack pages full
-			tree := w.tree.Clone()
-			var hs []consortium.Hash
-			for j, e := range w.entries {
-				idx := w.start + uint64(j)
-				hs = tree.AppendStored(consortium.LeafHash(e), hs[:0])
-				// bbolt keeps a reference to the value until the transaction ends: a fresh buffer each.
-				val := make([]byte, 0, len(hs)*consortium.HashSize+len(e))
-				for _, h := range hs {
-					val = append(val, h[:]...)
-				}
-				val = append(val, e...)
-				if err := b.Put(logKey(idx), val); err != nil {
+			if w.values == nil {
+				w.prepare()
+			}
+			for j, v := range w.values {
+				if err := b.Put(logKey(w.start+uint64(j)), v); err != nil {
 					return err
 				}
 			}
-			w.after = tree
 			if w.head != nil {
 				if err := tx.Bucket(bucketHeads).Put([]byte(w.member), w.head.Note); err != nil {
 					return err
@@ -313,25 +331,23 @@ func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][
 		return fmt.Errorf("%w: log %q is stored up to %d, range starts at %d", ErrGap, m, tree.Size(), start)
 	}
 	end := start + uint64(len(entries))
-	var head *consortium.Checkpoint
+	w := logWrite{member: m, start: start, entries: entries, tree: tree}
 	switch {
 	case end == cp.Size:
-		if _, _, err := consortium.VerifyRange(tree, entries, cp); err != nil {
-			return err
+		w.prepare()
+		if got := w.after.Root(); got != cp.Root {
+			return fmt.Errorf("%w: log %q entries [%d, %d): computed root differs from the checkpoint's", consortium.ErrRootMismatch, m, start, end)
 		}
-		head = s.mergeHead(cp)
+		w.head = s.mergeHead(cp)
 	case end < cp.Size:
-		t := tree.Clone()
-		for _, e := range entries {
-			t.AppendEntry(e)
-		}
-		if err := consortium.VerifyConsistency(proof, end, t.Root(), cp.Size, cp.Root); err != nil {
+		w.prepare()
+		if err := consortium.VerifyConsistency(proof, end, w.after.Root(), cp.Size, cp.Root); err != nil {
 			return fmt.Errorf("%w: log %q entries [%d, %d) are not a prefix of its checkpoint of size %d: %w", consortium.ErrRootMismatch, m, start, end, cp.Size, err)
 		}
 	default:
 		return fmt.Errorf("%w: log %q entries [%d, %d) go past the checkpoint's size %d", consortium.ErrRootMismatch, m, start, end, cp.Size)
 	}
-	ws := []logWrite{{member: m, start: start, entries: entries, tree: tree, head: head}}
+	ws := []logWrite{w}
 	if err := s.write(ws, nil); err != nil {
 		return err
 	}
