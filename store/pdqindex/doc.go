@@ -27,20 +27,21 @@
 //
 // A search reads in phases so that the cache misses within a phase are independent and overlap: the
 // bucket records of every probe, then the ids in those buckets, then (a pass that only touches them) the
-// candidates' hashes, then the distances. An id found through several tables is reported only from the
+// first halves of the candidates' hashes, then the distances, reading a hash's second half only when the
+// first leaves it within the radius (for random hashes, about never at radius 31). An id found through several tables is reported only from the
 // first table whose substring is within its radius, so no visited set is needed. Radii above 63, and
 // searches the cost model prices above a scan, compare the query with every hash instead.
 //
 // # Data layout
 //
-// Hashes live in pages of 4,096 indexed by id (32 bytes each, pages allocated as ids are used), with a
-// bitset of the ids present: ids should be dense. A table's 2^b buckets are grouped 62 to a 64-byte record
+// Hashes live in pages of 4,096 indexed by id (allocated as ids are used), each hash split into halves of
+// 16 bytes kept in separate pages, with a bitset of the ids present: ids should be dense. A table's 2^b buckets are grouped 62 to a 64-byte record
 // (a uint16 start and 62 cumulative uint8 ends) and 248 to a block whose ids are contiguous in bucket
 // order, so finding a bucket reads one cache line: about 1.03 bytes per bucket, where flat uint32 CSR
 // offsets cost 4. Blocks with a group of more than 255 ids (only clustered data makes them) keep exact
 // uint32 offsets in a side map instead. The ids are 4 bytes in the table's arena (see arena.go): chunks of
 // up to 1 MiB holding the blocks' regions back to back, with no per-block allocation. In all, about 32 +
-// m*(4.4 + 1.1*2^b/n) bytes per hash: 92.6 measured at 1M hashes and 86.6 at 10M after a bulk load; adds
+// m*(4.4 + 1.1*2^b/n) bytes per hash: 92.6 measured at 1M hashes and 90.0 at 10M after a bulk load; adds
 // make room in blocks and leave dead regions in the arenas, for up to about 10% more on the ids.
 //
 // # Updates

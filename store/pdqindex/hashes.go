@@ -14,6 +14,7 @@ import (
 type hashStore struct {
 	lo, hi [][][2]uint64 // lo[id>>pageBits] is nil or the first halves (words 0, 1) of pageSize hashes
 	live   []uint64      // bit id%64 of live[id/64]: id is present
+	pages  int           // pages allocated
 }
 
 const (
@@ -45,6 +46,7 @@ func (s *hashStore) put(id uint32, h *[4]uint64) {
 	if s.lo[pi] == nil {
 		s.lo[pi] = make([][2]uint64, pageSize)
 		s.hi[pi] = make([][2]uint64, pageSize)
+		s.pages++
 	}
 	s.lo[pi][id&(pageSize-1)] = [2]uint64{h[0], h[1]}
 	s.hi[pi][id&(pageSize-1)] = [2]uint64{h[2], h[3]}
@@ -81,9 +83,5 @@ func (s *hashStore) forEach(f func(id uint32, h *[4]uint64)) {
 
 // bytes returns the memory the store holds.
 func (s *hashStore) bytes() int64 {
-	n := int64(cap(s.lo)+cap(s.hi))*24 + int64(cap(s.live))*8
-	for i := range s.lo {
-		n += int64(cap(s.lo[i])+cap(s.hi[i])) * 16
-	}
-	return n
+	return int64(cap(s.lo)+cap(s.hi))*24 + int64(cap(s.live))*8 + int64(s.pages)*pageSize*32
 }

@@ -53,6 +53,8 @@ type Stats struct {
 }
 
 const (
+	// compactMin is the smallest index that is re-laid out to shed its arenas' spare room.
+	compactMin = 1 << 16
 	// rebuildBatch is how many ids a background re-layout reads per read-lock hold (about 0.1 ms).
 	rebuildBatch = 1 << 14
 	// scanFactor is how many hashes a scan compares in the time of one of the cost model's random reads
@@ -66,17 +68,18 @@ const (
 // wait only for single changes (microseconds; about a millisecond when an arena compacts) or a BulkLoad.
 // The zero Index is an empty index with [DefaultOptions].
 type Index struct {
-	once   sync.Once
-	mu     sync.RWMutex
-	radius int // tuning radius
-	hint   int
-	hs     hashStore
-	n      int
-	lay    *layout
-	lvl    int // the size level lay was chosen for
-	lo, hi int // re-layout when max(n, hint) leaves [lo, hi]
-	reb    *rebuild
-	done   int // re-layouts completed
+	once    sync.Once
+	mu      sync.RWMutex
+	radius  int // tuning radius
+	hint    int
+	hs      hashStore
+	n       int
+	lay     *layout
+	lvl     int // the size level lay was chosen for
+	lo, hi  int // re-layout when max(n, hint) leaves [lo, hi]
+	reb     *rebuild
+	done    int // re-layouts completed
+	changes int // changes since the layout was installed
 	// choose picks the layout for a size level; tests replace it to pin a layout.
 	choose func(level int) spec
 	// hook, when set (by tests), is called by a re-layout after each batch of ids it reads and before
@@ -116,6 +119,7 @@ func (x *Index) init() {
 func (x *Index) setLayout(l int, lay *layout) {
 	x.lay, x.lvl = lay, l
 	x.lo, x.hi = levelRange(l)
+	x.changes = 0
 }
 
 // levelRange returns the sizes a layout chosen for level l serves: half an octave either side of its size,
@@ -209,8 +213,18 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 
 // maybeRelayout starts a re-layout when the index has left its size range. Called under the write lock.
 func (x *Index) maybeRelayout() {
+	if x.reb != nil {
+		return
+	}
+	x.changes++
 	target := max(x.n, x.hint)
-	if x.reb != nil || (target >= x.lo && target <= x.hi) {
+	if target >= x.lo && target <= x.hi {
+		// In range; but once the arenas' spare room and dead entries push the index past budgetBytes
+		// per hash, lay the same layout out afresh (packed), at most once per n/8 changes. (Below
+		// compactMin hashes, page and chunk granularity, not spare room, set the bytes per hash.)
+		if x.lay.m > 0 && x.n >= compactMin && x.changes > x.n/8 && x.bytes() > budgetBytes*int64(x.n) {
+			x.startRebuild(x.lvl, x.lay.spec)
+		}
 		return
 	}
 	l := level(target)
@@ -222,10 +236,24 @@ func (x *Index) maybeRelayout() {
 		x.setLayout(l, newLayout(s, levelSize(l))) // dropping the tables is immediate: searches scan
 		x.done++
 	default:
-		rb := &rebuild{lay: newLayout(s, levelSize(l)), lvl: l, slots: x.hs.slots(), done: make(chan struct{})}
-		x.reb = rb
-		go x.rebuild(rb)
+		x.startRebuild(l, s)
 	}
+}
+
+// startRebuild starts a background re-layout to spec s for level l. Called under the write lock.
+func (x *Index) startRebuild(l int, s spec) {
+	rb := &rebuild{lay: newLayout(s, levelSize(l)), lvl: l, slots: x.hs.slots(), done: make(chan struct{})}
+	x.reb = rb
+	go x.rebuild(rb)
+}
+
+// bytes is Stats.Bytes, computed in O(tables) from the sizes of the index's arrays.
+func (x *Index) bytes() int64 {
+	n := x.hs.bytes()
+	for t := range x.lay.tabs {
+		n += x.lay.tabs[t].bytes()
+	}
+	return n
 }
 
 // Search appends to dst every stored id whose hash is within radius of q (Hamming distance <= radius),
@@ -468,14 +496,11 @@ func (x *Index) Stats() Stats {
 	defer x.mu.RUnlock()
 	st := Stats{
 		Len:         x.n,
-		Bytes:       x.hs.bytes(),
+		Bytes:       x.bytes(),
 		Substrings:  x.lay.m,
 		Layout:      x.lay.spec.String(),
 		Relayouts:   x.done,
 		Relayouting: x.reb != nil,
-	}
-	for t := range x.lay.tabs {
-		st.Bytes += x.lay.tabs[t].bytes()
 	}
 	return st
 }

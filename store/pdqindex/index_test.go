@@ -588,6 +588,20 @@ func TestStatsBytesPerHash(t *testing.T) {
 	if got := float64(st.Bytes) / n; got > budgetBytes || got < 32 {
 		t.Errorf("bytes per hash: got %.1f, want 32..%d", got, budgetBytes)
 	}
+	// An index grown by single adds into tables sized in advance (SizeHint) fills its arenas with spare
+	// room and dead regions; past budgetBytes per hash it is laid out afresh.
+	y, err := New(Options{SizeHint: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		y.Add(uint32(i), randHash(r))
+	}
+	y.waitRebuild()
+	if st := y.Stats(); float64(st.Bytes)/n > budgetBytes+2 || st.Relayouts == 0 {
+		t.Errorf("grown by adds: got %.1f bytes per hash after %d re-layouts, want at most about %d after at least one",
+			float64(st.Bytes)/n, st.Relayouts, budgetBytes)
+	}
 	// Adds after a bulk load give blocks spare room; memory stays within budget.
 	for i := range n / 10 {
 		x.Add(uint32(n+i), randHash(r))

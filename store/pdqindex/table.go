@@ -21,6 +21,9 @@ type table struct {
 	wide  map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
 }
 
+// wideBytes is what one wide block's offsets cost.
+const wideBytes = (blockBuckets+1)*4 + 48
+
 const (
 	groupBuckets = 62                         // buckets per 64-byte record
 	groupsBlock  = 4                          // records per block
@@ -264,9 +267,5 @@ func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
 
 // bytes returns the memory the table holds.
 func (t *table) bytes() int64 {
-	n := int64(len(t.recs)) + t.ids.bytes()
-	for _, o := range t.wide {
-		n += int64(cap(o))*4 + 48
-	}
-	return n
+	return int64(len(t.recs)) + t.ids.bytes() + int64(len(t.wide))*wideBytes
 }
