@@ -50,6 +50,8 @@
 // the bucket (a few hundred) and bumps the record's counts; a block that is full moves to the end of the
 // arena with 1/16 more room, and an arena whose dead entries pass 1/16 empties its most dead chunk (at
 // most 1 MiB of copying). An add costs about 3 µs at 1M hashes and a re-add (remove and insert) about 5.
+// Should that spare room and dead space push an index of 64Ki hashes or more past 100 bytes per hash, it
+// is laid out afresh (packed) in the background, as below, at most once per n/8 changes.
 //
 // When the size leaves the range its layout was chosen for (half an octave either way, so a change of at
 // least a quarter octave, 19%, between two), the index is re-laid out in the background: one goroutine
