@@ -4,12 +4,12 @@ package pdqindex
 // ids whose substring has that value.
 //
 // Buckets are grouped 62 to a 64-byte record and 4 records (248 buckets) to a block. A block's ids sit in
-// one region of the table's arena, in bucket order. A record holds the group's start in its block's slice (uint16) and, for each of
-// its 62 buckets, the bucket's end relative to that start (uint8, cumulative), so a lookup reads one cache
-// line of offsets and then the ids: about 1.03 bytes of offsets per bucket, where a flat uint32 CSR offset
-// array costs 4. A group holds at most 255 ids, so a block at most 1,020 and its starts fit in uint16. A block
-// with a fuller group (which clustered data produces: near-duplicates share substrings) is "wide": its records
-// carry wideMark and its exact uint32 offsets live in the wide map.
+// one region of the table's arena, in bucket order. A record holds the group's start in its block's region
+// (uint16) and, for each of its 62 buckets, the bucket's end relative to that start (uint8, cumulative), so
+// a lookup reads one cache line of offsets and then the ids: about 1.03 bytes of offsets per bucket, where
+// a flat uint32 CSR offset array costs 4. A group holds at most 255 ids, so a block at most 1,020 and its
+// starts fit in uint16. A block with a fuller group (which clustered data produces: near-duplicates share
+// substrings) is "wide": its records carry wideMark and its exact uint32 offsets live in the wide map.
 type table struct {
 	word  uint8 // the substring starts at bit shift of word (little-endian uint64 words of the hash)
 	shift uint8
@@ -21,16 +21,14 @@ type table struct {
 	wide  map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
 }
 
-// wideBytes is what one wide block's offsets cost.
-const wideBytes = (blockBuckets+1)*4 + 48
-
 const (
 	groupBuckets = 62                         // buckets per 64-byte record
 	groupsBlock  = 4                          // records per block
 	blockBuckets = groupBuckets * groupsBlock // 248
 	recSize      = 64
-	wideMark     = 0xFFFF // record start meaning "this block is wide"
-	maxGroupIDs  = 0xFF   // largest id count a narrow group holds
+	wideMark     = 0xFFFF                  // record start meaning "this block is wide"
+	maxGroupIDs  = 0xFF                    // largest id count a narrow group holds
+	wideBytes    = (blockBuckets+1)*4 + 48 // memory of one wide block's offsets
 	noKey        = ^uint32(0)
 )
 
@@ -72,7 +70,7 @@ func (t *table) setGroupStart(g, v uint32) {
 	t.recs[g*recSize+1] = byte(v >> 8)
 }
 
-// span returns the block of bucket k and the bucket's [start, end) in that block's slice.
+// span returns the block of bucket k and the bucket's [start, end) in that block's region.
 func (t *table) span(k uint32) (blk, s, e uint32) {
 	g := k / groupBuckets
 	j := k - g*groupBuckets
@@ -207,7 +205,8 @@ func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
 	total := 0
 	keys(func(_, k uint32) { cnt[k]++; total++ })
 	t.ids = newArena(len(t.ids.locs), total)
-	// Per block: lay out its records, allocate its slice exactly, and turn cnt into each bucket's start.
+	// Per block: lay out its records, give it a region of exactly its size, and turn cnt into each
+	// bucket's start.
 	groups := uint32(t.groups())
 	for blk := range uint32(len(t.ids.locs)) {
 		first, n := t.blockGroups(blk)
