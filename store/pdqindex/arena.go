@@ -102,9 +102,10 @@ func (a *arena) release(c, n uint32) {
 	}
 }
 
-// compact empties the non-tail chunk with the most dead entries when dead entries pass 1/16 of the arena.
+// compact empties the non-tail chunk with the most dead entries when dead entries outside the tail chunk
+// (which is still being filled, so not compacted) pass 1/16 of the arena.
 func (a *arena) compact() {
-	if a.deadAll <= a.size/16+int64(a.chunkSize/2) {
+	if a.deadAll-int64(a.dead[a.tail]) <= a.size/16+int64(a.chunkSize/2) {
 		return
 	}
 	worst := uint32(0)
@@ -113,7 +114,7 @@ func (a *arena) compact() {
 			worst = uint32(c)
 		}
 	}
-	if worst == 0 {
+	if worst == 0 || a.dead[worst] == 0 {
 		return
 	}
 	for blk := range a.locs {
