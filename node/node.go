@@ -235,6 +235,14 @@ func (n *Node) GossipAddr() string {
 	return n.ml.LocalNode().Address()
 }
 
+// GossipMembers returns how many nodes (this one included) memberlist knows alive.
+func (n *Node) GossipMembers() int {
+	if n.ml == nil {
+		return 0
+	}
+	return n.ml.NumMembers()
+}
+
 // MemberAddr returns the member API's address ("" when disabled).
 func (n *Node) MemberAddr() string {
 	if n.memberLis == nil {
