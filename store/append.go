@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store/pdqindex"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -279,6 +280,14 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 // feed position. Caller holds wmu.
 func (s *Store) applyWrites(writes []logWrite, after func()) {
 	s.mu.Lock()
+	n := 0
+	for _, w := range writes {
+		n += len(w.entries)
+	}
+	if n >= 64 {
+		// Index adds of a large write go in as one batch (see flushPending).
+		s.pending = map[uint32]pdqindex.Hash{}
+	}
 	for _, w := range writes {
 		for j, e := range w.entries {
 			if err := s.state.Apply(w.member, w.start+uint64(j), e); err != nil {
@@ -292,6 +301,7 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 		}
 		s.feedNext += uint64(len(w.entries))
 	}
+	s.flushPending()
 	if after != nil {
 		after()
 	}

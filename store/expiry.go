@@ -2,6 +2,7 @@ package store
 
 import (
 	"container/heap"
+	"slices"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/store/pdqindex"
@@ -33,13 +34,20 @@ func (s *Store) onChange(c consortium.Change) {
 	switch c.Kind {
 	case consortium.Listed:
 		if c.Signal.Type == consortium.PDQ {
-			s.pdq.Add(c.SignalID, pdqindex.Hash(c.Signal.Value))
+			if s.pending != nil {
+				s.pending[c.SignalID] = pdqindex.Hash(c.Signal.Value)
+			} else {
+				s.pdq.Add(c.SignalID, pdqindex.Hash(c.Signal.Value))
+			}
 		}
 		if c.Expires > 0 {
 			s.expiry.push(expiryItem{at: c.Expires, id: c.SignalID})
 		}
 	case consortium.Unlisted:
 		if c.Listers == 0 && c.Signal.Type == consortium.PDQ {
+			if _, ok := s.pending[c.SignalID]; ok {
+				delete(s.pending, c.SignalID)
+			}
 			s.pdq.Remove(c.SignalID)
 		}
 	}
@@ -74,4 +82,24 @@ func (s *Store) Sweep() int {
 		}
 	}
 	return n
+}
+
+// flushPending adds the PDQ signals listed during a write to the match index in one batch. It runs
+// under mu, before the write returns, so they are visible to matching when it does.
+func (s *Store) flushPending() {
+	if len(s.pending) == 0 {
+		s.pending = nil
+		return
+	}
+	ids := make([]uint32, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	hs := make([]pdqindex.Hash, len(ids))
+	for i, id := range ids {
+		hs[i] = s.pending[id]
+	}
+	s.pending = nil
+	s.pdq.AddBatch(ids, hs)
 }

@@ -33,26 +33,73 @@ func (s *Store) rebuild() error {
 			return err
 		}
 		st.Grow(total)
-		for _, m := range members {
-			b := logs.Bucket([]byte(m))
-			c := b.Cursor()
-			next := uint64(0)
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
-					return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
+		sizes := map[string]uint64{}
+		// Entries are checked against their stored leaf hashes on a second goroutine while this one
+		// applies them: the two halves of the work take about as long as each other.
+		type batch struct {
+			member string
+			first  uint64
+			values [][]byte
+		}
+		work := make(chan batch, 8)
+		verr := make(chan error, 1)
+		go func() {
+			var bad error
+			for b := range work {
+				if bad != nil {
+					continue
 				}
-				hs, entry, err := splitValue(next, v)
-				if err != nil {
-					return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
+				for i, v := range b.values {
+					idx := b.first + uint64(i)
+					hs, entry, _ := splitValue(idx, v)
+					if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
+						bad = fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, b.member, idx)
+						break
+					}
 				}
-				if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
-					return fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, m, next)
-				}
-				if err := st.Apply(m, next, entry); err != nil {
-					return fmt.Errorf("open store %s: replay log %q: %w", s.path, m, err)
-				}
-				next++
 			}
+			verr <- bad
+		}()
+		applyErr := func() error {
+			defer close(work)
+			for _, m := range members {
+				b := logs.Bucket([]byte(m))
+				c := b.Cursor()
+				next := uint64(0)
+				cur := batch{member: m}
+				for k, v := c.First(); k != nil; k, v = c.Next() {
+					if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
+						return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
+					}
+					_, entry, err := splitValue(next, v)
+					if err != nil {
+						return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
+					}
+					cur.values = append(cur.values, v)
+					if len(cur.values) == 4096 {
+						work <- cur
+						cur = batch{member: m, first: next + 1}
+					}
+					if err := st.Apply(m, next, entry); err != nil {
+						return fmt.Errorf("open store %s: replay log %q: %w", s.path, m, err)
+					}
+					next++
+				}
+				if len(cur.values) > 0 {
+					work <- cur
+				}
+				sizes[m] = next
+			}
+			return nil
+		}()
+		if err := <-verr; err != nil {
+			return err
+		}
+		if applyErr != nil {
+			return applyErr
+		}
+		for _, m := range members {
+			next := sizes[m]
 			tree, err := restoreTree(tx, m, next)
 			if err != nil {
 				return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)

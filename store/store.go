@@ -143,6 +143,8 @@ type Store struct {
 	evidence map[string]*consortium.Evidence
 	pdq      *pdqindex.Index
 	expiry   expiryHeap
+	// pending collects PDQ index adds during a large write (nil otherwise).
+	pending  map[uint32]pdqindex.Hash
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool

@@ -19,7 +19,7 @@ import (
 
 func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation or bootstrap")
+		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation, bootstrap or catchup")
 	}
 	rest := args[1:]
 	switch args[0] {
@@ -37,8 +37,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return benchPropagation(ctx, e, rest)
 	case "bootstrap":
 		return benchBootstrap(ctx, e, rest)
+	case "catchup":
+		return benchCatchup(ctx, e, rest)
 	}
-	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation or bootstrap", args[0])
+	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap or catchup", args[0])
 }
 
 // peakRSS returns the process's peak resident set size in MB (VmHWM), or 0 if unknown.

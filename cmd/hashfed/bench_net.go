@@ -317,3 +317,81 @@ func signalOf(entry []byte) consortium.Signal {
 	s, _ := consortium.SignalFromProto(e.GetAdd().GetSignal())
 	return s
 }
+
+func benchCatchup(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "bench catchup", "[-n N]")
+	count := fs.Int("n", 100_000, "entries added while the node is down")
+	sync := fs.Bool("fsync", true, "fsync appends")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hashfed-bench-catchup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ids := []string{"alpha", "bravo", "charlie"}
+	g := fixture.Genesis(2, fixture.Members(ids...)...)
+	start := func(id string, join []string) (*node.Node, error) {
+		return localNode(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
+	}
+	a, err := start("alpha", nil)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := start("bravo", []string{a.GossipAddr()})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	c, err := start("charlie", []string{a.GossipAddr()})
+	if err != nil {
+		return err
+	}
+	if _, err := a.Submit(ctx, []*pb.Entry{fixture.Add(0, fixture.PDQ(0))}); err != nil {
+		return err
+	}
+	if !waitUntil(10*time.Second, func() bool { return c.Store().Size("alpha") == 1 }) {
+		return fmt.Errorf("charlie did not replicate the first entry")
+	}
+	c.Close()
+	fmt.Fprintf(e.stdout, "charlie is down; alpha adds %d entries...\n", *count)
+	for i := 0; i < *count; i += 10_000 {
+		var es []*pb.Entry
+		for j := i; j < min(i+10_000, *count); j++ {
+			es = append(es, fixture.Add(0, fixture.PDQ(1+j), "behaviour:threat-incitement"))
+		}
+		out, err := a.Submit(ctx, es)
+		if err != nil {
+			return err
+		}
+		for _, r := range out {
+			if r.Err != nil {
+				return r.Err
+			}
+		}
+	}
+	want := uint64(*count + 1)
+	if !waitUntil(30*time.Second, func() bool { h, ok := a.Store().Head("alpha"); return ok && h.Size == want }) {
+		return fmt.Errorf("alpha did not sign its log")
+	}
+	t0 := time.Now()
+	c, err = start("charlie", []string{a.GossipAddr(), b.GossipAddr()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ok := waitUntil(60*time.Second, func() bool { return c.Store().Size("alpha") == want })
+	d := time.Since(t0)
+	if !ok {
+		return fmt.Errorf("charlie not current after %v: %d of %d", d, c.Store().Size("alpha"), want)
+	}
+	ms, err := c.Store().MatchSignal(fixture.PDQ(*count), store.DefaultQuery())
+	if err != nil || len(ms) != 1 {
+		return fmt.Errorf("charlie does not match the last add: %v %v", ms, err)
+	}
+	fmt.Fprintf(e.stdout, "charlie was current %v after it restarted (store opened, rejoined, %d entries fetched, verified, stored, applied)\n", d.Round(time.Millisecond), *count)
+	fmt.Fprintf(e.stdout, "missed=%d seconds=%.2f entries_per_s=%.0f\n", *count, d.Seconds(), float64(*count)/d.Seconds())
+	return nil
+}

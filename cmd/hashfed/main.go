@@ -46,7 +46,7 @@ func init() {
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
 		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
 		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
-		{"bench", "match|ingest|hash|replay|propagation|bootstrap [flags]", "benchmarks; the last line is key=value figures", runBench},
+		{"bench", "match|hash|ingest|replay|open|propagation|bootstrap|catchup [flags]", "benchmarks; the last line is key=value figures", runBench},
 	}
 }
 
