@@ -13,7 +13,7 @@ import (
 // and bootstrap do. Reported as entries/s.
 func BenchmarkAppendRange(b *testing.B) {
 	g := fixture.Genesis(2, founders...)
-	const n, chunk = 200_000, 10_000
+	const n, chunk = 1_000_000, 10_000
 	l := peerLog(g, "bravo", 0, 0)
 	var cps []*consortium.Checkpoint
 	for i := 0; i < n; i += chunk {
