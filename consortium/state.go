@@ -382,6 +382,25 @@ func (s *State) reject(member string, index uint64, err error) {
 // effect; that is not an error. Apply returns an error only for out-of-order calls and failures of
 // the [EntryReader].
 func (s *State) Apply(member string, index uint64, raw []byte) error {
+	return s.ApplyDecoded(member, index, raw, Decode(raw))
+}
+
+// Decoded is an entry decoded and validated by [Decode], ready for [State.ApplyDecoded]. Decoding
+// needs no state, so a caller replaying many entries can decode on other goroutines.
+type Decoded struct {
+	v   entryView
+	err error
+}
+
+// Decode decodes and validates entry bytes for [State.ApplyDecoded].
+func Decode(raw []byte) Decoded {
+	var d Decoded
+	d.err = decodeEntry(raw, &d.v)
+	return d
+}
+
+// ApplyDecoded is [State.Apply] of an entry already decoded by [Decode] from raw.
+func (s *State) ApplyDecoded(member string, index uint64, raw []byte, d Decoded) error {
 	mi, err := s.intern(member)
 	if err != nil {
 		return err
@@ -390,8 +409,7 @@ func (s *State) Apply(member string, index uint64, raw []byte) error {
 	if index != ls.size {
 		return fmt.Errorf("%w: entry %d of %q applied when %d entries are", ErrOutOfOrder, index, member, ls.size)
 	}
-	var v entryView
-	perr := decodeEntry(raw, &v)
+	v, perr := d.v, d.err
 	if perr == nil && v.op == OpRevoke && v.byIndex {
 		v.sig, perr, err = s.revokeTarget(member, index, v.index)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/store/pdqindex"
@@ -15,6 +16,7 @@ import (
 // restores each log's tree from its stored hashes and checks it against the stored checkpoint,
 // loads evidence and the feed position, and builds the match indices.
 func (s *Store) rebuild() error {
+	start := time.Now()
 	return s.db.View(func(tx *bolt.Tx) error {
 		logs := tx.Bucket(bucketLogs)
 		s.rtx = tx
@@ -34,59 +36,84 @@ func (s *Store) rebuild() error {
 		}
 		st.Grow(total)
 		sizes := map[string]uint64{}
-		// Entries are checked against their stored leaf hashes on a second goroutine while this one
-		// applies them: the two halves of the work take about as long as each other.
+		// A second goroutine checks each entry against its stored leaf hash and decodes it, while
+		// this one applies the decoded entries in order: the two halves take about as long.
 		type batch struct {
-			member string
-			first  uint64
-			values [][]byte
+			member  string
+			first   uint64
+			entries [][]byte
+			decoded []consortium.Decoded
+			done    chan error
 		}
-		work := make(chan batch, 8)
-		verr := make(chan error, 1)
+		work := make(chan *batch, 8)
+		ready := make(chan *batch, 8)
 		go func() {
-			var bad error
 			for b := range work {
-				if bad != nil {
-					continue
-				}
-				for i, v := range b.values {
+				var bad error
+				b.decoded = make([]consortium.Decoded, len(b.entries))
+				for i, v := range b.entries {
 					idx := b.first + uint64(i)
-					hs, entry, _ := splitValue(idx, v)
+					hs, entry, err := splitValue(idx, v)
+					if err != nil {
+						bad = fmt.Errorf("open store %s: log %q: %w", s.path, b.member, err)
+						break
+					}
 					if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
 						bad = fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, b.member, idx)
 						break
 					}
+					b.entries[i] = entry
+					b.decoded[i] = consortium.Decode(entry)
+				}
+				b.done <- bad
+			}
+		}()
+		verr := make(chan error, 1)
+		go func() {
+			// Apply batches in the order they were read.
+			var first error
+			for b := range ready {
+				if err := <-b.done; err != nil && first == nil {
+					first = err
+				}
+				if first != nil {
+					continue
+				}
+				for i, e := range b.entries {
+					if err := st.ApplyDecoded(b.member, b.first+uint64(i), e, b.decoded[i]); err != nil {
+						first = fmt.Errorf("open store %s: replay log %q: %w", s.path, b.member, err)
+						break
+					}
 				}
 			}
-			verr <- bad
+			verr <- first
 		}()
 		applyErr := func() error {
+			defer close(ready)
 			defer close(work)
+			send := func(b *batch) {
+				b.done = make(chan error, 1)
+				work <- b
+				ready <- b
+			}
 			for _, m := range members {
 				b := logs.Bucket([]byte(m))
 				c := b.Cursor()
 				next := uint64(0)
-				cur := batch{member: m}
+				cur := &batch{member: m}
 				for k, v := c.First(); k != nil; k, v = c.Next() {
 					if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
 						return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
 					}
-					_, entry, err := splitValue(next, v)
-					if err != nil {
-						return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
-					}
-					cur.values = append(cur.values, v)
-					if len(cur.values) == 4096 {
-						work <- cur
-						cur = batch{member: m, first: next + 1}
-					}
-					if err := st.Apply(m, next, entry); err != nil {
-						return fmt.Errorf("open store %s: replay log %q: %w", s.path, m, err)
+					cur.entries = append(cur.entries, v)
+					if len(cur.entries) == 4096 {
+						send(cur)
+						cur = &batch{member: m, first: next + 1}
 					}
 					next++
 				}
-				if len(cur.values) > 0 {
-					work <- cur
+				if len(cur.entries) > 0 {
+					send(cur)
 				}
 				sizes[m] = next
 			}
@@ -149,8 +176,10 @@ func (s *Store) rebuild() error {
 			s.feedNext = rec.seq + rec.count
 		}
 		s.state = st
+		replayed := time.Since(start)
 		s.loadIndex()
 		st.OnChange(s.onChange)
+		s.log.Info("store opened", "path", s.path, "entries", total, "replay", replayed.Round(time.Millisecond), "index", (time.Since(start) - replayed).Round(time.Millisecond))
 		return nil
 	})
 }

@@ -175,6 +175,9 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process has it open", path)
 		}
+		if fresh || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, err)
 	}
 	s := &Store{

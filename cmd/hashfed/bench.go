@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -234,6 +236,7 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 	n := fs.Int("n", 10_000_000, "entries in the store")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one)")
 	logs := fs.Int("logs", 10, "member logs the entries are spread over")
+	reuse := fs.Bool("reuse", false, "reuse a store a previous run left in -dir (same -n and -logs) instead of building one")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -251,6 +254,14 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 	}
 	g := fixture.Genesis(*logs/2+1, fixture.Members(ids...)...)
 	path := filepath.Join(tmp, "open.db")
+	per := *n / *logs
+	var probe [32]byte
+	if p, _ := consortium.ParseEntry(benchEntries(ids[0], 1, per/2)[0]); p != nil {
+		copy(probe[:], p.GetAdd().GetSignal().GetValue())
+	}
+	if _, err := os.Stat(path); err == nil && *reuse {
+		return timeOpen(e, path, g, probe, *n)
+	}
 	o := store.DefaultOptions()
 	o.NoSync = true // building the store is not what is measured
 	st, err := store.Open(path, g, o)
@@ -258,15 +269,9 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "building a store of %d entries over %d logs...\n", *n, *logs)
-	per := *n / *logs
-	var probe [32]byte
 	for k, id := range ids {
 		const chunk = 250_000
 		all := benchEntries(id, per, k*per)
-		if k == 0 {
-			p, _ := consortium.ParseEntry(all[per/2])
-			copy(probe[:], p.GetAdd().GetSignal().GetValue())
-		}
 		cp := signedLog(g, id, all)
 		l := fixture.NewLog(g.ID, fixture.Key(id))
 		for i := 0; i < per; i += chunk {
@@ -287,9 +292,21 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	runtime.GC()
+	return timeOpen(e, path, g, probe, *n)
+}
+
+// timeOpen opens the store at path and answers one match, timing both.
+func timeOpen(e *env, path string, g *consortium.Genesis, probe [32]byte, n int) error {
 	fi, _ := os.Stat(path)
 	start := time.Now()
-	st, err = store.Open(path, g, store.DefaultOptions())
+	oo := store.DefaultOptions()
+	oo.Logger = slog.New(slog.NewTextHandler(e.stdout, nil))
+	if f := os.Getenv("HASHFED_CPUPROFILE"); f != "" {
+		pf, _ := os.Create(f)
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
+	st, err := store.Open(path, g, oo)
 	if err != nil {
 		return err
 	}
@@ -303,7 +320,7 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("first match found %d signals, want 1", len(ms))
 	}
 	st.Close()
-	fmt.Fprintf(e.stdout, "opened a %d MB store of %d entries in %v; first match answered %v after open began\n", fi.Size()>>20, *n, opened.Round(time.Millisecond), first.Round(time.Millisecond))
-	fmt.Fprintf(e.stdout, "n=%d open_s=%.2f first_match_s=%.2f db_mb=%d rss_mb=%.0f\n", *n, opened.Seconds(), first.Seconds(), fi.Size()>>20, peakRSS())
+	fmt.Fprintf(e.stdout, "opened a %d MB store of %d entries in %v; first match answered %v after open began\n", fi.Size()>>20, n, opened.Round(time.Millisecond), first.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "n=%d open_s=%.2f first_match_s=%.2f db_mb=%d rss_mb=%.0f\n", n, opened.Seconds(), first.Seconds(), fi.Size()>>20, peakRSS())
 	return nil
 }

@@ -8,7 +8,7 @@ import "math/bits"
 // allocator rounding per block.
 //
 // A block that outgrows its region moves to fresh space at the end of the tail chunk, with room for
-// about 1/32 more; its old region becomes dead. When dead entries pass 1/16 of the arena, the chunk with the
+// about 1/16 more; its old region becomes dead. When dead entries pass 1/16 of the arena, the chunk with the
 // most dead entries is emptied by moving its blocks to the tail, and freed: about 0.2 ms of copying, and a
 // bounded amortized cost per insert (the emptied chunk is at least as dead as the average).
 type arena struct {
@@ -103,10 +103,11 @@ func (a *arena) release(c, n uint32) {
 }
 
 // compact empties the non-tail chunk with the most dead entries when dead entries outside the tail chunk
-// (which is still being filled, so not compacted) pass 1/16 of the arena.
-func (a *arena) compact() {
+// (which is still being filled, so not compacted) pass 1/16 of the arena. It returns the number of ids it
+// moved.
+func (a *arena) compact() int {
 	if a.deadAll-int64(a.dead[a.tail]) <= a.size/16+int64(a.chunkSize/2) {
-		return
+		return 0
 	}
 	worst := uint32(0)
 	for c := 1; c < len(a.chunks); c++ {
@@ -115,14 +116,20 @@ func (a *arena) compact() {
 		}
 	}
 	if worst == 0 || a.dead[worst] == 0 {
-		return
+		return 0
 	}
+	moved := 0
 	for blk := range a.locs {
 		if l := &a.locs[blk]; l.c == worst && l.cap > 0 {
-			a.move(uint32(blk), l.n+l.n/16+2)
+			moved += int(l.n)
+			a.move(uint32(blk), grown(l.n))
 		}
 	}
+	return moved
 }
+
+// grown returns the capacity a block of n ids gets when it moves: 1/16 spare room.
+func grown(n uint32) uint32 { return n + n/16 + 2 }
 
 // move gives block blk a new region of newCap entries.
 func (a *arena) move(blk, newCap uint32) {
@@ -137,7 +144,7 @@ func (a *arena) move(blk, newCap uint32) {
 // insert puts v at position p of block blk.
 func (a *arena) insert(blk, p, v uint32) {
 	if l := &a.locs[blk]; l.n == l.cap {
-		a.move(blk, l.n+l.n/16+2)
+		a.move(blk, grown(l.n))
 	}
 	l := &a.locs[blk]
 	r := a.chunks[l.c][l.off : l.off+l.n+1]
@@ -154,15 +161,15 @@ func (a *arena) remove(blk, p uint32) {
 	copy(r[p:], r[p+1:])
 	l.n--
 	if l.cap > 16 && l.n < l.cap/2 {
-		a.move(blk, l.n+l.n/16+2)
+		a.move(blk, grown(l.n))
 	}
 	a.compact()
 }
 
-// place gives an empty block a region of exactly n entries, for a bulk build.
-func (a *arena) place(blk, n uint32) {
-	c, off := a.alloc(n)
-	a.locs[blk] = blockLoc{c: c, off: off, n: n, cap: n}
+// place gives an empty block a region of cap entries and n ids, for a bulk build.
+func (a *arena) place(blk, n, cap uint32) {
+	c, off := a.alloc(cap)
+	a.locs[blk] = blockLoc{c: c, off: off, n: n, cap: cap}
 }
 
 // bytes returns the memory the arena holds.

@@ -1,7 +1,6 @@
 package pdqindex
 
 import (
-	"math/bits"
 	"slices"
 )
 
@@ -68,17 +67,49 @@ func (s *hashStore) del(id uint32) {
 // slots returns the number of ids the allocated pages cover: every present id is below it.
 func (s *hashStore) slots() int { return len(s.lo) << pageBits }
 
-// forEach calls f for every present id and its hash, in id order. The hash is valid during the call only.
-func (s *hashStore) forEach(f func(id uint32, h *[4]uint64)) {
-	h := new([4]uint64) // one allocation for the walk: f may keep the pointer no longer than its call
-	for wi, lw := range s.live {
-		for lw != 0 {
-			id := uint32(wi*64 + bits.TrailingZeros64(lw))
-			lw &= lw - 1
-			*h = s.get(id)
-			f(id, h)
+// keys sets keys[id] to tb's key of id's hash for every id below slots() (noKey for an absent id), and
+// returns keys, grown to slots() if it was shorter.
+func (s *hashStore) keys(tb *table, keys []uint32) []uint32 {
+	keys = slices.Grow(keys[:0], s.slots())[:s.slots()]
+	for pi, lo := range s.lo {
+		ks := keys[pi<<pageBits : (pi+1)<<pageBits]
+		if lo == nil {
+			for j := range ks {
+				ks[j] = noKey
+			}
+			continue
+		}
+		hi := s.hi[pi][:len(ks)]
+		live := s.live[pi*pageSize/64 : min((pi+1)*pageSize/64, len(s.live))]
+		// The key's bits are in words word and word+1: read only the half (page) they are in, unless
+		// they straddle the two.
+		for j := range ks {
+			ks[j] = noKey
+			if w := j / 64; w >= len(live) || live[w]&(1<<(j%64)) == 0 {
+				continue
+			}
+			var w0, w1 uint64
+			switch tb.word {
+			case 0:
+				w0, w1 = lo[j][0], lo[j][1]
+			case 1:
+				w0 = lo[j][1]
+				if tb.spans {
+					w1 = hi[j][0]
+				}
+			case 2:
+				w0, w1 = hi[j][0], hi[j][1]
+			default:
+				w0 = hi[j][1]
+			}
+			v := w0 >> tb.shift
+			if tb.spans {
+				v |= w1 << (64 - tb.shift)
+			}
+			ks[j] = uint32(v) & tb.mask
 		}
 	}
+	return keys
 }
 
 // bytes returns the memory the store holds.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultRadius is the PDQ match radius the consortium uses, and the radius an [Index] is tuned for unless
@@ -65,10 +66,15 @@ const (
 
 // Index is an in-memory PDQ match index: ids (dense uint32 chosen by the caller) each with a hash,
 // searched by Hamming radius. It is safe for concurrent use: searches run in parallel with each other and
-// wait only for single changes (microseconds; about a millisecond when an arena compacts) or a BulkLoad.
+// wait only for single changes (microseconds; about a millisecond when an arena compacts), a step of an
+// AddBatch (about a millisecond) or a BulkLoad.
 // The zero Index is an empty index with [DefaultOptions].
 type Index struct {
-	once    sync.Once
+	once sync.Once
+	// wmu serializes writers: Add, Remove, AddBatch, BulkLoad and a re-layout's swap take it before mu.
+	// A writer holding it may read the tables without mu (nobody else changes them) and may release mu
+	// between steps of one change, as AddBatch does between tables.
+	wmu     sync.Mutex
 	mu      sync.RWMutex
 	radius  int // tuning radius
 	hint    int
@@ -78,13 +84,15 @@ type Index struct {
 	lvl     int // the size level lay was chosen for
 	lo, hi  int // re-layout when max(n, hint) leaves [lo, hi]
 	reb     *rebuild
-	done    int // re-layouts completed
-	changes int // changes since the layout was installed
+	running sync.WaitGroup // re-layout goroutines, cancelled ones included
+	done    int            // re-layouts completed
+	changes int            // changes since the layout was installed
 	// choose picks the layout for a size level; tests replace it to pin a layout.
 	choose func(level int) spec
 	// hook, when set (by tests), is called by a re-layout after each batch of ids it reads and before
 	// it replays the log, without the lock.
-	hook func()
+	hook  func()
+	batch batchScratch // AddBatch's working memory, used under wmu
 }
 
 // New returns an empty index.
@@ -133,12 +141,21 @@ func levelRange(l int) (lo, hi int) {
 	return lo, hi
 }
 
-// stale reports whether the index has left the size range of the re-layout rb is building. Called under
-// a lock.
+// stale reports whether re-layout rb is no longer wanted: cancelled (by AddBatch, which re-lays out
+// itself), or the index has left the size range rb is building for. Called under a lock.
 func (x *Index) stale(rb *rebuild) bool {
 	lo, hi := levelRange(rb.lvl)
 	target := max(x.n, x.hint)
-	return target < lo || target > hi
+	return x.reb != rb || target < lo || target > hi
+}
+
+// cancelRebuild drops the background re-layout, if one is running; its goroutine stops at its next look
+// at the index. Called under wmu and the write lock.
+func (x *Index) cancelRebuild() {
+	if rb := x.reb; rb != nil {
+		x.reb = nil
+		close(rb.done)
+	}
 }
 
 // Len returns the number of hashes held.
@@ -154,22 +171,32 @@ func (x *Index) Len() int {
 func (x *Index) Add(id uint32, h Hash) {
 	x.init()
 	w := words(&h)
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.set(id, &w, true)
+	if x.set(id, &w, true) {
+		x.maybeRelayout(1)
+	}
 }
 
 // Remove deletes id and reports whether it was present. The change is visible to every search that starts
 // after Remove returns.
 func (x *Index) Remove(id uint32) bool {
 	x.init()
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.set(id, nil, false)
+	if !x.set(id, nil, false) {
+		return false
+	}
+	x.maybeRelayout(1)
+	return true
 }
 
-// set applies one change under the write lock: id gets hash w (add) or is removed (!add). It reports
-// whether anything changed.
+// set applies one change to the hashes and every table, under the write lock: id gets hash w (add) or is
+// removed (!add). It reports whether anything changed. The caller then calls maybeRelayout.
 func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 	had := x.hs.has(id)
 	var old [4]uint64
@@ -207,16 +234,16 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 		}
 		x.reb.ops = append(x.reb.ops, o)
 	}
-	x.maybeRelayout()
 	return true
 }
 
-// maybeRelayout starts a re-layout when the index has left its size range. Called under the write lock.
-func (x *Index) maybeRelayout() {
+// maybeRelayout starts a re-layout when the index has left its size range, after k changes. Called under
+// wmu and the write lock.
+func (x *Index) maybeRelayout(k int) {
 	if x.reb != nil {
 		return
 	}
-	x.changes++
+	x.changes += k
 	target := max(x.n, x.hint)
 	if target >= x.lo && target <= x.hi {
 		// In range; but once the arenas' spare room and dead entries push the index past budgetBytes
@@ -244,7 +271,7 @@ func (x *Index) maybeRelayout() {
 func (x *Index) startRebuild(l int, s spec) {
 	rb := &rebuild{lay: newLayout(s, levelSize(l)), lvl: l, slots: x.hs.slots(), done: make(chan struct{})}
 	x.reb = rb
-	go x.rebuild(rb)
+	x.running.Go(func() { x.rebuild(rb) })
 }
 
 // bytes is Stats.Bytes, computed in O(tables) from the sizes of the index's arrays.
@@ -450,14 +477,17 @@ func foundBefore(lay *layout, s *scratch, t int, h *[4]uint64) bool {
 func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 	x.init()
 	for {
+		x.wmu.Lock()
 		x.mu.Lock()
 		if x.reb == nil {
 			break
 		}
 		done := x.reb.done
 		x.mu.Unlock()
+		x.wmu.Unlock()
 		<-done
 	}
+	defer x.wmu.Unlock()
 	defer x.mu.Unlock()
 	for id, h := range all {
 		if !x.hs.has(id) {
@@ -467,26 +497,42 @@ func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 	}
 	l := level(max(x.n, x.hint))
 	lay := newLayout(x.choose(l), levelSize(l))
-	work := make(chan int)
+	x.build(lay, false)
+	x.setLayout(l, lay)
+	x.done++
+}
+
+// build fills the empty tables of lay from the stored hashes, one table per CPU, each block with spare room
+// if spare is set. The caller holds wmu, so the hashes do not change; it need not hold the write lock.
+func (x *Index) build(lay *layout, spare bool) {
+	scs := make([]buildScratch, min(runtime.GOMAXPROCS(0), len(lay.tabs)))
+	parallel(len(scs), len(lay.tabs), func(w, t int) {
+		tb := &lay.tabs[t]
+		scs[w].keys = x.hs.keys(tb, scs[w].keys)
+		tb.build(&scs[w], spare)
+	})
+}
+
+// parallel calls f(w, i) for every i in [0, n) on workers goroutines (w is the worker's number, 0 to
+// workers-1), and returns when every call has.
+func parallel(workers, n int, f func(w, i int)) {
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i := range n {
+			f(0, i)
+		}
+		return
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(lay.tabs)) {
+	for w := range workers {
 		wg.Go(func() {
-			cnt := make([]uint32, 1<<max(lay.long, lay.short))
-			for t := range work {
-				tb := &lay.tabs[t]
-				tb.build(func(yield func(id, k uint32)) {
-					x.hs.forEach(func(id uint32, h *[4]uint64) { yield(id, tb.key(h)) })
-				}, cnt)
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(w, i)
 			}
 		})
 	}
-	for t := range lay.tabs {
-		work <- t
-	}
-	close(work)
 	wg.Wait()
-	x.setLayout(l, lay)
-	x.done++
 }
 
 // Stats returns the index's size, memory and layout.
@@ -528,8 +574,8 @@ func (x *Index) rebuild(rb *rebuild) {
 	batches := (rb.slots + rebuildBatch - 1) / rebuildBatch
 	// seen[t][i] is how many ops had been logged when table t read batch i: the later ones are replayed.
 	seen := make([][]int, len(lay.tabs))
-	keys := make([]uint32, rb.slots)
-	cnt := make([]uint32, 1<<max(lay.long, lay.short))
+	sc := &buildScratch{keys: make([]uint32, rb.slots)}
+	keys := sc.keys
 	for t := range lay.tabs {
 		tb := &lay.tabs[t]
 		seen[t] = make([]int, batches)
@@ -553,36 +599,54 @@ func (x *Index) rebuild(rb *rebuild) {
 				return
 			}
 		}
-		tb.build(func(yield func(id, k uint32)) {
-			for id, k := range keys {
-				if k != noKey {
-					yield(uint32(id), k)
-				}
-			}
-		}, cnt)
+		tb.build(sc, false)
 	}
-	keys, cnt = nil, nil
+	sc, keys = nil, nil
+	var byID, tmp, ins, tmp2 []uint64
+	var ends []uint32
 	replay := func(ops []op, base int) {
+		// The ops a table replays for an id are those logged after the builder read the id: a suffix
+		// of the id's ops, whose net effect is to remove the first's old hash (if it had one) and insert
+		// the last's new hash (if it has one). Removes go one by one, inserts as a batch.
+		byID = growTo(&byID, len(ops))
 		for i := range ops {
-			o := &ops[i]
-			for t := range lay.tabs {
-				if int(o.id) < rb.slots && base+i < seen[t][int(o.id)/rebuildBatch] {
-					continue // the builder read this id after the change
+			byID[i] = uint64(ops[i].id)<<32 | uint64(i)
+		}
+		sorted := radixSortHi(byID, growTo(&tmp, len(ops)), 32) // stable: each id's ops stay in order
+		for t := range lay.tabs {
+			tb := &lay.tabs[t]
+			ins = ins[:0]
+			for g := 0; g < len(sorted); {
+				id := uint32(sorted[g] >> 32)
+				e := g + 1
+				for e < len(sorted) && uint32(sorted[e]>>32) == id {
+					e++
 				}
-				tb := &lay.tabs[t]
-				if o.had {
-					tb.remove(tb.key(&o.old), o.id)
+				f := g
+				if int(id) < rb.slots {
+					s := seen[t][int(id)/rebuildBatch]
+					for f < e && base+int(uint32(sorted[f])) < s {
+						f++
+					}
 				}
-				if o.has {
-					tb.insert(tb.key(&o.new), o.id)
+				if f < e {
+					if o := &ops[uint32(sorted[f])]; o.had {
+						tb.remove(tb.key(&o.old), id)
+					}
+					if o := &ops[uint32(sorted[e-1])]; o.has {
+						ins = append(ins, uint64(tb.key(&o.new))<<32|uint64(id))
+					}
 				}
+				g = e
 			}
+			tb.insertSorted(radixSortHi(ins, growTo(&tmp2, len(ins)), int(tb.b)), math.MaxInt, &ends)
 		}
 	}
 	if x.hook != nil {
 		x.hook()
 	}
-	// Catch up without the lock while the log grows, then finish under it.
+	// Catch up without the locks while the log grows; then, holding wmu so that nobody logs more,
+	// finish the replay (the new tables are still private) and swap under the write lock.
 	done := 0
 	for {
 		x.mu.RLock()
@@ -598,33 +662,52 @@ func (x *Index) rebuild(rb *rebuild) {
 		replay(ops[done:], done)
 		done = len(ops)
 	}
-	x.mu.Lock()
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
+	if x.stale(rb) {
+		x.mu.Lock()
+		x.abandonLocked(rb)
+		x.mu.Unlock()
+		return
+	}
 	replay(rb.ops[done:], done)
+	x.mu.Lock()
 	x.setLayout(rb.lvl, lay)
 	x.reb = nil
 	x.done++
 	close(rb.done)
-	x.maybeRelayout()
+	x.maybeRelayout(0)
 	x.mu.Unlock()
 }
 
 // abandon drops re-layout rb, whose size range the index has left while it ran (so that replaying its log
 // would cost more than starting afresh), and starts the re-layout the index's size now calls for.
 func (x *Index) abandon(rb *rebuild) {
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.reb = nil
-	close(rb.done)
-	x.maybeRelayout()
+	x.abandonLocked(rb)
 }
 
-// waitRebuild blocks until no re-layout is running.
+// abandonLocked is abandon under wmu and the write lock.
+func (x *Index) abandonLocked(rb *rebuild) {
+	if x.reb != rb {
+		return // cancelled already
+	}
+	x.reb = nil
+	close(rb.done)
+	x.maybeRelayout(0)
+}
+
+// waitRebuild blocks until no re-layout is running, and the goroutines of cancelled ones have returned.
 func (x *Index) waitRebuild() {
 	for {
 		x.mu.RLock()
 		rb := x.reb
 		x.mu.RUnlock()
 		if rb == nil {
+			x.running.Wait()
 			return
 		}
 		<-rb.done

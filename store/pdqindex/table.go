@@ -1,5 +1,10 @@
 package pdqindex
 
+import (
+	"encoding/binary"
+	"slices"
+)
+
 // A table is one substring's hash table: 2^b buckets keyed by b bits of the hash, each bucket listing the
 // ids whose substring has that value.
 //
@@ -146,9 +151,7 @@ func (t *table) insert(k, id uint32) {
 			t.makeWide(blk)
 		} else {
 			t.ids.insert(blk, st+uint32(r[2+j]), id)
-			for i := 2 + j; i < 2+groupBuckets; i++ {
-				r[i]++
-			}
+			bumpEnds(r, 2+j, true)
 			for g2 := g + 1; g2 <= last; g2++ {
 				t.setGroupStart(g2, t.groupStart(g2)+1)
 			}
@@ -160,6 +163,23 @@ func (t *table) insert(k, id uint32) {
 	t.ids.insert(blk, offs[i+1], id)
 	for i2 := i + 1; i2 < uint32(len(offs)); i2++ {
 		offs[i2]++
+	}
+}
+
+// bumpEnds adds 1 (up) or -1 to bytes p to the end of 64-byte record r (bucket ends), eight at a time:
+// no byte carries (a narrow group's ends are at most maxGroupIDs) or borrows (the ends from a removed id's
+// bucket on are at least 1).
+func bumpEnds(r []byte, p uint32, up bool) {
+	m := uint64(ones) << (8 * (p % 8))
+	for w := p / 8 * 8; w < recSize; w += 8 {
+		v := binary.LittleEndian.Uint64(r[w:])
+		if up {
+			v += m
+		} else {
+			v -= m
+		}
+		binary.LittleEndian.PutUint64(r[w:], v)
+		m = ones
 	}
 }
 
@@ -185,83 +205,102 @@ func (t *table) remove(k, id uint32) bool {
 		return true
 	}
 	first, n := t.blockGroups(blk)
-	r := t.recs[g*recSize : g*recSize+recSize]
-	for i := 2 + j; i < 2+groupBuckets; i++ {
-		r[i]--
-	}
+	bumpEnds(t.recs[g*recSize:g*recSize+recSize], 2+j, false)
 	for g2 := g + 1; g2 < first+n; g2++ {
 		t.setGroupStart(g2, t.groupStart(g2)-1)
 	}
 	return true
 }
 
-// build fills an empty table from keys: keys(yield) calls yield(id, key) for every id to index, and must
-// produce the same pairs, in the same order, each time it is called (it is called twice). cnt is scratch
-// space of at least 1<<b entries.
-func (t *table) build(keys func(yield func(id, k uint32)), cnt []uint32) {
-	nb := int(t.mask) + 1
-	cnt = cnt[:nb]
+// buildScratch is table.build's working memory, reused from table to table.
+type buildScratch struct {
+	keys []uint32 // by id: the id's key in the table being built, or noKey
+	cnt  []uint32 // per block
+	tmp  []uint64 // bucket-in-block<<32 | id, grouped by block
+}
+
+// build fills an empty table from sc.keys (by id: the id's key, or noKey for an absent id), giving each
+// block a region of exactly its size, or with the spare room a block gets when it grows if spare is set.
+// It sorts in two passes that stay in cache: the ids by block (a
+// counter per block), then each block's few hundred ids by bucket, straight into the block's region.
+func (t *table) build(sc *buildScratch, spare bool) {
+	blocks := len(t.ids.locs)
+	cnt := growTo(&sc.cnt, blocks)
 	clear(cnt)
 	total := 0
-	keys(func(_, k uint32) { cnt[k]++; total++ })
-	t.ids = newArena(len(t.ids.locs), total)
-	// Per block: lay out its records, give it a region of exactly its size, and turn cnt into each
-	// bucket's start.
-	groups := uint32(t.groups())
-	for blk := range uint32(len(t.ids.locs)) {
-		first, n := t.blockGroups(blk)
-		total := uint32(0)
-		narrow := true
-		for g := first; g < first+n; g++ {
-			gs := uint32(0)
-			for j := g * groupBuckets; j < min((g+1)*groupBuckets, uint32(nb)); j++ {
-				gs += cnt[j]
-			}
-			if gs > maxGroupIDs {
-				narrow = false
-			}
-			total += gs
-		}
-		t.ids.place(blk, total)
-		pos := uint32(0)
-		for g := first; g < first+n && g < groups; g++ {
-			t.setGroupStart(g, pos)
-			r := t.recs[g*recSize+2 : g*recSize+recSize]
-			for j := range uint32(groupBuckets) {
-				k := g*groupBuckets + j
-				if k < uint32(nb) {
-					c := cnt[k]
-					cnt[k] = pos
-					pos += c
-				}
-				r[j] = byte(pos - t.groupStart(g))
-			}
-		}
-		if !narrow {
-			// The uint8/uint16 fields wrapped; recompute exact offsets from the starts left in cnt.
-			if t.wide == nil {
-				t.wide = make(map[uint32][]uint32)
-			}
-			offs := make([]uint32, blockBuckets+1)
-			for i := range uint32(blockBuckets) {
-				k := blk*blockBuckets + i
-				if k < uint32(nb) {
-					offs[i] = cnt[k]
-				} else {
-					offs[i] = total
-				}
-			}
-			offs[blockBuckets] = total
-			for g := first; g < first+n; g++ {
-				t.setGroupStart(g, wideMark)
-			}
-			t.wide[blk] = offs
+	for _, k := range sc.keys {
+		if k != noKey {
+			cnt[k/blockBuckets]++
+			total++
 		}
 	}
-	keys(func(id, k uint32) {
-		t.ids.ids(k / blockBuckets)[cnt[k]] = id
-		cnt[k]++
-	})
+	sum := uint32(0)
+	for b, c := range cnt {
+		cnt[b] = sum
+		sum += c
+	}
+	tmp := growTo(&sc.tmp, total)
+	for id, k := range sc.keys {
+		if k != noKey {
+			b := k / blockBuckets
+			tmp[cnt[b]] = uint64(k-b*blockBuckets)<<32 | uint64(id)
+			cnt[b]++
+		}
+	}
+	t.ids = newArena(blocks, total)
+	room := func(n uint32) uint32 { return n }
+	if spare {
+		room = grown
+	}
+	var offs [blockBuckets + 1]uint32
+	start := uint32(0)
+	for blk := range uint32(blocks) {
+		run := tmp[start:cnt[blk]]
+		start = cnt[blk]
+		clear(offs[:])
+		for _, v := range run {
+			offs[v>>32+1]++
+		}
+		for i := 1; i < len(offs); i++ {
+			offs[i] += offs[i-1]
+		}
+		t.setOffsets(blk, &offs)
+		t.ids.place(blk, uint32(len(run)), room(uint32(len(run))))
+		ids := t.ids.ids(blk)
+		for _, v := range run {
+			ids[offs[v>>32]] = uint32(v)
+			offs[v>>32]++
+		}
+	}
+}
+
+// setOffsets sets block blk's records from offs, its buckets' starts (offs[blockBuckets]: its size): in
+// the records if every group fits them, else in the wide map.
+func (t *table) setOffsets(blk uint32, offs *[blockBuckets + 1]uint32) {
+	first, n := t.blockGroups(blk)
+	narrow := true
+	for gi := range n {
+		narrow = narrow && offs[(gi+1)*groupBuckets]-offs[gi*groupBuckets] <= maxGroupIDs
+	}
+	if !narrow {
+		if t.wide == nil {
+			t.wide = make(map[uint32][]uint32)
+		}
+		t.wide[blk] = slices.Clone(offs[:])
+		for g := first; g < first+n; g++ {
+			t.setGroupStart(g, wideMark)
+		}
+		return
+	}
+	delete(t.wide, blk)
+	for gi := range n {
+		st := offs[gi*groupBuckets]
+		t.setGroupStart(first+gi, st)
+		r := t.recs[(first+gi)*recSize+2 : (first+gi+1)*recSize]
+		for j, e := range offs[gi*groupBuckets+1 : (gi+1)*groupBuckets+1] {
+			r[j] = byte(e - st)
+		}
+	}
 }
 
 // bytes returns the memory the table holds.
