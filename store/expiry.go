@@ -45,9 +45,7 @@ func (s *Store) onChange(c consortium.Change) {
 		}
 	case consortium.Unlisted:
 		if c.Listers == 0 && c.Signal.Type == consortium.PDQ {
-			if _, ok := s.pending[c.SignalID]; ok {
-				delete(s.pending, c.SignalID)
-			}
+			delete(s.pending, c.SignalID)
 			s.pdq.Remove(c.SignalID)
 		}
 	}
