@@ -193,7 +193,13 @@ func NewState(g *Genesis, read EntryReader) *State {
 // Grow makes room for about n more entries' worth of signals, for replays whose size is known in
 // advance (the sum of the log sizes); it only saves time.
 func (s *State) Grow(n int) {
-	s.sigs = slices.Grow(s.sigs, n)
+	if cap(s.sigs)-len(s.sigs) < n {
+		// make, not slices.Grow: memory fresh from the OS is not cleared again, and a large clear
+		// is preemptible here, where Grow's is one long step that stalls the garbage collector.
+		sigs := make([]sigRec, len(s.sigs), len(s.sigs)+n)
+		copy(sigs, s.sigs)
+		s.sigs = sigs
+	}
 	s.sigIndex.reserve(len(s.sigs)+n, s.sigs)
 }
 

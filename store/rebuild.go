@@ -47,10 +47,22 @@ func (s *Store) rebuild() error {
 		}
 		work := make(chan *batch, 8)
 		ready := make(chan *batch, 8)
+		// Batches go back to the reader once applied: allocating (and clearing) fresh ones costs
+		// about a tenth of the open time at 10M entries.
+		free := make(chan *batch, 24)
+		newBatch := func(member string, first uint64) *batch {
+			select {
+			case b := <-free:
+				b.member, b.first, b.entries = member, first, b.entries[:0]
+				return b
+			default:
+				return &batch{member: member, first: first, entries: make([][]byte, 0, 4096), decoded: make([]consortium.Decoded, 4096)}
+			}
+		}
 		go func() {
 			for b := range work {
 				var bad error
-				b.decoded = make([]consortium.Decoded, len(b.entries))
+				b.decoded = b.decoded[:len(b.entries)]
 				for i, v := range b.entries {
 					idx := b.first + uint64(i)
 					hs, entry, err := splitValue(idx, v)
@@ -85,6 +97,10 @@ func (s *Store) rebuild() error {
 						break
 					}
 				}
+				select {
+				case free <- b:
+				default:
+				}
 			}
 			verr <- first
 		}()
@@ -100,7 +116,7 @@ func (s *Store) rebuild() error {
 				b := logs.Bucket([]byte(m))
 				c := b.Cursor()
 				next := uint64(0)
-				cur := &batch{member: m}
+				cur := newBatch(m, 0)
 				for k, v := c.First(); k != nil; k, v = c.Next() {
 					if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
 						return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
@@ -108,7 +124,7 @@ func (s *Store) rebuild() error {
 					cur.entries = append(cur.entries, v)
 					if len(cur.entries) == 4096 {
 						send(cur)
-						cur = &batch{member: m, first: next + 1}
+						cur = newBatch(m, next+1)
 					}
 					next++
 				}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package store
+
+// mmapFlags is zero where MAP_POPULATE does not exist: pages are read as the rebuild touches them.
+const mmapFlags = 0
