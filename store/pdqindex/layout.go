@@ -91,7 +91,7 @@ func newLayout(s spec, n int) *layout {
 // tableCost is the expected number of random reads of searching a table of b-bit substrings over n
 // hashes at radius r: two per bucket read (its record, then its ids) and one per candidate (its hash; n/2^b
 // candidates per bucket). Weighing bucket reads double matches the ranking of layouts measured on the
-// benchmark corpus at 1M and 10M hashes (docs/BENCHMARKS-match.md).
+// benchmark corpus at 1M and 10M hashes (docs/BENCHMARKS.md, "PDQ matching").
 func tableCost(b, r int, n float64) float64 {
 	return volume(b, r) * (2 + n/math.Exp2(float64(b)))
 }
