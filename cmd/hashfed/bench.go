@@ -45,6 +45,25 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap or catchup", args[0])
 }
 
+// profile writes a CPU profile of the timed part of a benchmark (bench open: the open; bench
+// ingest: the submit phase) to the file named by HASHFED_CPUPROFILE, if set, and returns the
+// function that stops it.
+func profile() (stop func()) {
+	name := os.Getenv("HASHFED_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // peakRSS returns the process's peak resident set size in MB (VmHWM), or 0 if unknown.
 func peakRSS() float64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -148,6 +167,7 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 		p.TimeUnixMs = 0
 		pes[i] = p
 	}
+	stop := profile()
 	start = time.Now()
 	for i := 0; i < len(pes); i += *batch {
 		out, err := st.Submit(ctx, "alpha", pes[i:min(i+*batch, len(pes))])
@@ -161,6 +181,7 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	subDur := time.Since(start)
+	stop()
 	st.Close()
 	rangeRate := float64(*n) / rangeDur.Seconds()
 	subRate := float64(*n) / subDur.Seconds()
@@ -301,11 +322,7 @@ func timeOpen(e *env, path string, g *consortium.Genesis, probe [32]byte, n int)
 	start := time.Now()
 	oo := store.DefaultOptions()
 	oo.Logger = slog.New(slog.NewTextHandler(e.stdout, nil))
-	if f := os.Getenv("HASHFED_CPUPROFILE"); f != "" {
-		pf, _ := os.Create(f)
-		pprof.StartCPUProfile(pf)
-		defer pprof.StopCPUProfile()
-	}
+	defer profile()()
 	st, err := store.Open(path, g, oo)
 	if err != nil {
 		return err
