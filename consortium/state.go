@@ -493,7 +493,10 @@ func (s *State) signalID(sig Signal) uint32 {
 	if len(s.sigs) == cap(s.sigs) {
 		// Double rather than append's quarter steps: each growth copies the whole table and faults
 		// in fresh pages, and at a million signals quarter steps spent a tenth of a submit on it.
-		s.Grow(max(len(s.sigs), 1024))
+		// Only the slice: growing the index here would move the slot find returned.
+		sigs := make([]sigRec, len(s.sigs), 2*len(s.sigs)+1024)
+		copy(sigs, s.sigs)
+		s.sigs = sigs
 	}
 	s.sigs = append(s.sigs, sigRec{sig: sig})
 	s.sigIndex.insert(slot, h, id, s.sigs)
