@@ -3,4 +3,4 @@
 package store
 
 // mmapFlags is zero where MAP_POPULATE does not exist: pages are read as the rebuild touches them.
-const mmapFlags = 0
+func mmapFlags(int64) int { return 0 }

@@ -165,12 +165,18 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		return nil, err
 	}
 	fresh := false
+	var size int64
 	if fi, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) || statErr == nil && fi.Size() == 0 {
 		fresh = true
-	} else if err := precheck(path); err != nil {
-		return nil, err
+	} else if statErr == nil {
+		size = fi.Size()
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, MmapFlags: mmapFlags})
+	if !fresh {
+		if err := precheck(path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, MmapFlags: mmapFlags(size)})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process has it open", path)
@@ -180,6 +186,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		}
 		return nil, fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, err)
 	}
+	db.MmapFlags = 0 // populate the first mapping only (see mmapFlags), not each remap as the file grows
 	s := &Store{
 		path:     path,
 		db:       db,
