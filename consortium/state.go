@@ -193,14 +193,20 @@ func NewState(g *Genesis, read EntryReader) *State {
 // Grow makes room for about n more entries' worth of signals, for replays whose size is known in
 // advance (the sum of the log sizes); it only saves time.
 func (s *State) Grow(n int) {
-	if cap(s.sigs)-len(s.sigs) < n {
-		// make, not slices.Grow: memory fresh from the OS is not cleared again, and a large clear
-		// is preemptible here, where Grow's is one long step that stalls the garbage collector.
-		sigs := make([]sigRec, len(s.sigs), len(s.sigs)+n)
-		copy(sigs, s.sigs)
-		s.sigs = sigs
-	}
+	s.growSigs(n)
 	s.sigIndex.reserve(len(s.sigs)+n, s.sigs)
+}
+
+// growSigs makes room in the signal slice for n more signals. It uses make, not slices.Grow: memory
+// fresh from the OS is not cleared again, and a large clear is preemptible here, where slices.Grow's
+// is one long step that stalls the garbage collector (seconds at 10M signals).
+func (s *State) growSigs(n int) {
+	if cap(s.sigs)-len(s.sigs) >= n {
+		return
+	}
+	sigs := make([]sigRec, len(s.sigs), len(s.sigs)+n)
+	copy(sigs, s.sigs)
+	s.sigs = sigs
 }
 
 // OnChange sets the function told of every change from now on (nil for none).
@@ -491,12 +497,9 @@ func (s *State) signalID(sig Signal) uint32 {
 	}
 	id = uint32(len(s.sigs))
 	if len(s.sigs) == cap(s.sigs) {
-		// Double rather than append's quarter steps: each growth copies the whole table and faults
-		// in fresh pages, and at a million signals quarter steps spent a tenth of a submit on it.
-		// Only the slice: growing the index here would move the slot find returned.
-		sigs := make([]sigRec, len(s.sigs), 2*len(s.sigs)+1024)
-		copy(sigs, s.sigs)
-		s.sigs = sigs
+		// Double rather than append's quarter steps, for fewer copies of a large table. Only the
+		// slice: growing the index here would move the slot find returned.
+		s.growSigs(len(s.sigs) + 1024)
 	}
 	s.sigs = append(s.sigs, sigRec{sig: sig})
 	s.sigIndex.insert(slot, h, id, s.sigs)
