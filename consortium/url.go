@@ -70,7 +70,11 @@ func CanonicalURL(raw string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w: URL host %q: %v", ErrInvalidSignal, truncate(host, 80), err)
 		}
-		host = ascii
+		host = strings.TrimRight(ascii, ".")
+		if host == "" {
+			// IDNA maps some characters (default ignorables such as U+034F) to nothing.
+			return "", fmt.Errorf("%w: URL %q has no host", ErrInvalidSignal, truncate(raw, 80))
+		}
 	}
 	if port != "" && port != "80" && port != "443" {
 		host += ":" + port
