@@ -222,3 +222,33 @@ func TestRemovedMemberCannotPropose(t *testing.T) {
 		t.Errorf("reason: got %q", why)
 	}
 }
+
+// TestAuditNamesCopiedProposal checks what an auditor sees of a copied proposal: the copy listed as
+// a rejection that names the author and the log, and the roster the proposal's real votes made.
+func TestAuditNamesCopiedProposal(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "oscar", Observer: true})
+	in := consortium.AuditInput{Genesis: g.Marshal(), Logs: consortium.Logs{}, Leaves: map[string][]consortium.Hash{}, Checkpoints: map[string][][]byte{}}
+	p := fixture.Marshal(fixture.Admit(fixture.At(1000), "alpha", 0, "delta"))
+	entries := map[string][][]byte{
+		"alpha": {p},
+		"bravo": {fixture.Marshal(fixture.Endorse(fixture.At(2000), 0, p))},
+		"oscar": {p},
+	}
+	for m, es := range entries {
+		l := fixture.NewLog(g.ID, fixture.Key(m))
+		for _, e := range es {
+			l.AppendRaw(e)
+			in.Leaves[m] = append(in.Leaves[m], consortium.LeafHash(e))
+		}
+		in.Logs[m] = l.Entries
+		in.Checkpoints[m] = [][]byte{l.Checkpoint()}
+	}
+	r := consortium.Audit(in, consortium.AuditOptions{})
+	if len(r.Roster) != 2 || r.Roster[1].Proposer != "alpha" || !slices.Contains(r.Roster[1].Members, "delta (member)") {
+		t.Fatalf("audit roster: got %+v, want epoch 1 proposed by alpha with delta", r.Roster)
+	}
+	text := r.String()
+	if want := `rejected: oscar entry 0: proposal author is not the log's owner: the author field names "alpha", not the log owner "oscar" (a copy of a proposal by "alpha")`; !strings.Contains(text, want) {
+		t.Errorf("audit report does not name the copy; want %q in\n%s", want, text)
+	}
+}
