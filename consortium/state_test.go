@@ -362,6 +362,7 @@ func TestCheckBatch(t *testing.T) {
 		fixture.RevokeIndex(w.tick(), 4),               // 5: ok, index 4 is the add just above
 		fixture.Endorse(w.tick(), 0, p),                // 6: ok
 		fixture.Admit(w.tick(), "alpha", 0, "echo"),    // refused: second vote in epoch 0
+		fixture.Admit(w.tick(), "bravo", 0, "echo"),    // refused: names another author
 		fixture.Add(fixture.At(1), fixture.PDQ(4)),     // refused: time goes back
 		fixture.RevokeIndex(w.tick(), 9),               // refused: not before it
 	}
@@ -370,7 +371,7 @@ func TestCheckBatch(t *testing.T) {
 		raws = append(raws, fixture.Marshal(e))
 	}
 	errs := s.CheckBatch("alpha", raws)
-	wantErr := []error{nil, nil, consortium.ErrNotPermitted, nil, consortium.ErrNotPermitted, nil, nil, nil, consortium.ErrDoubleEndorse, consortium.ErrOutOfOrder, consortium.ErrInvalidEntry}
+	wantErr := []error{nil, nil, consortium.ErrNotPermitted, nil, consortium.ErrNotPermitted, nil, nil, nil, consortium.ErrDoubleEndorse, consortium.ErrWrongAuthor, consortium.ErrOutOfOrder, consortium.ErrInvalidEntry}
 	for i := range batch {
 		if (wantErr[i] == nil) != (errs[i] == nil) || wantErr[i] != nil && !errors.Is(errs[i], wantErr[i]) {
 			t.Errorf("entry %d: got %v, want %v", i, errs[i], wantErr[i])
