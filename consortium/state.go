@@ -787,9 +787,10 @@ func (s *State) refreshRoles() {
 }
 
 // Check reports whether member may append entry raw to its log now, given this state: the rules of
-// [ValidateEntry], plus the author is on the roster, only members add or vote, a revoke names a
-// signal the author lists, votes are for the current epoch and one per epoch, and time does not go
-// backwards. A node runs it on its own submissions before appending them.
+// [ValidateEntry], plus the author is on the roster, only members add or vote, a proposal names
+// member as its author ([ErrWrongAuthor] otherwise), a revoke names a signal the author lists, votes
+// are for the current epoch and one per epoch, and time does not go backwards. A node runs it on
+// its own submissions before appending them.
 func (s *State) Check(member string, raw []byte) error {
 	return s.CheckBatch(member, [][]byte{raw})[0]
 }
