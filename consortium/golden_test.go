@@ -71,7 +71,7 @@ func goldenConsortium(t *testing.T) map[string][]byte {
 	logs["alpha"].Append(fixture.RevokeIndex(at(), 2))
 	logs["bravo"].Append(fixture.RevokeSignal(at(), url))
 	// Admission of delta: alpha proposes, charlie endorses; 2 of 3 voters.
-	i := logs["alpha"].Append(fixture.Admit(at(), 0, "delta"))
+	i := logs["alpha"].Append(fixture.Admit(at(), "alpha", 0, "delta"))
 	logs["charlie"].Append(fixture.Endorse(at(), 0, logs["alpha"].Entries[i]))
 	logs["delta"].Append(fixture.Add(at(), pdq2, "behaviour:threat-incitement", "lang:ar"))
 

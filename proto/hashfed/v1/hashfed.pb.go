@@ -1082,9 +1082,13 @@ func (x *SetRole) GetRole() Role {
 type Propose struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// epoch is the roster epoch the proposal applies to; if it wins, the roster moves to epoch + 1.
-	Epoch         uint64          `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Changes       []*RosterChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
-	Text          string          `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	Epoch   uint64          `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Changes []*RosterChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	Text    string          `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// author is the id of the member in whose log the proposal is written (required). Naming the
+	// author in the bytes makes the leaf hash identify author and content: a copy of the proposal in
+	// another member's log is rejected there and has no effect (PROTOCOL.md, "Roster").
+	Author        string `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1136,6 +1140,13 @@ func (x *Propose) GetChanges() []*RosterChange {
 func (x *Propose) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *Propose) GetAuthor() string {
+	if x != nil {
+		return x.Author
 	}
 	return ""
 }
@@ -1448,11 +1459,12 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x06change\"G\n" +
 	"\aSetRole\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12$\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\"g\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\"\x7f\n" +
 	"\aPropose\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\achanges\x18\x02 \x03(\v2\x18.hashfed.v1.RosterChangeR\achanges\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\";\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x16\n" +
+	"\x06author\x18\x04 \x01(\tR\x06author\";\n" +
 	"\aEndorse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bproposal\x18\x02 \x01(\fR\bproposal\"R\n" +
