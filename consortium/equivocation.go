@@ -49,11 +49,12 @@ type Agreement struct {
 }
 
 // Resolved reports whether the evidence carries a proven agreed size.
-func (e *Evidence) Resolved() bool { return e.Agreement != nil }
+func (e *Evidence) Resolved() bool { return e != nil && e.Agreement != nil }
 
-// AgreedSize returns the proven agreed size and true for resolved evidence, and 0, false otherwise.
+// AgreedSize returns the proven agreed size and true for resolved evidence, and 0, false otherwise
+// (also for nil).
 func (e *Evidence) AgreedSize() (uint64, bool) {
-	if e.Agreement == nil {
+	if e == nil || e.Agreement == nil {
 		return 0, false
 	}
 	return e.Agreement.Size, true

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store/pdqindex"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Equivocation cutoffs: once resolved evidence proves where a member's two histories part (its
+// agreed size, see [consortium.Agreement]), the state applies that member's log only up to the
+// smallest agreed size known against it ([consortium.Cutoffs]); the entries beyond stay stored
+// as signed history and have no effect. Every node that holds the same evidence (nodes keep the
+// evidence with the smallest agreed size and gossip it) computes the same state, whichever fork
+// it stored. When a cutoff arrives below what the state has applied, the derived state (State,
+// match indices, expiry heap) is rebuilt from the stored logs with the cutoffs applied; matching
+// answers from the old state until the new one is swapped in.
+
+// applyCount returns how many of the count entries starting at first of member's log the state
+// applies: all of them unless a cutoff stops the log within or before them. It is the rebuild's
+// hook of the rebuild (while the rebuilding store is private) and of applyWrites (under mu).
+func (s *Store) applyCount(member string, first uint64, count int) int {
+	f, ok := s.cutoffs[member]
+	switch {
+	case !ok || first+uint64(count) <= f:
+		return count
+	case first >= f:
+		return 0
+	}
+	return int(f - first)
+}
+
+// Cutoffs returns the cutoffs the state applies, by member (see [consortium.Cutoffs]).
+func (s *Store) Cutoffs() map[string]uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.cutoffs)
+}
+
+// evidenceCutoffs computes the cutoffs of the stored evidence. Caller holds mu (shared) or wmu.
+func (s *Store) evidenceCutoffs() map[string]uint64 {
+	evs := slices.Collect(maps.Values(s.evidence))
+	return consortium.Cutoffs(evs)
+}
+
+// applyStoredCutoffs runs when the store opens, after the first replay: if stored evidence cuts a
+// log below what was replayed, the derived state is rebuilt with the cutoffs.
+func (s *Store) applyStoredCutoffs() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.applyCutoffs()
+}
+
+// applyCutoffs makes the state apply the cutoffs of the stored evidence, rebuilding the derived
+// state when one of them is below what the state applied of that log. Caller holds wmu, so no
+// append runs meanwhile; mu is taken only to swap the rebuilt state in.
+func (s *Store) applyCutoffs() error {
+	s.mu.RLock()
+	cut := s.evidenceCutoffs()
+	rebuild := false
+	for m, f := range cut {
+		applied := s.treeOf(m).Size()
+		if old, ok := s.cutoffs[m]; ok {
+			applied = min(applied, old)
+		}
+		if f < applied {
+			rebuild = true
+		}
+	}
+	s.mu.RUnlock()
+	if !rebuild {
+		s.mu.Lock()
+		s.cutoffs = cut
+		s.mu.Unlock()
+		return nil
+	}
+	// A private store over the same database replays the logs with the cutoffs: the rebuild path
+	// of Open, unchanged apart from the cutoffs, so both give the same state.
+	shadow := &Store{
+		path:     s.path,
+		db:       s.db,
+		g:        s.g,
+		opts:     s.opts,
+		log:      s.log,
+		trees:    map[string]*consortium.Tree{},
+		heads:    map[string]*consortium.Checkpoint{},
+		evidence: map[string]*consortium.Evidence{},
+		cutoffs:  cut,
+	}
+	var err error
+	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
+		return err
+	}
+	if err := shadow.rebuild(); err != nil {
+		return fmt.Errorf("rebuild the state with equivocation cutoffs %v: %w", cut, err)
+	}
+	s.mu.Lock()
+	s.state, s.pdq, s.expiry, s.cutoffs = shadow.state, shadow.pdq, shadow.expiry, cut
+	s.state.OnChange(s.onChange)
+	s.mu.Unlock()
+	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
+	return nil
+}
+
+// recordEvidence stores verified evidence when it supersedes the stored evidence against its
+// member ([consortium.Evidence.Supersedes]), freezes the log, and applies a new cutoff. It
+// reports whether the evidence was stored. Caller holds wmu.
+func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
+	s.mu.RLock()
+	have := s.evidence[ev.Member]
+	s.mu.RUnlock()
+	if !ev.Supersedes(have) {
+		return false, nil
+	}
+	err := s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvidence).Put([]byte(ev.Member), ev.Marshal())
+	})
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	s.evidence[ev.Member] = ev
+	s.mu.Unlock()
+	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
+	return true, s.applyCutoffs()
+}
