@@ -118,6 +118,55 @@ func SearchAgreedSize(limit uint64, same func(n uint64) (bool, error)) (uint64, 
 	return lo, nil
 }
 
+// AgreementOf computes the agreement of two incompatible checkpoints of one log from both trees'
+// stored hashes (ra holds a's tree, rb b's, each at least up to its checkpoint's size), for an
+// auditor or a node that holds both forks. It checks the result.
+func AgreementOf(a, b *Checkpoint, ra, rb HashReader) (*Agreement, error) {
+	roots := func(r HashReader, k, size uint64) (Hash, []Hash, error) {
+		root, err := TreeHash(r, k)
+		if err != nil {
+			return Hash{}, nil, err
+		}
+		proof, err := ProveConsistency(r, k, size)
+		return root, proof, err
+	}
+	n, err := SearchAgreedSize(min(a.Size, b.Size), func(k uint64) (bool, error) {
+		x, err := TreeHash(ra, k)
+		if err != nil {
+			return false, err
+		}
+		y, err := TreeHash(rb, k)
+		return x == y, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := &Agreement{Size: n}
+	var errs [4]error
+	g.Root, g.ProofA, errs[0] = roots(ra, n, a.Size)
+	_, g.ProofB, errs[1] = roots(rb, n, b.Size)
+	g.NextA, g.NextProofA, errs[2] = roots(ra, n+1, a.Size)
+	g.NextB, g.NextProofB, errs[3] = roots(rb, n+1, b.Size)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	e := &Evidence{Member: a.Member, A: a, B: b, Agreement: g}
+	if a.Size > b.Size {
+		return nil, fmt.Errorf("%w: checkpoint a (size %d) is larger than b (size %d)", ErrMalformed, a.Size, b.Size)
+	}
+	if a.Size < b.Size {
+		if e.PrefixRoot, e.Proof, err = roots(rb, a.Size, b.Size); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 // Unresolved returns, sorted, the members with evidence against them none of which is resolved.
 func Unresolved(evidence []*Evidence) []string {
 	cut := Cutoffs(evidence)

@@ -77,7 +77,7 @@ func (f *forkPair) evidence(t testing.TB) *consortium.Evidence {
 
 func TestResolvedEvidence(t *testing.T) {
 	for _, tc := range []struct {
-		name                string
+		name                 string
 		common, sizeA, sizeB int
 	}{
 		{"fork after 5, sizes 9 and 13", 5, 9, 13},
@@ -99,6 +99,11 @@ func TestResolvedEvidence(t *testing.T) {
 			}
 			if got, ok := back.AgreedSize(); !ok || got != n {
 				t.Errorf("got agreed size %d (resolved %v), want %d", got, ok, n)
+			}
+			// Found from both trees by binary search, the same agreement.
+			g, err := consortium.AgreementOf(f.a, f.b, storedHashes(t, f.ea), storedHashes(t, f.eb))
+			if err != nil || g.Size != n || g.Root != ev.Agreement.Root || g.NextB != ev.Agreement.NextB {
+				t.Errorf("AgreementOf: got %+v, %v, want agreed size %d", g, err, n)
 			}
 		})
 	}

@@ -1,0 +1,177 @@
+package store_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	"github.com/hashfed/hashfed/store"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// memHashes is a tlog.HashReader over a log's stored hashes in memory.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+func hashesOf(t *testing.T, entries [][]byte) memHashes {
+	t.Helper()
+	var m memHashes
+	for i, e := range entries {
+		hs, err := tlog.StoredHashes(int64(i), e, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, hs...)
+	}
+	return m
+}
+
+// forkOf is charlie's history that shares the first common entries of l and then differs.
+func forkOf(g *consortium.Genesis, l *fixture.Log, common, size int) *fixture.Log {
+	f := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	for _, e := range l.Entries[:common] {
+		f.AppendRaw(e)
+	}
+	for i := common; i < size; i++ {
+		f.Append(fixture.Add(fixture.At(int64(100+i)), fixture.PDQ(1000*common+i)))
+	}
+	return f
+}
+
+// resolvedEvidence is evidence that charlie signed both l (stored) and its fork f, resolved.
+func resolvedEvidence(t *testing.T, g *consortium.Genesis, l, f *fixture.Log) *consortium.Evidence {
+	t.Helper()
+	a, b := openCP(t, g, l.Checkpoint()), openCP(t, g, f.Checkpoint())
+	ha, hb := hashesOf(t, l.Entries), hashesOf(t, f.Entries)
+	if a.Size > b.Size {
+		a, b, ha, hb = b, a, hb, ha
+	}
+	var ev *consortium.Evidence
+	var err error
+	if a.Size == b.Size {
+		ev, err = consortium.SameSizeEvidence(a, b)
+	} else {
+		prefix, _ := consortium.TreeHash(hb, a.Size)
+		proof, _ := consortium.ProveConsistency(hb, a.Size, b.Size)
+		ev, err = consortium.ForkEvidence(a, b, prefix, proof)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreement, err := consortium.AgreementOf(a, b, ha, hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err = ev.Resolve(agreement); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestForkCutoff: resolved evidence makes the state apply the forking member's log up to the
+// smallest agreed size known, rebuilding the state when it arrives; evidence with a larger agreed
+// size does not move the cutoff back; reopening applies the stored cutoff.
+func TestForkCutoff(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	l := peerLog(g, "charlie", 8, 0)
+	if err := s.AppendRange(openCP(t, g, l.Checkpoint()), 0, l.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	prefixDigest := func(n int) consortium.Hash {
+		st, err := consortium.Replay(g, consortium.Logs{"charlie": l.Entries[:n]}, consortium.ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Digest()
+	}
+	listed := func(s *store.Store, i int) bool {
+		ms, err := s.MatchSignal(fixture.PDQ(i), store.DefaultQuery())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms) > 0
+	}
+	// Unresolved evidence (a same-size fork) freezes the log but cuts nothing.
+	same := forkOf(g, l, 6, 8)
+	unresolved, err := consortium.SameSizeEvidence(openCP(t, g, l.Checkpoint()), openCP(t, g, same.Checkpoint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := s.RecordEvidence(unresolved); err != nil || !stored {
+		t.Fatalf("unresolved evidence: got %v, %v", stored, err)
+	}
+	if got := s.Cutoffs(); len(got) != 0 || digest(s) != prefixDigest(8) {
+		t.Fatalf("unresolved evidence: cutoffs %v, digest of %d entries changed", got, 8)
+	}
+	steps := []struct {
+		name       string
+		ev         *consortium.Evidence
+		wantStored bool
+		wantCutoff int
+	}{
+		{"resolved at 6", resolvedEvidence(t, g, l, same), true, 6},
+		{"resolved at 4", resolvedEvidence(t, g, l, forkOf(g, l, 4, 9)), true, 4},
+		{"resolved at 5 does not move the cutoff back", resolvedEvidence(t, g, l, forkOf(g, l, 5, 7)), false, 4},
+		{"unresolved does not replace resolved", unresolved, false, 4},
+		{"resolved at 2, fork shorter than the stored log", resolvedEvidence(t, g, l, forkOf(g, l, 2, 3)), true, 2},
+	}
+	// Matching goes on while the state is rebuilt (answering from the old state until the swap).
+	stop := make(chan struct{})
+	matched := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				matched <- n
+				return
+			default:
+			}
+			if _, err := s.MatchSignal(fixture.PDQ(7), store.DefaultQuery()); err == nil {
+				n++
+			}
+		}
+	}()
+	for _, st := range steps {
+		stored, err := s.RecordEvidence(st.ev)
+		if err != nil || stored != st.wantStored {
+			t.Fatalf("%s: got stored %v, %v, want %v", st.name, stored, err, st.wantStored)
+		}
+		if got := s.Cutoffs()["charlie"]; got != uint64(st.wantCutoff) {
+			t.Errorf("%s: got cutoff %d, want %d", st.name, got, st.wantCutoff)
+		}
+		if digest(s) != prefixDigest(st.wantCutoff) {
+			t.Errorf("%s: digest is not the state of charlie's first %d entries", st.name, st.wantCutoff)
+		}
+		for i := 0; i < 8; i++ {
+			if got, want := listed(s, i), i < st.wantCutoff; got != want {
+				t.Errorf("%s: entry %d's signal matched %v, want %v", st.name, i, got, want)
+			}
+		}
+	}
+	close(stop)
+	if n := <-matched; n == 0 {
+		t.Error("no match answered while the state was rebuilt")
+	}
+	if got := s.Size("charlie"); got != 8 {
+		t.Errorf("stored %d entries of charlie, want 8: signed history is kept", got)
+	}
+	s.Close()
+	s2 := openStore(t, path, g, testOptions())
+	if got := s2.Cutoffs()["charlie"]; got != 2 {
+		t.Errorf("reopened: cutoff %d, want 2", got)
+	}
+	if digest(s2) != prefixDigest(2) || listed(s2, 3) || !listed(s2, 1) {
+		t.Error("reopened: the cutoff is not applied")
+	}
+}
