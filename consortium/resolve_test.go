@@ -2,6 +2,8 @@ package consortium_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -281,5 +283,62 @@ func TestCutoffs(t *testing.T) {
 		if got := tc.new.Supersedes(tc.old); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestAuditAppliesCutoffs: an auditor holding either fork and the resolved evidence computes the
+// state the nodes compute (the forking log up to the agreed size); with unresolved evidence alone
+// it cannot, and the audit fails.
+func TestAuditAppliesCutoffs(t *testing.T) {
+	f := newForkPair(t, 5, 9, 13)
+	unresolved := f.evidence(t)
+	resolved, err := unresolved.Resolve(f.agreement(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := consortium.Replay(f.g, consortium.Logs{"alpha": f.ea[:5]}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDigest := want.Digest()
+	bundle := func(entries [][]byte, cp *consortium.Checkpoint, evidence ...*consortium.Evidence) consortium.AuditInput {
+		in := consortium.AuditInput{
+			Genesis:     f.g.Marshal(),
+			Logs:        consortium.Logs{"alpha": entries},
+			Checkpoints: map[string][][]byte{"alpha": {cp.Note}},
+		}
+		for _, ev := range evidence {
+			in.Evidence = append(in.Evidence, ev.Marshal())
+		}
+		return in
+	}
+	for _, tc := range []struct {
+		name   string
+		in     consortium.AuditInput
+		wantOK bool
+	}{
+		{"fork a, resolved", bundle(f.ea, f.a, resolved), true},
+		{"fork b, resolved", bundle(f.eb, f.b, resolved), true},
+		{"fork b, both forms", bundle(f.eb, f.b, unresolved, resolved), true},
+		{"fork a, unresolved only", bundle(f.ea, f.a, unresolved), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := consortium.Audit(tc.in, consortium.AuditOptions{})
+			if r.OK != tc.wantOK {
+				t.Fatalf("got ok %v, want %v:\n%s", r.OK, tc.wantOK, r)
+			}
+			if len(r.Equivocations) == 0 {
+				t.Error("the equivocation is not reported")
+			}
+			if !tc.wantOK {
+				if !strings.Contains(r.String(), "not resolved") {
+					t.Errorf("failure does not say the equivocation is unresolved:\n%s", r)
+				}
+				return
+			}
+			if r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
+				t.Errorf("got digest %s, want the state of alpha's first 5 entries %x", r.Digest, wantDigest[:])
+			}
+		})
 	}
 }
