@@ -205,3 +205,122 @@ func (n *Node) findAgreement(peer string, ev *consortium.Evidence, mineIsA bool)
 	}
 	return g, nil
 }
+
+// reachCutoffLater starts, unless one runs, a background fetch of the entries of member's forked
+// log that the state applies but this node lacks (it fell behind before the log froze).
+func (n *Node) reachCutoffLater(member string) {
+	key := "!cutoff/" + member
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	f := n.fetches[key]
+	if f == nil {
+		f = &fetchState{}
+		n.fetches[key] = f
+	}
+	start := !f.running
+	if start {
+		f.running = true
+		n.wg.Add(1)
+	}
+	n.mu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.mu.Lock()
+			f.running = false
+			n.mu.Unlock()
+		}()
+		for i, p := range n.alivePeers() {
+			if i == maxResolvePeers || n.ctx.Err() != nil || n.atCutoff(member) {
+				return
+			}
+			if err := n.fetchAgreed(p, member); err != nil {
+				n.log.Debug("fetch up to the cutoff", "log", member, "peer", p, "err", err)
+			}
+		}
+	}()
+}
+
+// atCutoff reports whether the node holds member's log up to its cutoff (or has no cutoff).
+func (n *Node) atCutoff(member string) bool {
+	f, ok := n.store.Cutoffs()[member]
+	return !ok || n.store.Size(member) >= f
+}
+
+// fetchAgreed streams member's log from peer, from the stored size up to the cutoff, verifying
+// each chunk against the checkpoint of the evidence the peer serves (see [store.Store.AppendAgreed]).
+func (n *Node) fetchAgreed(peer, member string) error {
+	c, err := n.client(peer)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	pos := n.store.Size(member)
+	cutoff := n.store.Cutoffs()[member]
+	stream, err := c.GetRange(ctx, &pb.RangeRequest{Member: member, Start: pos})
+	if err != nil {
+		return err
+	}
+	var cp *consortium.Checkpoint
+	var link []consortium.Hash
+	for pos < cutoff {
+		chunk, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if cp == nil {
+			if cp, err = n.openCheckpoint(chunk.Checkpoint); err != nil || cp.Member != member {
+				return n.badPeer(peer, member, fmt.Sprintf("range without a valid checkpoint of %s: %v", member, err))
+			}
+			if link, err = n.agreedLink(c, cp); err != nil {
+				return err
+			}
+		}
+		if chunk.Start != pos {
+			return n.badPeer(peer, member, fmt.Sprintf("chunk starts at %d, expected %d", chunk.Start, pos))
+		}
+		proof, err := bytesToHashes(chunk.ConsistencyProof)
+		if err != nil {
+			return n.badPeer(peer, member, err.Error())
+		}
+		entries := chunk.Entries
+		if uint64(len(entries)) > cutoff-pos {
+			entries, proof = entries[:cutoff-pos], nil // checked against the agreed root
+		}
+		if err := n.store.AppendAgreed(cp, link, pos, entries, proof); err != nil {
+			return err
+		}
+		pos += uint64(len(entries))
+	}
+	return nil
+}
+
+// agreedLink returns a consistency proof from the cutoff's agreed tree to cp: the evidence's own
+// proof when cp is one of its checkpoints, else the peer's (checked by the store).
+func (n *Node) agreedLink(c pb.PeerServiceClient, cp *consortium.Checkpoint) ([]consortium.Hash, error) {
+	ev := n.store.Evidence()[cp.Member]
+	if !ev.Resolved() {
+		return nil, fmt.Errorf("%w: no resolved evidence against %q", errNoFork, cp.Member)
+	}
+	g := ev.Agreement
+	switch {
+	case cp.Same(ev.A):
+		return g.ProofA, nil
+	case cp.Same(ev.B):
+		return g.ProofB, nil
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := c.GetConsistency(ctx, &pb.ConsistencyRequest{Member: cp.Member, OldSize: g.Size, NewSize: cp.Size})
+	if err != nil {
+		return nil, err
+	}
+	return bytesToHashes(resp.Proof)
+}

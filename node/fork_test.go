@@ -14,7 +14,7 @@ import (
 // applies alpha's log up to entry 3 only, so digests are equal and a signal alpha listed only
 // beyond the fork point matches nowhere; a restart keeps it.
 func TestForkResolvedEverywhere(t *testing.T) {
-	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta")
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta", "echo")
 	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
 	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
 	lb := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
@@ -81,6 +81,21 @@ func TestForkResolvedEverywhere(t *testing.T) {
 				t.Errorf("%s: offline agreed size %d, want 3", id, agreed)
 			}
 		}
+	}
+	check()
+	// echo joins late and learns of the evidence before it holds any of alpha's log (cut off from
+	// everyone, it hears the evidence alone): it still reaches the same state, fetching the agreed
+	// entries from its peers, and nothing beyond them.
+	c.part.cut([]string{"echo"}, []string{"bravo", "charlie", "delta"})
+	e := c.start("echo")
+	e.takeEvidence(b.store.Evidence()["alpha"])
+	if got := e.store.Size("alpha"); got != 0 {
+		t.Fatalf("echo holds %d entries of alpha before the network heals, want 0", got)
+	}
+	c.part.heal()
+	waitFor(t, 20*time.Second, "echo reaches the cutoff ("+c.describe()+")", func() bool { return resolved(e) })
+	if got := e.store.Size("alpha"); got != 3 {
+		t.Errorf("echo holds %d entries of alpha, want the 3 agreed ones", got)
 	}
 	check()
 	// The signed history beyond the fork stays stored.

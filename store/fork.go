@@ -127,3 +127,56 @@ func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
 	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
 	return true, s.applyCutoffs()
 }
+
+// AppendAgreed stores entries [start, start+len(entries)) of a forked log that the state applies
+// but the store lacks: entries below the cutoff, which both forks share. It is how a node that
+// had fallen behind before the log froze reaches the cutoff, and so the state every other node
+// computes. The range must start at the stored size and end at or below the cutoff. It is
+// verified like [Store.AppendRange] against cp, a checkpoint of the log that link (an RFC 6962
+// consistency proof from the cutoff and the agreed root of the stored resolved evidence to cp)
+// shows to extend the agreed tree; a range that ends at the cutoff is checked against the agreed
+// root itself. The log's head does not change.
+func (s *Store) AppendAgreed(cp *consortium.Checkpoint, link []consortium.Hash, start uint64, entries [][]byte, proof []consortium.Hash) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m := cp.Member
+	s.mu.RLock()
+	ev := s.evidence[m]
+	cutoff, cut := s.cutoffs[m]
+	tree := s.treeOf(m)
+	s.mu.RUnlock()
+	agreed, ok := ev.AgreedSize()
+	if !ok || !cut || agreed != cutoff {
+		return fmt.Errorf("%w: no resolved evidence against %q", ErrForked, m)
+	}
+	if start != tree.Size() {
+		return fmt.Errorf("%w: log %q is stored up to %d, range starts at %d", ErrGap, m, tree.Size(), start)
+	}
+	end := start + uint64(len(entries))
+	if end > cutoff || len(entries) == 0 {
+		return fmt.Errorf("%w: log %q entries [%d, %d) are not below its cutoff %d", ErrForked, m, start, end, cutoff)
+	}
+	w := logWrite{member: m, start: start, entries: entries, tree: tree}
+	w.prepare()
+	switch {
+	case end == cutoff:
+		if w.after.Root() != ev.Agreement.Root {
+			return fmt.Errorf("%w: log %q entries [%d, %d): computed root differs from the agreed root", consortium.ErrRootMismatch, m, start, end)
+		}
+	case cp.Size < cutoff:
+		return fmt.Errorf("%w: log %q: checkpoint of size %d is below the cutoff %d", consortium.ErrRootMismatch, m, cp.Size, cutoff)
+	default:
+		if err := consortium.VerifyConsistency(link, cutoff, ev.Agreement.Root, cp.Size, cp.Root); err != nil {
+			return fmt.Errorf("%w: log %q: checkpoint of size %d does not extend the agreed tree: %w", consortium.ErrRootMismatch, m, cp.Size, err)
+		}
+		if err := consortium.VerifyConsistency(proof, end, w.after.Root(), cp.Size, cp.Root); err != nil {
+			return fmt.Errorf("%w: log %q entries [%d, %d) are not a prefix of its checkpoint of size %d: %w", consortium.ErrRootMismatch, m, start, end, cp.Size, err)
+		}
+	}
+	ws := []logWrite{w}
+	if err := s.write(ws, nil); err != nil {
+		return err
+	}
+	s.applyWrites(ws, nil)
+	return nil
+}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -173,5 +174,79 @@ func TestForkCutoff(t *testing.T) {
 	}
 	if digest(s2) != prefixDigest(2) || listed(s2, 3) || !listed(s2, 1) {
 		t.Error("reopened: the cutoff is not applied")
+	}
+}
+
+// TestAppendAgreed: a store that fell behind before the log froze may fetch the entries both
+// forks share, up to the cutoff, and nothing else.
+func TestAppendAgreed(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
+	l := peerLog(g, "charlie", 8, 0)
+	behind := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	for _, e := range l.Entries[:2] {
+		behind.AppendRaw(e)
+	}
+	if err := s.AppendRange(openCP(t, g, behind.Checkpoint()), 0, behind.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	fork := forkOf(g, l, 5, 7)
+	ev := resolvedEvidence(t, g, l, fork)
+	cpL, cpFork := openCP(t, g, l.Checkpoint()), openCP(t, g, fork.Checkpoint())
+	proveL := func(from, to uint64) []consortium.Hash {
+		p, err := consortium.ProveConsistency(hashesOf(t, l.Entries), from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := s.AppendAgreed(cpL, proveL(5, 8), 2, l.Entries[2:4], proveL(4, 8)); !errors.Is(err, store.ErrForked) {
+		t.Errorf("before any evidence: got %v, want ErrForked", err)
+	}
+	if _, err := s.RecordEvidence(ev); err != nil {
+		t.Fatal(err)
+	}
+	// A third history of charlie's that parts at 3: its entries are not the agreed ones.
+	third := forkOf(g, l, 3, 8)
+	cpThird := openCP(t, g, third.Checkpoint())
+	proveThird := func(from, to uint64) []consortium.Hash {
+		p, _ := consortium.ProveConsistency(hashesOf(t, third.Entries), from, to)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		cp      *consortium.Checkpoint
+		link    []consortium.Hash
+		entries [][]byte
+		proof   []consortium.Hash
+	}{
+		{"beyond the cutoff", cpL, proveL(5, 8), l.Entries[2:6], proveL(6, 8)},
+		{"the fork's entries past the cutoff", cpFork, nil, fork.Entries[2:7], nil},
+		{"another history up to the cutoff", cpThird, proveThird(5, 8), third.Entries[2:5], nil},
+		{"another history's checkpoint", cpThird, proveThird(5, 8), third.Entries[2:4], proveThird(4, 8)},
+		{"a link that does not verify", cpL, proveL(4, 8), l.Entries[2:4], proveL(4, 8)},
+		{"not at the stored size", cpL, proveL(5, 8), l.Entries[3:5], nil},
+	} {
+		if err := s.AppendAgreed(tc.cp, tc.link, 2, tc.entries, tc.proof); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	if got := s.Size("charlie"); got != 2 {
+		t.Fatalf("refused ranges stored: size %d, want 2", got)
+	}
+	// The agreed entries, in two steps: against a checkpoint linked to the agreed tree, then
+	// against the agreed root.
+	if err := s.AppendAgreed(cpL, proveL(5, 8), 2, l.Entries[2:4], proveL(4, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAgreed(cpFork, nil, 4, l.Entries[4:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := consortium.Replay(g, consortium.Logs{"charlie": l.Entries[:5]}, consortium.ReplayOptions{})
+	if s.Size("charlie") != 5 || digest(s) != st.Digest() {
+		t.Errorf("got size %d, want 5 and the state of the agreed entries", s.Size("charlie"))
+	}
+	if h, _ := s.Head("charlie"); h.Size != 2 {
+		t.Errorf("head moved to %d, want it kept at 2", h.Size)
 	}
 }
