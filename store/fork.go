@@ -17,7 +17,9 @@ import (
 // evidence with the smallest agreed size and gossip it) computes the same state, whichever fork
 // it stored. When a cutoff arrives below what the state has applied, the derived state (State,
 // match indices, expiry heap) is rebuilt from the stored logs with the cutoffs applied; matching
-// answers from the old state until the new one is swapped in.
+// answers from the old state until the new one is swapped in. When the store opens, the logs are
+// replayed in full first (so that heads and evidence verify with every key the logs ever gave),
+// then again with the stored cutoffs when they cut something.
 
 // applyCount returns how many of the count entries starting at first of member's log the state
 // applies: all of them unless a cutoff stops the log within or before them. It is the rebuild's
@@ -77,24 +79,8 @@ func (s *Store) applyCutoffs() error {
 		s.mu.Unlock()
 		return nil
 	}
-	// A private store over the same database replays the logs with the cutoffs: the rebuild path
-	// of Open, unchanged apart from the cutoffs, so both give the same state.
-	shadow := &Store{
-		path:     s.path,
-		db:       s.db,
-		g:        s.g,
-		opts:     s.opts,
-		log:      s.log,
-		trees:    map[string]*consortium.Tree{},
-		heads:    map[string]*consortium.Checkpoint{},
-		evidence: map[string]*consortium.Evidence{},
-		cutoffs:  cut,
-	}
-	var err error
-	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
-		return err
-	}
-	if err := shadow.rebuild(); err != nil {
+	shadow, err := s.replayCut(cut)
+	if err != nil {
 		return fmt.Errorf("rebuild the state with equivocation cutoffs %v: %w", cut, err)
 	}
 	s.mu.Lock()
@@ -103,6 +89,50 @@ func (s *Store) applyCutoffs() error {
 	s.mu.Unlock()
 	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
 	return nil
+}
+
+// replayCut replays the stored logs with the cutoffs into a private store's state and match
+// indices, in one read transaction. The stored entries were verified (against their checkpoints
+// and leaf hashes) when they were appended and when the store opened, so this is only the
+// replay; heads and evidence are not reopened, as their keys may come from entries the cutoffs
+// leave out (a member admitted with the vote of the forking member).
+func (s *Store) replayCut(cut map[string]uint64) (*Store, error) {
+	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut}
+	var err error
+	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
+		return nil, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		shadow.rtx = tx
+		defer func() { shadow.rtx = nil }()
+		st := consortium.NewState(s.g, shadow.readEntry)
+		err := tx.Bucket(bucketLogs).ForEachBucket(func(name []byte) error {
+			m := string(name)
+			c := tx.Bucket(bucketLogs).Bucket(name).Cursor()
+			i := uint64(0)
+			for k, v := c.First(); k != nil && shadow.applyCount(m, i, 1) == 1; k, v = c.Next() {
+				_, e, err := splitValue(i, v)
+				if err != nil {
+					return fmt.Errorf("log %q: %w", m, err)
+				}
+				if err := st.Apply(m, i, e); err != nil {
+					return fmt.Errorf("replay log %q: %w", m, err)
+				}
+				i++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		shadow.state = st
+		shadow.loadIndex()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return shadow, nil
 }
 
 // recordEvidence stores verified evidence when it supersedes the stored evidence against its

@@ -250,3 +250,64 @@ func TestAppendAgreed(t *testing.T) {
 		t.Errorf("head moved to %d, want it kept at 2", h.Size)
 	}
 }
+
+// TestCutoffRetractsAVote: charlie's endorsement admitted delta; charlie then forks before it, so
+// the cutoff retracts the vote and delta is no longer on the roster. The store must still open:
+// delta's stored checkpoint and the evidence were verified with every key the logs ever gave.
+func TestCutoffRetractsAVote(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	add := func(l *fixture.Log) {
+		t.Helper()
+		cp, err := consortium.OpenCheckpoint(g.ID, stateKeys(s), l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendRange(cp, s.Size(cp.Member), l.Entries[s.Size(cp.Member):], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alpha := fixture.NewLog(g.ID, fixture.Key("alpha"))
+	alpha.Append(fixture.Admit(fixture.At(1), 0, "delta"))
+	charlie := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	charlie.Append(fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	charlie.Append(fixture.Endorse(fixture.At(2), 0, alpha.Entries[0]))
+	add(alpha)
+	add(charlie)
+	onRoster := func(s *store.Store, id string) bool {
+		var ok bool
+		s.View(func(st *consortium.State) { _, ok = st.Roster().Member(id) })
+		return ok
+	}
+	if !onRoster(s, "delta") {
+		t.Fatal("delta not admitted")
+	}
+	delta := fixture.NewLog(g.ID, fixture.Key("delta"))
+	delta.Append(fixture.Add(fixture.At(3), fixture.PDQ(40)))
+	add(delta)
+	// charlie's other history parts after its first entry, before the vote.
+	other := forkOf(g, charlie, 1, 3)
+	if _, err := s.RecordEvidence(resolvedEvidence(t, g, charlie, other)); err != nil {
+		t.Fatal(err)
+	}
+	if onRoster(s, "delta") {
+		t.Error("delta still on the roster once the vote that admitted it is cut")
+	}
+	want := digest(s)
+	s.Close()
+	s2, err := store.Open(path, g, testOptions())
+	if err != nil {
+		t.Fatalf("reopen with a cutoff that retracts a vote: %v", err)
+	}
+	defer s2.Close()
+	if digest(s2) != want || onRoster(s2, "delta") {
+		t.Error("reopened: a different state than before closing")
+	}
+}
+
+func stateKeys(s *store.Store) consortium.Keyring {
+	var k consortium.Keyring
+	s.View(func(st *consortium.State) { k = st })
+	return k
+}

@@ -91,7 +91,7 @@ func (s *Store) rebuild() error {
 				if first != nil {
 					continue
 				}
-				for i, e := range b.entries[:s.applyCount(b.member, b.first, len(b.entries))] {
+				for i, e := range b.entries {
 					if err := st.ApplyDecoded(b.member, b.first+uint64(i), e, b.decoded[i]); err != nil {
 						first = fmt.Errorf("open store %s: replay log %q: %w", s.path, b.member, err)
 						break
