@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -80,6 +81,14 @@ func TestForkResolvedEverywhere(t *testing.T) {
 			} else if agreed, _ := back.AgreedSize(); agreed != 3 {
 				t.Errorf("%s: offline agreed size %d, want 3", id, agreed)
 			}
+			// An auditor collecting from a node that holds a signed head of alpha's log computes
+			// the same state. (echo, which fetched only the agreed entries, holds none.)
+			if _, ok := n.store.Head("alpha"); !ok {
+				continue
+			}
+			if r := consortium.Audit(auditInputOf(t, n), consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
+				t.Errorf("%s: audit of what the node holds: ok %v, digest %s, want %x:\n%s", id, r.OK, r.Digest, wantDigest[:], r)
+			}
 		}
 	}
 	check()
@@ -111,4 +120,24 @@ func TestForkResolvedEverywhere(t *testing.T) {
 	if got := c.nodes["charlie"].store.Cutoffs()["alpha"]; got != 3 {
 		t.Errorf("after restart, charlie's cutoff of alpha is %d, want 3", got)
 	}
+}
+
+// auditInputOf is what an auditor collects from a node: its logs, heads and evidence.
+func auditInputOf(t *testing.T, n *Node) consortium.AuditInput {
+	t.Helper()
+	in := consortium.AuditInput{Genesis: n.g.Marshal(), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}}
+	for m, size := range n.store.Sizes() {
+		es, err := n.store.Entries(m, 0, size, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Logs[m] = es
+	}
+	for m, cp := range n.store.Heads() {
+		in.Checkpoints[m] = [][]byte{cp.Note}
+	}
+	for _, ev := range n.store.Evidence() {
+		in.Evidence = append(in.Evidence, ev.Marshal())
+	}
+	return in
 }
