@@ -22,8 +22,8 @@ import (
 // then again with the stored cutoffs when they cut something.
 
 // applyCount returns how many of the count entries starting at first of member's log the state
-// applies: all of them unless a cutoff stops the log within or before them. It is the rebuild's
-// hook of the rebuild (while the rebuilding store is private) and of applyWrites (under mu).
+// applies: all of them unless a cutoff stops the log within or before them. applyWrites calls it
+// under mu, replayCut on its private store.
 func (s *Store) applyCount(member string, first uint64, count int) int {
 	f, ok := s.cutoffs[member]
 	switch {
