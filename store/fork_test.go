@@ -269,7 +269,7 @@ func TestCutoffRetractsAVote(t *testing.T) {
 		}
 	}
 	alpha := fixture.NewLog(g.ID, fixture.Key("alpha"))
-	alpha.Append(fixture.Admit(fixture.At(1), 0, "delta"))
+	alpha.Append(fixture.Admit(fixture.At(1), "alpha", 0, "delta"))
 	charlie := fixture.NewLog(g.ID, fixture.Key("charlie"))
 	charlie.Append(fixture.Add(fixture.At(1), fixture.PDQ(1)))
 	charlie.Append(fixture.Endorse(fixture.At(2), 0, alpha.Entries[0]))
