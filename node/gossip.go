@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -64,7 +63,7 @@ func (n *Node) startGossip() error {
 	mc.Delegate = &delegate{n: n}
 	mc.Events = &events{n: n}
 	mc.Alive = &alive{n: n}
-	mc.Logger = log.New(&slogWriter{l: n.log.With("component", "memberlist")}, "", 0)
+	mc.Logger = log.New(&slogWriter{l: n.log.With("component", "memberlist"), r: n.refused}, "", 0)
 	if len(n.cfg.GossipKeys) > 0 {
 		kr, err := memberlist.NewKeyring(n.cfg.GossipKeys[1:], n.cfg.GossipKeys[0])
 		if err != nil {
@@ -346,13 +345,18 @@ func (n *Node) handleRemoteState(b []byte) {
 	var st pb.GossipState
 	if err := proto.Unmarshal(b, &st); err != nil || len(st.Heads) > maxHeads {
 		n.metrics.gossipIn.WithLabelValues("state", "malformed").Inc()
+		n.refused.refuse(refGossipState, "gossip state refused: malformed or too long", "bytes", len(b))
 		return
 	}
 	n.metrics.gossipIn.WithLabelValues("state", "ok").Inc()
+	// The state is unsigned and its sender unknown: a claim of more than this node holds only
+	// makes it compare signed heads with a live peer; it sets no lag and starts no fetch.
+	known := n.everOnRoster(st.Heads)
+	sizes := n.store.Sizes()
 	for _, h := range st.Heads {
-		if h.Size > n.store.Size(h.Member) && n.logKnown(h.Member) {
-			n.noteKnown(h.Member, h.Size)
-			n.want(h.Member, h.Size, "")
+		if known[h.Member] && h.Size > sizes[h.Member] {
+			n.nudge("")
+			return
 		}
 	}
 }
@@ -389,8 +393,13 @@ func (t *filterTransport) DialAddressTimeout(a memberlist.Address, timeout time.
 	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
 
-// slogWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog records.
-type slogWriter struct{ l *slog.Logger }
+// slogWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog records, rate-limited
+// by kind (see [refusals]). A warning or error about traffic received ("from=" an address) counts
+// as refused gossip traffic.
+type slogWriter struct {
+	l *slog.Logger
+	r *refusals
+}
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -403,7 +412,10 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	w.l.Log(context.Background(), level, line)
+	if level >= slog.LevelWarn && strings.Contains(line, "from=") {
+		w.r.count.WithLabelValues(refGossipPacket).Inc()
+	}
+	w.r.logLimited(w.l, memberlistKind(level, line), level, line)
 	return len(p), nil
 }
 

@@ -134,16 +134,20 @@ const maxHeads = 4 * consortium.MaxMembers
 
 func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.HeadsResponse, error) {
 	n := s.n
+	from := caller(ctx)
 	if len(req.Heads) > maxHeads {
+		n.refused.refuse(refHeadsOversized, "peer sent a head vector too long", "peer", from, "logs", len(req.Heads), "max", maxHeads)
 		return nil, status.Errorf(codes.InvalidArgument, "head vector of %d logs, at most %d", len(req.Heads), maxHeads)
 	}
-	from := caller(ctx)
 	n.peerCalled(from, req.PeerAddr)
 	theirs := map[string]uint64{}
 	for _, h := range req.Heads {
 		theirs[h.Member] = h.Size
 	}
-	n.peerSizes(from, req.Heads)
+	// The caller claims more of some logs (unsigned): ask it for its signed heads.
+	if n.peerSizes(from, req.Heads) {
+		n.nudge(from)
+	}
 	resp := &pb.HeadsResponse{}
 	heads := n.store.Heads()
 	for m, size := range n.store.Sizes() {
@@ -158,12 +162,6 @@ func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.Heads
 	}
 	for m := range n.store.Evidence() {
 		resp.Evidence = append(resp.Evidence, m)
-	}
-	// The caller holds more of some logs: fetch them from it.
-	for m, size := range theirs {
-		if size > n.store.Size(m) && n.logKnown(m) {
-			n.want(m, size, from)
-		}
 	}
 	return resp, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -191,24 +192,98 @@ func (n *Node) markBad(peer, member string) {
 	}
 }
 
-// peerSizes records the sizes a peer reported.
-func (n *Node) peerSizes(peer string, heads []*pb.Head) {
+// peerSizes records the sizes of logs peer says it holds, for choosing whom to fetch from. Only
+// logs of members ever on the roster are kept (one entry per member and peer, whatever the peer
+// names), and a size is kept only up to what a signed checkpoint proved exists: a claim sets
+// neither the lag nor the known size of a log. It reports whether the peer claims more of some log
+// than this node holds, which is worth asking it for its signed heads (see [Node.nudge]).
+func (n *Node) peerSizes(peer string, heads []*pb.Head) (claimsMore bool) {
+	known := n.everOnRoster(heads)
+	sizes := n.store.Sizes()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	p := n.peers[peer]
-	if p != nil {
-		for _, h := range heads {
-			p.sizes[h.Member] = h.Size
+	for _, h := range heads {
+		if !known[h.Member] {
+			continue
+		}
+		if p != nil {
+			p.sizes[h.Member] = min(h.Size, max(n.known[h.Member], p.sizes[h.Member]))
+		}
+		if h.Size > sizes[h.Member] {
+			claimsMore = true
 		}
 	}
-	n.mu.Unlock()
-	for _, h := range heads {
-		if n.onRoster(h.Member) || n.knownLog(h.Member) {
-			n.noteKnown(h.Member, h.Size)
-		}
+	return claimsMore
+}
+
+// peerProved records that peer served a verified checkpoint of member's log at size.
+func (n *Node) peerProved(peer, member string, size uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peers[peer]; p != nil && size > p.sizes[member] {
+		p.sizes[member] = size
 	}
 }
 
-// knownLog reports whether member's log is one the node holds or has heard of.
-func (n *Node) knownLog(member string) bool {
-	return n.store.Size(member) > 0
+// everOnRoster returns which of the heads' members were ever on the roster (their logs are the
+// only ones a node holds).
+func (n *Node) everOnRoster(heads []*pb.Head) map[string]bool {
+	out := map[string]bool{}
+	n.store.View(func(s *consortium.State) {
+		for _, h := range heads {
+			if _, ok := s.MemberKey(h.Member); ok {
+				out[h.Member] = true
+			}
+		}
+	})
+	return out
+}
+
+// nudge is the state of the head exchanges asked for by unsigned claims, per claimant.
+type nudge struct {
+	last    time.Time
+	running bool
+}
+
+// nudge asks peer for its signed heads soon, because it claimed more of a log than this node holds;
+// peer "" (a claim of unknown origin, a gossip state) means any live peer. A claim buys at most one
+// head exchange at a time per claimant, and one per quarter anti-entropy interval: what the
+// exchange brings is signed, and only that sets the lag or starts a fetch.
+func (n *Node) nudge(peer string) {
+	n.mu.Lock()
+	if n.closed || n.ctx == nil {
+		n.mu.Unlock()
+		return
+	}
+	s := n.nudges[peer]
+	if s == nil {
+		s = &nudge{}
+		n.nudges[peer] = s
+	}
+	now := time.Now()
+	if s.running || now.Sub(s.last) < n.cfg.AntiEntropyInterval/4 {
+		n.mu.Unlock()
+		return
+	}
+	s.running, s.last = true, now
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		target := peer
+		if target == "" {
+			if ps := n.alivePeers(); len(ps) > 0 {
+				target = ps[0]
+			}
+		}
+		if target != "" {
+			if err := n.exchangeHeads(target); err != nil {
+				n.log.Debug("head exchange after a claim", "peer", target, "err", err)
+			}
+		}
+		n.mu.Lock()
+		s.running = false
+		n.mu.Unlock()
+	}()
 }

@@ -424,6 +424,7 @@ func (n *Node) exchangeHeads(peer string) error {
 			n.metrics.gossipIn.WithLabelValues("head", "bad").Inc()
 			continue
 		}
+		n.peerProved(peer, cp.Member, cp.Size)
 		n.handleCheckpoint(cp, peer)
 	}
 	have := n.store.Evidence()
