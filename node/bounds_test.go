@@ -92,11 +92,14 @@ func TestHeadsFloodBounded(t *testing.T) {
 // forgedState is a memberlist delegate whose push/pull state claims huge logs.
 type forgedState struct{ heads []*pb.Head }
 
-func (f *forgedState) NodeMeta(int) []byte                  { return nil }
-func (f *forgedState) NotifyMsg([]byte)                     {}
-func (f *forgedState) GetBroadcasts(int, int) [][]byte      { return nil }
-func (f *forgedState) MergeRemoteState([]byte, bool)        {}
-func (f *forgedState) LocalState(bool) []byte               { b, _ := proto.Marshal(&pb.GossipState{Heads: f.heads}); return b }
+func (f *forgedState) NodeMeta(int) []byte             { return nil }
+func (f *forgedState) NotifyMsg([]byte)                {}
+func (f *forgedState) GetBroadcasts(int, int) [][]byte { return nil }
+func (f *forgedState) MergeRemoteState([]byte, bool)   {}
+func (f *forgedState) LocalState(bool) []byte {
+	b, _ := proto.Marshal(&pb.GossipState{Heads: f.heads})
+	return b
+}
 func (f *forgedState) NotifyAlive(*memberlist.Node) error   { return nil }
 func (f *forgedState) NotifyMerge([]*memberlist.Node) error { return nil }
 

@@ -17,18 +17,18 @@ import (
 // Refusal reasons: the reason label of hashfed_refused_total. The set is fixed, so a sender cannot
 // grow the metric or the limiter by what it sends.
 const (
-	refGossipMalformed  = "gossip_malformed"   // a gossip message that does not decode
-	refGossipCheckpoint = "gossip_checkpoint"  // a gossiped checkpoint that does not verify
-	refGossipEvidence   = "gossip_evidence"    // gossiped evidence that does not verify
-	refGossipState      = "gossip_state"       // a push/pull state that does not decode or is too long
-	refGossipOversized  = "gossip_oversized"   // a gossip message over 1 MiB
-	refGossipNode       = "gossip_node"        // a gossip node refused (not on the roster, wrong consortium…)
-	refGossipPacket     = "gossip_packet"      // traffic memberlist itself refused (bad label, undecodable…)
-	refTLSUnknownKey    = "tls_unknown_key"    // a peer API client whose key is not on the roster
-	refTLSBadCert       = "tls_bad_cert"       // a peer API client without a usable certificate
-	refTLSHandshake     = "tls_handshake"      // any other failed peer API handshake
+	refGossipMalformed  = "gossip_malformed"    // a gossip message that does not decode
+	refGossipCheckpoint = "gossip_checkpoint"   // a gossiped checkpoint that does not verify
+	refGossipEvidence   = "gossip_evidence"     // gossiped evidence that does not verify
+	refGossipState      = "gossip_state"        // a push/pull state that does not decode or is too long
+	refGossipOversized  = "gossip_oversized"    // a gossip message over 1 MiB
+	refGossipNode       = "gossip_node"         // a gossip node refused (not on the roster, wrong consortium…)
+	refGossipPacket     = "gossip_packet"       // traffic memberlist itself refused (bad label, undecodable…)
+	refTLSUnknownKey    = "tls_unknown_key"     // a peer API client whose key is not on the roster
+	refTLSBadCert       = "tls_bad_cert"        // a peer API client without a usable certificate
+	refTLSHandshake     = "tls_handshake"       // any other failed peer API handshake
 	refPeerAddrWrongKey = "peer_addr_wrong_key" // a member's advertised peer address answered with another key
-	refHeadsOversized   = "heads_oversized"    // a head vector longer than allowed
+	refHeadsOversized   = "heads_oversized"     // a head vector longer than allowed
 )
 
 // refusalReasons lists every reason, so each counter shows in /metrics from the start.
