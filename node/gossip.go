@@ -158,6 +158,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 func (n *Node) enqueueGossip(kind byte, b []byte) {
 	if len(b) > 1<<20 {
 		n.metrics.gossipIn.WithLabelValues("oversized", "dropped").Inc()
+		n.refused.refuse(refGossipOversized, "gossip message refused: too large", "bytes", len(b))
 		return
 	}
 	msg := make([]byte, 1+len(b))
@@ -197,25 +198,27 @@ func (a *alive) NotifyAlive(node *memberlist.Node) error {
 		return nil
 	}
 	var meta pb.NodeMeta
-	if err := proto.Unmarshal(node.Meta, &meta); err != nil {
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q: unreadable metadata", node.Name)
+	var err error
+	if err = proto.Unmarshal(node.Meta, &meta); err != nil {
+		err = fmt.Errorf("node %q: unreadable metadata", node.Name)
+	} else {
+		switch {
+		case meta.Consortium != n.g.ID.String():
+			err = fmt.Errorf("node %q belongs to consortium %s", node.Name, meta.Consortium)
+		case meta.Protocol != consortium.ProtocolVersion:
+			err = fmt.Errorf("node %q speaks protocol %d, this node %d", node.Name, meta.Protocol, consortium.ProtocolVersion)
+		case meta.Member != node.Name:
+			err = fmt.Errorf("node %q claims member id %q", node.Name, meta.Member)
+		case !n.onRoster(meta.Member):
+			err = fmt.Errorf("node %q is not on the roster", node.Name)
+		}
 	}
-	switch {
-	case meta.Consortium != n.g.ID.String():
+	if err != nil {
+		// The name and address come from an unsigned alive message: the node only claims them.
 		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q belongs to consortium %s", node.Name, meta.Consortium)
-	case meta.Protocol != consortium.ProtocolVersion:
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q speaks protocol %d, this node %d", node.Name, meta.Protocol, consortium.ProtocolVersion)
-	case meta.Member != node.Name:
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q claims member id %q", node.Name, meta.Member)
-	case !n.onRoster(meta.Member):
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q is not on the roster", node.Name)
+		n.refused.refuse(refGossipNode, "gossip node refused", "claims", node.Name, "addr", node.Address(), "err", err)
 	}
-	return nil
+	return err
 }
 
 // cpBroadcast is a log's checkpoint in the gossip queue; a newer one of the same log replaces it.
@@ -300,9 +303,12 @@ func (n *Node) gossipWorker() {
 }
 
 func (n *Node) handleGossip(b []byte) {
+	// Gossip messages carry no authenticated sender (memberlist does not say where a message came
+	// from, and From is unsigned): logs name the sender only as "claims".
 	var g pb.Gossip
 	if err := proto.Unmarshal(b, &g); err != nil {
 		n.metrics.gossipIn.WithLabelValues("unknown", "malformed").Inc()
+		n.refused.refuse(refGossipMalformed, "gossip message refused: does not decode", "bytes", len(b), "err", err)
 		return
 	}
 	if n.cfg.netFilter != nil && n.cfg.netFilter(g.From) {
@@ -313,7 +319,7 @@ func (n *Node) handleGossip(b []byte) {
 		cp, err := n.openCheckpoint(m.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("checkpoint", "bad").Inc()
-			n.log.Debug("gossiped checkpoint refused", "from", g.From, "err", err)
+			n.refused.refuse(refGossipCheckpoint, "gossiped checkpoint refused", "claims", g.From, "err", err)
 			return
 		}
 		n.metrics.gossipIn.WithLabelValues("checkpoint", "ok").Inc()
@@ -329,7 +335,7 @@ func (n *Node) handleGossip(b []byte) {
 		ev, err := n.verifyEvidence(m.Evidence)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("evidence", "bad").Inc()
-			n.log.Warn("gossiped evidence refused", "from", g.From, "err", err)
+			n.refused.refuse(refGossipEvidence, "gossiped evidence refused", "claims", g.From, "err", err)
 			return
 		}
 		n.metrics.gossipIn.WithLabelValues("evidence", "ok").Inc()
@@ -338,6 +344,7 @@ func (n *Node) handleGossip(b []byte) {
 		}
 	default:
 		n.metrics.gossipIn.WithLabelValues("unknown", "malformed").Inc()
+		n.refused.refuse(refGossipMalformed, "gossip message refused: unknown kind", "claims", g.From, "bytes", len(b))
 	}
 }
 

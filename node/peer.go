@@ -38,7 +38,7 @@ func (n *Node) startPeerAPI() error {
 		n.peerAdv = net.JoinHostPort(host, port)
 	}
 	n.peerSrv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.serverTLS())),
+		grpc.Creds(&refusingCreds{TransportCredentials: credentials.NewTLS(n.serverTLS()), n: n}),
 		grpc.MaxRecvMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(4*n.cfg.MaxPeerStreams)),

@@ -111,8 +111,8 @@ func (r *refusals) logLimited(l *slog.Logger, kind string, level slog.Level, msg
 	l.Log(ctx, level, msg, attrs...)
 }
 
-// flush logs the summary of every kind with suppressed lines whose budget has recovered, so a
-// flood that stopped is still reported.
+// flush logs a summary line for every kind with suppressed lines, so a flood that stopped is still
+// reported; the node calls it every logEvery, which bounds the summaries to one per kind then.
 func (r *refusals) flush() {
 	type line struct {
 		kind  string
@@ -125,8 +125,7 @@ func (r *refusals) flush() {
 	for kind, b := range r.kinds {
 		b.tokens = min(logBurst, b.tokens+float64(now.Sub(b.last))/float64(logEvery))
 		b.last = now
-		if b.suppressed > 0 && b.tokens >= 1 {
-			b.tokens--
+		if b.suppressed > 0 {
 			out = append(out, line{kind, b.level, b.suppressed})
 			b.suppressed = 0
 		}
