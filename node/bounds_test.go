@@ -3,10 +3,13 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,4 +163,56 @@ func TestForgedGossipStateLag(t *testing.T) {
 			t.Errorf("%s holds %d entries after the forged state, want at most 2", name, k)
 		}
 	}
+}
+
+// TestPeerAddrMustProveKey has mallory advertise alpha's peer API address as its own, and charlie a
+// closed loopback port. bravo dials mallory's address once, finds alpha's key there, counts and
+// logs it, and neither uses nor remembers that address for mallory; charlie's closed port is never
+// proven either. alpha's real address is proven and remembered.
+func TestPeerAddrMustProveKey(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "mallory")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	a := c.start("alpha")
+	c.tweak = func(cfg *Config) {
+		switch cfg.Key.ID() {
+		case "mallory":
+			cfg.PeerAdvertise = a.PeerAddr()
+		case "charlie":
+			cfg.PeerAdvertise = closedAddr
+		}
+	}
+	b := c.start("bravo")
+	c.start("mallory")
+	c.start("charlie")
+	waitFor(t, 10*time.Second, "bravo sees mallory's address answer with alpha's key", func() bool {
+		return refusedCount(b, refPeerAddrWrongKey) >= 1
+	})
+	if _, err := b.client("mallory"); !errors.Is(err, errAddrRefused) {
+		t.Errorf("client for mallory after the refusal: got %v, want errAddrRefused", err)
+	}
+	if slices.Contains(b.alivePeers(), "mallory") {
+		t.Error("mallory is still a source of data for bravo")
+	}
+	k := refusedCount(b, refPeerAddrWrongKey)
+	time.Sleep(time.Second) // several anti-entropy rounds
+	if got := refusedCount(b, refPeerAddrWrongKey); got > k+2 {
+		t.Errorf("bravo dialled the refused address %v more times", got-k)
+	}
+	waitFor(t, 10*time.Second, "bravo proves alpha's address", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.peers["alpha"] != nil && b.peers["alpha"].provenAddr == a.PeerAddr()
+	})
+	b.mu.Lock()
+	for _, m := range []string{"mallory", "charlie"} {
+		if p := b.peers[m]; p != nil && p.provenAddr != "" {
+			t.Errorf("%s's address %s counts as proven", m, p.provenAddr)
+		}
+	}
+	b.mu.Unlock()
 }

@@ -79,6 +79,7 @@ func (n *Node) startGossip() error {
 	if mc.BindPort == 0 {
 		mc.BindPort = nt.GetAutoBindPort()
 	}
+	n.loadPeers()
 	n.trans = &filterTransport{NetTransport: nt, n: n}
 	mc.Transport = n.trans
 	n.bq = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
@@ -92,6 +93,8 @@ func (n *Node) startGossip() error {
 		n.wg.Add(1)
 		go n.joinLoop()
 	}
+	n.wg.Add(1)
+	go n.healLoop()
 	return nil
 }
 
@@ -187,6 +190,7 @@ func (n *Node) nodeUp(node *memberlist.Node) {
 		return
 	}
 	n.setPeer(meta.Member, meta.PeerAddr, true)
+	n.sawGossip(meta.Member, node.Address())
 }
 
 type alive struct{ n *Node }

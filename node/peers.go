@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -15,8 +16,21 @@ import (
 // peerInfo is what the node knows of another node: from gossip (its address) and from calls (its
 // sizes, the last contact and error).
 type peerInfo struct {
-	member      string
-	addr        string
+	member string
+	// addr is the peer API address the member's node last announced (gossip metadata or its own
+	// head exchange): a claim, dialled only through TLS that must prove the member's key.
+	addr string
+	// provenAddr is the last address where a TLS handshake proved the member's key; it is what
+	// the node remembers across restarts, and what it falls back to when addr is refused.
+	provenAddr string
+	// refusedAddr answered with another key than the member's: it is not dialled again for this
+	// member before refusedUntil.
+	refusedAddr  string
+	refusedUntil time.Time
+	// gossipAddr is where gossip last saw the node alive; dirty marks a change of gossipAddr or
+	// provenAddr not yet saved in the store.
+	gossipAddr  string
+	dirty       bool
 	conn        *grpc.ClientConn
 	connAddr    string
 	alive       bool
@@ -69,10 +83,63 @@ func (n *Node) peerCalled(member, addr string) {
 	p.calledAt = time.Now()
 }
 
-// usable reports whether a peer can be asked for data: gossip says it is alive, or it called us
-// recently (gossip can take seconds to accept a node that restarted on a new address).
+// usable reports whether a peer can be asked for data: it has an address that was not refused, and
+// gossip says it is alive or it called us recently (gossip can take seconds to accept a node that
+// restarted on a new address).
 func (p *peerInfo) usable(now time.Time) bool {
-	return p.addr != "" && (p.alive || now.Sub(p.calledAt) < 30*time.Second)
+	return p.dialAddr(now) != "" && (p.alive || now.Sub(p.calledAt) < 30*time.Second)
+}
+
+// dialAddr is the address to dial the member at: the one it announced unless that answered with
+// another key lately, else the last one that proved its key; "" when there is none.
+func (p *peerInfo) dialAddr(now time.Time) string {
+	refused := func(a string) bool { return a == p.refusedAddr && now.Before(p.refusedUntil) }
+	switch {
+	case p.addr != "" && !refused(p.addr):
+		return p.addr
+	case p.provenAddr != "" && !refused(p.provenAddr):
+		return p.provenAddr
+	}
+	return ""
+}
+
+// addrRefusal is how long an address that answered with another key is not dialled again for the
+// member that announced it.
+const addrRefusal = time.Minute
+
+// errAddrRefused is returned when the only address known for a member answered with another key.
+var errAddrRefused = errors.New("peer address answered with another key")
+
+// addrProved records that a TLS handshake at addr proved member's key.
+func (n *Node) addrProved(member, addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peerLocked(member)
+	if p.provenAddr != addr {
+		p.provenAddr, p.dirty = addr, true
+	}
+	if p.refusedAddr == addr {
+		p.refusedAddr, p.refusedUntil = "", time.Time{}
+	}
+}
+
+// addrRefused records that addr, announced for member, answered with another key (or none on the
+// roster): it is not dialled for member for addrRefusal, nor remembered, and the refusal is
+// counted and logged.
+func (n *Node) addrRefused(member, addr string, err error) {
+	n.mu.Lock()
+	p := n.peerLocked(member)
+	p.refusedAddr, p.refusedUntil = addr, time.Now().Add(addrRefusal)
+	if p.provenAddr == addr {
+		p.provenAddr, p.dirty = "", true
+	}
+	if p.conn != nil && p.connAddr == addr {
+		// Called from within the connection's handshake: close it from elsewhere.
+		go p.conn.Close()
+		p.conn, p.connAddr = nil, ""
+	}
+	n.mu.Unlock()
+	n.refused.refuse(refPeerAddrWrongKey, "peer address answered with another key; not using it", "member", member, "addr", addr, "err", err)
 }
 
 func (n *Node) aliveCountLocked() int {
@@ -93,21 +160,25 @@ func (n *Node) client(member string) (pb.PeerServiceClient, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.peers[member]
-	if p == nil || p.addr == "" {
+	if p == nil || p.addr == "" && p.provenAddr == "" {
 		return nil, fmt.Errorf("no address for peer %s", member)
 	}
-	if p.conn == nil || p.connAddr != p.addr {
+	addr := p.dialAddr(time.Now())
+	if addr == "" {
+		return nil, fmt.Errorf("%w: %s at %s (not dialled again before %s)", errAddrRefused, member, p.refusedAddr, p.refusedUntil.Format(time.TimeOnly))
+	}
+	if p.conn == nil || p.connAddr != addr {
 		if p.conn != nil {
 			p.conn.Close()
 		}
-		conn, err := grpc.NewClient(p.addr,
-			grpc.WithTransportCredentials(credentials.NewTLS(n.clientTLS(member))),
+		conn, err := grpc.NewClient(addr,
+			grpc.WithTransportCredentials(credentials.NewTLS(n.clientTLS(member, addr))),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(n.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(n.cfg.MaxMessageBytes)),
 		)
 		if err != nil {
-			return nil, fmt.Errorf("dial %s at %s: %w", member, p.addr, err)
+			return nil, fmt.Errorf("dial %s at %s: %w", member, addr, err)
 		}
-		p.conn, p.connAddr = conn, p.addr
+		p.conn, p.connAddr = conn, addr
 	}
 	return pb.NewPeerServiceClient(p.conn), nil
 }

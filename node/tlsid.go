@@ -91,29 +91,41 @@ func (n *Node) serverTLS() *tls.Config {
 	}
 }
 
-// clientTLS is the TLS configuration for dialing the peer API of member: the server must present
-// that member's roster key.
-func (n *Node) clientTLS(member string) *tls.Config {
+// clientTLS is the TLS configuration for dialing the peer API of member at addr: the server must
+// present that member's roster key. The outcome is recorded: addr proved the member's key, or
+// answered with another (or an unusable certificate) and is refused for the member.
+func (n *Node) clientTLS(member, addr string) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{n.cert},
 		MinVersion:   tls.VersionTLS13,
 		// There is no CA: the certificate is checked against the roster below instead.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			pub, err := peerKey(raw)
+			err := n.checkServerKey(member, raw)
 			if err != nil {
+				n.addrRefused(member, addr, err)
 				return err
 			}
-			id, ok := n.memberByKey(pub)
-			if !ok {
-				return ErrNotOnRoster
-			}
-			if id != member {
-				return fmt.Errorf("dialed %s but the peer holds %s's key", member, id)
-			}
+			n.addrProved(member, addr)
 			return nil
 		},
 	}
+}
+
+// checkServerKey checks that a peer API server presented member's roster key.
+func (n *Node) checkServerKey(member string, raw [][]byte) error {
+	pub, err := peerKey(raw)
+	if err != nil {
+		return err
+	}
+	id, ok := n.memberByKey(pub)
+	if !ok {
+		return ErrNotOnRoster
+	}
+	if id != member {
+		return fmt.Errorf("dialed %s but the peer holds %s's key", member, id)
+	}
+	return nil
 }
 
 // callerMember returns the roster member whose key authenticated the peer call.
