@@ -216,3 +216,28 @@ func TestPeerAddrMustProveKey(t *testing.T) {
 	}
 	b.mu.Unlock()
 }
+
+func TestValidPeerAddr(t *testing.T) {
+	long := make([]byte, maxPeerAddr)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:7400", true},
+		{"node.example.org:7400", true},
+		{"[::1]:7400", true},
+		{"127.0.0.1", false},
+		{":7400", false},
+		{"127.0.0.1:0", false},
+		{"127.0.0.1:65536", false},
+		{"127.0.0.1:http", false},
+		{string(long) + ":1", false},
+	} {
+		if got := validPeerAddr(tc.addr); got != tc.want {
+			t.Errorf("validPeerAddr(%q): got %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -53,7 +55,7 @@ func (n *Node) setPeer(member, addr string, alive bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.peerLocked(member)
-	if addr != "" {
+	if addr != "" && validPeerAddr(addr) {
 		p.addr = addr
 	}
 	p.alive = alive
@@ -77,10 +79,27 @@ func (n *Node) peerCalled(member, addr string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.peerLocked(member)
-	if addr != "" && addr != p.addr {
+	if addr != "" && addr != p.addr && validPeerAddr(addr) {
 		p.addr = addr
 	}
 	p.calledAt = time.Now()
+}
+
+// maxPeerAddr bounds an announced peer API address (a DNS name of 253 bytes, a colon, a port).
+const maxPeerAddr = 300
+
+// validPeerAddr reports whether an announced peer API address is worth dialling: host:port with a
+// host and a numeric port, of bounded length. Anything else is ignored.
+func validPeerAddr(a string) bool {
+	if len(a) > maxPeerAddr {
+		return false
+	}
+	h, p, err := net.SplitHostPort(a)
+	if err != nil || h == "" {
+		return false
+	}
+	port, err := strconv.Atoi(p)
+	return err == nil && port > 0 && port < 65536
 }
 
 // usable reports whether a peer can be asked for data: it has an address that was not refused, and
