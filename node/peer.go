@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -113,7 +114,13 @@ func (s *ctxStream) Context() context.Context { return s.ctx }
 func (n *Node) authPeer(ctx context.Context) (context.Context, error) {
 	m, err := n.callerMember(ctx)
 	if err != nil {
+		// The handshake accepted the key, which has left the roster since.
 		n.metrics.refusedPeers.Inc()
+		addr := ""
+		if p, ok := peer.FromContext(ctx); ok {
+			addr = p.Addr.String()
+		}
+		n.refused.refuse(refTLSUnknownKey, "peer API call refused: the caller's key is not on the roster", "addr", addr)
 		return nil, status.Error(codes.PermissionDenied, "peer API: caller's key is not on the consortium's roster")
 	}
 	if n.cfg.netFilter != nil && n.cfg.netFilter(m) {

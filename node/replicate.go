@@ -422,6 +422,11 @@ func (n *Node) exchangeHeads(peer string) error {
 		cp, err := n.openCheckpoint(h.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("head", "bad").Inc()
+			if n.logKnown(h.Member) {
+				// A log this node knows, with a checkpoint its author did not sign. (A log it does
+				// not know yet may be a member admitted since: not the peer's fault.)
+				n.badPeer(peer, h.Member, "checkpoint in its head vector does not verify: "+err.Error())
+			}
 			continue
 		}
 		n.peerProved(peer, cp.Member, cp.Size)
