@@ -104,6 +104,11 @@ func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	delay := 200 * time.Millisecond
 	for {
+		if n.ml.NumMembers() > 1 {
+			// Joined meanwhile through remembered peers (see healLoop): gossip finds the seeds.
+			n.catchUp()
+			return
+		}
 		k, err := n.ml.Join(n.cfg.Join)
 		if k > 0 {
 			n.log.Info("joined", "nodes", n.ml.NumMembers())

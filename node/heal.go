@@ -151,6 +151,12 @@ func (n *Node) healLoop() {
 		if !try {
 			continue
 		}
+		n.mu.Lock()
+		closed := n.closed
+		n.mu.Unlock()
+		if closed {
+			continue // leaving: do not join again; the context ends the loop
+		}
 		if len(seeds) > 0 {
 			if k, err := n.ml.Join(seeds); k > 0 {
 				n.mu.Lock()

@@ -88,7 +88,7 @@ func (r *refusals) logLimited(l *slog.Logger, kind string, level slog.Level, msg
 			b = r.kinds[kind]
 		}
 		if b == nil {
-			b = &logBucket{tokens: logBurst, last: r.now()}
+			b = &logBucket{level: level, tokens: logBurst, last: r.now()}
 			r.kinds[kind] = b
 		}
 	}

@@ -157,3 +157,48 @@ func TestRefusedTrafficLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalsBudget checks the token bucket with a controlled clock: a burst of lines, then one
+// per interval, each after a summary of what was suppressed; every refusal counted.
+func TestRefusalsBudget(t *testing.T) {
+	logs := &captured{}
+	reg := newMetrics(&Node{}).refused
+	r := newRefusals(slog.New(logs), reg)
+	now := time.Unix(1_000_000, 0)
+	r.now = func() time.Time { return now }
+	for range 100 {
+		r.refuse(refGossipMalformed, "junk")
+	}
+	r.refuse(refTLSBadCert, "no cert") // another kind has its own budget
+	if got := len(logs.lines()); got != logBurst+1 {
+		t.Errorf("after 100 refusals of one kind and 1 of another: got %d lines, want %d", got, logBurst+1)
+	}
+	now = now.Add(logEvery)
+	r.refuse(refGossipMalformed, "junk")
+	lines := logs.lines()
+	if got := len(lines); got != logBurst+3 {
+		t.Fatalf("after one interval: got %d lines, want %d", got, logBurst+3)
+	}
+	sum := lines[len(lines)-2]
+	var suppressed int64
+	sum.Attrs(func(a slog.Attr) bool {
+		if a.Key == "suppressed" {
+			suppressed = a.Value.Int64()
+		}
+		return true
+	})
+	if sum.Message != "suppressed similar messages" || suppressed != 100-logBurst {
+		t.Errorf("summary: got %q with %d suppressed, want %d suppressed", sum.Message, suppressed, 100-logBurst)
+	}
+	for range 10 {
+		r.refuse(refGossipMalformed, "junk")
+	}
+	r.flush()
+	lines = logs.lines()
+	if last := lines[len(lines)-1]; last.Message != "suppressed similar messages" {
+		t.Errorf("flush: last line %q, want a summary", last.Message)
+	}
+	if got := metricValue(reg.WithLabelValues(refGossipMalformed)); got != 111 {
+		t.Errorf("counted %v refusals, want 111", got)
+	}
+}
