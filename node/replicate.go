@@ -411,8 +411,8 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	if len(resp.Heads) > maxHeads {
-		return n.badPeer(peer, "*", "head vector too long")
+	if len(resp.Heads) > maxHeads || len(resp.Evidence) > maxHeads {
+		return n.badPeer(peer, "*", "head vector or evidence list too long")
 	}
 	n.peerSizes(peer, resp.Heads)
 	for _, h := range resp.Heads {
