@@ -428,6 +428,8 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	// memberlist names the unauthenticated sender of a suspect or dead message "from": it is a claim.
+	line = strings.ReplaceAll(line, "(from: ", "(claims: ")
 	if level >= slog.LevelWarn && strings.Contains(line, "from=") {
 		w.r.count.WithLabelValues(refGossipPacket).Inc()
 	}

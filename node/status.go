@@ -73,6 +73,9 @@ func (n *Node) Status() *pb.StatusResponse {
 	now := time.Now()
 	for _, p := range n.peers {
 		ps := &pb.PeerStatus{Member: p.member, Address: p.addr, State: "dead", LastError: p.lastErr}
+		if ps.Address == "" {
+			ps.Address = p.provenAddr // remembered from before a restart
+		}
 		if p.refusedAddr != "" && now.Before(p.refusedUntil) {
 			ps.LastError = fmt.Sprintf("address %s answered with another key; not dialled before %s", p.refusedAddr, p.refusedUntil.Format(time.TimeOnly))
 			if a := p.dialAddr(now); a != "" {
