@@ -58,6 +58,11 @@ type Node struct {
 	peers   map[string]*peerInfo
 	known   map[string]uint64
 	fetches map[string]*fetchState
+	// nudges, refused and heal: unsigned claims, refused traffic and gossip healing (peers.go,
+	// refused.go, heal.go).
+	nudges  map[string]*nudge
+	refused *refusals
+	heal    healState
 
 	memberStreams  chan struct{}
 	memberInflight chan struct{}
@@ -89,6 +94,7 @@ func New(cfg Config) (*Node, error) {
 		peers:          map[string]*peerInfo{},
 		known:          map[string]uint64{},
 		fetches:        map[string]*fetchState{},
+		nudges:         map[string]*nudge{},
 		memberStreams:  make(chan struct{}, cfg.MaxMatchStreams),
 		memberInflight: make(chan struct{}, cfg.MaxInflight),
 		peerStreams:    make(chan struct{}, cfg.MaxPeerStreams),
@@ -97,6 +103,7 @@ func New(cfg Config) (*Node, error) {
 		gossipIn:       make(chan []byte, 4096),
 	}
 	n.metrics = newMetrics(n)
+	n.refused = newRefusals(n.log, n.metrics.refused)
 	so := cfg.Store
 	so.Logger = n.log
 	userChange := so.OnChange

@@ -425,8 +425,8 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	if len(resp.Heads) > maxHeads {
-		return n.badPeer(peer, "*", "head vector too long")
+	if len(resp.Heads) > maxHeads || len(resp.Evidence) > maxHeads {
+		return n.badPeer(peer, "*", "head vector or evidence list too long")
 	}
 	n.peerSizes(peer, resp.Heads)
 	for _, h := range resp.Heads {
@@ -436,8 +436,14 @@ func (n *Node) exchangeHeads(peer string) error {
 		cp, err := n.openCheckpoint(h.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("head", "bad").Inc()
+			if n.logKnown(h.Member) {
+				// A log this node knows, with a checkpoint its author did not sign. (A log it does
+				// not know yet may be a member admitted since: not the peer's fault.)
+				n.badPeer(peer, h.Member, "checkpoint in its head vector does not verify: "+err.Error())
+			}
 			continue
 		}
+		n.peerProved(peer, cp.Member, cp.Size)
 		n.handleCheckpoint(cp, peer)
 	}
 	have := n.store.Evidence()
