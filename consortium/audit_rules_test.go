@@ -106,7 +106,7 @@ func TestAuditBadCosignatureOfAdmittedMember(t *testing.T) {
 	if r.OK {
 		t.Fatalf("audit passed with a corrupted cosignature:\n%s", r)
 	}
-	if got := strings.Join(r.Failures, "\n"); !strings.Contains(got, `log "bravo"`) || !strings.Contains(got, "delta") {
+	if got := r.FailureText(); !strings.Contains(got, `log "bravo"`) || !strings.Contains(got, "delta") {
 		t.Errorf("failures do not name bravo's log and delta's cosignature:\n%s", got)
 	}
 }
@@ -133,7 +133,7 @@ func TestAuditSelfCosignatureNotCounted(t *testing.T) {
 	if r.OK {
 		t.Fatalf("the author's own cosignature was counted:\n%s", r)
 	}
-	if got := strings.Join(r.Failures, "\n"); !strings.Contains(got, `log "bravo": checkpoint of size 1 has 1 cosignatures, 2 required`) {
+	if got := r.FailureText(); !strings.Contains(got, `log "bravo": checkpoint of size 1 has 1 cosignatures, 2 required`) {
 		t.Errorf("failures: got\n%s\nwant bravo's checkpoint with 1 of 2 cosignatures", got)
 	}
 	c, err := consortium.OpenCheckpoint(g.ID, g, in.Checkpoints["bravo"][0])

@@ -706,6 +706,11 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
+	if hn, err := n.signHeadsNote(); err != nil {
+		return fmt.Errorf("sign heads note: %w", err)
+	} else if err := send(&pb.LogChunk{Member: n.id, Heads: hn}); err != nil {
+		return err
+	}
 	evidence := n.store.Evidence()
 	ids := make([]string, 0, len(evidence))
 	for m := range evidence {
