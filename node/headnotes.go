@@ -1,15 +1,28 @@
 package node
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
-// signHeadsNote signs this node's heads note (section 4.5 of PROTOCOL.md): the size and root of
-// the latest verified checkpoint of every non-empty log the node holds. An audit bundle carries it
-// so that a log removed from the bundle, or rolled back to an older checkpoint, fails the audit.
+// Heads notes (section 4.5 of PROTOCOL.md) say which logs exist and how far they had grown, so that
+// an audit bundle from which a log was removed, or rolled back, fails the audit. A node signs its
+// own when it exports a bundle and in every Heads exchange, where each side sends its own; it keeps
+// the latest note of each peer and exports them all.
+
+// headsNoteRefresh is how much newer than the stored one a peer's note with the same logs must be
+// to be stored again (each Heads exchange carries a fresh one; storing each would be a disk write
+// per exchange).
+const headsNoteRefresh = time.Minute
+
+// signHeadsNote signs this node's heads note: the size and root of the latest verified checkpoint
+// of every non-empty log the node holds.
 func (n *Node) signHeadsNote() ([]byte, error) {
 	var heads []consortium.LogHead
 	for m, cp := range n.store.Heads() {
@@ -19,4 +32,81 @@ func (n *Node) signHeadsNote() ([]byte, error) {
 	}
 	slices.SortFunc(heads, func(a, b consortium.LogHead) int { return strings.Compare(a.Member, b.Member) })
 	return consortium.SignHeads(n.g.ID, n.key, n.now(), heads)
+}
+
+// ownHeadsNote is this node's heads note for a Heads exchange, or nil (logged) when it cannot sign.
+func (n *Node) ownHeadsNote() []byte {
+	b, err := n.signHeadsNote()
+	if err != nil {
+		n.log.Warn("sign heads note", "err", err)
+		return nil
+	}
+	return b
+}
+
+// takeHeadsNote verifies a heads note that peer from sent in a Heads exchange, which must be
+// from's own, and stores it when it is newer than the one held. Nothing unverified is stored.
+func (n *Node) takeHeadsNote(from string, raw []byte) {
+	if len(raw) == 0 {
+		return
+	}
+	var h *consortium.HeadsNote
+	var err error
+	n.store.View(func(s *consortium.State) { h, err = consortium.OpenHeads(n.g.ID, s, raw) })
+	if err == nil && h.Signer != from {
+		err = fmt.Errorf("%w: heads note of %s sent by %s", consortium.ErrNotPermitted, h.Signer, from)
+	}
+	if err != nil {
+		n.log.Warn("peer sent a heads note that does not verify; ignored", "peer", from, "err", err)
+		return
+	}
+	if held, err := n.store.HeadsNotes(); err == nil {
+		if old, ok := held[from]; ok && sameHeads(old, raw) {
+			var prev *consortium.HeadsNote
+			n.store.View(func(s *consortium.State) { prev, _ = consortium.OpenHeads(n.g.ID, s, old) })
+			if prev != nil && h.Time.Sub(prev.Time) < headsNoteRefresh {
+				return
+			}
+		}
+	}
+	if _, err := n.store.PutHeadsNote(h); err != nil {
+		n.log.Warn("store heads note", "member", from, "err", err)
+	}
+}
+
+// sameHeads reports whether two heads notes state the same logs (their texts after the time line
+// are equal).
+func sameHeads(a, b []byte) bool {
+	logs := func(x []byte) []byte {
+		text, _, _ := bytes.Cut(x, []byte("\n\n"))
+		_, rest, _ := bytes.Cut(text, []byte("\ntime "))
+		_, rest, _ = bytes.Cut(rest, []byte("\n"))
+		return rest
+	}
+	return bytes.Equal(logs(a), logs(b))
+}
+
+// exportHeadsNotes sends, for an audit bundle, the latest heads note of every other member the node
+// holds and its own, freshly signed.
+func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error) error {
+	held, err := n.store.HeadsNotes()
+	if err != nil {
+		return err
+	}
+	own, err := n.signHeadsNote()
+	if err != nil {
+		return fmt.Errorf("sign heads note: %w", err)
+	}
+	held[n.id] = own
+	ids := make([]string, 0, len(held))
+	for m := range held {
+		ids = append(ids, m)
+	}
+	slices.Sort(ids)
+	for _, m := range ids {
+		if err := send(&pb.LogChunk{Member: m, Heads: held[m]}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

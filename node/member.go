@@ -706,9 +706,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
-	if hn, err := n.signHeadsNote(); err != nil {
-		return fmt.Errorf("sign heads note: %w", err)
-	} else if err := send(&pb.LogChunk{Member: n.id, Heads: hn}); err != nil {
+	if err := n.exportHeadsNotes(send); err != nil {
 		return err
 	}
 	evidence := n.store.Evidence()

@@ -400,7 +400,7 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	req := &pb.HeadsRequest{PeerAddr: n.peerAdv}
+	req := &pb.HeadsRequest{PeerAddr: n.peerAdv, HeadsNote: n.ownHeadsNote()}
 	for m, s := range n.store.Sizes() {
 		req.Heads = append(req.Heads, &pb.Head{Member: m, Size: s})
 	}
@@ -415,6 +415,7 @@ func (n *Node) exchangeHeads(peer string) error {
 		return n.badPeer(peer, "*", "head vector too long")
 	}
 	n.peerSizes(peer, resp.Heads)
+	n.takeHeadsNote(peer, resp.HeadsNote)
 	for _, h := range resp.Heads {
 		if len(h.Checkpoint) == 0 {
 			continue

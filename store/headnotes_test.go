@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+)
+
+// TestHeadsNotes: the latest heads note of each signer is kept across a reopen; an older or
+// same-time note does not replace it.
+func TestHeadsNotes(t *testing.T) {
+	g := fixture.Genesis(1, fixture.Members("alpha", "bravo")...)
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, g, testOptions())
+	note := func(signer string, ms int64, size uint64) *consortium.HeadsNote {
+		raw, err := consortium.SignHeads(g.ID, fixture.Key(signer), time.UnixMilli(fixture.At(ms)), []consortium.LogHead{{Member: "alpha", Size: size}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := consortium.OpenHeads(g.ID, g, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if got, err := s.HeadsNotes(); err != nil || len(got) != 0 {
+		t.Fatalf("fresh store: got %d notes, %v, want none", len(got), err)
+	}
+	newer, older := note("bravo", 2000, 5), note("bravo", 1000, 9)
+	steps := []struct {
+		h    *consortium.HeadsNote
+		want bool
+	}{{newer, true}, {older, false}, {note("bravo", 2000, 7), false}, {note("alpha", 500, 1), true}}
+	for i, st := range steps {
+		got, err := s.PutHeadsNote(st.h)
+		if err != nil || got != st.want {
+			t.Errorf("put %d: got %v, %v, want %v", i, got, err, st.want)
+		}
+	}
+	s.Close()
+	s = openStore(t, path, g, testOptions())
+	got, err := s.HeadsNotes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !bytes.Equal(got["bravo"], newer.Note) {
+		t.Errorf("after reopen: got %d notes, bravo's equal to the newest: %v", len(got), bytes.Equal(got["bravo"], newer.Note))
+	}
+}
