@@ -38,7 +38,7 @@ type AuditOptions struct {
 }
 
 // Audit rules: the name of each check an audit can fail, as reported in [Failure.Rule] (section
-// 10.3 of PROTOCOL.md).
+// 12.2 of PROTOCOL.md).
 const (
 	RuleGenesis      = "genesis"      // the genesis file is invalid
 	RuleMember       = "member"       // a log of an id no roster change admits
@@ -171,7 +171,7 @@ func (a *auditor) fail(rule, log string, index *uint64, format string, args ...a
 func at(i uint64) *uint64 { return &i }
 
 // Audit verifies a consortium's logs end to end, with nothing but this package, in the order of
-// section 10.3 of PROTOCOL.md: the genesis and its signatures; every log, in rounds (a member
+// section 12.1 of PROTOCOL.md: the genesis and its signatures; every log, in rounds (a member
 // admitted by a roster change becomes verifiable once the logs that admitted it are): each
 // checkpoint's signature, every log's entries against its largest valid checkpoint (naming the
 // first altered entry when leaf hashes are given), every pair of checkpoints of one log for
@@ -206,7 +206,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	r.Rules = append(r.Rules,
 		"genesis: one valid signature by every founder and no other (section 2)",
 		"checkpoints: the author's signature, canonical form; every cosignature by a known key verifies (4.2, 4.3)",
-		"logs: entries match the largest checkpoint they reach; checkpoints of one log are consistent; keys of admitted members are learnt in rounds (4.1, 5, 10.3)")
+		"logs: entries match the largest checkpoint they reach; checkpoints of one log are consistent; keys of admitted members are learnt in rounds (4.1, 5, 12.1)")
 	// Logs verify in rounds: a member admitted by the roster becomes verifiable once the logs that
 	// admitted it are.
 	verified := Logs{}
@@ -280,7 +280,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		a.fail(RuleEquivocation, ev.Member, nil, "equivocation: %s", ev.String())
 	}
 	// The state, at the chosen time.
-	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes; a double vote fails the audit, other rejections are warnings (10.3)")
+	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes; a double vote fails the audit, other rejections are warnings (12.2)")
 	st, err := Replay(g, verified, ReplayOptions{Until: opt.Until})
 	if err != nil {
 		a.fail(RuleReplay, "", nil, "replay: %v", err)

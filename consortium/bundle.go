@@ -13,7 +13,7 @@ import (
 )
 
 // An audit bundle is a directory that holds everything an auditor needs to verify a consortium
-// offline (section 10 of PROTOCOL.md):
+// offline (section 11 of PROTOCOL.md):
 //
 //	genesis.bin                the SignedGenesis file
 //	logs/<member>.b64          the member's log: one entry per line, base64, in log order

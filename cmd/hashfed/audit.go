@@ -16,7 +16,7 @@ import (
 )
 
 // The audit bundle's format (a directory of genesis, logs, checkpoints, heads notes and evidence)
-// belongs to consortium: see [consortium.ReadBundle] and section 10 of docs/PROTOCOL.md.
+// belongs to consortium: see [consortium.ReadBundle] and section 11 of docs/PROTOCOL.md.
 
 func runAudit(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
