@@ -54,7 +54,7 @@ const (
 	RuleHeadsCount   = "heads-count"  // fewer heads notes than required
 	RuleOmitted      = "omitted"      // a log a heads note names is not in the bundle
 	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was
-	RuleHeadsRoot    = "heads-root"   // a heads note's root differs from the log's tree
+	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
 	RuleReplay       = "replay"       // the replay itself failed
 )
 
@@ -395,11 +395,11 @@ func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditIn
 		}
 		if la == nil || la.Entries == 0 {
 			c := cs[len(cs)-1]
-			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log; %s signed it at size %d at %s", c.signer, c.head.Size, c.at.Format(time.RFC3339Nano))
+			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log, of which %s signed a checkpoint of size %d (in %s's heads note of %s)", m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
 			continue
 		}
 		if c := cs[len(cs)-1]; la.Verified < c.head.Size {
-			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries, %s signed size %d at %s", la.Verified, c.signer, c.head.Size, c.at.Format(time.RFC3339Nano))
+			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; %s signed a checkpoint of size %d (in %s's heads note of %s)", la.Verified, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
 			continue
 		}
 		// One pass over the verified entries gives the root at every size claimed.
@@ -410,7 +410,7 @@ func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditIn
 				tree.AppendEntry(entries[tree.Size()])
 			}
 			if tree.Root() != c.head.Root {
-				a.fail(RuleHeadsRoot, m, nil, "%s signed root %s for log %s at size %d at %s; the log's signed tree has %s", c.signer, shortHash(c.head.Root), m, c.head.Size, c.at.Format(time.RFC3339Nano), shortHash(tree.Root()))
+				a.fail(RuleHeadsRoot, m, nil, "%s signed root %s at size %d (in %s's heads note of %s), but its tree in the bundle has root %s there: %s signed two histories", m, shortHash(c.head.Root), c.head.Size, c.signer, c.at.Format(time.RFC3339Nano), shortHash(tree.Root()), m)
 			}
 		}
 	}

@@ -90,7 +90,22 @@ func TestReadBundleRefuses(t *testing.T) {
 // TestHeadsNote: a heads note verifies with its signer's key only, in canonical form only.
 func TestHeadsNote(t *testing.T) {
 	g := fixture.Genesis(1, fixture.Members("alpha", "bravo")...)
-	heads := []consortium.LogHead{{Member: "alpha", Size: 3, Root: consortium.Hash{1}}, {Member: "bravo", Size: 1, Root: consortium.Hash{2}}}
+	head := func(m string, size int) consortium.LogHead {
+		l := fixture.NewLog(g.ID, fixture.Key(m))
+		for i := range size {
+			l.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		}
+		cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := consortium.HeadOf(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	heads := []consortium.LogHead{head("alpha", 3), head("bravo", 1)}
 	at := time.UnixMilli(fixture.At(1234))
 	msg, err := consortium.SignHeads(g.ID, fixture.Key("alpha"), at, heads)
 	if err != nil {
@@ -112,6 +127,7 @@ func TestHeadsNote(t *testing.T) {
 		want error
 	}{
 		{"text changed", bytes.Replace(msg, []byte("log alpha 3"), []byte("log alpha 4"), 1), consortium.ErrBadSignature},
+		{"a head its author never signed", mustSignHeads(t, g.ID, "alpha", at, []consortium.LogHead{{Member: "alpha", Size: 3, Root: heads[0].Root, Signature: heads[1].Signature}}), consortium.ErrBadSignature},
 		{"signer changed", bytes.Replace(msg, []byte("signer alpha"), []byte("signer bravo"), 1), consortium.ErrBadSignature},
 		{"leading zero", bytes.Replace(msg, []byte("log alpha 3"), []byte("log alpha 03"), 1), consortium.ErrMalformed},
 		{"unknown signer", bytes.Replace(msg, []byte("signer alpha"), []byte("signer zulu"), 1), consortium.ErrUnknownMember},
@@ -125,7 +141,9 @@ func TestHeadsNote(t *testing.T) {
 	for _, hs := range [][]consortium.LogHead{
 		{heads[1], heads[0]},
 		{heads[0], heads[0]},
-		{{Member: "alpha", Size: 0}},
+		{{Member: "alpha", Size: 0, Signature: heads[0].Signature}},
+		{{Member: "alpha", Size: 3, Root: heads[0].Root}},
+		{{Member: "alpha", Size: 3, Root: heads[0].Root, Signature: "a b"}},
 	} {
 		if _, err := consortium.SignHeads(g.ID, fixture.Key("alpha"), at, hs); !errors.Is(err, consortium.ErrMalformed) {
 			t.Errorf("SignHeads(%v): got %v, want ErrMalformed", hs, err)
@@ -188,4 +206,13 @@ func FuzzOpenHeads(f *testing.F) {
 			}
 		}
 	})
+}
+
+func mustSignHeads(t *testing.T, cid consortium.ID, signer string, at time.Time, heads []consortium.LogHead) []byte {
+	t.Helper()
+	b, err := consortium.SignHeads(cid, fixture.Key(signer), at, heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

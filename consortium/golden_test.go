@@ -141,7 +141,11 @@ func (w *goldenWorld) bundle(t *testing.T, cosigners func(author string) []strin
 		}
 		in.Checkpoints[m] = [][]byte{cp.Note}
 		if cp.Size > 0 {
-			heads = append(heads, consortium.LogHead{Member: m, Size: cp.Size, Root: cp.Root})
+			h, err := consortium.HeadOf(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			heads = append(heads, h)
 		}
 	}
 	for _, m := range s.Roster().Members {
@@ -509,6 +513,32 @@ func goldenCases() []goldenCase {
 				in.Checkpoints["bravo"] = [][]byte{cp.Note}
 				return in, "--require-cosignatures 4"
 			}, check: failsWith("rolled-back bravo")},
+		{name: "heads-fork", about: "a heads note carrying a checkpoint its author signed with another root than the bundle's tree at that size fails: the author signed two histories (section 4.5)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				in := w.bundle(t, nil)
+				other := fixture.NewLog(w.g.ID, fixture.Key("alpha"))
+				for _, e := range w.logs["alpha"].Entries[:len(w.logs["alpha"].Entries)-1] {
+					other.AppendRaw(e)
+				}
+				other.Append(fixture.Add(w.at(), fixture.PDQ(77)))
+				s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
+				h, err := consortium.OpenHeads(w.g.ID, s, in.Heads["bravo"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp, err := consortium.OpenCheckpoint(w.g.ID, s, other.Checkpoint())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.Heads[0], err = consortium.HeadOf(cp); err != nil {
+					t.Fatal(err)
+				}
+				if in.Heads["bravo"], err = consortium.SignHeads(w.g.ID, fixture.Key("bravo"), h.Time, h.Heads); err != nil {
+					t.Fatal(err)
+				}
+				return in, ""
+			}, check: failsWith("heads-root alpha")},
 		{name: "no-heads", about: "without heads notes nothing signed says which logs exist: --require-heads 1 (hashfed audit's default) fails (section 4.5)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				in := base(t).bundle(t, nil)

@@ -13,10 +13,11 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// A heads note is a member's signed statement of every log it holds: for each, the size and root
-// of its latest verified checkpoint (section 4.5 of PROTOCOL.md). Checkpoints say what a log
-// contains; heads notes say which logs exist and how far they had grown, so that an audit bundle
-// from which a log was removed, or rolled back to an older checkpoint, is caught.
+// A heads note is a member's signed statement of every log it holds: for each, the size, root and
+// author's signature of its latest verified checkpoint (section 4.5 of PROTOCOL.md). Checkpoints
+// say what a log contains; heads notes say which logs exist and how far they had grown, so that an
+// audit bundle from which a log was removed, or rolled back to an older checkpoint, is caught. Since
+// each head carries its author's signature, a member cannot make up a head another never signed.
 
 // MaxHeadsNoteSize bounds a heads note with its signatures.
 const MaxHeadsNoteSize = 1 << 20
@@ -24,11 +25,31 @@ const MaxHeadsNoteSize = 1 << 20
 // headsFirstLine is the first line of every heads note's text.
 const headsFirstLine = "hashfed heads v1"
 
-// LogHead is the size and root of one log as a heads note states it.
+// LogHead is one log's checkpoint as a heads note states it: size, root, and the author's
+// signature of that checkpoint (the base64 of its signature line, as in the checkpoint note).
 type LogHead struct {
-	Member string
-	Size   uint64
-	Root   Hash
+	Member    string
+	Size      uint64
+	Root      Hash
+	Signature string
+}
+
+// HeadOf returns the head of a verified checkpoint: its size, root and author's signature.
+func HeadOf(cp *Checkpoint) (LogHead, error) {
+	_, sigs, ok := bytes.Cut(cp.Note, []byte("\n\n"))
+	first, _, _ := bytes.Cut(sigs, []byte("\n"))
+	rest, ok2 := bytes.CutPrefix(first, []byte("— "))
+	name, b64, ok3 := strings.Cut(string(rest), " ")
+	if !ok || !ok2 || !ok3 || !strings.HasSuffix(name, "/"+cp.Member) {
+		return LogHead{}, fmt.Errorf("%w: checkpoint of %q does not start with its author's signature", ErrMalformed, cp.Member)
+	}
+	return LogHead{Member: cp.Member, Size: cp.Size, Root: cp.Root, Signature: b64}, nil
+}
+
+// checkpoint returns the checkpoint note the head stands for: the checkpoint text signed by its
+// author only.
+func (h LogHead) checkpoint(cid ID) []byte {
+	return []byte(CheckpointText(cid, h.Member, h.Size, h.Root) + "\n— " + Origin(cid, h.Member) + " " + h.Signature + "\n")
 }
 
 // HeadsNote is a verified heads note.
@@ -47,7 +68,7 @@ type HeadsNote struct {
 func HeadsKeyName(cid ID, member string) string { return Origin(cid, member) + "/heads" }
 
 // HeadsText returns the text of a heads note. heads must be sorted by member id without
-// duplicates, each size at least 1.
+// duplicates, each size at least 1, each with a signature of base64 characters.
 func HeadsText(cid ID, signer string, t time.Time, heads []LogHead) (string, error) {
 	if err := ValidateMemberID(signer); err != nil {
 		return "", fmt.Errorf("%w: heads note signer: %w", ErrMalformed, err)
@@ -67,7 +88,10 @@ func HeadsText(cid ID, signer string, t time.Time, heads []LogHead) (string, err
 		if h.Size == 0 {
 			return "", fmt.Errorf("%w: heads note: log %q of size 0 (empty logs are left out)", ErrMalformed, h.Member)
 		}
-		fmt.Fprintf(&b, "log %s %d %s\n", h.Member, h.Size, base64.StdEncoding.EncodeToString(h.Root[:]))
+		if h.Signature == "" || strings.ContainsFunc(h.Signature, func(r rune) bool { return !isBase64Char(r) }) {
+			return "", fmt.Errorf("%w: heads note: log %q: signature is not base64", ErrMalformed, h.Member)
+		}
+		fmt.Fprintf(&b, "log %s %d %s %s\n", h.Member, h.Size, base64.StdEncoding.EncodeToString(h.Root[:]), h.Signature)
 	}
 	return b.String(), nil
 }
@@ -94,9 +118,14 @@ func (h *headsVerifier) Verifier(name string, hash uint32) (note.Verifier, error
 	return h.v, nil
 }
 
+func isBase64Char(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '/' || r == '='
+}
+
 // OpenHeads verifies a heads note of consortium cid: its text is in the canonical form of
-// [HeadsText] and it carries a valid signature by its signer's key (a member ever on the roster,
-// known to keys). Signature lines by other keys are ignored.
+// [HeadsText]; it carries a valid signature by its signer's key (a member ever on the roster,
+// known to keys), signature lines by other keys being ignored; and every head's signature is a
+// valid checkpoint signature by that log's author (also known to keys).
 func OpenHeads(cid ID, keys Keyring, msg []byte) (*HeadsNote, error) {
 	if len(msg) > MaxHeadsNoteSize {
 		return nil, fmt.Errorf("%w: heads note is %d bytes, at most %d", ErrMalformed, len(msg), MaxHeadsNoteSize)
@@ -133,6 +162,11 @@ func OpenHeads(cid ID, keys Keyring, msg []byte) (*HeadsNote, error) {
 	if n.Text != string(text)+"\n" {
 		return nil, fmt.Errorf("%w: heads note of %q: text changed while verifying", ErrMalformed, h.Signer)
 	}
+	for _, hd := range h.Heads {
+		if _, err := OpenCheckpoint(cid, keys, hd.checkpoint(cid)); err != nil {
+			return nil, fmt.Errorf("heads note of %q: log %q at size %d: %w", h.Signer, hd.Member, hd.Size, err)
+		}
+	}
 	h.Note = msg
 	return h, nil
 }
@@ -159,8 +193,8 @@ func parseHeadsText(cid ID, text string) (*HeadsNote, error) {
 	h := &HeadsNote{Signer: signer, Time: time.UnixMilli(ms).UTC()}
 	for i, l := range lines[4:] {
 		f := strings.Split(l, " ")
-		if len(f) != 4 || f[0] != "log" {
-			return nil, fmt.Errorf("%w: heads note line %d is not \"log <member> <size> <root>\"", ErrMalformed, i+5)
+		if len(f) != 5 || f[0] != "log" {
+			return nil, fmt.Errorf("%w: heads note line %d is not \"log <member> <size> <root> <signature>\"", ErrMalformed, i+5)
 		}
 		size, err := strconv.ParseUint(f[2], 10, 64)
 		if err != nil {
@@ -170,7 +204,7 @@ func parseHeadsText(cid ID, text string) (*HeadsNote, error) {
 		if err != nil || len(root) != HashSize {
 			return nil, fmt.Errorf("%w: heads note line %d: root is not 32 bytes of base64", ErrMalformed, i+5)
 		}
-		h.Heads = append(h.Heads, LogHead{Member: f[1], Size: size, Root: Hash(root)})
+		h.Heads = append(h.Heads, LogHead{Member: f[1], Size: size, Root: Hash(root), Signature: f[4]})
 	}
 	canon, err := HeadsText(cid, h.Signer, h.Time, h.Heads)
 	if err != nil {

@@ -21,14 +21,19 @@ import (
 // per exchange).
 const headsNoteRefresh = time.Minute
 
-// signHeadsNote signs this node's heads note: the size and root of the latest verified checkpoint
-// of every non-empty log the node holds.
+// signHeadsNote signs this node's heads note: the size, root and author's signature of the latest
+// verified checkpoint of every non-empty log the node holds.
 func (n *Node) signHeadsNote() ([]byte, error) {
 	var heads []consortium.LogHead
 	for m, cp := range n.store.Heads() {
-		if cp != nil && cp.Size > 0 {
-			heads = append(heads, consortium.LogHead{Member: m, Size: cp.Size, Root: cp.Root})
+		if cp == nil || cp.Size == 0 {
+			continue
 		}
+		h, err := consortium.HeadOf(cp)
+		if err != nil {
+			return nil, fmt.Errorf("head of %s: %w", m, err)
+		}
+		heads = append(heads, h)
 	}
 	slices.SortFunc(heads, func(a, b consortium.LogHead) int { return strings.Compare(a.Member, b.Member) })
 	return consortium.SignHeads(n.g.ID, n.key, n.now(), heads)

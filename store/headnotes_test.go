@@ -16,8 +16,20 @@ func TestHeadsNotes(t *testing.T) {
 	g := fixture.Genesis(1, fixture.Members("alpha", "bravo")...)
 	path := filepath.Join(t.TempDir(), "store.db")
 	s := openStore(t, path, g, testOptions())
-	note := func(signer string, ms int64, size uint64) *consortium.HeadsNote {
-		raw, err := consortium.SignHeads(g.ID, fixture.Key(signer), time.UnixMilli(fixture.At(ms)), []consortium.LogHead{{Member: "alpha", Size: size}})
+	note := func(signer string, ms int64, size int) *consortium.HeadsNote {
+		l := fixture.NewLog(g.ID, fixture.Key("alpha"))
+		for i := range size {
+			l.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		}
+		cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := consortium.HeadOf(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := consortium.SignHeads(g.ID, fixture.Key(signer), time.UnixMilli(fixture.At(ms)), []consortium.LogHead{head})
 		if err != nil {
 			t.Fatal(err)
 		}
