@@ -460,6 +460,16 @@ func goldenCases() []goldenCase {
 					return []string{"oscar"}
 				}), "--require-cosignatures 1"
 			}, check: passes(nil)},
+		{name: "removed-member-cosignature", about: "a cosignature by a member removed from the roster still verifies but does not count toward --require-cosignatures (section 4.3)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				// Epoch 1 has four voters (effective quorum 3): alpha proposes to remove charlie,
+				// bravo and delta endorse.
+				i := w.logs["alpha"].Append(fixture.Remove(w.at(), 1, "charlie"))
+				w.logs["bravo"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				w.logs["delta"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				return w.bundle(t, nil), "--require-cosignatures 4"
+			}, check: failsWith("cosignatures alpha", "cosignatures bravo", "cosignatures delta", "cosignatures oscar")},
 		{name: "self-cosignature", about: "a member's cosignature of its own log is ignored and does not count (section 4.3)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
