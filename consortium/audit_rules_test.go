@@ -144,3 +144,27 @@ func TestAuditSelfCosignatureNotCounted(t *testing.T) {
 		t.Errorf("OpenCheckpoint kept bravo's cosignature of its own log: %+v", c.Cosigners)
 	}
 }
+
+// TestAuditSmallerForkedCheckpoint: a smaller checkpoint of another tree fails as root (its entries
+// do not give it) and as equivocation (the author signed both), as section 12.1 says.
+func TestAuditSmallerForkedCheckpoint(t *testing.T) {
+	in := auditWorld(t)
+	g, _ := consortium.ParseGenesis(in.Genesis)
+	other := fixture.NewLog(g.ID, fixture.Key("alpha"))
+	for _, e := range in.Logs["alpha"][:9] {
+		other.AppendRaw(e)
+	}
+	other.Append(fixture.Add(fixture.At(9000), fixture.PDQ(999)))
+	in.Checkpoints["alpha"] = append(in.Checkpoints["alpha"], other.Checkpoint())
+	r := consortium.Audit(in, consortium.AuditOptions{})
+	var got []string
+	for _, f := range r.Failures {
+		got = append(got, f.Rule+" "+f.Log)
+	}
+	if want := []string{"root alpha", "equivocation alpha"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("failures: got %q, want %q\n%s", got, want, r)
+	}
+	if r.Logs[0].Verified != 21 {
+		t.Errorf("alpha verified: got %d, want 21 (the larger checkpoint)", r.Logs[0].Verified)
+	}
+}
