@@ -23,9 +23,12 @@ const headsNoteRefresh = time.Minute
 
 // signHeadsNote signs this node's heads note: the size, root and author's signature of the latest
 // verified checkpoint of every non-empty log the node holds.
-func (n *Node) signHeadsNote() ([]byte, error) {
+func (n *Node) signHeadsNote() ([]byte, error) { return n.signHeadsNoteOf(n.store.Heads()) }
+
+// signHeadsNoteOf signs a heads note of the given checkpoints, by member.
+func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, error) {
 	var heads []consortium.LogHead
-	for m, cp := range n.store.Heads() {
+	for m, cp := range cps {
 		if cp == nil || cp.Size == 0 {
 			continue
 		}
@@ -91,14 +94,33 @@ func sameHeads(a, b []byte) bool {
 	return bytes.Equal(logs(a), logs(b))
 }
 
-// exportHeadsNotes sends, for an audit bundle, the latest heads note of every other member the node
-// holds and its own, freshly signed.
-func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error) error {
+// exportHeadsNotes sends, for an audit bundle of the logs up to exported (the checkpoints whose
+// logs the bundle holds), the node's own heads note of exactly those checkpoints and the latest note
+// of every other member the node holds, except one that names a log beyond what is exported: the
+// node lags behind that member, and the bundle would fail its audit as rolled back. A note naming
+// another root at a size the node holds is kept: the log's author signed two histories, which the
+// audit must report.
+func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[string]*consortium.Checkpoint) error {
 	held, err := n.store.HeadsNotes()
 	if err != nil {
 		return err
 	}
-	own, err := n.signHeadsNote()
+	for m, raw := range held {
+		var h *consortium.HeadsNote
+		n.store.View(func(s *consortium.State) { h, err = consortium.OpenHeads(n.g.ID, s, raw) })
+		if err != nil {
+			delete(held, m)
+			continue
+		}
+		for _, hd := range h.Heads {
+			if cp := exported[hd.Member]; cp == nil || cp.Size < hd.Size {
+				n.log.Info("heads note left out of the audit bundle: this node lags behind it", "signer", m, "log", hd.Member, "size", hd.Size)
+				delete(held, m)
+				break
+			}
+		}
+	}
+	own, err := n.signHeadsNoteOf(exported)
 	if err != nil {
 		return fmt.Errorf("sign heads note: %w", err)
 	}

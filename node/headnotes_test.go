@@ -75,3 +75,53 @@ func TestTakeHeadsNoteRefusesOthers(t *testing.T) {
 		t.Error("charlie's own note was not stored")
 	}
 }
+
+// TestExportLeavesOutNotesAhead: a heads note naming a log beyond what the node exports (the node
+// lags behind its signer) is left out of the bundle, which would otherwise fail its audit as rolled
+// back; a note the exported logs satisfy is kept, and the node's own names exactly what is exported.
+func TestExportLeavesOutNotesAhead(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	bl := fixture.NewLog(n.g.ID, fixture.Key("beta"))
+	bl.Append(fixture.Add(fixture.At(0), fixture.MD5(1)))
+	cp1, err := n.openCheckpoint(bl.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl.Append(fixture.Add(fixture.At(1), fixture.MD5(2)))
+	cp2, err := n.openCheckpoint(bl.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.store.AppendRange(cp1, 0, bl.Entries[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	put := func(signer string, cp *consortium.Checkpoint) {
+		h, err := consortium.HeadOf(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := consortium.SignHeads(n.g.ID, fixture.Key(signer), time.Now(), []consortium.LogHead{h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.takeHeadsNote(signer, raw)
+	}
+	put("beta", cp1) // satisfied by what alpha holds
+	put("obs", cp2)  // beta at size 2: alpha holds 1
+	if held, _ := n.store.HeadsNotes(); len(held) != 2 {
+		t.Fatalf("got %d notes held, want 2", len(held))
+	}
+	got := map[string]bool{}
+	err = n.exportLogs(t.Context(), func(ch *pb.LogChunk) error {
+		if len(ch.Heads) > 0 {
+			got[ch.Member] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got["alpha"] || !got["beta"] || got["obs"] {
+		t.Errorf("exported heads notes of %v, want alpha's and beta's", got)
+	}
+}

@@ -706,7 +706,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
-	if err := n.exportHeadsNotes(send); err != nil {
+	if err := n.exportHeadsNotes(send, heads); err != nil {
 		return err
 	}
 	evidence := n.store.Evidence()
