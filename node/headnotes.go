@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,10 +15,10 @@ import (
 // own when it exports a bundle and in every Heads exchange, where each side sends its own; it keeps
 // the latest note of each peer and exports them all.
 
-// headsNoteRefresh is how much newer than the stored one a peer's note with the same logs must be
-// to be stored again (each Heads exchange carries a fresh one; storing each would be a disk write
-// per exchange).
-const headsNoteRefresh = time.Minute
+// headsNoteRefresh is how much newer than the stored one a peer's note naming the same logs must be
+// to be stored (each Heads exchange carries a fresh one; storing each would be a disk write per
+// exchange). A note held a little stale only covers a little less.
+const headsNoteRefresh = 10 * time.Second
 
 // signHeadsNote signs this node's heads note: the size, root and author's signature of the latest
 // verified checkpoint of every non-empty log the node holds.
@@ -53,7 +52,8 @@ func (n *Node) ownHeadsNote() []byte {
 }
 
 // takeHeadsNote verifies a heads note that peer from sent in a Heads exchange, which must be
-// from's own, and stores it when it is newer than the one held. Nothing unverified is stored.
+// from's own, and stores it when it is newer than the one held by headsNoteRefresh. Nothing
+// unverified is stored.
 func (n *Node) takeHeadsNote(from string, raw []byte) {
 	if len(raw) == 0 {
 		return
@@ -68,30 +68,27 @@ func (n *Node) takeHeadsNote(from string, raw []byte) {
 		n.log.Warn("peer sent a heads note that does not verify; ignored", "peer", from, "err", err)
 		return
 	}
-	if held, err := n.store.HeadsNotes(); err == nil {
-		if old, ok := held[from]; ok && sameHeads(old, raw) {
-			var prev *consortium.HeadsNote
-			n.store.View(func(s *consortium.State) { prev, _ = consortium.OpenHeads(n.g.ID, s, old) })
-			if prev != nil && h.Time.Sub(prev.Time) < headsNoteRefresh {
-				return
-			}
-		}
+	minAge := headsNoteRefresh
+	if old, err := n.store.HeadsNote(from); err == nil && !slices.Equal(headsLogIDs(old), headsLogIDs(raw)) {
+		minAge = 0 // a log appeared (or went): keep the news at once
 	}
-	if _, err := n.store.PutHeadsNote(h); err != nil {
+	if _, err := n.store.PutHeadsNote(h, minAge); err != nil {
 		n.log.Warn("store heads note", "member", from, "err", err)
 	}
 }
 
-// sameHeads reports whether two heads notes state the same logs (their texts after the time line
-// are equal).
-func sameHeads(a, b []byte) bool {
-	logs := func(x []byte) []byte {
-		text, _, _ := bytes.Cut(x, []byte("\n\n"))
-		_, rest, _ := bytes.Cut(text, []byte("\ntime "))
-		_, rest, _ = bytes.Cut(rest, []byte("\n"))
-		return rest
+// headsLogIDs returns the member ids of the log lines of a heads note's text, in order.
+func headsLogIDs(note []byte) []string {
+	var ids []string
+	for line := range strings.SplitSeq(string(note), "\n") {
+		if line == "" {
+			break // the end of the text
+		}
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "log" {
+			ids = append(ids, f[1])
+		}
 	}
-	return bytes.Equal(logs(a), logs(b))
+	return ids
 }
 
 // exportHeadsNotes sends, for an audit bundle of the logs up to exported (the checkpoints whose

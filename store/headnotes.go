@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	bolt "go.etcd.io/bbolt"
@@ -14,9 +15,10 @@ import (
 var bucketHeadsNotes = []byte("headnotes")
 
 // PutHeadsNote keeps h, a heads note the caller has verified, as its signer's latest unless the
-// store holds one of that signer signed at the same time or later. It reports whether h was
+// store holds one of that signer signed at the same time or later, or less than minAge before h
+// (a caller receiving fresh notes often saves a disk write per note). It reports whether h was
 // stored. Heads notes are not part of the state: losing them loses nothing but evidence for audits.
-func (s *Store) PutHeadsNote(h *consortium.HeadsNote) (bool, error) {
+func (s *Store) PutHeadsNote(h *consortium.HeadsNote, minAge time.Duration) (bool, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	ms := h.Time.UnixMilli()
@@ -26,8 +28,10 @@ func (s *Store) PutHeadsNote(h *consortium.HeadsNote) (bool, error) {
 		if err != nil {
 			return err
 		}
-		if old := b.Get([]byte(h.Signer)); len(old) >= 8 && int64(binary.BigEndian.Uint64(old)) >= ms {
-			return nil
+		if old := b.Get([]byte(h.Signer)); len(old) >= 8 {
+			if prev := int64(binary.BigEndian.Uint64(old)); prev >= ms || ms-prev < minAge.Milliseconds() {
+				return nil
+			}
 		}
 		stored = true
 		return b.Put([]byte(h.Signer), append(binary.BigEndian.AppendUint64(nil, uint64(ms)), h.Note...))
@@ -61,6 +65,29 @@ func (s *Store) HeadsNotes() (map[string][]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store %s: read heads notes: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// HeadsNote returns the latest heads note of signer the store holds, or nil.
+func (s *Store) HeadsNote(signer string) ([]byte, error) {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketHeadsNotes); b != nil {
+			if v := b.Get([]byte(signer)); len(v) > 8 {
+				out = append([]byte(nil), v[8:]...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read heads note of %s: %w", s.path, signer, err)
 	}
 	return out, nil
 }

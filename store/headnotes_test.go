@@ -44,11 +44,18 @@ func TestHeadsNotes(t *testing.T) {
 	}
 	newer, older := note("bravo", 2000, 5), note("bravo", 1000, 9)
 	steps := []struct {
-		h    *consortium.HeadsNote
-		want bool
-	}{{newer, true}, {older, false}, {note("bravo", 2000, 7), false}, {note("alpha", 500, 1), true}}
+		h      *consortium.HeadsNote
+		minAge time.Duration
+		want   bool
+	}{
+		{newer, 0, true},
+		{older, 0, false},
+		{note("bravo", 2000, 7), 0, false},
+		{note("alpha", 500, 1), 0, true},
+		{note("alpha", 5000, 1), 10 * time.Second, false}, // only 4.5 s newer
+	}
 	for i, st := range steps {
-		got, err := s.PutHeadsNote(st.h)
+		got, err := s.PutHeadsNote(st.h, st.minAge)
 		if err != nil || got != st.want {
 			t.Errorf("put %d: got %v, %v, want %v", i, got, err, st.want)
 		}
