@@ -66,6 +66,12 @@ func TestHeadsNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if one, err := s.HeadsNote("bravo"); err != nil || !bytes.Equal(one, newer.Note) {
+		t.Errorf("HeadsNote(bravo): got %d bytes, %v, want the newest note", len(one), err)
+	}
+	if none, err := s.HeadsNote("charlie"); err != nil || none != nil {
+		t.Errorf("HeadsNote(charlie): got %d bytes, %v, want nothing", len(none), err)
+	}
 	if len(got) != 2 || !bytes.Equal(got["bravo"], newer.Note) {
 		t.Errorf("after reopen: got %d notes, bravo's equal to the newest: %v", len(got), bytes.Equal(got["bravo"], newer.Note))
 	}
