@@ -360,7 +360,11 @@ func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditIn
 	for _, signer := range sortedKeys(in.Heads) {
 		h, err := OpenHeads(g.ID, keys, in.Heads[signer])
 		if err != nil {
-			a.fail(RuleHeads, "", nil, "heads note of %s: %v", signer, err)
+			hint := ""
+			if errors.Is(err, ErrUnknownMember) {
+				hint = " (a log with the roster change that admitted it may be missing from the bundle)"
+			}
+			a.fail(RuleHeads, "", nil, "heads note of %s: %v%s", signer, err, hint)
 			continue
 		}
 		if h.Signer != signer {

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,5 +168,38 @@ func TestAuditSmallerForkedCheckpoint(t *testing.T) {
 	}
 	if r.Logs[0].Verified != 21 {
 		t.Errorf("alpha verified: got %d, want 21 (the larger checkpoint)", r.Logs[0].Verified)
+	}
+}
+
+// TestAuditOmitEachLog: removing any one log from the golden bundle fails its audit; the log is
+// named as omitted, or (for alpha's proposal and charlie's endorsement that admitted delta, whose
+// key is then unknown) the heads notes naming delta's log are refused with a hint.
+func TestAuditOmitEachLog(t *testing.T) {
+	for _, m := range []string{"alpha", "bravo", "charlie", "delta", "oscar"} {
+		t.Run(m, func(t *testing.T) {
+			in, err := consortium.ReadBundle(os.DirFS(vectorsDir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(in.Logs, m)
+			delete(in.Leaves, m)
+			delete(in.Checkpoints, m)
+			r := consortium.Audit(in, consortium.AuditOptions{RequireHeads: 1})
+			want := "omitted " + m
+			admitter := m == "alpha" || m == "charlie"
+			if admitter {
+				want = "heads "
+			}
+			var got []string
+			for _, f := range r.Failures {
+				got = append(got, f.Rule+" "+f.Log)
+			}
+			if r.OK || !slices.Contains(got, want) {
+				t.Errorf("failures: got %q, want one %q\n%s", got, want, r)
+			}
+			if admitter && !strings.Contains(r.FailureText(), "may be missing from the bundle") {
+				t.Errorf("no hint that a log is missing:\n%s", r.FailureText())
+			}
+		})
 	}
 }
