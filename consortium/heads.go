@@ -19,8 +19,12 @@ import (
 // audit bundle from which a log was removed, or rolled back to an older checkpoint, is caught. Since
 // each head carries its author's signature, a member cannot make up a head another never signed.
 
-// MaxHeadsNoteSize bounds a heads note with its signatures.
-const MaxHeadsNoteSize = 1 << 20
+// MaxHeadsNoteSize bounds a heads note with its signatures, and MaxHeadsLogs the logs it names (as
+// many as a peer's head vector may).
+const (
+	MaxHeadsNoteSize = 1 << 20
+	MaxHeadsLogs     = 4 * MaxMembers
+)
 
 // headsFirstLine is the first line of every heads note's text.
 const headsFirstLine = "hashfed heads v1"
@@ -191,6 +195,9 @@ func parseHeadsText(cid ID, text string) (*HeadsNote, error) {
 		return nil, fmt.Errorf("%w: heads note line 4 is not \"time <unix ms>\"", ErrMalformed)
 	}
 	h := &HeadsNote{Signer: signer, Time: time.UnixMilli(ms).UTC()}
+	if n := len(lines) - 4; n > MaxHeadsLogs {
+		return nil, fmt.Errorf("%w: heads note names %d logs, at most %d", ErrMalformed, n, MaxHeadsLogs)
+	}
 	for i, l := range lines[4:] {
 		f := strings.Split(l, " ")
 		if len(f) != 5 || f[0] != "log" {
