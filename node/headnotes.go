@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,6 +64,11 @@ func (n *Node) takeHeadsNote(from string, raw []byte) {
 	n.store.View(func(s *consortium.State) { h, err = consortium.OpenHeads(n.g.ID, s, raw) })
 	if err == nil && h.Signer != from {
 		err = fmt.Errorf("%w: heads note of %s sent by %s", consortium.ErrNotPermitted, h.Signer, from)
+	}
+	if errors.Is(err, consortium.ErrUnknownMember) {
+		// It names a log of a member this node has not learnt of yet (an admission on its way).
+		n.log.Debug("heads note names an unknown member; ignored for now", "peer", from, "err", err)
+		return
 	}
 	if err != nil {
 		n.log.Warn("peer sent a heads note that does not verify; ignored", "peer", from, "err", err)
