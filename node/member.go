@@ -706,6 +706,9 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
+	if err := n.exportHeadsNotes(send, heads); err != nil {
+		return err
+	}
 	evidence := n.store.Evidence()
 	ids := make([]string, 0, len(evidence))
 	for m := range evidence {

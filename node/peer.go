@@ -155,7 +155,8 @@ func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.Heads
 	if n.peerSizes(from, req.Heads) {
 		n.nudge(from)
 	}
-	resp := &pb.HeadsResponse{}
+	n.takeHeadsNote(from, req.HeadsNote)
+	resp := &pb.HeadsResponse{HeadsNote: n.ownHeadsNote()}
 	heads := n.store.Heads()
 	for m, size := range n.store.Sizes() {
 		h := &pb.Head{Member: m, Size: size}

@@ -414,7 +414,7 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	req := &pb.HeadsRequest{PeerAddr: n.peerAdv}
+	req := &pb.HeadsRequest{PeerAddr: n.peerAdv, HeadsNote: n.ownHeadsNote()}
 	for m, s := range n.store.Sizes() {
 		req.Heads = append(req.Heads, &pb.Head{Member: m, Size: s})
 	}
@@ -429,6 +429,7 @@ func (n *Node) exchangeHeads(peer string) error {
 		return n.badPeer(peer, "*", "head vector or evidence list too long")
 	}
 	n.peerSizes(peer, resp.Heads)
+	n.takeHeadsNote(peer, resp.HeadsNote)
 	for _, h := range resp.Heads {
 		if len(h.Checkpoint) == 0 {
 			continue

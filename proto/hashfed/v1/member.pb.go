@@ -1545,16 +1545,19 @@ func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
-// in order, in one or more chunks, the last of which carries the log's checkpoint; evidence comes
-// last.
+// in order, in one or more chunks, the last of which carries the log's checkpoint; then heads notes
+// (member names the signer); evidence comes last.
 type LogChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Genesis       []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
-	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
-	Start         uint64                 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
-	Entries       [][]byte               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
-	Checkpoint    []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
-	Evidence      []byte                 `protobuf:"bytes,6,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Genesis    []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
+	Member     string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	Start      uint64                 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	Entries    [][]byte               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
+	Checkpoint []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Evidence   []byte                 `protobuf:"bytes,6,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// heads is a signed heads note (PROTOCOL.md section 4.5) of member: the responding node's own,
+	// signed at export.
+	Heads         []byte `protobuf:"bytes,7,opt,name=heads,proto3" json:"heads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1627,6 +1630,13 @@ func (x *LogChunk) GetCheckpoint() []byte {
 func (x *LogChunk) GetEvidence() []byte {
 	if x != nil {
 		return x.Evidence
+	}
+	return nil
+}
+
+func (x *LogChunk) GetHeads() []byte {
+	if x != nil {
+		return x.Heads
 	}
 	return nil
 }
@@ -1761,7 +1771,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\fExportRecord\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12/\n" +
 	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\"\x13\n" +
-	"\x11ExportLogsRequest\"\xa8\x01\n" +
+	"\x11ExportLogsRequest\"\xbe\x01\n" +
 	"\bLogChunk\x12\x18\n" +
 	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x14\n" +
@@ -1770,7 +1780,8 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
 	"checkpoint\x12\x1a\n" +
-	"\bevidence\x18\x06 \x01(\fR\bevidence2\x98\x04\n" +
+	"\bevidence\x18\x06 \x01(\fR\bevidence\x12\x14\n" +
+	"\x05heads\x18\a \x01(\fR\x05heads2\x98\x04\n" +
 	"\rMemberService\x12?\n" +
 	"\x06Submit\x12\x19.hashfed.v1.SubmitRequest\x1a\x1a.hashfed.v1.SubmitResponse\x12<\n" +
 	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12F\n" +
