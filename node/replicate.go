@@ -189,6 +189,9 @@ func (n *Node) fetchFrom(peer, member string, start uint64) error {
 				return n.badPeer(peer, member, fmt.Sprintf("asked for %s's log, got a checkpoint of %s", member, cp.Member))
 			}
 			obs, ev, err := n.store.ObserveCheckpoint(cp)
+			if member == n.id {
+				n.sawOwnCheckpoint(cp, err)
+			}
 			switch {
 			case err != nil:
 				return err
@@ -293,6 +296,9 @@ func (n *Node) checkFork(peer string, cp *consortium.Checkpoint) bool {
 // whether the checkpoint was news (a larger size than the node held).
 func (n *Node) handleCheckpoint(cp *consortium.Checkpoint, hint string) bool {
 	obs, ev, err := n.store.ObserveCheckpoint(cp)
+	if cp.Member == n.id {
+		n.sawOwnCheckpoint(cp, err)
+	}
 	if err != nil {
 		n.log.Warn("checkpoint", "log", cp.Member, "size", cp.Size, "err", err)
 		return false
