@@ -119,7 +119,7 @@ func DefaultConfig() Config {
 		MaxInflight:         512,
 		MaxPeerStreams:      32,
 		RequestTimeout:      30 * time.Second,
-		RestoreGrace:        10 * time.Second,
+		RestoreGrace:        3 * time.Second,
 		Store:               store.DefaultOptions(),
 	}
 }
