@@ -95,6 +95,7 @@ func New(cfg Config) (*Node, error) {
 		fetchSem:       make(chan struct{}, cfg.FetchParallel),
 		ownGrew:        make(chan struct{}, 1),
 		gossipIn:       make(chan []byte, 4096),
+		own:            ownLog{restored: make(chan struct{}), heard: map[string]bool{}},
 	}
 	n.metrics = newMetrics(n)
 	so := cfg.Store
@@ -364,7 +365,7 @@ func (n *Node) sweeper() {
 
 // Submit appends entries to the node's own log (see [store.Store.Submit]) and wakes the checkpoint
 // signer, so the new entries reach the peers. The whole submission is refused while the node
-// restores its own log from its peers ([ErrRestoring], after waiting a few seconds for it), when
+// restores its own log from its peers ([ErrRestoring], after waiting up to 10 s for it), when
 // the member equivocated (an error wrapping [store.ErrForked]), or when it is not on the current
 // roster ([consortium.ErrUnknownMember]): entries accepted then would reach no one.
 func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appended, error) {

@@ -66,8 +66,6 @@ func (n *Node) mustAskPeers() bool {
 // startOwnRestore starts restoring the node's own log from its peers (at Start), unless there is
 // no one to ask.
 func (n *Node) startOwnRestore() {
-	n.own.restored = make(chan struct{})
-	n.own.heard = map[string]bool{}
 	if !n.mustAskPeers() {
 		n.finishOwnRestore("no peers configured or known from the store")
 		return
@@ -103,6 +101,7 @@ func (n *Node) finishOwnRestore(why string) {
 // restore is complete: at least one peer answered, the node holds its own log up to the longest
 // checkpoint of it heard, and every live peer answered (or RestoreGrace passed since the first did).
 func (n *Node) ownRestoreStep() bool {
+	var wg sync.WaitGroup
 	for _, p := range n.alivePeers() {
 		n.own.mu.Lock()
 		asked := n.own.heard[p]
@@ -110,17 +109,20 @@ func (n *Node) ownRestoreStep() bool {
 		if asked || n.ctx.Err() != nil {
 			continue
 		}
-		if err := n.exchangeHeads(p); err != nil {
-			n.log.Debug("own log: head exchange", "peer", p, "err", err)
-			continue
-		}
-		n.own.mu.Lock()
-		n.own.heard[p] = true
-		if n.own.first.IsZero() {
-			n.own.first = time.Now()
-		}
-		n.own.mu.Unlock()
+		wg.Go(func() {
+			if err := n.exchangeHeads(p); err != nil {
+				n.log.Debug("own log: head exchange", "peer", p, "err", err)
+				return
+			}
+			n.own.mu.Lock()
+			n.own.heard[p] = true
+			if n.own.first.IsZero() {
+				n.own.first = time.Now()
+			}
+			n.own.mu.Unlock()
+		})
 	}
+	wg.Wait()
 	if n.frozen(n.id) {
 		return true // nothing to restore; submissions are refused for the evidence
 	}
@@ -174,21 +176,19 @@ func (n *Node) ownLogBlocked() error {
 }
 
 // ownRestoreWait bounds how long a submission waits for the own log's restore before it is refused.
-const ownRestoreWait = 5 * time.Second
+const ownRestoreWait = 10 * time.Second
 
 // checkOwnLog returns why a submission to the node's own log is refused now, or nil: the own log is
 // still being restored (after waiting a little for it), its member equivocated, or the member is
 // not on the current roster.
 func (n *Node) checkOwnLog(ctx context.Context) error {
-	if n.own.restored != nil {
-		t := time.NewTimer(ownRestoreWait)
-		select {
-		case <-n.own.restored:
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+	t := time.NewTimer(ownRestoreWait)
+	select {
+	case <-n.own.restored:
+	case <-ctx.Done():
+	case <-t.C:
 	}
+	t.Stop()
 	if ev := n.store.Evidence()[n.id]; ev != nil {
 		return fmt.Errorf("%w: this member's log is frozen: its key signed two histories (%s) and no peer accepts more of it; stop the node and investigate (is another node running with this key, or was an old copy of the store restored?)", store.ErrForked, ev.String())
 	}

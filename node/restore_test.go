@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,7 +69,9 @@ func TestRestoreFromBackup(t *testing.T) {
 	if got := a.store.Size("alpha"); got != 5 {
 		t.Fatalf("restored copy holds %d entries of alpha, want 5", got)
 	}
-	out, err := a.Submit(t.Context(), []*pb.Entry{fixture.Add(0, fixture.PDQ(100))})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	out, err := a.Submit(ctx, []*pb.Entry{fixture.Add(0, fixture.PDQ(100))})
+	cancel()
 	if err == nil {
 		t.Fatalf("cut off with a restored store, alpha took a submission (entry %d): it would fork its log", out[0].Index)
 	}
