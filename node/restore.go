@@ -192,9 +192,6 @@ func (n *Node) checkOwnLog(ctx context.Context) error {
 	if ev := n.store.Evidence()[n.id]; ev != nil {
 		return fmt.Errorf("%w: this member's log is frozen: its key signed two histories (%s) and no peer accepts more of it; stop the node and investigate (is another node running with this key, or was an old copy of the store restored?)", store.ErrForked, ev.String())
 	}
-	if err := n.ownLogBlocked(); err != nil {
-		return err
-	}
 	var epoch uint64
 	var on bool
 	n.store.View(func(s *consortium.State) {
@@ -205,7 +202,7 @@ func (n *Node) checkOwnLog(ctx context.Context) error {
 	if !on {
 		return fmt.Errorf("%w: %q is not on the roster of epoch %d as far as this node's logs go (removed, or its admission not fetched yet); its entries would be ignored", consortium.ErrUnknownMember, n.id, epoch)
 	}
-	return nil
+	return n.ownLogBlocked()
 }
 
 // openStore opens the node's store. With Config.Recover, a damaged store file is moved aside (to

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
@@ -192,5 +193,52 @@ func TestFrozenMemberRefusesSubmissions(t *testing.T) {
 	}
 	if got := a.store.Size("alpha"); got != 2 {
 		t.Errorf("alpha's log has %d entries, want 2", got)
+	}
+}
+
+// TestRemovedMemberRefusesSubmissions: a node whose logs show its member removed from the roster
+// refuses submissions as a whole, saying why, instead of taking entries no state counts.
+func TestRemovedMemberRefusesSubmissions(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie")
+	a, b := c.start("alpha"), c.start("bravo")
+	c.start("charlie")
+	out := submitOK(t, a, fixture.Remove(0, 0, "charlie"))
+	waitFor(t, 10*time.Second, "alpha's proposal at bravo", func() bool { return b.store.Size("alpha") == 1 })
+	submitOK(t, b, fixture.Endorse(0, 0, out[0].Entry))
+	waitFor(t, 10*time.Second, "bravo's endorsement at alpha", func() bool {
+		h, ok := a.store.Head("bravo")
+		return ok && h.Size == 1
+	})
+	c.stop("charlie")
+	// Whether charlie fetched the vote before its peers stopped taking its key is a race: hand it
+	// the logs directly, as a restored copy of its store might hold them.
+	st, err := store.Open(c.dbPath("charlie"), c.g, store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"alpha", "bravo"} {
+		h, _ := a.store.Head(m)
+		es, err := a.store.Entries(m, 0, h.Size, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have := st.Size(m); have < h.Size {
+			if err := st.AppendRange(h, have, es[have:], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st.Close()
+	ch := c.start("charlie")
+	var on bool
+	ch.store.View(func(s *consortium.State) { _, on = s.Roster().Member("charlie") })
+	if on {
+		t.Fatal("charlie's logs do not show its removal")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = ch.Submit(ctx, []*pb.Entry{fixture.Add(0, fixture.PDQ(7))})
+	if !errors.Is(err, consortium.ErrUnknownMember) || !strings.Contains(err.Error(), "not on the roster of epoch 1") {
+		t.Fatalf("got %v, want ErrUnknownMember naming epoch 1", err)
 	}
 }
