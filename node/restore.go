@@ -217,6 +217,13 @@ func openStore(cfg Config, opts store.Options) (*store.Store, error) {
 		return nil, fmt.Errorf("%w\nrestore %s from a backup, or start the node with --recover to move it aside and restore this member's logs from its peers", err, path)
 	}
 	aside := fmt.Sprintf("%s.damaged-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	for i := 2; ; i++ {
+		// Never replace a file moved aside earlier.
+		if _, serr := os.Lstat(aside); errors.Is(serr, os.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.damaged-%s-%d", path, time.Now().UTC().Format("20060102T150405Z"), i)
+	}
 	if rerr := os.Rename(path, aside); rerr != nil {
 		return nil, fmt.Errorf("%w\nrecover: cannot move it aside: %v", err, rerr)
 	}
