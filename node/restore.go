@@ -168,7 +168,7 @@ func (n *Node) ownLogBlocked() error {
 	case conflict != "":
 		return fmt.Errorf("%w: %s; this store is not a copy of this member's log: stop the node and start it with --recover", ErrOwnLogConflict, conflict)
 	case !done && heard == 0:
-		return fmt.Errorf("%w: no peer has answered yet (have %d entries); the node signs nothing until one does: check that peers are running and reachable", ErrRestoring, have)
+		return fmt.Errorf("%w: no peer has answered yet (have %d entries); the node signs nothing until one does: check that peers are running and reachable, and that this node joins one (--join, gossip.join)", ErrRestoring, have)
 	case !done || have < seen:
 		return fmt.Errorf("%w: have %d entries, peers have seen %d; retry once the node has fetched them", ErrRestoring, have, seen)
 	}
