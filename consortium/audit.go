@@ -167,6 +167,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 			fail("log %q: checkpoint of size %d has %d cosignatures, %d required", m, cp.Size, len(cp.Cosigners), k)
 		}
 	}
+	var evidence []*Evidence
 	for i, raw := range in.Evidence {
 		ev, err := ParseEvidence(g.ID, keys, raw)
 		if err != nil {
@@ -174,10 +175,14 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 			continue
 		}
 		r.Equivocations = append(r.Equivocations, ev.String())
-		fail("equivocation: %s", ev.String())
+		evidence = append(evidence, ev)
 	}
+	// Equivocation cutoffs (auditfork.go): the replay applies a forking member's log up to them.
+	cutoffs, failures, warnings := auditCutoffs(evidence)
+	r.Failures = append(r.Failures, failures...)
+	r.Warnings = append(r.Warnings, warnings...)
 	// The state, at the chosen time.
-	ro := ReplayOptions{Until: opt.Until}
+	ro := ReplayOptions{Until: opt.Until, Sizes: cutoffs}
 	st, err := Replay(g, verified, ro)
 	if err != nil {
 		fail("replay: %v", err)

@@ -28,7 +28,8 @@ type entryView struct {
 	expires  int64
 	stance   pb.Stance
 	epoch    uint64
-	proposal Hash // endorse
+	proposal Hash   // endorse
+	author   []byte // propose: the author id it names
 }
 
 // fieldReader walks the fields of one message in canonical order.
@@ -481,12 +482,24 @@ func decodePropose(b []byte, v *entryView) error {
 			if err := validateText("proposal text", str(t), MaxTextSize, true); err != nil {
 				return err
 			}
+		case 4:
+			a, err := r.nonempty(num, typ)
+			if err != nil {
+				return err
+			}
+			if err := ValidateMemberID(str(a)); err != nil {
+				return fmt.Errorf("%w: proposal author: %w", ErrInvalidEntry, err)
+			}
+			v.author = a
 		default:
 			return r.unknown(num)
 		}
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: proposal has 0 changes, want 1 to %d", ErrInvalidEntry, MaxRosterChanges)
+	}
+	if v.author == nil {
+		return fmt.Errorf("%w: proposal names no author (the id of the member whose log it is written in)", ErrInvalidEntry)
 	}
 	return nil
 }

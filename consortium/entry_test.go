@@ -53,10 +53,13 @@ func TestEntryValidation(t *testing.T) {
 		{"revoke by index 0", fixture.RevokeIndex(now, 0), nil, ""},
 		{"opinion without stance", &pb.Entry{TimeUnixMs: now, Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: sig.Proto()}}}, consortium.ErrInvalidEntry, "stance 0"},
 		{"opinion with unknown stance", &pb.Entry{TimeUnixMs: now, Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: sig.Proto(), Stance: 99}}}, consortium.ErrInvalidEntry, "stance 99"},
-		{"empty proposal", fixture.Propose(now, 0), consortium.ErrInvalidEntry, "0 changes"},
-		{"admit with short key", fixture.Propose(now, 0, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: "delta", PublicKey: []byte{1}, Role: pb.Role_ROLE_MEMBER}}}), consortium.ErrInvalidKey, "1 bytes"},
-		{"remove bad id", fixture.Propose(now, 0, &pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: "BAD"}}), consortium.ErrInvalidMemberID, "BAD"},
-		{"quorum zero", fixture.Propose(now, 0, &pb.RosterChange{Change: &pb.RosterChange_SetQuorum{SetQuorum: 0}}), consortium.ErrMalformed, "quorum 0"},
+		{"empty proposal", fixture.Propose(now, "alpha", 0), consortium.ErrInvalidEntry, "0 changes"},
+		{"admit with short key", fixture.Propose(now, "alpha", 0, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: "delta", PublicKey: []byte{1}, Role: pb.Role_ROLE_MEMBER}}}), consortium.ErrInvalidKey, "1 bytes"},
+		{"remove bad id", fixture.Propose(now, "alpha", 0, &pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: "BAD"}}), consortium.ErrInvalidMemberID, "BAD"},
+		{"quorum zero", fixture.Propose(now, "alpha", 0, &pb.RosterChange{Change: &pb.RosterChange_SetQuorum{SetQuorum: 0}}), consortium.ErrMalformed, "quorum 0"},
+		{"proposal without author", fixture.Remove(now, "", 0, "bravo"), consortium.ErrInvalidEntry, "names no author"},
+		{"proposal with a bad author id", fixture.Remove(now, "Alpha", 0, "bravo"), consortium.ErrInvalidMemberID, "Alpha"},
+		{"proposal with an author", fixture.Remove(now, "alpha", 0, "bravo"), nil, ""},
 		{"endorse short hash", &pb.Entry{TimeUnixMs: now, Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Proposal: []byte{1, 2}}}}, consortium.ErrInvalidEntry, "2 bytes"},
 	}
 	for _, tc := range tests {

@@ -116,6 +116,7 @@ func FuzzParseEvidence(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(readVector(f, "equivocation.bin"))
+	f.Add(resolvedSeed(f, g))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev, err := consortium.ParseEvidence(g.ID, g, raw)
 		if err != nil {
@@ -124,7 +125,33 @@ func FuzzParseEvidence(f *testing.F) {
 		if ev.A.Size == ev.B.Size && ev.A.Root == ev.B.Root {
 			t.Fatal("evidence of two equal checkpoints verified")
 		}
+		if n, ok := ev.AgreedSize(); ok && n >= ev.A.Size {
+			t.Fatalf("agreed size %d verified, not below the smaller checkpoint's size %d", n, ev.A.Size)
+		}
 	})
+}
+
+// resolvedSeed is resolved evidence that alpha (the vectors' key) forked after 3 entries.
+func resolvedSeed(f *testing.F, g *consortium.Genesis) []byte {
+	p := &forkPair{g: g}
+	la, lb := fixture.NewLog(g.ID, fixture.Key("alpha")), fixture.NewLog(g.ID, fixture.Key("alpha"))
+	for i := 0; i < 6; i++ {
+		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		lb.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i+10*min(1, i/3))))
+	}
+	p.ea, p.eb = la.Entries, lb.Entries
+	var err error
+	if p.a, err = consortium.OpenCheckpoint(g.ID, g, la.Checkpoint()); err != nil {
+		f.Fatal(err)
+	}
+	if p.b, err = consortium.OpenCheckpoint(g.ID, g, lb.Checkpoint()); err != nil {
+		f.Fatal(err)
+	}
+	ev, err := p.evidence(f).Resolve(p.agreement(f, 3))
+	if err != nil {
+		f.Fatalf("seed: %v", err)
+	}
+	return ev.Marshal()
 }
 
 // FuzzCanonicalURL: canonicalization never panics and is idempotent.

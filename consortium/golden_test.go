@@ -71,7 +71,7 @@ func goldenConsortium(t *testing.T) map[string][]byte {
 	logs["alpha"].Append(fixture.RevokeIndex(at(), 2))
 	logs["bravo"].Append(fixture.RevokeSignal(at(), url))
 	// Admission of delta: alpha proposes, charlie endorses; 2 of 3 voters.
-	i := logs["alpha"].Append(fixture.Admit(at(), 0, "delta"))
+	i := logs["alpha"].Append(fixture.Admit(at(), "alpha", 0, "delta"))
 	logs["charlie"].Append(fixture.Endorse(at(), 0, logs["alpha"].Entries[i]))
 	logs["delta"].Append(fixture.Add(at(), pdq2, "behaviour:threat-incitement", "lang:ar"))
 
@@ -130,6 +130,16 @@ func goldenConsortium(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	files["equivocation.bin"] = ev.Marshal()
+	// The same equivocation, resolved: the two trees agree on all but the last entry.
+	agreement, err := consortium.AgreementOf(a, b, storedHashes(t, logs["alpha"].Entries), storedHashes(t, other.Entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := ev.Resolve(agreement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["equivocation-resolved.bin"] = resolved.Marshal()
 	return files
 }
 
@@ -216,6 +226,12 @@ func TestVerifyGoldenVectorsFromFiles(t *testing.T) {
 	}
 	if _, err := consortium.ParseEvidence(g.ID, s, read("equivocation.bin")); err != nil {
 		t.Errorf("equivocation evidence: %v", err)
+	}
+	ev, err := consortium.ParseEvidence(g.ID, s, read("equivocation-resolved.bin"))
+	if err != nil {
+		t.Errorf("resolved equivocation evidence: %v", err)
+	} else if n, ok := ev.AgreedSize(); !ok || n != ev.A.Size-1 {
+		t.Errorf("resolved equivocation evidence: agreed size %d (resolved %v), want %d", n, ok, ev.A.Size-1)
 	}
 }
 

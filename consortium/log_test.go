@@ -25,7 +25,7 @@ func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-func storedHashes(t *testing.T, entries [][]byte) memHashes {
+func storedHashes(t testing.TB, entries [][]byte) memHashes {
 	t.Helper()
 	var m memHashes
 	for i, e := range entries {

@@ -1,9 +1,11 @@
 package consortium_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,11 +55,11 @@ func randomLogs(r *rand.Rand, n int) (*consortium.Genesis, consortium.Logs) {
 			epoch := uint64(r.IntN(3))
 			switch r.IntN(3) {
 			case 0:
-				e = fixture.Admit(t, epoch, []string{"delta", "echo"}[r.IntN(2)])
+				e = fixture.Admit(t, who, epoch, []string{"delta", "echo"}[r.IntN(2)])
 			case 1:
-				e = fixture.Remove(t, epoch, authors[r.IntN(len(authors))])
+				e = fixture.Remove(t, who, epoch, authors[r.IntN(len(authors))])
 			default:
-				e = fixture.Propose(t, epoch, &pb.RosterChange{Change: &pb.RosterChange_SetRole{SetRole: &pb.SetRole{Member: "oscar", Role: pb.Role_ROLE_MEMBER}}})
+				e = fixture.Propose(t, who, epoch, &pb.RosterChange{Change: &pb.RosterChange_SetRole{SetRole: &pb.SetRole{Member: "oscar", Role: pb.Role_ROLE_MEMBER}}})
 			}
 		default:
 			if len(proposals) == 0 {
@@ -215,4 +217,165 @@ func TestPointInTime(t *testing.T) {
 	if at(9999).Digest() != w.state().Digest() {
 		t.Error("state at the end differs from the current state")
 	}
+}
+
+// adversarialRosterLogs writes n entries across the logs of a small consortium aimed at the roster
+// rules, the way hostile or careless members would: proposals for random epochs (some naming another
+// author), copies of proposals and endorsements written into other logs, duplicate entries in one
+// log, endorsements that name a proposal of another epoch, endorsements written before the proposal
+// they name (a proposal dated later and appended when its time comes), and observers and outsiders
+// voting. Adds and opinions make listing visibility depend on the roster.
+func adversarialRosterLogs(r *rand.Rand, n int) (*consortium.Genesis, consortium.Logs) {
+	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "charlie"}, fixture.Founder{ID: "oscar", Observer: true})
+	authors := []string{"alpha", "bravo", "charlie", "oscar", "delta", "echo"}
+	pick := func() string { return authors[r.IntN(len(authors))] }
+	logs := consortium.Logs{}
+	type dated struct {
+		author string
+		time   int64
+		raw    []byte
+	}
+	var proposals [][]byte // every proposal written or still to be written
+	var later []dated      // proposals dated in the future, appended to their author's log in time
+	clock := int64(0)
+	appendTo := func(who string, raw []byte) { logs[who] = append(logs[who], raw) }
+	for range n {
+		clock += int64(1 + r.IntN(2000))
+		t := fixture.At(clock)
+		for len(later) > 0 && later[0].time <= t {
+			appendTo(later[0].author, later[0].raw)
+			later = later[1:]
+		}
+		who := pick()
+		switch k := r.IntN(100); {
+		case k < 20:
+			appendTo(who, fixture.Marshal(fixture.Add(t, fixture.PDQ(r.IntN(6)))))
+		case k < 27:
+			appendTo(who, fixture.Marshal(fixture.Opinion(t, fixture.PDQ(r.IntN(6)), pb.Stance(1+r.IntN(4)))))
+		case k < 45:
+			author := who
+			if r.IntN(8) == 0 {
+				author = pick() // names another member as author: a forgery, rejected unless equal
+			}
+			epoch := uint64(r.IntN(3))
+			var e *pb.Entry
+			switch r.IntN(4) {
+			case 0, 1:
+				e = fixture.Admit(t, author, epoch, []string{"delta", "echo"}[r.IntN(2)])
+			case 2:
+				e = fixture.Remove(t, author, epoch, authors[r.IntN(len(authors))])
+			default:
+				e = fixture.Propose(t, author, epoch, &pb.RosterChange{Change: &pb.RosterChange_SetRole{SetRole: &pb.SetRole{Member: "oscar", Role: pb.Role_ROLE_MEMBER}}})
+			}
+			if r.IntN(5) == 0 {
+				// Dated later: endorsements may name it before it is in its author's log.
+				e.TimeUnixMs = t + int64(1+r.IntN(8000))
+				raw := fixture.Marshal(e)
+				proposals = append(proposals, raw)
+				later = append(later, dated{who, e.TimeUnixMs, raw})
+				slices.SortStableFunc(later, func(a, b dated) int { return int(a.time - b.time) })
+				continue
+			}
+			raw := fixture.Marshal(e)
+			proposals = append(proposals, raw)
+			appendTo(who, raw)
+			// Copies of the same bytes in other logs, written at once so that their time is valid.
+			for r.IntN(3) == 0 {
+				appendTo(pick(), raw)
+			}
+		case k < 85:
+			if len(proposals) == 0 {
+				continue
+			}
+			p := proposals[r.IntN(len(proposals))]
+			pe, _ := consortium.ParseEntry(p)
+			epoch := pe.GetPropose().GetEpoch()
+			if r.IntN(5) == 0 {
+				epoch = uint64(r.IntN(3)) // possibly not the proposal's epoch
+			}
+			raw := fixture.Marshal(fixture.Endorse(t, epoch, p))
+			appendTo(who, raw)
+			if r.IntN(6) == 0 {
+				appendTo(pick(), raw) // a copied endorsement is the copier's own vote
+			}
+		default:
+			// A duplicate: the log's last entry again, same bytes.
+			if l := logs[who]; len(l) > 0 {
+				appendTo(who, l[len(l)-1])
+			}
+		}
+	}
+	return g, logs
+}
+
+// TestRosterOrderIndependenceUnderAttack checks the roster rules against copied, duplicated,
+// misdated and misdirected votes: every interleaving of the same logs, and of the same log
+// prefixes, gives one digest, and so does a fresh replay (a restart). It also checks the worlds are
+// not vacuous: copies are rejected as such and rosters do change.
+func TestRosterOrderIndependenceUnderAttack(t *testing.T) {
+	worlds, orders := 40, 8
+	if testing.Short() {
+		worlds = 10
+	}
+	copiesRejected, rostersMoved := 0, 0
+	for w := range worlds {
+		r := rand.New(rand.NewPCG(uint64(w), 10))
+		g, logs := adversarialRosterLogs(r, 60+r.IntN(80))
+		ref, err := consortium.Replay(g, logs, consortium.ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ref.Digest()
+		if ref.Roster().Epoch > 0 {
+			rostersMoved++
+		}
+		rs, _ := ref.Rejections()
+		for _, rj := range rs {
+			if errors.Is(rj.Err, consortium.ErrWrongAuthor) {
+				copiesRejected++
+			}
+		}
+		for o := range orders {
+			s := interleave(t, r, g, logs, fullSizes(logs))
+			if got := s.Digest(); got != want {
+				t.Fatalf("world %d order %d: digest %x (epoch %d), want %x (epoch %d)", w, o, got[:6], s.Roster().Epoch, want[:6], ref.Roster().Epoch)
+			}
+			if got, want := describeChain(s), describeChain(ref); got != want {
+				t.Fatalf("world %d order %d: roster chain\n got %s\nwant %s", w, o, got, want)
+			}
+		}
+		for p := range 4 {
+			sizes := map[string]uint64{}
+			for m, l := range logs {
+				sizes[m] = uint64(r.IntN(len(l) + 1))
+			}
+			pref, err := consortium.Replay(g, logs, consortium.ReplayOptions{Sizes: sizes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for o := range 3 {
+				if got := interleave(t, r, g, logs, sizes).Digest(); got != pref.Digest() {
+					t.Fatalf("world %d prefix %d order %d: digests differ", w, p, o)
+				}
+			}
+		}
+	}
+	if copiesRejected == 0 || rostersMoved == 0 {
+		t.Errorf("vacuous worlds: %d copies rejected, %d worlds with a roster change; want some of each", copiesRejected, rostersMoved)
+	}
+	t.Logf("%d worlds: %d copied proposals rejected, %d rosters moved", worlds, copiesRejected, rostersMoved)
+}
+
+// describeChain renders every roster of a state's chain: epoch, quorum, members and the proposal
+// that made it, with its author.
+func describeChain(s *consortium.State) string {
+	var b strings.Builder
+	for _, r := range s.Chain() {
+		fmt.Fprintf(&b, "epoch %d quorum %d proposal %x by %q:", r.Epoch, r.Quorum, r.Proposal[:4], r.Proposer)
+		for _, m := range r.Members {
+			fmt.Fprintf(&b, " %s/%s", m.ID, consortium.RoleName(m.Role))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -448,6 +449,14 @@ func (s *State) ApplyDecoded(member string, index uint64, raw []byte, d Decoded)
 	case OpOpinion:
 		s.applyOpinion(mi, index, v.sig, v.stance)
 	case OpPropose:
+		// The author field makes the leaf hash name author and content. A proposal counts only in
+		// its author's own log; a copy elsewhere is rejected and is not the copier's vote, so the
+		// proposal's author (and the roster) never depend on which copy is applied first.
+		if string(v.author) != member {
+			s.reject(member, index, fmt.Errorf("%w: the author field names %q, not the log owner %q (a copy of a proposal by %q); it has no effect and is not %q's vote",
+				ErrWrongAuthor, v.author, member, v.author, member))
+			return nil
+		}
 		h := LeafHash(raw)
 		if err := s.vote(mi, v.epoch, h); err != nil {
 			s.reject(member, index, err)
@@ -624,6 +633,17 @@ func (s *State) vote(mi uint16, epoch uint64, h Hash) error {
 	return nil
 }
 
+// votedFor reports whether member's vote in epoch (its first propose or endorse of that epoch in its
+// own log) is for the proposal with leaf hash h.
+func (s *State) votedFor(member string, epoch uint64, h Hash) bool {
+	mi, ok := s.memberIdx[member]
+	if !ok {
+		return false
+	}
+	v, ok := s.votes[voteKey{mi, epoch}]
+	return ok && v == h
+}
+
 // recomputeRoster rebuilds the chain of rosters from genesis and the recorded proposals and votes,
 // then brings listing visibility in line with the new current roster.
 func (s *State) recomputeRoster() {
@@ -633,8 +653,11 @@ func (s *State) recomputeRoster() {
 	for _, m := range chain[0].Members {
 		ever[m.ID] = m.Key
 	}
+	// Everything below iterates in a fixed order (proposals by leaf hash, members by id), so the
+	// result and the invalid reasons do not depend on map iteration or on the order of Apply calls.
 	byEpoch := map[uint64][]*proposal{}
-	for _, p := range s.proposals {
+	for _, h := range slices.SortedFunc(maps.Keys(s.proposals), func(a, b Hash) int { return bytes.Compare(a[:], b[:]) }) {
+		p := s.proposals[h]
 		byEpoch[p.epoch] = append(byEpoch[p.epoch], p)
 	}
 	clear(s.invalid)
@@ -660,7 +683,7 @@ func (s *State) recomputeRoster() {
 				if !m.CanAdd() {
 					continue
 				}
-				if mi, ok := s.memberIdx[m.ID]; ok && s.votes[voteKey{mi, r.Epoch}] == p.hash {
+				if s.votedFor(m.ID, r.Epoch, p.hash) {
 					n++
 				}
 			}
@@ -681,7 +704,7 @@ func (s *State) recomputeRoster() {
 	}
 	s.chain = chain
 	s.ever = ever
-	for id := range ever {
+	for _, id := range slices.Sorted(maps.Keys(ever)) {
 		s.intern(id) //nolint:errcheck // ids from validated roster changes
 	}
 	cur := s.Roster()
@@ -736,11 +759,27 @@ func (s *State) refreshRoles() {
 		}
 	}
 	if len(joined)+len(left) > 0 {
-		for k, o := range s.opinions {
-			switch {
-			case slices.Contains(joined, k.author):
+		// Reported in a fixed order (by signal, then author id), not the map's.
+		var keys []opinionKey
+		for k := range s.opinions {
+			if slices.Contains(joined, k.author) || slices.Contains(left, k.author) {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, func(a, b opinionKey) int {
+			if c := strings.Compare(a.sig.Type.String(), b.sig.Type.String()); c != 0 {
+				return c
+			}
+			if c := bytes.Compare(a.sig.Bytes(), b.sig.Bytes()); c != 0 {
+				return c
+			}
+			return strings.Compare(s.memberIDs[a.author], s.memberIDs[b.author])
+		})
+		for _, k := range keys {
+			o := s.opinions[k]
+			if slices.Contains(joined, k.author) {
 				s.emitOpinion(k.sig, k.author, o.index, o.stance)
-			case slices.Contains(left, k.author):
+			} else {
 				s.emitOpinion(k.sig, k.author, o.index, pb.Stance_STANCE_WITHDRAWN)
 			}
 		}
@@ -748,9 +787,10 @@ func (s *State) refreshRoles() {
 }
 
 // Check reports whether member may append entry raw to its log now, given this state: the rules of
-// [ValidateEntry], plus the author is on the roster, only members add or vote, a revoke names a
-// signal the author lists, votes are for the current epoch and one per epoch, and time does not go
-// backwards. A node runs it on its own submissions before appending them.
+// [ValidateEntry], plus the author is on the roster, only members add or vote, a proposal names
+// member as its author ([ErrWrongAuthor] otherwise), a revoke names a signal the author lists, votes
+// are for the current epoch and one per epoch, and time does not go backwards. A node runs it on
+// its own submissions before appending them.
 func (s *State) Check(member string, raw []byte) error {
 	return s.CheckBatch(member, [][]byte{raw})[0]
 }
@@ -843,6 +883,10 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 		}
 		ov.listed[sig] = false
 	case OpPropose, OpEndorse:
+		if v.op == OpPropose && string(v.author) != member {
+			return fmt.Errorf("%w: the proposal names %q as its author, but it would be written in %q's log; a member proposes only in its own log, with its own id as author (a copy of another member's proposal has no effect: endorse it instead)",
+				ErrWrongAuthor, v.author, member)
+		}
 		if !m.CanAdd() {
 			return fmt.Errorf("%w: %q is an observer; only members propose and endorse", ErrNotPermitted, member)
 		}
@@ -892,7 +936,7 @@ func (s *State) Proposals() []ProposalStatus {
 		}
 		ps := ProposalStatus{Hash: p.hash, Author: p.author, Index: p.index, Epoch: p.epoch, Changes: p.changes, Needed: r.EffectiveQuorum(), Invalid: s.invalid[p.hash]}
 		for _, m := range r.Members {
-			if mi, ok := s.memberIdx[m.ID]; ok && m.CanAdd() && s.votes[voteKey{mi, p.epoch}] == p.hash {
+			if m.CanAdd() && s.votedFor(m.ID, p.epoch, p.hash) {
 				ps.Votes = append(ps.Votes, m.ID)
 			}
 		}

@@ -42,6 +42,16 @@ func (w *world) submit(member string, e *pb.Entry) error {
 	return nil
 }
 
+// submitRaw checks entry bytes against the current state as a node would, then appends them.
+func (w *world) submitRaw(member string, raw []byte) error {
+	w.t.Helper()
+	if err := w.state().Check(member, raw); err != nil {
+		return err
+	}
+	w.logs[member] = append(w.logs[member], raw)
+	return nil
+}
+
 func (w *world) state() *consortium.State {
 	w.t.Helper()
 	s, err := consortium.Replay(w.g, w.logs, consortium.ReplayOptions{})
@@ -155,32 +165,47 @@ func TestRules(t *testing.T) {
 			return w.submit("alpha", fixture.Add(fixture.At(4000), fixture.PDQ(2)))
 		}, consortium.ErrOutOfOrder, "before the log's last entry"},
 		{"endorsing two proposals in one epoch", func(w *world) error {
-			_, p1 := w.append("alpha", fixture.Admit(w.tick(), 0, "delta"))
-			_, p2 := w.append("bravo", fixture.Admit(w.tick(), 0, "echo"))
+			_, p1 := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
+			_, p2 := w.append("bravo", fixture.Admit(w.tick(), "bravo", 0, "echo"))
 			w.append("charlie", fixture.Endorse(w.tick(), 0, p1))
 			_ = p2
 			return w.submit("charlie", fixture.Endorse(w.tick(), 0, p2))
 		}, consortium.ErrDoubleEndorse, "already voted in epoch 0"},
 		{"proposer endorsing another proposal", func(w *world) error {
-			w.append("alpha", fixture.Admit(w.tick(), 0, "delta"))
-			_, p2 := w.append("bravo", fixture.Admit(w.tick(), 0, "echo"))
+			w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
+			_, p2 := w.append("bravo", fixture.Admit(w.tick(), "bravo", 0, "echo"))
 			return w.submit("alpha", fixture.Endorse(w.tick(), 0, p2))
 		}, consortium.ErrDoubleEndorse, "already voted"},
 		{"vote for a past epoch", func(w *world) error {
-			return w.submit("alpha", fixture.Admit(w.tick(), 3, "delta"))
+			return w.submit("alpha", fixture.Admit(w.tick(), "alpha", 3, "delta"))
 		}, consortium.ErrInvalidEntry, "roster is at epoch 0"},
 		{"proposal by an observer", func(w *world) error {
-			return w.submit("oscar", fixture.Admit(w.tick(), 0, "delta"))
+			return w.submit("oscar", fixture.Admit(w.tick(), "oscar", 0, "delta"))
 		}, consortium.ErrNotPermitted, "only members propose"},
 		{"admit an existing member", func(w *world) error {
-			return w.submit("alpha", fixture.Admit(w.tick(), 0, "bravo"))
+			return w.submit("alpha", fixture.Admit(w.tick(), "alpha", 0, "bravo"))
 		}, consortium.ErrNotPermitted, "ids are never reused"},
 		{"remove the last voter", func(w *world) error {
-			return w.submit("alpha", fixture.Propose(w.tick(), 0,
+			return w.submit("alpha", fixture.Propose(w.tick(), "alpha", 0,
 				&pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: "alpha"}},
 				&pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: "bravo"}},
 				&pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: "charlie"}}))
 		}, consortium.ErrNotPermitted, "no member with role member"},
+		{"proposal naming another author", func(w *world) error {
+			return w.submit("alpha", fixture.Admit(w.tick(), "bravo", 0, "delta"))
+		}, consortium.ErrWrongAuthor, `names "bravo" as its author, but it would be written in "alpha"'s log`},
+		{"copy of another member's proposal", func(w *world) error {
+			_, p := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
+			return w.submitRaw("charlie", p)
+		}, consortium.ErrWrongAuthor, "endorse it instead"},
+		{"copy of another member's proposal by an observer", func(w *world) error {
+			_, p := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
+			return w.submitRaw("oscar", p)
+		}, consortium.ErrWrongAuthor, `names "alpha" as its author`},
+		{"endorse a proposal of another epoch", func(w *world) error {
+			_, p := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
+			return w.submit("bravo", fixture.Endorse(w.tick(), 1, p))
+		}, consortium.ErrInvalidEntry, "endorsement for epoch 1 of a proposal for epoch 0"},
 		{"endorse an unknown proposal", func(w *world) error {
 			return w.submit("alpha", fixture.Endorse(w.tick(), 0, []byte("nothing")))
 		}, consortium.ErrInvalidEntry, "unknown proposal"},
@@ -209,14 +234,14 @@ func TestReplayIgnoresInvalidEntries(t *testing.T) {
 	w := newWorld(t, 2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "charlie"}, fixture.Founder{ID: "oscar", Observer: true})
 	sig := fixture.PDQ(1)
 	w.append("alpha", fixture.Add(w.tick(), sig))
-	w.append("bravo", fixture.RevokeSignal(w.tick(), sig))          // bravo 0: revoke of alpha's add
-	w.append("oscar", fixture.Add(w.tick(), fixture.PDQ(2)))        // observer add: kept, never listed
-	w.logs["bravo"] = append(w.logs["bravo"], []byte("garbage"))    // bravo 1: undecodable
-	_, p1 := w.append("alpha", fixture.Admit(w.tick(), 0, "delta")) // alpha 1
-	_, p2 := w.append("bravo", fixture.Admit(w.tick(), 0, "echo"))  // bravo 2
-	w.append("charlie", fixture.Endorse(w.tick(), 0, p2))           // charlie 0: votes echo
-	w.append("charlie", fixture.Endorse(w.tick(), 0, p1))           // charlie 1: second vote, ignored
-	w.append("alpha", fixture.Add(fixture.At(1), fixture.PDQ(3)))   // alpha 2: time goes backwards
+	w.append("bravo", fixture.RevokeSignal(w.tick(), sig))                   // bravo 0: revoke of alpha's add
+	w.append("oscar", fixture.Add(w.tick(), fixture.PDQ(2)))                 // observer add: kept, never listed
+	w.logs["bravo"] = append(w.logs["bravo"], []byte("garbage"))             // bravo 1: undecodable
+	_, p1 := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta")) // alpha 1
+	_, p2 := w.append("bravo", fixture.Admit(w.tick(), "bravo", 0, "echo"))  // bravo 2
+	w.append("charlie", fixture.Endorse(w.tick(), 0, p2))                    // charlie 0: votes echo
+	w.append("charlie", fixture.Endorse(w.tick(), 0, p1))                    // charlie 1: second vote, ignored
+	w.append("alpha", fixture.Add(fixture.At(1), fixture.PDQ(3)))            // alpha 2: time goes backwards
 	s := w.state()
 	mustRejection(t, s, "bravo", 0, consortium.ErrNotPermitted)
 	mustRejection(t, s, "bravo", 1, consortium.ErrMalformed)
@@ -244,7 +269,7 @@ func TestRosterChanges(t *testing.T) {
 	w.append("charlie", fixture.Add(w.tick(), sig))
 
 	// Admission: proposal + one endorsement reach the quorum of 2.
-	_, p := w.append("alpha", fixture.Admit(w.tick(), 0, "delta"))
+	_, p := w.append("alpha", fixture.Admit(w.tick(), "alpha", 0, "delta"))
 	if s := w.state(); s.Roster().Epoch != 0 {
 		t.Fatalf("one vote moved the roster")
 	}
@@ -266,7 +291,7 @@ func TestRosterChanges(t *testing.T) {
 	if q := w.state().Roster().EffectiveQuorum(); q != 3 {
 		t.Errorf("effective quorum: got %d, want 3", q)
 	}
-	_, p = w.append("alpha", fixture.Remove(w.tick(), 1, "charlie"))
+	_, p = w.append("alpha", fixture.Remove(w.tick(), "alpha", 1, "charlie"))
 	w.append("bravo", fixture.Endorse(w.tick(), 1, p))
 	if s := w.state(); s.Roster().Epoch != 1 {
 		t.Fatalf("2 of 4 votes removed charlie")
@@ -308,7 +333,7 @@ func TestChangesReported(t *testing.T) {
 	apply("bravo", fixture.Opinion(w.tick(), fixture.PDQ(1), pb.Stance_STANCE_AGREE))
 	apply("alpha", fixture.RevokeIndex(w.tick(), 0))
 	apply("bravo", fixture.Add(w.tick(), fixture.PDQ(2)))
-	_, p := w.append("alpha", fixture.Remove(w.tick(), 0, "bravo"))
+	_, p := w.append("alpha", fixture.Remove(w.tick(), "alpha", 0, "bravo"))
 	if err := s.Apply("alpha", 2, p); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +350,7 @@ func TestChangesReported(t *testing.T) {
 func TestCheckBatch(t *testing.T) {
 	w := newWorld(t, 3, fixture.Members("alpha", "bravo", "charlie")...)
 	w.append("alpha", fixture.Add(w.tick(), fixture.PDQ(1)))
-	_, p := w.append("bravo", fixture.Admit(w.tick(), 0, "delta"))
+	_, p := w.append("bravo", fixture.Admit(w.tick(), "bravo", 0, "delta"))
 	s := w.state()
 	batch := []*pb.Entry{
 		fixture.Add(w.tick(), fixture.PDQ(2)),          // 1: ok
@@ -336,7 +361,8 @@ func TestCheckBatch(t *testing.T) {
 		fixture.Add(w.tick(), fixture.PDQ(3)),          // 4: ok
 		fixture.RevokeIndex(w.tick(), 4),               // 5: ok, index 4 is the add just above
 		fixture.Endorse(w.tick(), 0, p),                // 6: ok
-		fixture.Admit(w.tick(), 0, "echo"),             // refused: second vote in epoch 0
+		fixture.Admit(w.tick(), "alpha", 0, "echo"),    // refused: second vote in epoch 0
+		fixture.Admit(w.tick(), "bravo", 0, "echo"),    // refused: names another author
 		fixture.Add(fixture.At(1), fixture.PDQ(4)),     // refused: time goes back
 		fixture.RevokeIndex(w.tick(), 9),               // refused: not before it
 	}
@@ -345,7 +371,7 @@ func TestCheckBatch(t *testing.T) {
 		raws = append(raws, fixture.Marshal(e))
 	}
 	errs := s.CheckBatch("alpha", raws)
-	wantErr := []error{nil, nil, consortium.ErrNotPermitted, nil, consortium.ErrNotPermitted, nil, nil, nil, consortium.ErrDoubleEndorse, consortium.ErrOutOfOrder, consortium.ErrInvalidEntry}
+	wantErr := []error{nil, nil, consortium.ErrNotPermitted, nil, consortium.ErrNotPermitted, nil, nil, nil, consortium.ErrDoubleEndorse, consortium.ErrWrongAuthor, consortium.ErrOutOfOrder, consortium.ErrInvalidEntry}
 	for i := range batch {
 		if (wantErr[i] == nil) != (errs[i] == nil) || wantErr[i] != nil && !errors.Is(errs[i], wantErr[i]) {
 			t.Errorf("entry %d: got %v, want %v", i, errs[i], wantErr[i])

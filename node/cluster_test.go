@@ -261,7 +261,7 @@ func TestAdmittedMemberBootstraps(t *testing.T) {
 	}
 	submitOK(t, a, es...)
 	submitOK(t, b, fixture.Add(0, fixture.MD5(7)))
-	out := submitOK(t, a, fixture.Admit(0, 0, "delta"))
+	out := submitOK(t, a, fixture.Admit(0, "alpha", 0, "delta"))
 	waitFor(t, 10*time.Second, "bravo sees the proposal", func() bool { return b.store.Size("alpha") == 301 })
 	submitOK(t, b, fixture.Endorse(0, 0, out[0].Entry))
 	waitFor(t, 10*time.Second, "delta admitted at alpha", func() bool {
@@ -409,7 +409,7 @@ func TestThreeWayPartitions(t *testing.T) {
 			for _, id := range join(A, B, C) {
 				c.start(id)
 			}
-			out := submitOK(t, c.nodes["a1"], fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)), fixture.Admit(0, 0, "d1"))
+			out := submitOK(t, c.nodes["a1"], fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)), fixture.Admit(0, "a1", 0, "d1"))
 			waitFor(t, 15*time.Second, "initial convergence", func() bool { return c.converged() && c.nodes["c2"].store.Size("a1") == 3 })
 			c.part.cut(A, B, C)
 			// Writes on every side, including endorsements of the admission from both other sides

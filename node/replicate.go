@@ -288,7 +288,7 @@ func (n *Node) checkFork(peer string, cp *consortium.Checkpoint) bool {
 	if err != nil {
 		return false
 	}
-	n.announceEvidence(ev)
+	n.takeEvidence(ev) // announces it and starts resolving it
 	return true
 }
 
@@ -321,37 +321,51 @@ func (n *Node) verifyEvidence(p *pb.Equivocation) (*consortium.Evidence, error) 
 	return ev, err
 }
 
-// takeEvidence stores verified evidence and gossips it when it is new here; it reports whether it
-// was new.
+// takeEvidence stores verified evidence when it supersedes what the node holds against that member
+// (resolved over unresolved, a smaller agreed size over a larger one) and gossips it; it reports
+// whether it was stored. While the evidence held is unresolved, the node tries to resolve it.
 func (n *Node) takeEvidence(ev *consortium.Evidence) bool {
 	if ev == nil {
 		return false
 	}
-	had := n.frozen(ev.Member)
-	if !had {
-		if err := n.store.RecordEvidence(ev); err != nil {
-			n.log.Error("record evidence", "err", err)
-			return false
+	stored, err := n.store.RecordEvidence(ev)
+	if err != nil {
+		n.log.Error("record evidence", "err", err)
+		return false
+	}
+	if held := n.store.Evidence()[ev.Member]; held != nil {
+		n.announceEvidence(held)
+		if !held.Resolved() {
+			n.resolveLater(ev.Member)
+		} else if !n.atCutoff(ev.Member) {
+			n.reachCutoffLater(ev.Member)
 		}
 	}
-	n.announceEvidence(ev)
-	return !had
+	return stored
 }
 
-// announceEvidence reports and gossips evidence the store holds (once per member).
+// announceEvidence reports and gossips evidence the store holds (once per member and agreed size).
 func (n *Node) announceEvidence(ev *consortium.Evidence) {
+	key := "!evidence/" + ev.Member
+	if agreed, ok := ev.AgreedSize(); ok {
+		key += fmt.Sprintf("/%d", agreed)
+	}
 	n.mu.Lock()
-	f := n.fetches["!evidence/"+ev.Member]
+	f := n.fetches[key]
 	first := f == nil
 	if first {
-		n.fetches["!evidence/"+ev.Member] = &fetchState{}
+		n.fetches[key] = &fetchState{}
 	}
 	n.mu.Unlock()
 	if !first {
 		return
 	}
 	n.metrics.equivocations.Set(float64(len(n.store.Evidence())))
-	n.log.Error("equivocation: member signed incompatible checkpoints; its log is frozen", "offender", ev.Member, "evidence", ev.String())
+	if agreed, ok := ev.AgreedSize(); ok {
+		n.log.Error("equivocation resolved: member signed incompatible checkpoints; its log applies up to the cutoff", "offender", ev.Member, "agreed_size", agreed, "cutoff", n.store.Cutoffs()[ev.Member], "evidence", ev.String())
+	} else {
+		n.log.Error("equivocation: member signed incompatible checkpoints; its log is frozen", "offender", ev.Member, "evidence", ev.String())
+	}
 	n.broadcastEvidence(ev)
 }
 
@@ -434,7 +448,9 @@ func (n *Node) exchangeHeads(peer string) error {
 	}
 	have := n.store.Evidence()
 	for _, m := range resp.Evidence {
-		if have[m] != nil || !n.logKnown(m) {
+		// Evidence held here is asked again unless nothing can supersede it (agreed size 0): the
+		// peer's may be resolved, or resolved at a smaller size.
+		if agreed, ok := have[m].AgreedSize(); ok && agreed == 0 || !n.logKnown(m) {
 			continue
 		}
 		er, err := c.GetEvidence(ctx, &pb.EvidenceRequest{Member: m})

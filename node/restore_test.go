@@ -202,7 +202,7 @@ func TestRemovedMemberRefusesSubmissions(t *testing.T) {
 	c := newCluster(t, 2, "alpha", "bravo", "charlie")
 	a, b := c.start("alpha"), c.start("bravo")
 	c.start("charlie")
-	out := submitOK(t, a, fixture.Remove(0, 0, "charlie"))
+	out := submitOK(t, a, fixture.Remove(0, "alpha", 0, "charlie"))
 	waitFor(t, 10*time.Second, "alpha's proposal at bravo", func() bool { return b.store.Size("alpha") == 1 })
 	submitOK(t, b, fixture.Endorse(0, 0, out[0].Entry))
 	waitFor(t, 10*time.Second, "bravo's endorsement at alpha", func() bool {

@@ -289,7 +289,7 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 		s.pending = map[uint32]pdqindex.Hash{}
 	}
 	for _, w := range writes {
-		for j, e := range w.entries {
+		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
 			if err := s.state.Apply(w.member, w.start+uint64(j), e); err != nil {
 				// The entries were checked to follow the stored log; this is a bug.
 				s.log.Error("apply stored entry", "member", w.member, "index", w.start+uint64(j), "err", err)

@@ -99,7 +99,7 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 	if err != nil {
 		return Known, nil, err
 	}
-	if err := s.recordEvidence(ev); err != nil {
+	if _, err := s.recordEvidence(ev); err != nil {
 		return Equivocated, ev, err
 	}
 	return Equivocated, ev, nil
@@ -122,35 +122,18 @@ func (s *Store) ObserveFork(cp *consortium.Checkpoint, prefixRoot consortium.Has
 	if err != nil {
 		return nil, err
 	}
-	return ev, s.recordEvidence(ev)
+	_, err = s.recordEvidence(ev)
+	return ev, err
 }
 
 // RecordEvidence stores verified equivocation evidence heard from a peer and freezes the log. It
-// keeps the first evidence against each member.
-func (s *Store) RecordEvidence(ev *consortium.Evidence) error {
+// keeps the evidence that supersedes the stored one ([consortium.Evidence.Supersedes]), so nodes
+// converge on the smallest agreed size, and reports whether ev was stored. Resolved evidence may
+// rebuild the derived state (see [Store.Cutoffs]).
+func (s *Store) RecordEvidence(ev *consortium.Evidence) (bool, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.recordEvidence(ev)
-}
-
-func (s *Store) recordEvidence(ev *consortium.Evidence) error {
-	s.mu.RLock()
-	have := s.evidence[ev.Member] != nil
-	s.mu.RUnlock()
-	if have {
-		return nil
-	}
-	err := s.write(nil, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEvidence).Put([]byte(ev.Member), ev.Marshal())
-	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.evidence[ev.Member] = ev
-	s.mu.Unlock()
-	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
-	return nil
 }
 
 // Evidence returns the stored equivocation evidence, by member.

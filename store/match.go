@@ -84,11 +84,20 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
 		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
 	}
-	hits := s.pdq.Search(pdqindex.Hash(h), q.Radius, nil)
+	// The index and the state are read as a pair: an equivocation cutoff may swap in a rebuilt
+	// pair (store/fork.go), whose signal ids differ; a search that straddles the swap is redone.
+	s.mu.RLock()
+	index, state := s.pdq, s.state
+	s.mu.RUnlock()
+	hits := index.Search(pdqindex.Hash(h), q.Radius, nil)
 	if len(hits) == 0 {
 		return nil, nil
 	}
 	s.mu.RLock()
+	if s.state != state {
+		s.mu.RUnlock()
+		return s.MatchPDQ(h, q)
+	}
 	cands := make([]candidate, 0, len(hits))
 	for _, hit := range hits {
 		sig, ok := s.state.SignalByID(hit.ID)
@@ -251,4 +260,9 @@ func (s *Store) View(fn func(*consortium.State)) {
 }
 
 // IndexStats returns the PDQ index's statistics.
-func (s *Store) IndexStats() pdqindex.Stats { return s.pdq.Stats() }
+func (s *Store) IndexStats() pdqindex.Stats {
+	s.mu.RLock()
+	index := s.pdq
+	s.mu.RUnlock()
+	return index.Stats()
+}

@@ -152,6 +152,9 @@ type Store struct {
 	feedWake chan struct{}
 	closed   bool
 
+	// cutoffs are the equivocation cutoffs the state applies (see fork.go).
+	cutoffs map[string]uint64
+
 	// rtx is the read transaction of the rebuild while the store opens.
 	rtx *bolt.Tx
 
@@ -240,6 +243,9 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		return nil, err
 	}
 	if err := s.rebuild(); err != nil {
+		return nil, err
+	}
+	if err := s.applyStoredCutoffs(); err != nil {
 		return nil, err
 	}
 	s.wg.Add(1)

@@ -339,7 +339,7 @@ func (d *demo) run(images string) error {
 	}
 	if err := d.step("a fourth platform, delta, is proposed by alpha and endorsed by bravo", func() (string, error) {
 		pk := d.keys["delta"].Public()
-		res, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: 0, Text: "admit delta",
+		res, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: 0, Text: "admit delta", Author: "alpha",
 			Changes: []*pb.RosterChange{{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: pk.ID, PublicKey: pk.Key, Role: pb.Role_ROLE_MEMBER}}}}}}}})
 		if err != nil {
 			return "", err

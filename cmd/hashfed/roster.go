@@ -91,7 +91,8 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	en := &pb.Entry{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: st.RosterEpoch, Changes: changes, Text: *text}}}
+	// The proposal names its author, the member whose log the node writes it in.
+	en := &pb.Entry{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: st.RosterEpoch, Changes: changes, Text: *text, Author: st.Member}}}
 	c, err := nf.dial()
 	if err != nil {
 		return err

@@ -1082,9 +1082,13 @@ func (x *SetRole) GetRole() Role {
 type Propose struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// epoch is the roster epoch the proposal applies to; if it wins, the roster moves to epoch + 1.
-	Epoch         uint64          `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Changes       []*RosterChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
-	Text          string          `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	Epoch   uint64          `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Changes []*RosterChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	Text    string          `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// author is the id of the member in whose log the proposal is written (required). Naming the
+	// author in the bytes makes the leaf hash identify author and content: a copy of the proposal in
+	// another member's log is rejected there and has no effect (PROTOCOL.md, "Roster").
+	Author        string `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1136,6 +1140,13 @@ func (x *Propose) GetChanges() []*RosterChange {
 func (x *Propose) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *Propose) GetAuthor() string {
+	if x != nil {
+		return x.Author
 	}
 	return ""
 }
@@ -1313,8 +1324,22 @@ type Equivocation struct {
 	// consistency_proof proves prefix_root is a prefix of b's root (RFC 6962 consistency proof).
 	PrefixRoot       []byte   `protobuf:"bytes,4,opt,name=prefix_root,json=prefixRoot,proto3" json:"prefix_root,omitempty"`
 	ConsistencyProof [][]byte `protobuf:"bytes,5,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The resolution (fields 6 to 13, all present or none; evidence without them proves the
+	// equivocation but does not resolve it). agreed_size n is the largest size at which both trees
+	// have the same root; agreed_root is that root (the empty tree's root when n = 0), with RFC 6962
+	// consistency proofs from (n, agreed_root) to a and to b; next_root_a and next_root_b are the two
+	// trees' roots at n + 1, which differ, with consistency proofs from (n + 1, next_root_a) to a and
+	// from (n + 1, next_root_b) to b (empty when n + 1 is that checkpoint's size).
+	AgreedSize    *uint64  `protobuf:"varint,6,opt,name=agreed_size,json=agreedSize,proto3,oneof" json:"agreed_size,omitempty"`
+	AgreedRoot    []byte   `protobuf:"bytes,7,opt,name=agreed_root,json=agreedRoot,proto3" json:"agreed_root,omitempty"`
+	AgreedProofA  [][]byte `protobuf:"bytes,8,rep,name=agreed_proof_a,json=agreedProofA,proto3" json:"agreed_proof_a,omitempty"`
+	AgreedProofB  [][]byte `protobuf:"bytes,9,rep,name=agreed_proof_b,json=agreedProofB,proto3" json:"agreed_proof_b,omitempty"`
+	NextRootA     []byte   `protobuf:"bytes,10,opt,name=next_root_a,json=nextRootA,proto3" json:"next_root_a,omitempty"`
+	NextRootB     []byte   `protobuf:"bytes,11,opt,name=next_root_b,json=nextRootB,proto3" json:"next_root_b,omitempty"`
+	NextProofA    [][]byte `protobuf:"bytes,12,rep,name=next_proof_a,json=nextProofA,proto3" json:"next_proof_a,omitempty"`
+	NextProofB    [][]byte `protobuf:"bytes,13,rep,name=next_proof_b,json=nextProofB,proto3" json:"next_proof_b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Equivocation) Reset() {
@@ -1378,6 +1403,62 @@ func (x *Equivocation) GetPrefixRoot() []byte {
 func (x *Equivocation) GetConsistencyProof() [][]byte {
 	if x != nil {
 		return x.ConsistencyProof
+	}
+	return nil
+}
+
+func (x *Equivocation) GetAgreedSize() uint64 {
+	if x != nil && x.AgreedSize != nil {
+		return *x.AgreedSize
+	}
+	return 0
+}
+
+func (x *Equivocation) GetAgreedRoot() []byte {
+	if x != nil {
+		return x.AgreedRoot
+	}
+	return nil
+}
+
+func (x *Equivocation) GetAgreedProofA() [][]byte {
+	if x != nil {
+		return x.AgreedProofA
+	}
+	return nil
+}
+
+func (x *Equivocation) GetAgreedProofB() [][]byte {
+	if x != nil {
+		return x.AgreedProofB
+	}
+	return nil
+}
+
+func (x *Equivocation) GetNextRootA() []byte {
+	if x != nil {
+		return x.NextRootA
+	}
+	return nil
+}
+
+func (x *Equivocation) GetNextRootB() []byte {
+	if x != nil {
+		return x.NextRootB
+	}
+	return nil
+}
+
+func (x *Equivocation) GetNextProofA() [][]byte {
+	if x != nil {
+		return x.NextProofA
+	}
+	return nil
+}
+
+func (x *Equivocation) GetNextProofB() [][]byte {
+	if x != nil {
+		return x.NextProofB
 	}
 	return nil
 }
@@ -1448,11 +1529,12 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x06change\"G\n" +
 	"\aSetRole\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12$\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\"g\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\"\x7f\n" +
 	"\aPropose\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x122\n" +
 	"\achanges\x18\x02 \x03(\v2\x18.hashfed.v1.RosterChangeR\achanges\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\";\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x16\n" +
+	"\x06author\x18\x04 \x01(\tR\x06author\";\n" +
 	"\aEndorse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bproposal\x18\x02 \x01(\fR\bproposal\"R\n" +
@@ -1464,14 +1546,28 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"checkpoint\"4\n" +
 	"\n" +
 	"HeadVector\x12&\n" +
-	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\"\xba\x01\n" +
+	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\"\xe1\x03\n" +
 	"\fEquivocation\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12!\n" +
 	"\fcheckpoint_a\x18\x02 \x01(\fR\vcheckpointA\x12!\n" +
 	"\fcheckpoint_b\x18\x03 \x01(\fR\vcheckpointB\x12\x1f\n" +
 	"\vprefix_root\x18\x04 \x01(\fR\n" +
 	"prefixRoot\x12+\n" +
-	"\x11consistency_proof\x18\x05 \x03(\fR\x10consistencyProof*@\n" +
+	"\x11consistency_proof\x18\x05 \x03(\fR\x10consistencyProof\x12$\n" +
+	"\vagreed_size\x18\x06 \x01(\x04H\x00R\n" +
+	"agreedSize\x88\x01\x01\x12\x1f\n" +
+	"\vagreed_root\x18\a \x01(\fR\n" +
+	"agreedRoot\x12$\n" +
+	"\x0eagreed_proof_a\x18\b \x03(\fR\fagreedProofA\x12$\n" +
+	"\x0eagreed_proof_b\x18\t \x03(\fR\fagreedProofB\x12\x1e\n" +
+	"\vnext_root_a\x18\n" +
+	" \x01(\fR\tnextRootA\x12\x1e\n" +
+	"\vnext_root_b\x18\v \x01(\fR\tnextRootB\x12 \n" +
+	"\fnext_proof_a\x18\f \x03(\fR\n" +
+	"nextProofA\x12 \n" +
+	"\fnext_proof_b\x18\r \x03(\fR\n" +
+	"nextProofBB\x0e\n" +
+	"\f_agreed_size*@\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x11\n" +
@@ -1577,6 +1673,7 @@ func file_hashfed_v1_hashfed_proto_init() {
 		(*RosterChange_SetQuorum)(nil),
 		(*RosterChange_SetRole)(nil),
 	}
+	file_hashfed_v1_hashfed_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

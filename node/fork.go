@@ -1,0 +1,326 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// Resolving equivocation (PROTOCOL.md section 5): evidence that a member signed two incompatible
+// checkpoints freezes its log; resolved evidence also proves the agreed size, where the two trees
+// part, and every node then applies that member's log only up to the smallest agreed size known.
+// A node that holds one of the two forks computes its own roots at any size and asks a peer that
+// holds the other fork for that fork's roots (GetConsistency, each answer checked against the
+// other checkpoint), finding the agreed size by binary search in O(log size) calls.
+
+// maxResolvePeers bounds the peers asked in one attempt to resolve evidence.
+const maxResolvePeers = 8
+
+// errNoFork means the node cannot resolve: it holds neither fork, or no peer proved the other.
+var errNoFork = errors.New("cannot resolve the equivocation from here")
+
+// resolveLater starts, unless one runs, a background attempt to resolve the stored evidence
+// against member (a no-op when it is resolved already).
+func (n *Node) resolveLater(member string) {
+	key := "!resolve/" + member
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	f := n.fetches[key]
+	if f == nil {
+		f = &fetchState{}
+		n.fetches[key] = f
+	}
+	start := !f.running
+	if start {
+		f.running = true
+		n.wg.Add(1)
+	}
+	n.mu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.mu.Lock()
+			f.running = false
+			n.mu.Unlock()
+		}()
+		if err := n.resolve(member); err != nil {
+			n.log.Debug("equivocation not resolved yet", "offender", member, "err", err)
+		}
+	}()
+}
+
+// resolve tries to turn the stored unresolved evidence against member into resolved evidence,
+// asking peers for the fork this node does not hold.
+func (n *Node) resolve(member string) error {
+	ev := n.store.Evidence()[member]
+	if ev == nil || ev.Resolved() {
+		return nil
+	}
+	// Which fork is stored here?
+	mineIsA := false
+	switch {
+	case n.holds(ev.A):
+		mineIsA = true
+	case n.holds(ev.B):
+	default:
+		return fmt.Errorf("%w: the stored log of %q matches neither checkpoint", errNoFork, member)
+	}
+	peers := n.alivePeers()
+	if member != n.id {
+		peers = append([]string{member}, peers...) // the author holds both, if it still answers
+	}
+	var errs []error
+	for i, p := range peers {
+		if i == maxResolvePeers || n.ctx.Err() != nil {
+			break
+		}
+		g, err := n.findAgreement(p, ev, mineIsA)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		res, err := ev.Resolve(g)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		n.takeEvidence(res)
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errNoFork, errors.Join(errs...))
+}
+
+// holds reports whether the stored log of cp's member has cp's tree.
+func (n *Node) holds(cp *consortium.Checkpoint) bool {
+	if n.store.Size(cp.Member) < cp.Size {
+		return false
+	}
+	root, err := n.store.TreeHash(cp.Member, cp.Size)
+	return err == nil && root == cp.Root
+}
+
+// findAgreement computes the agreement of ev's two checkpoints from the stored log (checkpoint A
+// when mineIsA, else B) and peer's roots of the other, each verified against the other checkpoint.
+func (n *Node) findAgreement(peer string, ev *consortium.Evidence, mineIsA bool) (*consortium.Agreement, error) {
+	c, err := n.client(peer)
+	if err != nil {
+		return nil, err
+	}
+	member := ev.Member
+	mine, other := ev.B, ev.A
+	if mineIsA {
+		mine, other = ev.A, ev.B
+	}
+	type rooted struct {
+		root  consortium.Hash
+		proof []consortium.Hash
+	}
+	asked := map[uint64]rooted{}
+	// theirs returns the other fork's root at k with its proof to the other checkpoint.
+	theirs := func(k uint64) (rooted, error) {
+		if r, ok := asked[k]; ok {
+			return r, nil
+		}
+		if k == other.Size {
+			return rooted{root: other.Root}, nil
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+		defer cancel()
+		resp, err := c.GetConsistency(ctx, &pb.ConsistencyRequest{Member: member, OldSize: k, NewSize: other.Size})
+		if err != nil {
+			return rooted{}, err
+		}
+		if len(resp.OldRoot) != consortium.HashSize {
+			return rooted{}, fmt.Errorf("%w: root of %d bytes", errBadPeer, len(resp.OldRoot))
+		}
+		proof, err := bytesToHashes(resp.Proof)
+		if err != nil {
+			return rooted{}, fmt.Errorf("%w: %w", errBadPeer, err)
+		}
+		r := rooted{root: consortium.Hash(resp.OldRoot), proof: proof}
+		if err := consortium.VerifyConsistency(proof, k, r.root, other.Size, other.Root); err != nil {
+			// The peer does not hold the other fork (or lies).
+			return rooted{}, fmt.Errorf("root at %d does not lead to the other checkpoint: %w", k, err)
+		}
+		asked[k] = r
+		return r, nil
+	}
+	ours := func(k uint64) (rooted, error) {
+		root, err := n.store.TreeHash(member, k)
+		if err != nil {
+			return rooted{}, err
+		}
+		proof, err := n.store.ProveConsistency(member, k, mine.Size)
+		return rooted{root: root, proof: proof}, err
+	}
+	agreed, err := consortium.SearchAgreedSize(min(mine.Size, other.Size), func(k uint64) (bool, error) {
+		t, err := theirs(k)
+		if err != nil {
+			return false, err
+		}
+		o, err := n.store.TreeHash(member, k)
+		return o == t.root, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := &consortium.Agreement{Size: agreed, Root: consortium.EmptyRoot()}
+	if agreed > 0 {
+		o, err := ours(agreed)
+		if err != nil {
+			return nil, err
+		}
+		t, err := theirs(agreed)
+		if err != nil {
+			return nil, err
+		}
+		g.Root = o.root
+		if mineIsA {
+			g.ProofA, g.ProofB = o.proof, t.proof
+		} else {
+			g.ProofA, g.ProofB = t.proof, o.proof
+		}
+	}
+	o, err := ours(agreed + 1)
+	if err != nil {
+		return nil, err
+	}
+	t, err := theirs(agreed + 1)
+	if err != nil {
+		return nil, err
+	}
+	if mineIsA {
+		g.NextA, g.NextProofA, g.NextB, g.NextProofB = o.root, o.proof, t.root, t.proof
+	} else {
+		g.NextA, g.NextProofA, g.NextB, g.NextProofB = t.root, t.proof, o.root, o.proof
+	}
+	return g, nil
+}
+
+// reachCutoffLater starts, unless one runs, a background fetch of the entries of member's forked
+// log that the state applies but this node lacks (it fell behind before the log froze).
+func (n *Node) reachCutoffLater(member string) {
+	key := "!cutoff/" + member
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	f := n.fetches[key]
+	if f == nil {
+		f = &fetchState{}
+		n.fetches[key] = f
+	}
+	start := !f.running
+	if start {
+		f.running = true
+		n.wg.Add(1)
+	}
+	n.mu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.mu.Lock()
+			f.running = false
+			n.mu.Unlock()
+		}()
+		for i, p := range n.alivePeers() {
+			if i == maxResolvePeers || n.ctx.Err() != nil || n.atCutoff(member) {
+				return
+			}
+			if err := n.fetchAgreed(p, member); err != nil {
+				n.log.Debug("fetch up to the cutoff", "log", member, "peer", p, "err", err)
+			}
+		}
+	}()
+}
+
+// atCutoff reports whether the node holds member's log up to its cutoff (or has no cutoff).
+func (n *Node) atCutoff(member string) bool {
+	f, ok := n.store.Cutoffs()[member]
+	return !ok || n.store.Size(member) >= f
+}
+
+// fetchAgreed streams member's log from peer, from the stored size up to the cutoff, verifying
+// each chunk against the checkpoint of the evidence the peer serves (see [store.Store.AppendAgreed]).
+func (n *Node) fetchAgreed(peer, member string) error {
+	c, err := n.client(peer)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	pos := n.store.Size(member)
+	cutoff := n.store.Cutoffs()[member]
+	stream, err := c.GetRange(ctx, &pb.RangeRequest{Member: member, Start: pos})
+	if err != nil {
+		return err
+	}
+	var cp *consortium.Checkpoint
+	var link []consortium.Hash
+	for pos < cutoff {
+		chunk, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if cp == nil {
+			if cp, err = n.openCheckpoint(chunk.Checkpoint); err != nil || cp.Member != member {
+				return n.badPeer(peer, member, fmt.Sprintf("range without a valid checkpoint of %s: %v", member, err))
+			}
+			if link, err = n.agreedLink(c, cp); err != nil {
+				return err
+			}
+		}
+		if chunk.Start != pos {
+			return n.badPeer(peer, member, fmt.Sprintf("chunk starts at %d, expected %d", chunk.Start, pos))
+		}
+		proof, err := bytesToHashes(chunk.ConsistencyProof)
+		if err != nil {
+			return n.badPeer(peer, member, err.Error())
+		}
+		entries := chunk.Entries
+		if uint64(len(entries)) > cutoff-pos {
+			entries, proof = entries[:cutoff-pos], nil // checked against the agreed root
+		}
+		if err := n.store.AppendAgreed(cp, link, pos, entries, proof); err != nil {
+			return err
+		}
+		pos += uint64(len(entries))
+	}
+	return nil
+}
+
+// agreedLink returns a consistency proof from the cutoff's agreed tree to cp: the evidence's own
+// proof when cp is one of its checkpoints, else the peer's (checked by the store).
+func (n *Node) agreedLink(c pb.PeerServiceClient, cp *consortium.Checkpoint) ([]consortium.Hash, error) {
+	ev := n.store.Evidence()[cp.Member]
+	if !ev.Resolved() {
+		return nil, fmt.Errorf("%w: no resolved evidence against %q", errNoFork, cp.Member)
+	}
+	g := ev.Agreement
+	switch {
+	case cp.Same(ev.A):
+		return g.ProofA, nil
+	case cp.Same(ev.B):
+		return g.ProofB, nil
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := c.GetConsistency(ctx, &pb.ConsistencyRequest{Member: cp.Member, OldSize: g.Size, NewSize: cp.Size})
+	if err != nil {
+		return nil, err
+	}
+	return bytesToHashes(resp.Proof)
+}

@@ -1,0 +1,143 @@
+package node
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+)
+
+// TestForkResolvedEverywhere is the split-brain attack: member alpha signs two histories that
+// share their first three entries and shows one to bravo, the other to charlie. Detecting the
+// equivocation is not enough: once the evidence (with the agreed size, 3) has spread, every node
+// applies alpha's log up to entry 3 only, so digests are equal and a signal alpha listed only
+// beyond the fork point matches nowhere; a restart keeps it.
+func TestForkResolvedEverywhere(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta", "echo")
+	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
+	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	lb := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	for i := 1; i <= 3; i++ {
+		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		lb.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+	}
+	common := append([][]byte(nil), la.Entries...)
+	deliver := func(n *Node, l *fixture.Log) {
+		t.Helper()
+		cp, err := n.openCheckpoint(l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := n.store.Size("alpha")
+		if err := n.store.AppendRange(cp, have, l.Entries[have:], nil); err != nil {
+			t.Fatalf("%s: %v", n.id, err)
+		}
+		n.verified("alpha")
+	}
+	// alpha's honest beginning reaches everyone.
+	deliver(b, la)
+	waitFor(t, 10*time.Second, "alpha's first entries everywhere", func() bool {
+		return ch.store.Size("alpha") == 3 && d.store.Size("alpha") == 3
+	})
+	// Then two histories: bravo gets one, charlie the other.
+	onlyA, onlyB := fixture.PDQ(10), fixture.PDQ(20)
+	la.Append(fixture.Add(fixture.At(10), onlyA), fixture.Add(fixture.At(11), fixture.PDQ(11)))
+	lb.Append(fixture.Add(fixture.At(10), onlyB), fixture.Add(fixture.At(11), fixture.PDQ(21)), fixture.Add(fixture.At(12), fixture.PDQ(22)))
+	deliver(b, la)
+	deliver(ch, lb)
+
+	want, err := consortium.Replay(c.g, consortium.Logs{"alpha": common}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDigest := want.Digest()
+	resolved := func(n *Node) bool {
+		agreed, ok := n.store.Evidence()["alpha"].AgreedSize()
+		return ok && agreed == 3 && n.store.Cutoffs()["alpha"] == 3 && digestOf(n) == wantDigest
+	}
+	for _, n := range []*Node{b, ch, d} {
+		waitFor(t, 20*time.Second, n.id+" applies alpha's log up to the fork point ("+c.describe()+")", func() bool { return resolved(n) })
+	}
+	check := func() {
+		t.Helper()
+		for id, n := range c.nodes {
+			if got := digestOf(n); got != wantDigest {
+				t.Errorf("%s: digest %x, want %x (alpha's log up to the fork point)", id, got[:4], wantDigest[:4])
+			}
+			for _, sig := range []consortium.Signal{onlyA, onlyB} {
+				if ms := matches(n, sig); len(ms) != 0 {
+					t.Errorf("%s: a signal alpha listed only after the fork matches: %+v", id, ms)
+				}
+			}
+			if ms := matches(n, fixture.PDQ(2)); len(ms) != 1 {
+				t.Errorf("%s: a signal alpha listed before the fork: got %d matches, want 1", id, len(ms))
+			}
+			ev := n.store.Evidence()["alpha"]
+			back, err := consortium.ParseEvidence(c.g.ID, c.g, ev.Marshal())
+			if err != nil {
+				t.Errorf("%s: evidence does not verify offline: %v", id, err)
+			} else if agreed, _ := back.AgreedSize(); agreed != 3 {
+				t.Errorf("%s: offline agreed size %d, want 3", id, agreed)
+			}
+			// An auditor collecting from a node that holds a signed head of alpha's log computes
+			// the same state. (echo, which fetched only the agreed entries, holds none.)
+			if _, ok := n.store.Head("alpha"); !ok {
+				continue
+			}
+			if r := consortium.Audit(auditInputOf(t, n), consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
+				t.Errorf("%s: audit of what the node holds: ok %v, digest %s, want %x:\n%s", id, r.OK, r.Digest, wantDigest[:], r)
+			}
+		}
+	}
+	check()
+	// echo joins late and learns of the evidence before it holds any of alpha's log (cut off from
+	// everyone, it hears the evidence alone): it still reaches the same state, fetching the agreed
+	// entries from its peers, and nothing beyond them.
+	c.part.cut([]string{"echo"}, []string{"bravo", "charlie", "delta"})
+	e := c.start("echo")
+	e.takeEvidence(b.store.Evidence()["alpha"])
+	if got := e.store.Size("alpha"); got != 0 {
+		t.Fatalf("echo holds %d entries of alpha before the network heals, want 0", got)
+	}
+	c.part.heal()
+	waitFor(t, 20*time.Second, "echo reaches the cutoff ("+c.describe()+")", func() bool { return resolved(e) })
+	if got := e.store.Size("alpha"); got != 3 {
+		t.Errorf("echo holds %d entries of alpha, want the 3 agreed ones", got)
+	}
+	check()
+	// The signed history beyond the fork stays stored.
+	if got := b.store.Size("alpha"); got != 5 {
+		t.Errorf("bravo holds %d entries of alpha, want its 5 (kept as signed history)", got)
+	}
+	// A restart applies the stored cutoff.
+	for _, id := range []string{"bravo", "charlie"} {
+		c.stop(id)
+		c.start(id)
+	}
+	check()
+	if got := c.nodes["charlie"].store.Cutoffs()["alpha"]; got != 3 {
+		t.Errorf("after restart, charlie's cutoff of alpha is %d, want 3", got)
+	}
+}
+
+// auditInputOf is what an auditor collects from a node: its logs, heads and evidence.
+func auditInputOf(t *testing.T, n *Node) consortium.AuditInput {
+	t.Helper()
+	in := consortium.AuditInput{Genesis: n.g.Marshal(), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}}
+	for m, size := range n.store.Sizes() {
+		es, err := n.store.Entries(m, 0, size, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Logs[m] = es
+	}
+	for m, cp := range n.store.Heads() {
+		in.Checkpoints[m] = [][]byte{cp.Note}
+	}
+	for _, ev := range n.store.Evidence() {
+		in.Evidence = append(in.Evidence, ev.Marshal())
+	}
+	return in
+}

@@ -1,0 +1,212 @@
+package store
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/store/pdqindex"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Equivocation cutoffs: once resolved evidence proves where a member's two histories part (its
+// agreed size, see [consortium.Agreement]), the state applies that member's log only up to the
+// smallest agreed size known against it ([consortium.Cutoffs]); the entries beyond stay stored
+// as signed history and have no effect. Every node that holds the same evidence (nodes keep the
+// evidence with the smallest agreed size and gossip it) computes the same state, whichever fork
+// it stored. When a cutoff arrives below what the state has applied, the derived state (State,
+// match indices, expiry heap) is rebuilt from the stored logs with the cutoffs applied; matching
+// answers from the old state until the new one is swapped in. When the store opens, the logs are
+// replayed in full first (so that heads and evidence verify with every key the logs ever gave),
+// then again with the stored cutoffs when they cut something.
+
+// applyCount returns how many of the count entries starting at first of member's log the state
+// applies: all of them unless a cutoff stops the log within or before them. applyWrites calls it
+// under mu, replayCut on its private store.
+func (s *Store) applyCount(member string, first uint64, count int) int {
+	f, ok := s.cutoffs[member]
+	switch {
+	case !ok || first+uint64(count) <= f:
+		return count
+	case first >= f:
+		return 0
+	}
+	return int(f - first)
+}
+
+// Cutoffs returns the cutoffs the state applies, by member (see [consortium.Cutoffs]).
+func (s *Store) Cutoffs() map[string]uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.cutoffs)
+}
+
+// evidenceCutoffs computes the cutoffs of the stored evidence. Caller holds mu (shared) or wmu.
+func (s *Store) evidenceCutoffs() map[string]uint64 {
+	evs := slices.Collect(maps.Values(s.evidence))
+	return consortium.Cutoffs(evs)
+}
+
+// applyStoredCutoffs runs when the store opens, after the first replay: if stored evidence cuts a
+// log below what was replayed, the derived state is rebuilt with the cutoffs.
+func (s *Store) applyStoredCutoffs() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.applyCutoffs()
+}
+
+// applyCutoffs makes the state apply the cutoffs of the stored evidence, rebuilding the derived
+// state when one of them is below what the state applied of that log. Caller holds wmu, so no
+// append runs meanwhile; mu is taken only to swap the rebuilt state in.
+func (s *Store) applyCutoffs() error {
+	s.mu.RLock()
+	cut := s.evidenceCutoffs()
+	rebuild := false
+	for m, f := range cut {
+		applied := s.treeOf(m).Size()
+		if old, ok := s.cutoffs[m]; ok {
+			applied = min(applied, old)
+		}
+		if f < applied {
+			rebuild = true
+		}
+	}
+	s.mu.RUnlock()
+	if !rebuild {
+		s.mu.Lock()
+		s.cutoffs = cut
+		s.mu.Unlock()
+		return nil
+	}
+	shadow, err := s.replayCut(cut)
+	if err != nil {
+		return fmt.Errorf("rebuild the state with equivocation cutoffs %v: %w", cut, err)
+	}
+	s.mu.Lock()
+	s.state, s.pdq, s.expiry, s.cutoffs = shadow.state, shadow.pdq, shadow.expiry, cut
+	s.state.OnChange(s.onChange)
+	s.mu.Unlock()
+	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
+	return nil
+}
+
+// replayCut replays the stored logs with the cutoffs into a private store's state and match
+// indices, in one read transaction. The stored entries were verified (against their checkpoints
+// and leaf hashes) when they were appended and when the store opened, so this is only the
+// replay; heads and evidence are not reopened, as their keys may come from entries the cutoffs
+// leave out (a member admitted with the vote of the forking member).
+func (s *Store) replayCut(cut map[string]uint64) (*Store, error) {
+	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut}
+	var err error
+	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
+		return nil, err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		shadow.rtx = tx
+		defer func() { shadow.rtx = nil }()
+		st := consortium.NewState(s.g, shadow.readEntry)
+		err := tx.Bucket(bucketLogs).ForEachBucket(func(name []byte) error {
+			m := string(name)
+			c := tx.Bucket(bucketLogs).Bucket(name).Cursor()
+			i := uint64(0)
+			for k, v := c.First(); k != nil && shadow.applyCount(m, i, 1) == 1; k, v = c.Next() {
+				_, e, err := splitValue(i, v)
+				if err != nil {
+					return fmt.Errorf("log %q: %w", m, err)
+				}
+				if err := st.Apply(m, i, e); err != nil {
+					return fmt.Errorf("replay log %q: %w", m, err)
+				}
+				i++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		shadow.state = st
+		shadow.loadIndex()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return shadow, nil
+}
+
+// recordEvidence stores verified evidence when it supersedes the stored evidence against its
+// member ([consortium.Evidence.Supersedes]), freezes the log, and applies a new cutoff. It
+// reports whether the evidence was stored. Caller holds wmu.
+func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
+	s.mu.RLock()
+	have := s.evidence[ev.Member]
+	s.mu.RUnlock()
+	if !ev.Supersedes(have) {
+		return false, nil
+	}
+	err := s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvidence).Put([]byte(ev.Member), ev.Marshal())
+	})
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	s.evidence[ev.Member] = ev
+	s.mu.Unlock()
+	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
+	return true, s.applyCutoffs()
+}
+
+// AppendAgreed stores entries [start, start+len(entries)) of a forked log that the state applies
+// but the store lacks: entries below the cutoff, which both forks share. It is how a node that
+// had fallen behind before the log froze reaches the cutoff, and so the state every other node
+// computes. The range must start at the stored size and end at or below the cutoff. It is
+// verified like [Store.AppendRange] against cp, a checkpoint of the log that link (an RFC 6962
+// consistency proof from the cutoff and the agreed root of the stored resolved evidence to cp)
+// shows to extend the agreed tree; a range that ends at the cutoff is checked against the agreed
+// root itself. The log's head does not change.
+func (s *Store) AppendAgreed(cp *consortium.Checkpoint, link []consortium.Hash, start uint64, entries [][]byte, proof []consortium.Hash) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m := cp.Member
+	s.mu.RLock()
+	ev := s.evidence[m]
+	cutoff, cut := s.cutoffs[m]
+	tree := s.treeOf(m)
+	s.mu.RUnlock()
+	agreed, ok := ev.AgreedSize()
+	if !ok || !cut || agreed != cutoff {
+		return fmt.Errorf("%w: no resolved evidence against %q", ErrForked, m)
+	}
+	if start != tree.Size() {
+		return fmt.Errorf("%w: log %q is stored up to %d, range starts at %d", ErrGap, m, tree.Size(), start)
+	}
+	end := start + uint64(len(entries))
+	if end > cutoff || len(entries) == 0 {
+		return fmt.Errorf("%w: log %q entries [%d, %d) are not below its cutoff %d", ErrForked, m, start, end, cutoff)
+	}
+	w := logWrite{member: m, start: start, entries: entries, tree: tree}
+	w.prepare()
+	switch {
+	case end == cutoff:
+		if w.after.Root() != ev.Agreement.Root {
+			return fmt.Errorf("%w: log %q entries [%d, %d): computed root differs from the agreed root", consortium.ErrRootMismatch, m, start, end)
+		}
+	case cp.Size < cutoff:
+		return fmt.Errorf("%w: log %q: checkpoint of size %d is below the cutoff %d", consortium.ErrRootMismatch, m, cp.Size, cutoff)
+	default:
+		if err := consortium.VerifyConsistency(link, cutoff, ev.Agreement.Root, cp.Size, cp.Root); err != nil {
+			return fmt.Errorf("%w: log %q: checkpoint of size %d does not extend the agreed tree: %w", consortium.ErrRootMismatch, m, cp.Size, err)
+		}
+		if err := consortium.VerifyConsistency(proof, end, w.after.Root(), cp.Size, cp.Root); err != nil {
+			return fmt.Errorf("%w: log %q entries [%d, %d) are not a prefix of its checkpoint of size %d: %w", consortium.ErrRootMismatch, m, start, end, cp.Size, err)
+		}
+	}
+	ws := []logWrite{w}
+	if err := s.write(ws, nil); err != nil {
+		return err
+	}
+	s.applyWrites(ws, nil)
+	return nil
+}

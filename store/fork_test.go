@@ -1,0 +1,313 @@
+package store_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	"github.com/hashfed/hashfed/store"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// memHashes is a tlog.HashReader over a log's stored hashes in memory.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+func hashesOf(t *testing.T, entries [][]byte) memHashes {
+	t.Helper()
+	var m memHashes
+	for i, e := range entries {
+		hs, err := tlog.StoredHashes(int64(i), e, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, hs...)
+	}
+	return m
+}
+
+// forkOf is charlie's history that shares the first common entries of l and then differs.
+func forkOf(g *consortium.Genesis, l *fixture.Log, common, size int) *fixture.Log {
+	f := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	for _, e := range l.Entries[:common] {
+		f.AppendRaw(e)
+	}
+	for i := common; i < size; i++ {
+		f.Append(fixture.Add(fixture.At(int64(100+i)), fixture.PDQ(1000*common+i)))
+	}
+	return f
+}
+
+// resolvedEvidence is evidence that charlie signed both l (stored) and its fork f, resolved.
+func resolvedEvidence(t *testing.T, g *consortium.Genesis, l, f *fixture.Log) *consortium.Evidence {
+	t.Helper()
+	a, b := openCP(t, g, l.Checkpoint()), openCP(t, g, f.Checkpoint())
+	ha, hb := hashesOf(t, l.Entries), hashesOf(t, f.Entries)
+	if a.Size > b.Size {
+		a, b, ha, hb = b, a, hb, ha
+	}
+	var ev *consortium.Evidence
+	var err error
+	if a.Size == b.Size {
+		ev, err = consortium.SameSizeEvidence(a, b)
+	} else {
+		prefix, _ := consortium.TreeHash(hb, a.Size)
+		proof, _ := consortium.ProveConsistency(hb, a.Size, b.Size)
+		ev, err = consortium.ForkEvidence(a, b, prefix, proof)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreement, err := consortium.AgreementOf(a, b, ha, hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err = ev.Resolve(agreement); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestForkCutoff: resolved evidence makes the state apply the forking member's log up to the
+// smallest agreed size known, rebuilding the state when it arrives; evidence with a larger agreed
+// size does not move the cutoff back; reopening applies the stored cutoff.
+func TestForkCutoff(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	l := peerLog(g, "charlie", 8, 0)
+	if err := s.AppendRange(openCP(t, g, l.Checkpoint()), 0, l.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	prefixDigest := func(n int) consortium.Hash {
+		st, err := consortium.Replay(g, consortium.Logs{"charlie": l.Entries[:n]}, consortium.ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Digest()
+	}
+	listed := func(s *store.Store, i int) bool {
+		ms, err := s.MatchSignal(fixture.PDQ(i), store.DefaultQuery())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms) > 0
+	}
+	// Unresolved evidence (a same-size fork) freezes the log but cuts nothing.
+	same := forkOf(g, l, 6, 8)
+	unresolved, err := consortium.SameSizeEvidence(openCP(t, g, l.Checkpoint()), openCP(t, g, same.Checkpoint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := s.RecordEvidence(unresolved); err != nil || !stored {
+		t.Fatalf("unresolved evidence: got %v, %v", stored, err)
+	}
+	if got := s.Cutoffs(); len(got) != 0 || digest(s) != prefixDigest(8) {
+		t.Fatalf("unresolved evidence: cutoffs %v, digest of %d entries changed", got, 8)
+	}
+	steps := []struct {
+		name       string
+		ev         *consortium.Evidence
+		wantStored bool
+		wantCutoff int
+	}{
+		{"resolved at 6", resolvedEvidence(t, g, l, same), true, 6},
+		{"resolved at 4", resolvedEvidence(t, g, l, forkOf(g, l, 4, 9)), true, 4},
+		{"resolved at 5 does not move the cutoff back", resolvedEvidence(t, g, l, forkOf(g, l, 5, 7)), false, 4},
+		{"unresolved does not replace resolved", unresolved, false, 4},
+		{"resolved at 2, fork shorter than the stored log", resolvedEvidence(t, g, l, forkOf(g, l, 2, 3)), true, 2},
+	}
+	// Matching goes on while the state is rebuilt (answering from the old state until the swap).
+	stop := make(chan struct{})
+	matched := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				matched <- n
+				return
+			default:
+			}
+			if _, err := s.MatchSignal(fixture.PDQ(7), store.DefaultQuery()); err == nil {
+				n++
+			}
+		}
+	}()
+	for _, st := range steps {
+		stored, err := s.RecordEvidence(st.ev)
+		if err != nil || stored != st.wantStored {
+			t.Fatalf("%s: got stored %v, %v, want %v", st.name, stored, err, st.wantStored)
+		}
+		if got := s.Cutoffs()["charlie"]; got != uint64(st.wantCutoff) {
+			t.Errorf("%s: got cutoff %d, want %d", st.name, got, st.wantCutoff)
+		}
+		if digest(s) != prefixDigest(st.wantCutoff) {
+			t.Errorf("%s: digest is not the state of charlie's first %d entries", st.name, st.wantCutoff)
+		}
+		for i := 0; i < 8; i++ {
+			if got, want := listed(s, i), i < st.wantCutoff; got != want {
+				t.Errorf("%s: entry %d's signal matched %v, want %v", st.name, i, got, want)
+			}
+		}
+	}
+	close(stop)
+	if n := <-matched; n == 0 {
+		t.Error("no match answered while the state was rebuilt")
+	}
+	if got := s.Size("charlie"); got != 8 {
+		t.Errorf("stored %d entries of charlie, want 8: signed history is kept", got)
+	}
+	s.Close()
+	s2 := openStore(t, path, g, testOptions())
+	if got := s2.Cutoffs()["charlie"]; got != 2 {
+		t.Errorf("reopened: cutoff %d, want 2", got)
+	}
+	if digest(s2) != prefixDigest(2) || listed(s2, 3) || !listed(s2, 1) {
+		t.Error("reopened: the cutoff is not applied")
+	}
+}
+
+// TestAppendAgreed: a store that fell behind before the log froze may fetch the entries both
+// forks share, up to the cutoff, and nothing else.
+func TestAppendAgreed(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
+	l := peerLog(g, "charlie", 8, 0)
+	behind := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	for _, e := range l.Entries[:2] {
+		behind.AppendRaw(e)
+	}
+	if err := s.AppendRange(openCP(t, g, behind.Checkpoint()), 0, behind.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	fork := forkOf(g, l, 5, 7)
+	ev := resolvedEvidence(t, g, l, fork)
+	cpL, cpFork := openCP(t, g, l.Checkpoint()), openCP(t, g, fork.Checkpoint())
+	proveL := func(from, to uint64) []consortium.Hash {
+		p, err := consortium.ProveConsistency(hashesOf(t, l.Entries), from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := s.AppendAgreed(cpL, proveL(5, 8), 2, l.Entries[2:4], proveL(4, 8)); !errors.Is(err, store.ErrForked) {
+		t.Errorf("before any evidence: got %v, want ErrForked", err)
+	}
+	if _, err := s.RecordEvidence(ev); err != nil {
+		t.Fatal(err)
+	}
+	// A third history of charlie's that parts at 3: its entries are not the agreed ones.
+	third := forkOf(g, l, 3, 8)
+	cpThird := openCP(t, g, third.Checkpoint())
+	proveThird := func(from, to uint64) []consortium.Hash {
+		p, _ := consortium.ProveConsistency(hashesOf(t, third.Entries), from, to)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		cp      *consortium.Checkpoint
+		link    []consortium.Hash
+		entries [][]byte
+		proof   []consortium.Hash
+	}{
+		{"beyond the cutoff", cpL, proveL(5, 8), l.Entries[2:6], proveL(6, 8)},
+		{"the fork's entries past the cutoff", cpFork, nil, fork.Entries[2:7], nil},
+		{"another history up to the cutoff", cpThird, proveThird(5, 8), third.Entries[2:5], nil},
+		{"another history's checkpoint", cpThird, proveThird(5, 8), third.Entries[2:4], proveThird(4, 8)},
+		{"a link that does not verify", cpL, proveL(4, 8), l.Entries[2:4], proveL(4, 8)},
+		{"not at the stored size", cpL, proveL(5, 8), l.Entries[3:5], nil},
+	} {
+		if err := s.AppendAgreed(tc.cp, tc.link, 2, tc.entries, tc.proof); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	if got := s.Size("charlie"); got != 2 {
+		t.Fatalf("refused ranges stored: size %d, want 2", got)
+	}
+	// The agreed entries, in two steps: against a checkpoint linked to the agreed tree, then
+	// against the agreed root.
+	if err := s.AppendAgreed(cpL, proveL(5, 8), 2, l.Entries[2:4], proveL(4, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAgreed(cpFork, nil, 4, l.Entries[4:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := consortium.Replay(g, consortium.Logs{"charlie": l.Entries[:5]}, consortium.ReplayOptions{})
+	if s.Size("charlie") != 5 || digest(s) != st.Digest() {
+		t.Errorf("got size %d, want 5 and the state of the agreed entries", s.Size("charlie"))
+	}
+	if h, _ := s.Head("charlie"); h.Size != 2 {
+		t.Errorf("head moved to %d, want it kept at 2", h.Size)
+	}
+}
+
+// TestCutoffRetractsAVote: charlie's endorsement admitted delta; charlie then forks before it, so
+// the cutoff retracts the vote and delta is no longer on the roster. The store must still open:
+// delta's stored checkpoint and the evidence were verified with every key the logs ever gave.
+func TestCutoffRetractsAVote(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	add := func(l *fixture.Log) {
+		t.Helper()
+		cp, err := consortium.OpenCheckpoint(g.ID, stateKeys(s), l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendRange(cp, s.Size(cp.Member), l.Entries[s.Size(cp.Member):], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alpha := fixture.NewLog(g.ID, fixture.Key("alpha"))
+	alpha.Append(fixture.Admit(fixture.At(1), "alpha", 0, "delta"))
+	charlie := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	charlie.Append(fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	charlie.Append(fixture.Endorse(fixture.At(2), 0, alpha.Entries[0]))
+	add(alpha)
+	add(charlie)
+	onRoster := func(s *store.Store, id string) bool {
+		var ok bool
+		s.View(func(st *consortium.State) { _, ok = st.Roster().Member(id) })
+		return ok
+	}
+	if !onRoster(s, "delta") {
+		t.Fatal("delta not admitted")
+	}
+	delta := fixture.NewLog(g.ID, fixture.Key("delta"))
+	delta.Append(fixture.Add(fixture.At(3), fixture.PDQ(40)))
+	add(delta)
+	// charlie's other history parts after its first entry, before the vote.
+	other := forkOf(g, charlie, 1, 3)
+	if _, err := s.RecordEvidence(resolvedEvidence(t, g, charlie, other)); err != nil {
+		t.Fatal(err)
+	}
+	if onRoster(s, "delta") {
+		t.Error("delta still on the roster once the vote that admitted it is cut")
+	}
+	want := digest(s)
+	s.Close()
+	s2, err := store.Open(path, g, testOptions())
+	if err != nil {
+		t.Fatalf("reopen with a cutoff that retracts a vote: %v", err)
+	}
+	defer s2.Close()
+	if digest(s2) != want || onRoster(s2, "delta") {
+		t.Error("reopened: a different state than before closing")
+	}
+}
+
+func stateKeys(s *store.Store) consortium.Keyring {
+	var k consortium.Keyring
+	s.View(func(st *consortium.State) { k = st })
+	return k
+}
