@@ -415,13 +415,22 @@ func (n *Node) catchUp() {
 // exchangeHeads sends this node's head vector to peer and acts on the answer: newer checkpoints are
 // fetched, cosignatures merged, equivocation evidence collected. The peer, seeing this node's
 // vector, fetches what it lacks in turn.
-func (n *Node) exchangeHeads(peer string) error {
+func (n *Node) exchangeHeads(peer string) error { return n.exchangeHeadsAsking(peer, false) }
+
+// exchangeHeadsAsking is exchangeHeads; with askOwn, the node leaves its own log out of its vector,
+// so that the peer answers with its checkpoint of that log whatever its size: a node restoring its
+// own log checks that the log it holds agrees with what its peers hold, not only that they hold no
+// more of it.
+func (n *Node) exchangeHeadsAsking(peer string, askOwn bool) error {
 	c, err := n.client(peer)
 	if err != nil {
 		return err
 	}
 	req := &pb.HeadsRequest{PeerAddr: n.peerAdv}
 	for m, s := range n.store.Sizes() {
+		if askOwn && m == n.id {
+			continue
+		}
 		req.Heads = append(req.Heads, &pb.Head{Member: m, Size: s})
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)

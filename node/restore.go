@@ -110,7 +110,7 @@ func (n *Node) ownRestoreStep() bool {
 			continue
 		}
 		wg.Go(func() {
-			if err := n.exchangeHeads(p); err != nil {
+			if err := n.exchangeHeadsAsking(p, true); err != nil {
 				n.log.Debug("own log: head exchange", "peer", p, "err", err)
 				return
 			}
@@ -154,7 +154,7 @@ func (n *Node) sawOwnCheckpoint(cp *consortium.Checkpoint, obsErr error) {
 	}
 	if errors.Is(obsErr, consortium.ErrInconsistent) && n.own.conflict == "" {
 		n.own.conflict = obsErr.Error()
-		n.log.Error("own log: the stored log contradicts a checkpoint of it that a peer holds; signing nothing (restart with --recover)", "err", obsErr)
+		n.log.Error("own log: the stored log contradicts a checkpoint of it that a peer holds; signing nothing (move the store aside and start with --recover)", "err", obsErr)
 	}
 }
 
@@ -166,7 +166,7 @@ func (n *Node) ownLogBlocked() error {
 	have := n.store.Size(n.id)
 	switch {
 	case conflict != "":
-		return fmt.Errorf("%w: %s; this store is not a copy of this member's log: stop the node and start it with --recover", ErrOwnLogConflict, conflict)
+		return fmt.Errorf("%w: %s; this store is not a copy of this member's log: stop the node, move the store file aside, and start it with --recover", ErrOwnLogConflict, conflict)
 	case !done && heard == 0:
 		return fmt.Errorf("%w: no peer has answered yet (have %d entries); the node signs nothing until one does: check that peers are running and reachable, and that this node joins one (--join, gossip.join)", ErrRestoring, have)
 	case !done || have < seen:

@@ -242,3 +242,43 @@ func TestRemovedMemberRefusesSubmissions(t *testing.T) {
 		t.Fatalf("got %v, want ErrUnknownMember naming epoch 1", err)
 	}
 }
+
+// TestOwnLogConflict: a node started on a store whose own log is longer than, but not an extension
+// of, what its peers hold (a store that is not a copy of this member's history) signs nothing and
+// refuses submissions, instead of signing a second history.
+func TestOwnLogConflict(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	a := c.start("alpha")
+	b := c.start("bravo")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(1)), fixture.Add(0, fixture.PDQ(2)))
+	c.waitHeads("alpha", 2)
+	c.stop("alpha")
+	if err := os.Remove(c.dbPath("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(c.dbPath("alpha"), c.g, store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := st.Submit(t.Context(), "alpha", []*pb.Entry{fixture.Add(0, fixture.PDQ(50+i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	a = c.start("alpha")
+	waitFor(t, 10*time.Second, "alpha to find the conflict", func() bool {
+		_, err := a.Submit(t.Context(), []*pb.Entry{fixture.Add(0, fixture.PDQ(9))})
+		if err == nil {
+			t.Fatal("alpha took a submission on a log that contradicts its peers'")
+		}
+		return errors.Is(err, ErrOwnLogConflict)
+	})
+	time.Sleep(500 * time.Millisecond)
+	if h, ok := a.store.Head("alpha"); ok && h.Size != 2 {
+		t.Errorf("alpha signed its log at size %d", h.Size)
+	}
+	if ev := b.store.Evidence(); len(ev) != 0 {
+		t.Errorf("bravo records equivocation: %v", ev)
+	}
+}
