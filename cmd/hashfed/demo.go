@@ -260,7 +260,7 @@ func (d *demo) run(images string) error {
 				q    int
 			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
 				sig, _ := consortium.ParseSignal(s.t, s.v)
-				en, err := newAdd(sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, cid, "found in a demo channel", 0, s.q)
+				en, err := consortium.NewAdd(0, sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: qualityOf(s.q)})
 				if err != nil {
 					return "", err
 				}
@@ -303,7 +303,11 @@ func (d *demo) run(images string) error {
 	}
 	wee, _ := consortium.ParseSignal("pdq", hashes[demoImages[1]].PDQ)
 	if err := d.step("charlie disputes one signal as a false positive; alpha sees it", func() (string, error) {
-		if _, err := d.submit("charlie", []*pb.Entry{{Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: wee.Proto(), Stance: pb.Stance_STANCE_FALSE_POSITIVE, Text: "this is a cartoon, not propaganda"}}}}); err != nil {
+		op, err := consortium.NewOpinion(0, wee, pb.Stance_STANCE_FALSE_POSITIVE, "this is a cartoon, not propaganda")
+		if err != nil {
+			return "", err
+		}
+		if _, err := d.submit("charlie", []*pb.Entry{op}); err != nil {
 			return "", err
 		}
 		var ms []*pb.MatchResult
@@ -321,8 +325,11 @@ func (d *demo) run(images string) error {
 	}
 	revoked, _ := consortium.ParseSignal("pdq", hashes[demoImages[3]].PDQ)
 	if err := d.step("alpha revokes one hash; bravo stops matching it", func() (string, error) {
-		r := &pb.Revoke{Target: &pb.Revoke_Signal{Signal: revoked.Proto()}, Reason: pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, Text: "mislabelled"}
-		if _, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Revoke{Revoke: r}}}); err != nil {
+		r, err := consortium.NewRevokeSignal(0, revoked, pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, "mislabelled")
+		if err != nil {
+			return "", err
+		}
+		if _, err := d.submit("alpha", []*pb.Entry{r}); err != nil {
 			return "", err
 		}
 		t := time.Now()
@@ -338,9 +345,11 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	if err := d.step("a fourth platform, delta, is proposed by alpha and endorsed by bravo", func() (string, error) {
-		pk := d.keys["delta"].Public()
-		res, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: 0, Text: "admit delta", Author: "alpha",
-			Changes: []*pb.RosterChange{{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: pk.ID, PublicKey: pk.Key, Role: pb.Role_ROLE_MEMBER}}}}}}}})
+		p, err := consortium.NewPropose(0, "alpha", 0, "admit delta", consortium.AdmitChange(d.keys["delta"].Public(), pb.Role_ROLE_MEMBER))
+		if err != nil {
+			return "", err
+		}
+		res, err := d.submit("alpha", []*pb.Entry{p})
 		if err != nil {
 			return "", err
 		}
@@ -352,7 +361,11 @@ func (d *demo) run(images string) error {
 		if !ok {
 			return "", errors.New("bravo did not see the proposal within 10 s")
 		}
-		if _, err := d.submit("bravo", []*pb.Entry{{Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Epoch: 0, Proposal: h[:]}}}}); err != nil {
+		en, err := consortium.NewEndorse(0, 0, h)
+		if err != nil {
+			return "", err
+		}
+		if _, err := d.submit("bravo", []*pb.Entry{en}); err != nil {
 			return "", err
 		}
 		ok = waitUntil(10*time.Second, func() bool {
@@ -450,7 +463,7 @@ func (d *demo) run(images string) error {
 }
 
 func mustAdd(sig consortium.Signal, labels ...string) *pb.Entry {
-	en, err := newAdd(sig, labels, "", "", 0, -1)
+	en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{})
 	if err != nil {
 		panic(err)
 	}

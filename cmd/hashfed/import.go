@@ -185,15 +185,13 @@ func recordEntry(rec hashlist.Record, extra []string, defExp int64, now time.Tim
 		}
 		q = *rec.Quality
 	}
-	en, err := newAdd(sig, append(slices.Clone(rec.Labels), extra...), rec.ContentID, rec.Note, exp, q)
+	// Checked at now, so an expiry already past is refused with its line; the node stamps the time.
+	en, err := consortium.NewAdd(now.UnixMilli(), sig, append(slices.Clone(rec.Labels), extra...),
+		consortium.AddOptions{ContentID: rec.ContentID, Note: rec.Note, ExpiresUnixMs: exp, Quality: qualityOf(q)})
 	if err != nil {
 		return nil, sig, err
 	}
-	en.TimeUnixMs = now.UnixMilli()
-	if _, err := consortium.MarshalEntry(en); err != nil {
-		return nil, sig, err
-	}
-	en.TimeUnixMs = 0 // the node stamps it
+	en.TimeUnixMs = 0
 	return en, sig, nil
 }
 
