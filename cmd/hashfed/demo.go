@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/localnet"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
@@ -158,7 +159,7 @@ func (d *demo) startNode(id string) error {
 	for _, n := range d.nodes {
 		join = append(join, n.GossipAddr())
 	}
-	n, err := localNode(d.g, d.keys[id], d.dir, join, true, func(c *node.Config) {
+	n, err := localnet.Node(d.g, d.keys[id], d.dir, join, true, func(c *node.Config) {
 		c.CheckpointInterval = 100 * time.Millisecond
 		c.AntiEntropyInterval = time.Second
 	})
@@ -220,7 +221,7 @@ func (d *demo) run(images string) error {
 				return "", err
 			}
 		}
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			st, err := d.status("charlie")
 			if err != nil {
 				return false
@@ -285,7 +286,7 @@ func (d *demo) run(images string) error {
 	if err := d.step("bravo matches an edited copy (squashed to a square) and sees alpha's labels", func() (string, error) {
 		var ms []*pb.MatchResult
 		t := time.Now()
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, err = d.match("bravo", editedSig, edited.Quality)
 			return err == nil && len(ms) > 0
 		})
@@ -311,7 +312,7 @@ func (d *demo) run(images string) error {
 			return "", err
 		}
 		var ms []*pb.MatchResult
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, _ = d.match("alpha", wee, -1)
 			return len(ms) == 1 && len(ms[0].Opinions) == 1
 		})
@@ -333,7 +334,7 @@ func (d *demo) run(images string) error {
 			return "", err
 		}
 		t := time.Now()
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, err := d.match("bravo", revoked, -1)
 			return err == nil && len(ms) == 0
 		})
@@ -354,7 +355,7 @@ func (d *demo) run(images string) error {
 			return "", err
 		}
 		h := consortium.LeafHash(res[0].Entry)
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			st, err := d.status("bravo")
 			return err == nil && len(st.Proposals) == 1
 		})
@@ -368,7 +369,7 @@ func (d *demo) run(images string) error {
 		if _, err := d.submit("bravo", []*pb.Entry{en}); err != nil {
 			return "", err
 		}
-		ok = waitUntil(10*time.Second, func() bool {
+		ok = localnet.WaitUntil(10*time.Second, func() bool {
 			for _, id := range founders {
 				st, err := d.status(id)
 				if err != nil || st.RosterEpoch != 1 {
@@ -392,7 +393,7 @@ func (d *demo) run(images string) error {
 		if err != nil {
 			return "", err
 		}
-		ok := waitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(15*time.Second, func() bool {
 			st, err := d.status("delta")
 			return err == nil && st.StateDigest == want.StateDigest
 		})
@@ -412,7 +413,7 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	return d.step("an auditor exports the logs, verifies every signature and replays", func() (string, error) {
-		ok := waitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(15*time.Second, func() bool {
 			var first string
 			for _, id := range []string{"alpha", "bravo", "charlie", "delta"} {
 				st, err := d.status(id)
