@@ -109,7 +109,7 @@ func signedLog(g *consortium.Genesis, member string, entries [][]byte) *consorti
 }
 
 func benchIngest(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "ingest", "[-n N] [-batch B] [-dir DIR]")
+	fs := newFlags(e, "ingest")
 	n := fs.Int("n", 1_000_000, "entries to append")
 	batch := fs.Int("batch", 10_000, "entries per transaction")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one; its disk is what is measured)")
@@ -192,7 +192,7 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 }
 
 func benchReplay(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "replay", "[-members M] [-per N]")
+	fs := newFlags(e, "replay")
 	members := fs.Int("members", 10, "member logs")
 	per := fs.Int("per", 100_000, "entries per log")
 	ck := fs.Int("checkpoint-every", 10_000, "entries between signed checkpoints")
@@ -253,7 +253,7 @@ func benchReplay(ctx context.Context, e *env, args []string) error {
 }
 
 func benchOpen(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "open", "[-n N] [-dir DIR]")
+	fs := newFlags(e, "open")
 	n := fs.Int("n", 10_000_000, "entries in the store")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one)")
 	logs := fs.Int("logs", 10, "member logs the entries are spread over")

@@ -72,7 +72,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func benchPropagation(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "propagation", "[-nodes N] [-adds K]")
+	fs := newFlags(e, "propagation")
 	nodes := fs.Int("nodes", 10, "nodes on loopback (each a member)")
 	adds := fs.Int("adds", 100, "adds to time (each followed later by its revoke)")
 	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
@@ -198,7 +198,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 }
 
 func benchBootstrap(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "bootstrap", "[-logs L] [-per N] [-peers P]")
+	fs := newFlags(e, "bootstrap")
 	logs := fs.Int("logs", 20, "member logs")
 	per := fs.Int("per", 100_000, "entries per log")
 	peers := fs.Int("peers", 3, "peers that hold the logs")
@@ -320,7 +320,7 @@ func signalOf(entry []byte) consortium.Signal {
 }
 
 func benchCatchup(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "catchup", "[-n N]")
+	fs := newFlags(e, "catchup")
 	count := fs.Int("n", 100_000, "entries added while the node is down")
 	sync := fs.Bool("fsync", true, "fsync appends")
 	if err := parseFlags(fs, args); err != nil {

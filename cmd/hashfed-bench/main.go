@@ -56,14 +56,10 @@ func mainExit() int {
 	}
 }
 
-// newFlags returns the flag set of one benchmark, printing its usage to stderr.
-func newFlags(e *env, name, args string) *flag.FlagSet {
+// newFlags returns the flag set of one benchmark; -h lists its flags on stderr.
+func newFlags(e *env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("hashfed-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: hashfed-bench %s %s\n\nFlags:\n", name, args)
-		fs.PrintDefaults()
-	}
 	return fs
 }
 
