@@ -304,11 +304,7 @@ func (d *demo) run(images string) error {
 	}
 	wee, _ := consortium.ParseSignal("pdq", hashes[demoImages[1]].PDQ)
 	if err := d.step("charlie disputes one signal as a false positive; alpha sees it", func() (string, error) {
-		op, err := consortium.NewOpinion(0, wee, pb.Stance_STANCE_FALSE_POSITIVE, "this is a cartoon, not propaganda")
-		if err != nil {
-			return "", err
-		}
-		if _, err := d.submit("charlie", []*pb.Entry{op}); err != nil {
+		if _, err := d.submit("charlie", []*pb.Entry{must(consortium.NewOpinion(0, wee, pb.Stance_STANCE_FALSE_POSITIVE, "this is a cartoon, not propaganda"))}); err != nil {
 			return "", err
 		}
 		var ms []*pb.MatchResult
@@ -326,11 +322,7 @@ func (d *demo) run(images string) error {
 	}
 	revoked, _ := consortium.ParseSignal("pdq", hashes[demoImages[3]].PDQ)
 	if err := d.step("alpha revokes one hash; bravo stops matching it", func() (string, error) {
-		r, err := consortium.NewRevokeSignal(0, revoked, pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, "mislabelled")
-		if err != nil {
-			return "", err
-		}
-		if _, err := d.submit("alpha", []*pb.Entry{r}); err != nil {
+		if _, err := d.submit("alpha", []*pb.Entry{must(consortium.NewRevokeSignal(0, revoked, pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, "mislabelled"))}); err != nil {
 			return "", err
 		}
 		t := time.Now()
@@ -346,10 +338,7 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	if err := d.step("a fourth platform, delta, is proposed by alpha and endorsed by bravo", func() (string, error) {
-		p, err := consortium.NewPropose(0, "alpha", 0, "admit delta", consortium.AdmitChange(d.keys["delta"].Public(), pb.Role_ROLE_MEMBER))
-		if err != nil {
-			return "", err
-		}
+		p := must(consortium.NewPropose(0, "alpha", 0, "admit delta", consortium.AdmitChange(d.keys["delta"].Public(), pb.Role_ROLE_MEMBER)))
 		res, err := d.submit("alpha", []*pb.Entry{p})
 		if err != nil {
 			return "", err
@@ -362,11 +351,7 @@ func (d *demo) run(images string) error {
 		if !ok {
 			return "", errors.New("bravo did not see the proposal within 10 s")
 		}
-		en, err := consortium.NewEndorse(0, 0, h)
-		if err != nil {
-			return "", err
-		}
-		if _, err := d.submit("bravo", []*pb.Entry{en}); err != nil {
+		if _, err := d.submit("bravo", []*pb.Entry{must(consortium.NewEndorse(0, 0, h))}); err != nil {
 			return "", err
 		}
 		ok = localnet.WaitUntil(10*time.Second, func() bool {
@@ -404,7 +389,7 @@ func (d *demo) run(images string) error {
 		if err != nil || len(ms) == 0 {
 			return "", fmt.Errorf("delta does not match the edited image: %v", err)
 		}
-		if _, err := d.submit("delta", []*pb.Entry{mustAdd(revoked, "behaviour:threat-incitement")}); err != nil {
+		if _, err := d.submit("delta", []*pb.Entry{must(consortium.NewAdd(0, revoked, []string{"behaviour:threat-incitement"}, consortium.AddOptions{}))}); err != nil {
 			return "", fmt.Errorf("delta cannot add: %w", err)
 		}
 		st, _ := d.status("delta")
@@ -463,8 +448,8 @@ func (d *demo) run(images string) error {
 	})
 }
 
-func mustAdd(sig consortium.Signal, labels ...string) *pb.Entry {
-	en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{})
+// must returns en, panicking on err: the demo's entries are fixed and valid, so an error is a bug.
+func must(en *pb.Entry, err error) *pb.Entry {
 	if err != nil {
 		panic(err)
 	}

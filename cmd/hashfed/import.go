@@ -122,22 +122,15 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	c, err := nf.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, max(nf.timeout, 5*time.Minute))
-	defer cancel()
 	sp := newProgress(e, fmt.Sprintf("sending %d entries", len(entries)))
-	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
+	results, err := send(ctx, &nf, entries, max(nf.timeout, 5*time.Minute))
 	sp.done()
 	if err != nil {
 		report()
-		return fmt.Errorf("nothing was imported: %w", c.callErr(err))
+		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	added := 0
-	for i, res := range resp.Results {
+	for i, res := range results {
 		if res.Error != "" {
 			bad = append(bad, &hashlist.LineError{Line: entryLines[i], Err: fmt.Errorf("%s refused by the node: %s", what[i], res.Error)})
 			continue

@@ -96,18 +96,11 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := nf.dial()
+	results, err := send(ctx, &nf, []*pb.Entry{en}, nf.timeout)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, nf.timeout)
-	defer cancel()
-	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: []*pb.Entry{en}})
-	if err != nil {
-		return c.callErr(err)
-	}
-	r := resp.Results[0]
+	r := results[0]
 	if r.Error != "" {
 		return fmt.Errorf("proposal refused: %s", r.Error)
 	}

@@ -142,21 +142,31 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	return submit(ctx, e, &nf, entries, what, "added")
 }
 
-// submit sends entries to the node and reports each outcome; it fails if any was refused.
-func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+// send submits entries to the node as one transaction, within timeout, and returns the node's
+// result for each.
+func send(ctx context.Context, nf *nodeFlags, entries []*pb.Entry, timeout time.Duration) ([]*pb.SubmitResult, error) {
 	c, err := nf.dial()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
-	cctx, cancel := c.ctx(ctx, nf.timeout)
+	cctx, cancel := c.ctx(ctx, timeout)
 	defer cancel()
 	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
 	if err != nil {
-		return c.callErr(err)
+		return nil, c.callErr(err)
+	}
+	return resp.Results, nil
+}
+
+// submit sends entries to the node and reports each outcome; it fails if any was refused.
+func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+	results, err := send(ctx, nf, entries, nf.timeout)
+	if err != nil {
+		return err
 	}
 	refused := 0
-	for i, r := range resp.Results {
+	for i, r := range results {
 		if r.Error != "" {
 			refused++
 			fmt.Fprintf(e.stderr, "refused %s: %s\n", what[i], r.Error)
