@@ -109,24 +109,18 @@ func (d *demo) client(id string) (*client, error) {
 	return nf.dial()
 }
 
+// submit sends entries to a demo node; it fails if any was refused.
 func (d *demo) submit(id string, es []*pb.Entry) ([]*pb.SubmitResult, error) {
-	c, err := d.client(id)
+	results, err := send(d.ctx, &nodeFlags{addr: d.nodes[id].MemberAddr()}, es, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	ctx, cancel := c.ctx(d.ctx, 10*time.Second)
-	defer cancel()
-	resp, err := c.Submit(ctx, &pb.SubmitRequest{Entries: es})
-	if err != nil {
-		return nil, c.callErr(err)
-	}
-	for _, r := range resp.Results {
+	for _, r := range results {
 		if r.Error != "" {
 			return nil, errors.New(r.Error)
 		}
 	}
-	return resp.Results, nil
+	return results, nil
 }
 
 func (d *demo) match(id string, sig consortium.Signal, quality int) ([]*pb.MatchResult, error) {
