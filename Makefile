@@ -12,7 +12,7 @@ FUZZTIME_LONG ?= 2m
 TESTFLAGS ?=
 BIN := $(CURDIR)/bin
 
-.PHONY: check fmt-check vet staticcheck test fuzz-short fuzz proto proto-check tidy-check build demo bench clean
+.PHONY: check fmt-check vet staticcheck test fuzz-short fuzz proto proto-check tidy-check build bench-build demo bench clean
 
 ## check: everything CI runs
 check: fmt-check vet staticcheck test fuzz-short proto-check tidy-check
@@ -64,6 +64,10 @@ tidy-check:
 ## build: the hashfed binary in bin/
 build:
 	$(GO) build -o $(BIN)/hashfed ./cmd/hashfed
+
+## bench-build: the hashfed-bench binary in bin/ (benchmarks; it links the test keys of internal/fixture)
+bench-build:
+	$(GO) build -o $(BIN)/hashfed-bench ./cmd/hashfed-bench
 
 ## demo: a local consortium doing its whole story (three founders, a fourth admitted, an audit)
 demo: build

@@ -40,6 +40,7 @@ package node
 // 404 for an unknown path; 405 for a wrong method (with Allow); 503 while the node shuts down.
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
@@ -192,14 +194,15 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// signalJSON is a signal as the JSON API writes it.
-type signalJSON struct {
+// SignalJSON is a signal in hashfed's JSON: its type and its value as users write it.
+type SignalJSON struct {
 	Type  string `json:"type"`
 	Value string `json:"value"`
 }
 
-// listingJSON is one member's listing.
-type listingJSON struct {
+// ListingJSON is one member's listing of a signal; times are RFC 3339 in UTC, an expiry is ""
+// for never and the quality is absent when unknown.
+type ListingJSON struct {
 	Member    string   `json:"member"`
 	Index     uint64   `json:"index"`
 	Time      string   `json:"time"`
@@ -207,11 +210,11 @@ type listingJSON struct {
 	ContentID string   `json:"content_id,omitempty"`
 	Note      string   `json:"note,omitempty"`
 	Expires   string   `json:"expires,omitempty"`
-	Quality   *int     `json:"quality,omitempty"`
+	Quality   *uint32  `json:"quality,omitempty"`
 }
 
-// opinionJSON is one member's opinion.
-type opinionJSON struct {
+// OpinionJSON is one member's opinion on a signal.
+type OpinionJSON struct {
 	Author string `json:"author"`
 	Index  uint64 `json:"index"`
 	Time   string `json:"time"`
@@ -219,24 +222,63 @@ type opinionJSON struct {
 	Text   string `json:"text,omitempty"`
 }
 
-// matchJSON is one match.
-type matchJSON struct {
-	Signal   signalJSON    `json:"signal"`
+// MatchJSON is one match in hashfed's JSON, the one shape of the HTTP API (/v1/match,
+// /v1/lookup) and of `hashfed match --json`.
+type MatchJSON struct {
+	Signal   SignalJSON    `json:"signal"`
 	Distance int           `json:"distance"`
-	Listings []listingJSON `json:"listings"`
-	Opinions []opinionJSON `json:"opinions,omitempty"`
+	Listings []ListingJSON `json:"listings"`
+	Opinions []OpinionJSON `json:"opinions,omitempty"`
 	Hidden   string        `json:"hidden,omitempty"`
 }
 
-// matchesJSON is the answer of /v1/match.
-type matchesJSON struct {
-	Matches []matchJSON `json:"matches"`
+// MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
+type MatchesJSON struct {
+	Matches []MatchJSON `json:"matches"`
+}
+
+// matchesJSON is the name the HTTP tests use.
+type matchesJSON = MatchesJSON
+
+// NewMatchesJSON returns the JSON form of matches in their wire form (never a null list).
+func NewMatchesJSON(ms []*pb.MatchResult) MatchesJSON {
+	out := MatchesJSON{Matches: make([]MatchJSON, len(ms))}
+	for i, m := range ms {
+		out.Matches[i] = NewMatchJSON(m)
+	}
+	return out
+}
+
+// NewMatchJSON returns the JSON form of a match in its wire form.
+func NewMatchJSON(m *pb.MatchResult) MatchJSON {
+	j := MatchJSON{Distance: int(m.GetDistance()), Listings: make([]ListingJSON, len(m.GetListings())), Hidden: m.GetHidden()}
+	if sig, err := consortium.SignalFromProto(m.GetSignal()); err == nil {
+		j.Signal = SignalJSON{Type: sig.Type.String(), Value: sig.Text()}
+	} else {
+		j.Signal = SignalJSON{Type: m.GetSignal().GetType(), Value: hex.EncodeToString(m.GetSignal().GetValue())}
+	}
+	for i, l := range m.GetListings() {
+		lj := ListingJSON{Member: l.Member, Index: l.Index, Time: rfc3339(time.UnixMilli(l.TimeUnixMs)), Labels: l.Labels,
+			ContentID: l.ContentId, Note: l.Note, Quality: l.Quality}
+		if lj.Labels == nil {
+			lj.Labels = []string{}
+		}
+		if l.ExpiresUnixMs != 0 {
+			lj.Expires = rfc3339(time.UnixMilli(l.ExpiresUnixMs))
+		}
+		j.Listings[i] = lj
+	}
+	for _, o := range m.GetOpinions() {
+		j.Opinions = append(j.Opinions, OpinionJSON{Author: o.Author, Index: o.Index, Time: rfc3339(time.UnixMilli(o.TimeUnixMs)),
+			Stance: consortium.StanceName(o.Stance), Text: o.Text})
+	}
+	return j
 }
 
 // lookupJSON is the answer of /v1/lookup.
 type lookupJSON struct {
 	Found  bool      `json:"found"`
-	Result matchJSON `json:"result"`
+	Result MatchJSON `json:"result"`
 }
 
 // matchRequestJSON is the body of POST /v1/match.
@@ -246,32 +288,6 @@ type matchRequestJSON struct {
 	Radius        *int   `json:"radius"`
 	Quality       *int   `json:"quality"`
 	IncludeHidden bool   `json:"include_hidden"`
-}
-
-func matchToJSON(m store.Match) matchJSON {
-	j := matchJSON{
-		Signal:   signalJSON{Type: m.Signal.Type.String(), Value: m.Signal.Text()},
-		Distance: m.Distance,
-		Listings: make([]listingJSON, len(m.Listings)),
-		Hidden:   m.Hidden,
-	}
-	for i, l := range m.Listings {
-		lj := listingJSON{Member: l.Member, Index: l.Index, Time: rfc3339(l.Time), Labels: l.Labels,
-			ContentID: l.ContentID, Note: l.Note, Expires: rfc3339(l.Expires)}
-		if lj.Labels == nil {
-			lj.Labels = []string{}
-		}
-		if l.Quality >= 0 {
-			q := l.Quality
-			lj.Quality = &q
-		}
-		j.Listings[i] = lj
-	}
-	for _, o := range m.Opinions {
-		j.Opinions = append(j.Opinions, opinionJSON{Author: o.Author, Index: o.Index, Time: rfc3339(o.Time),
-			Stance: consortium.StanceName(o.Stance), Text: o.Text})
-	}
-	return j
 }
 
 // parseQuery parses a match query from its JSON form.
@@ -378,11 +394,7 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := matchesJSON{Matches: make([]matchJSON, len(ms))}
-	for i, m := range ms {
-		out.Matches[i] = matchToJSON(m)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, NewMatchesJSON(matchesToProto(ms)))
 }
 
 func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
@@ -406,5 +418,5 @@ func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: matchToJSON(m)})
+	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: NewMatchJSON(matchToProto(m))})
 }

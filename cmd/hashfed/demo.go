@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/localnet"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
@@ -108,24 +109,18 @@ func (d *demo) client(id string) (*client, error) {
 	return nf.dial()
 }
 
+// submit sends entries to a demo node; it fails if any was refused.
 func (d *demo) submit(id string, es []*pb.Entry) ([]*pb.SubmitResult, error) {
-	c, err := d.client(id)
+	results, err := send(d.ctx, &nodeFlags{addr: d.nodes[id].MemberAddr()}, es, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	ctx, cancel := c.ctx(d.ctx, 10*time.Second)
-	defer cancel()
-	resp, err := c.Submit(ctx, &pb.SubmitRequest{Entries: es})
-	if err != nil {
-		return nil, c.callErr(err)
-	}
-	for _, r := range resp.Results {
+	for _, r := range results {
 		if r.Error != "" {
 			return nil, errors.New(r.Error)
 		}
 	}
-	return resp.Results, nil
+	return results, nil
 }
 
 func (d *demo) match(id string, sig consortium.Signal, quality int) ([]*pb.MatchResult, error) {
@@ -158,7 +153,7 @@ func (d *demo) startNode(id string) error {
 	for _, n := range d.nodes {
 		join = append(join, n.GossipAddr())
 	}
-	n, err := localNode(d.g, d.keys[id], d.dir, join, true, func(c *node.Config) {
+	n, err := localnet.Node(d.g, d.keys[id], d.dir, join, true, func(c *node.Config) {
 		c.CheckpointInterval = 100 * time.Millisecond
 		c.AntiEntropyInterval = time.Second
 	})
@@ -220,7 +215,7 @@ func (d *demo) run(images string) error {
 				return "", err
 			}
 		}
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			st, err := d.status("charlie")
 			if err != nil {
 				return false
@@ -260,7 +255,7 @@ func (d *demo) run(images string) error {
 				q    int
 			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
 				sig, _ := consortium.ParseSignal(s.t, s.v)
-				en, err := newAdd(sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, cid, "found in a demo channel", 0, s.q)
+				en, err := consortium.NewAdd(0, sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: qualityOf(s.q)})
 				if err != nil {
 					return "", err
 				}
@@ -285,7 +280,7 @@ func (d *demo) run(images string) error {
 	if err := d.step("bravo matches an edited copy (squashed to a square) and sees alpha's labels", func() (string, error) {
 		var ms []*pb.MatchResult
 		t := time.Now()
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, err = d.match("bravo", editedSig, edited.Quality)
 			return err == nil && len(ms) > 0
 		})
@@ -303,11 +298,11 @@ func (d *demo) run(images string) error {
 	}
 	wee, _ := consortium.ParseSignal("pdq", hashes[demoImages[1]].PDQ)
 	if err := d.step("charlie disputes one signal as a false positive; alpha sees it", func() (string, error) {
-		if _, err := d.submit("charlie", []*pb.Entry{{Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: wee.Proto(), Stance: pb.Stance_STANCE_FALSE_POSITIVE, Text: "this is a cartoon, not propaganda"}}}}); err != nil {
+		if _, err := d.submit("charlie", []*pb.Entry{must(consortium.NewOpinion(0, wee, pb.Stance_STANCE_FALSE_POSITIVE, "this is a cartoon, not propaganda"))}); err != nil {
 			return "", err
 		}
 		var ms []*pb.MatchResult
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, _ = d.match("alpha", wee, -1)
 			return len(ms) == 1 && len(ms[0].Opinions) == 1
 		})
@@ -321,12 +316,11 @@ func (d *demo) run(images string) error {
 	}
 	revoked, _ := consortium.ParseSignal("pdq", hashes[demoImages[3]].PDQ)
 	if err := d.step("alpha revokes one hash; bravo stops matching it", func() (string, error) {
-		r := &pb.Revoke{Target: &pb.Revoke_Signal{Signal: revoked.Proto()}, Reason: pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, Text: "mislabelled"}
-		if _, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Revoke{Revoke: r}}}); err != nil {
+		if _, err := d.submit("alpha", []*pb.Entry{must(consortium.NewRevokeSignal(0, revoked, pb.RevokeReason_REVOKE_REASON_FALSE_POSITIVE, "mislabelled"))}); err != nil {
 			return "", err
 		}
 		t := time.Now()
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			ms, err := d.match("bravo", revoked, -1)
 			return err == nil && len(ms) == 0
 		})
@@ -338,24 +332,23 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	if err := d.step("a fourth platform, delta, is proposed by alpha and endorsed by bravo", func() (string, error) {
-		pk := d.keys["delta"].Public()
-		res, err := d.submit("alpha", []*pb.Entry{{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: 0, Text: "admit delta", Author: "alpha",
-			Changes: []*pb.RosterChange{{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: pk.ID, PublicKey: pk.Key, Role: pb.Role_ROLE_MEMBER}}}}}}}})
+		p := must(consortium.NewPropose(0, "alpha", 0, "admit delta", consortium.AdmitChange(d.keys["delta"].Public(), pb.Role_ROLE_MEMBER)))
+		res, err := d.submit("alpha", []*pb.Entry{p})
 		if err != nil {
 			return "", err
 		}
 		h := consortium.LeafHash(res[0].Entry)
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			st, err := d.status("bravo")
 			return err == nil && len(st.Proposals) == 1
 		})
 		if !ok {
 			return "", errors.New("bravo did not see the proposal within 10 s")
 		}
-		if _, err := d.submit("bravo", []*pb.Entry{{Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Epoch: 0, Proposal: h[:]}}}}); err != nil {
+		if _, err := d.submit("bravo", []*pb.Entry{must(consortium.NewEndorse(0, 0, h))}); err != nil {
 			return "", err
 		}
-		ok = waitUntil(10*time.Second, func() bool {
+		ok = localnet.WaitUntil(10*time.Second, func() bool {
 			for _, id := range founders {
 				st, err := d.status(id)
 				if err != nil || st.RosterEpoch != 1 {
@@ -379,7 +372,7 @@ func (d *demo) run(images string) error {
 		if err != nil {
 			return "", err
 		}
-		ok := waitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(15*time.Second, func() bool {
 			st, err := d.status("delta")
 			return err == nil && st.StateDigest == want.StateDigest
 		})
@@ -390,7 +383,7 @@ func (d *demo) run(images string) error {
 		if err != nil || len(ms) == 0 {
 			return "", fmt.Errorf("delta does not match the edited image: %v", err)
 		}
-		if _, err := d.submit("delta", []*pb.Entry{mustAdd(revoked, "behaviour:threat-incitement")}); err != nil {
+		if _, err := d.submit("delta", []*pb.Entry{must(consortium.NewAdd(0, revoked, []string{"behaviour:threat-incitement"}, consortium.AddOptions{}))}); err != nil {
 			return "", fmt.Errorf("delta cannot add: %w", err)
 		}
 		st, _ := d.status("delta")
@@ -399,7 +392,7 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	return d.step("an auditor exports the logs, verifies every signature and replays", func() (string, error) {
-		ok := waitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(15*time.Second, func() bool {
 			var first string
 			for _, id := range []string{"alpha", "bravo", "charlie", "delta"} {
 				st, err := d.status(id)
@@ -449,8 +442,8 @@ func (d *demo) run(images string) error {
 	})
 }
 
-func mustAdd(sig consortium.Signal, labels ...string) *pb.Entry {
-	en, err := newAdd(sig, labels, "", "", 0, -1)
+// must returns en, panicking on err: the demo's entries are fixed and valid, so an error is a bug.
+func must(en *pb.Entry, err error) *pb.Entry {
 	if err != nil {
 		panic(err)
 	}

@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/consortium/hashlist"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
@@ -20,7 +18,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	var nf nodeFlags
 	nf.register(fs, e)
 	at := fs.String("at", "", "export the set as it was at this time (RFC 3339); default now")
-	format := fs.String("format", "te", "te (TYPE VALUE per line, python-threatexchange local_file), csv or jsonl (with listings)")
+	format := fs.String("format", "te", "te (TYPE VALUE per line, python-threatexchange local_file), csv or jsonl (with labels and members)")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -33,8 +31,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		}
 		req.AtUnixMs = t.UnixMilli()
 	}
-	if *format != "te" && *format != "csv" && *format != "jsonl" {
-		return usageErr("--format %q: want te, csv or jsonl", *format)
+	f, err := hashlist.ParseFormat(*format)
+	if err != nil {
+		return usageErr("--format: %v", err)
 	}
 	c, err := nf.dial()
 	if err != nil {
@@ -56,9 +55,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		defer os.Remove(tmp.Name())
 		w = tmp
 	}
-	cw := csv.NewWriter(w)
-	if *format == "csv" {
-		cw.Write([]string{"type", "value", "labels", "members"})
+	hw, err := hashlist.NewWriter(w, f)
+	if err != nil {
+		return err
 	}
 	n := 0
 	for {
@@ -74,27 +73,17 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("node sent a bad signal: %w", err)
 		}
 		n++
-		switch *format {
-		case "te":
-			fmt.Fprintf(w, "%s %s\n", sig.Type, sig.Text())
-		case "csv":
-			var labels, members []string
-			for _, l := range rec.Listings {
-				labels = append(labels, l.Labels...)
-				members = append(members, l.Member)
-			}
-			cw.Write([]string{sig.Type.String(), sig.Text(), strings.Join(dedupe(labels), ";"), strings.Join(members, ";")})
-		case "jsonl":
-			b, _ := json.Marshal(struct {
-				Type     string        `json:"type"`
-				Value    string        `json:"value"`
-				Listings []listingJSON `json:"listings"`
-			}{sig.Type.String(), sig.Text(), listingsJSON(rec.Listings)})
-			fmt.Fprintln(w, string(b))
+		out := hashlist.Record{Type: sig.Type.String(), Value: sig.Text()}
+		for _, l := range rec.Listings {
+			out.Labels = append(out.Labels, l.Labels...)
+			out.Members = append(out.Members, l.Member)
+		}
+		out.Labels = dedupe(out.Labels)
+		if err := hw.Write(out); err != nil {
+			return fmt.Errorf("%s %s: %w", out.Type, out.Value, err)
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	if err := hw.Flush(); err != nil {
 		return err
 	}
 	if tmp != nil {

@@ -1,43 +1,29 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/consortium/hashlist"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
 // importLimit is the most entries one import sends as a single transaction (all or nothing).
 const importLimit = 100_000
 
-// record is one line of an import file.
-type record struct {
-	Type      string   `json:"type"`
-	Value     string   `json:"value"`
-	Labels    []string `json:"labels"`
-	ContentID string   `json:"content_id"`
-	Note      string   `json:"note"`
-	Expires   string   `json:"expires"`
-	Quality   *int     `json:"quality"`
-}
-
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "import", "FILE [--format te|csv|jsonl] [--label L]...")
 	var nf nodeFlags
 	nf.register(fs, e)
-	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line), csv (header: type,value[,labels,content_id,note,expires,quality]) or jsonl; default from the file name")
+	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line), csv (header: type,value[,labels,content_id,note,expires,quality,members]) or jsonl; default from the file name")
 	var labels listFlag
 	fs.Var(&labels, "label", "a label for every line (repeat)")
 	expires := fs.String("expires", "", "expiry for every line without one: 90d, 12h or RFC 3339")
@@ -59,18 +45,14 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		defer f.Close()
 		r, name = f, pos[0]
 	}
-	if *format == "" {
-		switch strings.ToLower(filepath.Ext(pos[0])) {
-		case ".csv":
-			*format = "csv"
-		case ".jsonl", ".ndjson", ".json":
-			*format = "jsonl"
-		default:
-			*format = "te"
+	f := hashlist.FormatOf(pos[0])
+	if *format != "" {
+		if f, err = hashlist.ParseFormat(*format); err != nil {
+			return usageErr("%v", err)
 		}
 	}
 	bar := newProgress(e, "reading "+name)
-	recs, lineNos, bad, err := readRecords(r, *format, bar)
+	recs, bad, err := hashlist.Read(r, f, bar.tick)
 	bar.done()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -84,15 +66,15 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	var what []string
 	var entryLines []int
 	seen := map[consortium.Signal]int{}
-	for i, rec := range recs {
-		line := lineNos[i]
+	for _, rec := range recs {
+		line := rec.Line
 		en, sig, err := recordEntry(rec, labels, defExp, now)
 		if err != nil {
-			bad = append(bad, lineErr{line, err})
+			bad = append(bad, &hashlist.LineError{Line: line, Err: err})
 			continue
 		}
 		if prev, dup := seen[sig]; dup {
-			bad = append(bad, lineErr{line, fmt.Errorf("duplicate of line %d", prev)})
+			bad = append(bad, &hashlist.LineError{Line: line, Err: fmt.Errorf("duplicate of line %d", prev)})
 			continue
 		}
 		seen[sig] = line
@@ -107,7 +89,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "refused %d lines:\n", len(bad))
 		reasons := map[string]int{}
 		for _, b := range bad {
-			reasons[reasonOf(b.err)]++
+			reasons[reasonOf(b.Err)]++
 		}
 		keys := make([]string, 0, len(reasons))
 		for k := range reasons {
@@ -119,13 +101,13 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		for _, k := range keys {
 			fmt.Fprintf(e.stderr, "  %6d  %s\n", reasons[k], k)
 		}
-		sort.SliceStable(bad, func(i, j int) bool { return bad[i].line < bad[j].line })
+		sort.SliceStable(bad, func(i, j int) bool { return bad[i].Line < bad[j].Line })
 		for i, b := range bad {
 			if i == 20 {
 				fmt.Fprintf(e.stderr, "  ... and %d more\n", len(bad)-20)
 				break
 			}
-			fmt.Fprintf(e.stderr, "  line %d: %v\n", b.line, b.err)
+			fmt.Fprintf(e.stderr, "  %v\n", b)
 		}
 	}
 	if len(entries) > importLimit {
@@ -140,24 +122,17 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	c, err := nf.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, max(nf.timeout, 5*time.Minute))
-	defer cancel()
 	sp := newProgress(e, fmt.Sprintf("sending %d entries", len(entries)))
-	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
+	results, err := send(ctx, &nf, entries, max(nf.timeout, 5*time.Minute))
 	sp.done()
 	if err != nil {
 		report()
-		return fmt.Errorf("nothing was imported: %w", c.callErr(err))
+		return fmt.Errorf("nothing was imported: %w", err)
 	}
 	added := 0
-	for i, res := range resp.Results {
+	for i, res := range results {
 		if res.Error != "" {
-			bad = append(bad, lineErr{entryLines[i], fmt.Errorf("%s refused by the node: %s", what[i], res.Error)})
+			bad = append(bad, &hashlist.LineError{Line: entryLines[i], Err: fmt.Errorf("%s refused by the node: %s", what[i], res.Error)})
 			continue
 		}
 		added++
@@ -168,11 +143,6 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		return errSilent
 	}
 	return nil
-}
-
-type lineErr struct {
-	line int
-	err  error
 }
 
 // reasonOf reduces an error to its kind, for the summary.
@@ -189,107 +159,8 @@ func reasonOf(err error) string {
 	return strings.TrimSpace(msg)
 }
 
-// readRecords parses an import file; lines it cannot parse are returned as refusals, and an I/O
-// error stops it.
-func readRecords(r io.Reader, format string, bar *progress) (recs []record, lines []int, bad []lineErr, err error) {
-	switch format {
-	case "te", "jsonl":
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		n := 0
-		for sc.Scan() {
-			n++
-			bar.tick(n)
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			var rec record
-			if format == "te" {
-				f := strings.Fields(line)
-				if len(f) != 2 {
-					bad = append(bad, lineErr{n, fmt.Errorf("want TYPE VALUE, got %d fields", len(f))})
-					continue
-				}
-				rec = record{Type: f[0], Value: f[1]}
-			} else {
-				dec := json.NewDecoder(strings.NewReader(line))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&rec); err != nil {
-					bad = append(bad, lineErr{n, fmt.Errorf("not a JSON object of type, value, labels, content_id, note, expires, quality: %v", err)})
-					continue
-				}
-			}
-			recs, lines = append(recs, rec), append(lines, n)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, nil, nil, fmt.Errorf("line %d: %w", n+1, err)
-		}
-	case "csv":
-		cr := csv.NewReader(r)
-		cr.FieldsPerRecord = -1
-		cr.Comment = '#'
-		header, err := cr.Read()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("csv header: %w", err)
-		}
-		col := map[string]int{}
-		for i, h := range header {
-			col[strings.ToLower(strings.TrimSpace(h))] = i
-		}
-		for _, need := range []string{"type", "value"} {
-			if _, ok := col[need]; !ok {
-				return nil, nil, nil, fmt.Errorf("csv header has no %q column (want type,value[,labels,content_id,note,expires,quality])", need)
-			}
-		}
-		for h := range col {
-			if !slices.Contains([]string{"type", "value", "labels", "content_id", "note", "expires", "quality"}, h) {
-				return nil, nil, nil, fmt.Errorf("csv header has an unknown column %q", h)
-			}
-		}
-		for n := 2; ; n++ {
-			row, err := cr.Read()
-			if err == io.EOF {
-				break
-			}
-			bar.tick(n)
-			line, _ := cr.FieldPos(0)
-			if err != nil {
-				var pe *csv.ParseError
-				if errors.As(err, &pe) {
-					bad = append(bad, lineErr{pe.Line, err})
-					continue
-				}
-				return nil, nil, nil, err
-			}
-			get := func(k string) string {
-				if i, ok := col[k]; ok && i < len(row) {
-					return strings.TrimSpace(row[i])
-				}
-				return ""
-			}
-			rec := record{Type: get("type"), Value: get("value"), ContentID: get("content_id"), Note: get("note"), Expires: get("expires")}
-			if l := get("labels"); l != "" {
-				rec.Labels = strings.FieldsFunc(l, func(r rune) bool { return r == ';' || r == ' ' })
-			}
-			if q := get("quality"); q != "" {
-				var v int
-				if _, err := fmt.Sscanf(q, "%d", &v); err != nil {
-					bad = append(bad, lineErr{line, fmt.Errorf("quality %q is not a number", q)})
-					continue
-				}
-				rec.Quality = &v
-			}
-			recs, lines = append(recs, rec), append(lines, line)
-		}
-	default:
-		return nil, nil, nil, usageErr("unknown format %q: want te, csv or jsonl", format)
-	}
-	return recs, lines, bad, nil
-}
-
 // recordEntry turns one record into an add entry.
-func recordEntry(rec record, extra []string, defExp int64, now time.Time) (*pb.Entry, consortium.Signal, error) {
+func recordEntry(rec hashlist.Record, extra []string, defExp int64, now time.Time) (*pb.Entry, consortium.Signal, error) {
 	sig, err := consortium.ParseSignal(rec.Type, rec.Value)
 	if err != nil {
 		return nil, sig, err
@@ -307,15 +178,13 @@ func recordEntry(rec record, extra []string, defExp int64, now time.Time) (*pb.E
 		}
 		q = *rec.Quality
 	}
-	en, err := newAdd(sig, append(slices.Clone(rec.Labels), extra...), rec.ContentID, rec.Note, exp, q)
+	// Checked at now, so an expiry already past is refused with its line; the node stamps the time.
+	en, err := consortium.NewAdd(now.UnixMilli(), sig, append(slices.Clone(rec.Labels), extra...),
+		consortium.AddOptions{ContentID: rec.ContentID, Note: rec.Note, ExpiresUnixMs: exp, Quality: qualityOf(q)})
 	if err != nil {
 		return nil, sig, err
 	}
-	en.TimeUnixMs = now.UnixMilli()
-	if _, err := consortium.MarshalEntry(en); err != nil {
-		return nil, sig, err
-	}
-	en.TimeUnixMs = 0 // the node stamps it
+	en.TimeUnixMs = 0
 	return en, sig, nil
 }
 

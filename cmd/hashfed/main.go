@@ -1,6 +1,7 @@
 // Command hashfed runs a node of a hash-sharing consortium and does every journey around it: keys,
-// the genesis, serving, adding and revoking hashes, matching, exporting, status, audits, benchmarks
-// and a demo. Run `hashfed help` for the list.
+// the genesis, serving, adding and revoking hashes, matching, exporting, status, audits and a demo.
+// Run `hashfed help` for the list. The benchmarks are a separate command, hashfed-bench, so that
+// the test keys they use are not linked into the binary members deploy.
 package main
 
 import (
@@ -46,7 +47,6 @@ func init() {
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
 		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
 		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
-		{"bench", "match|hash|ingest|replay|open|propagation|bootstrap|catchup [flags]", "benchmarks; the last line is key=value figures", runBench},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
@@ -79,7 +80,7 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		all = append(all, resp.Matches...)
 	}
 	if *asJSON {
-		b, _ := json.MarshalIndent(matchesJSON(all), "", "  ")
+		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
 	}
@@ -111,59 +112,4 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
-}
-
-// matchJSON is the JSON form of a match result.
-type matchJSON struct {
-	Type     string        `json:"type"`
-	Value    string        `json:"value"`
-	Distance uint32        `json:"distance"`
-	Hidden   string        `json:"hidden,omitempty"`
-	Listings []listingJSON `json:"listings"`
-	Opinions []opinionJSON `json:"opinions,omitempty"`
-}
-
-type listingJSON struct {
-	Member    string   `json:"member"`
-	Index     uint64   `json:"index"`
-	Time      string   `json:"time"`
-	Labels    []string `json:"labels"`
-	ContentID string   `json:"content_id,omitempty"`
-	Note      string   `json:"note,omitempty"`
-	Expires   string   `json:"expires,omitempty"`
-	Quality   *uint32  `json:"quality,omitempty"`
-}
-
-type opinionJSON struct {
-	Author string `json:"author"`
-	Stance string `json:"stance"`
-	Text   string `json:"text,omitempty"`
-}
-
-func listingsJSON(ls []*pb.Listing) []listingJSON {
-	out := []listingJSON{}
-	for _, l := range ls {
-		lj := listingJSON{Member: l.Member, Index: l.Index, Time: time.UnixMilli(l.TimeUnixMs).UTC().Format(time.RFC3339), Labels: l.Labels, ContentID: l.ContentId, Note: l.Note, Quality: l.Quality}
-		if lj.Labels == nil {
-			lj.Labels = []string{}
-		}
-		if l.ExpiresUnixMs != 0 {
-			lj.Expires = time.UnixMilli(l.ExpiresUnixMs).UTC().Format(time.RFC3339)
-		}
-		out = append(out, lj)
-	}
-	return out
-}
-
-func matchesJSON(ms []*pb.MatchResult) []matchJSON {
-	out := []matchJSON{}
-	for _, m := range ms {
-		sig, _ := consortium.SignalFromProto(m.Signal)
-		mj := matchJSON{Type: sig.Type.String(), Value: sig.Text(), Distance: m.Distance, Hidden: m.Hidden, Listings: listingsJSON(m.Listings)}
-		for _, o := range m.Opinions {
-			mj.Opinions = append(mj.Opinions, opinionJSON{Author: o.Author, Stance: consortium.StanceName(o.Stance), Text: o.Text})
-		}
-		out = append(out, mj)
-	}
-	return out
 }

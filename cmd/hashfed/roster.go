@@ -69,20 +69,20 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: p.ID, PublicKey: p.Key, Role: pb.Role_ROLE_MEMBER}}})
+		changes = append(changes, consortium.AdmitChange(p, pb.Role_ROLE_MEMBER))
 	}
 	for _, f := range observe {
 		p, err := loadPublicKey(f)
 		if err != nil {
 			return err
 		}
-		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Admit{Admit: &pb.Member{Id: p.ID, PublicKey: p.Key, Role: pb.Role_ROLE_OBSERVER}}})
+		changes = append(changes, consortium.AdmitChange(p, pb.Role_ROLE_OBSERVER))
 	}
 	for _, id := range remove {
-		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_Remove{Remove: id}})
+		changes = append(changes, consortium.RemoveChange(id))
 	}
 	if *quorum > 0 {
-		changes = append(changes, &pb.RosterChange{Change: &pb.RosterChange_SetQuorum{SetQuorum: uint32(*quorum)}})
+		changes = append(changes, consortium.QuorumChange(uint32(*quorum)))
 	}
 	if len(changes) == 0 {
 		return usageErr("roster propose needs at least one of --admit, --observer, --remove, --quorum")
@@ -92,19 +92,15 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	// The proposal names its author, the member whose log the node writes it in.
-	en := &pb.Entry{Op: &pb.Entry_Propose{Propose: &pb.Propose{Epoch: st.RosterEpoch, Changes: changes, Text: *text, Author: st.Member}}}
-	c, err := nf.dial()
+	en, err := consortium.NewPropose(0, st.Member, st.RosterEpoch, *text, changes...)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, nf.timeout)
-	defer cancel()
-	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: []*pb.Entry{en}})
+	results, err := send(ctx, &nf, []*pb.Entry{en}, nf.timeout)
 	if err != nil {
-		return c.callErr(err)
+		return err
 	}
-	r := resp.Results[0]
+	r := results[0]
 	if r.Error != "" {
 		return fmt.Errorf("proposal refused: %s", r.Error)
 	}
@@ -124,8 +120,11 @@ func rosterEndorse(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageErr("roster endorse needs the proposal's hash (hashfed roster show lists them)")
 	}
-	h, err := hex.DecodeString(pos[0])
-	if err != nil || len(h) != consortium.HashSize {
+	var h consortium.Hash
+	if len(pos[0]) != 2*consortium.HashSize {
+		return usageErr("proposal %q is not 64 hex digits", pos[0])
+	}
+	if _, err := hex.Decode(h[:], []byte(pos[0])); err != nil {
 		return usageErr("proposal %q is not 64 hex digits", pos[0])
 	}
 	st, err := fetchStatus(ctx, &nf)
@@ -138,6 +137,9 @@ func rosterEndorse(ctx context.Context, e *env, args []string) error {
 			epoch = p.Epoch
 		}
 	}
-	en := &pb.Entry{Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Epoch: epoch, Proposal: h}}}
+	en, err := consortium.NewEndorse(0, epoch, h)
+	if err != nil {
+		return err
+	}
 	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{"proposal " + pos[0][:12] + "…"}, "endorsed")
 }

@@ -68,18 +68,13 @@ func parseExpiry(s string, now time.Time) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
-// newAdd builds an add entry with canonical labels.
-func newAdd(sig consortium.Signal, labels []string, contentID, note string, expires int64, quality int) (*pb.Entry, error) {
-	ls, err := consortium.CanonicalLabels(labels)
-	if err != nil {
-		return nil, err
+// qualityOf turns a quality flag (-1: none) into an add's optional quality.
+func qualityOf(q int) *uint32 {
+	if q < 0 {
+		return nil
 	}
-	a := &pb.Add{Signal: sig.Proto(), Labels: ls, ContentId: contentID, Note: note, ExpiresUnixMs: expires}
-	if quality >= 0 && sig.Type == consortium.PDQ {
-		q := uint32(quality)
-		a.Quality = &q
-	}
-	return &pb.Entry{Op: &pb.Entry_Add{Add: a}}, nil
+	v := uint32(q)
+	return &v
 }
 
 func runAdd(ctx context.Context, e *env, args []string) error {
@@ -124,7 +119,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 				if err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
-				en, err := newAdd(sig, labels, cid, *note, exp, s.q)
+				en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: cid, Note: *note, ExpiresUnixMs: exp, Quality: qualityOf(s.q)})
 				if err != nil {
 					return err
 				}
@@ -137,7 +132,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		en, err := newAdd(sig, labels, *contentID, *note, exp, *quality)
+		en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: *contentID, Note: *note, ExpiresUnixMs: exp, Quality: qualityOf(*quality)})
 		if err != nil {
 			return err
 		}
@@ -147,21 +142,31 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	return submit(ctx, e, &nf, entries, what, "added")
 }
 
-// submit sends entries to the node and reports each outcome; it fails if any was refused.
-func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+// send submits entries to the node as one transaction, within timeout, and returns the node's
+// result for each.
+func send(ctx context.Context, nf *nodeFlags, entries []*pb.Entry, timeout time.Duration) ([]*pb.SubmitResult, error) {
 	c, err := nf.dial()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
-	cctx, cancel := c.ctx(ctx, nf.timeout)
+	cctx, cancel := c.ctx(ctx, timeout)
 	defer cancel()
 	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
 	if err != nil {
-		return c.callErr(err)
+		return nil, c.callErr(err)
+	}
+	return resp.Results, nil
+}
+
+// submit sends entries to the node and reports each outcome; it fails if any was refused.
+func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+	results, err := send(ctx, nf, entries, nf.timeout)
+	if err != nil {
+		return err
 	}
 	refused := 0
-	for i, r := range resp.Results {
+	for i, r := range results {
 		if r.Error != "" {
 			refused++
 			fmt.Fprintf(e.stderr, "refused %s: %s\n", what[i], r.Error)
@@ -193,23 +198,26 @@ func runRevoke(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &pb.Revoke{Reason: rr, Text: *text}
+	var en *pb.Entry
 	var what string
 	switch {
 	case *index >= 0 && len(pos) == 0:
-		r.Target = &pb.Revoke_Index{Index: uint64(*index)}
+		en, err = consortium.NewRevokeIndex(0, uint64(*index), rr, *text)
 		what = fmt.Sprintf("your entry %d", *index)
 	case *index < 0:
-		sig, err := signalArgs(pos)
-		if err != nil {
-			return err
+		sig, serr := signalArgs(pos)
+		if serr != nil {
+			return serr
 		}
-		r.Target = &pb.Revoke_Signal{Signal: sig.Proto()}
+		en, err = consortium.NewRevokeSignal(0, sig, rr, *text)
 		what = sig.String()
 	default:
 		return usageErr("give either TYPE VALUE or --index, not both")
 	}
-	return submit(ctx, e, &nf, []*pb.Entry{{Op: &pb.Entry_Revoke{Revoke: r}}}, []string{what}, "revoked")
+	if err != nil {
+		return err
+	}
+	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{what}, "revoked")
 }
 
 func runDispute(ctx context.Context, e *env, args []string) error {
@@ -230,6 +238,9 @@ func runDispute(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	en := &pb.Entry{Op: &pb.Entry_Opinion{Opinion: &pb.Opinion{Signal: sig.Proto(), Stance: st, Text: *text}}}
+	en, err := consortium.NewOpinion(0, sig, st, *text)
+	if err != nil {
+		return err
+	}
 	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{sig.String() + " (" + *stance + ")"}, "recorded opinion on")
 }

@@ -149,3 +149,22 @@ func TestOrientationString(t *testing.T) {
 		t.Errorf("Orientation(8): got %q, want %q", got, "Orientation(8)")
 	}
 }
+
+// FuzzParseHash checks that what ParseHash accepts prints back as the same digits (in lowercase).
+func FuzzParseHash(f *testing.F) {
+	f.Add("a6685f3b62d57bfc4935263140bae87fcd48088975c238c1c8455fa2c716659d")
+	f.Add("")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseHash(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidHash) {
+				t.Fatalf("ParseHash(%q): got %v, want an error wrapping ErrInvalidHash", s, err)
+			}
+			return
+		}
+		if got := h.String(); !strings.EqualFold(got, s) {
+			t.Fatalf("ParseHash(%q).String() = %q, want the same digits", s, got)
+		}
+	})
+}

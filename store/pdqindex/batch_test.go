@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hashfed/hashfed/consortium/pdq"
 )
 
 var zeroRecs [groupsBlock * recSize]byte
@@ -325,7 +327,7 @@ func TestAddBatchConcurrent(t *testing.T) {
 					if int(mt.ID) == i {
 						found = true
 					}
-					if int(mt.ID) >= n || Distance(q, hs[mt.ID]) != mt.Distance || mt.Distance > 31 {
+					if int(mt.ID) >= n || pdq.Distance(q, hs[mt.ID]) != mt.Distance || mt.Distance > 31 {
 						t.Errorf("got match %v, want only true matches", mt)
 						return
 					}

@@ -40,7 +40,7 @@ func benchmarkSearch(b *testing.B, radius int) {
 }
 
 // BenchmarkSearch1M is a radius-31 search of 1M corpus hashes (see "PDQ matching" in
-// docs/BENCHMARKS.md and `hashfed bench match` for the side-by-side figures with the faiss anchor).
+// docs/BENCHMARKS.md and `hashfed-bench match` for the side-by-side figures with the faiss anchor).
 func BenchmarkSearch1M(b *testing.B) { benchmarkSearch(b, 31) }
 
 func BenchmarkSearch1MRadius16(b *testing.B) { benchmarkSearch(b, 16) }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hashfed/hashfed/consortium/pdq"
 )
 
 // model is the brute-force reference: what the index must return.
@@ -19,7 +21,7 @@ func (m model) search(q Hash, radius int) []Match {
 		return out
 	}
 	for id, h := range m {
-		if d := Distance(q, h); d <= radius {
+		if d := pdq.Distance(q, h); d <= radius {
 			out = append(out, Match{id, d})
 		}
 	}
@@ -524,7 +526,7 @@ func TestConcurrent(t *testing.T) {
 					if int(mt.ID) == i {
 						found = true
 					}
-					if int(mt.ID) >= n || Distance(q, hs[mt.ID]) != mt.Distance || mt.Distance > 31 {
+					if int(mt.ID) >= n || pdq.Distance(q, hs[mt.ID]) != mt.Distance || mt.Distance > 31 {
 						t.Errorf("got match %v, want only true matches", mt)
 						return
 					}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	"github.com/hashfed/hashfed/internal/localnet"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
@@ -71,12 +72,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func benchPropagation(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench propagation", "[-nodes N] [-adds K]")
+	fs := newFlags(e, "propagation")
 	nodes := fs.Int("nodes", 10, "nodes on loopback (each a member)")
 	adds := fs.Int("adds", 100, "adds to time (each followed later by its revoke)")
 	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
 	sync := fs.Bool("fsync", false, "fsync appends (off: the disk of one machine shared by all nodes is not what is measured)")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "hashfed-bench-prop-")
@@ -102,7 +103,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		for _, n := range ns[max(0, len(ns)-3):] {
 			join = append(join, n.GossipAddr())
 		}
-		n, err := localNode(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) {
+		n, err := localnet.Node(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) {
 			c.MemberListen = ""
 			c.Store.OnChange = arr.hook(id)
 		})
@@ -111,7 +112,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		}
 		ns = append(ns, n)
 	}
-	if !waitUntil(60*time.Second, func() bool {
+	if !localnet.WaitUntil(60*time.Second, func() bool {
 		for _, n := range ns {
 			if alive := len(n.Status().Peers); alive < *nodes-1 {
 				return false
@@ -148,7 +149,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	missed := 0
 	measure := func(kind consortium.ChangeKind, sig consortium.Signal, t0 time.Time) (time.Duration, bool) {
 		var last time.Time
-		ok := waitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			var all bool
 			last, all = arr.last(ids, kind, sig)
 			return all
@@ -197,12 +198,12 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 }
 
 func benchBootstrap(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench bootstrap", "[-logs L] [-per N] [-peers P]")
+	fs := newFlags(e, "bootstrap")
 	logs := fs.Int("logs", 20, "member logs")
 	per := fs.Int("per", 100_000, "entries per log")
 	peers := fs.Int("peers", 3, "peers that hold the logs")
 	sync := fs.Bool("fsync", true, "the bootstrapping node fsyncs each stored chunk")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *peers+1 > *logs {
@@ -258,7 +259,7 @@ func benchBootstrap(ctx context.Context, e *env, args []string) error {
 		for _, n := range ns {
 			join = append(join, n.GossipAddr())
 		}
-		n, err := localNode(g, fixture.Key(id), dir, join, false, func(c *node.Config) { c.MemberListen = "" })
+		n, err := localnet.Node(g, fixture.Key(id), dir, join, false, func(c *node.Config) { c.MemberListen = "" })
 		if err != nil {
 			return err
 		}
@@ -272,12 +273,12 @@ func benchBootstrap(ctx context.Context, e *env, args []string) error {
 	fresh := ids[*peers]
 	fmt.Fprintf(e.stdout, "%s joins with an empty store...\n", fresh)
 	start := time.Now()
-	n, err := localNode(g, fixture.Key(fresh), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
+	n, err := localnet.Node(g, fixture.Key(fresh), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
 	if err != nil {
 		return err
 	}
 	ns = append(ns, n)
-	ok := waitUntil(10*time.Minute, func() bool {
+	ok := localnet.WaitUntil(10*time.Minute, func() bool {
 		got := 0
 		for _, s := range n.Store().Sizes() {
 			got += int(s)
@@ -319,10 +320,10 @@ func signalOf(entry []byte) consortium.Signal {
 }
 
 func benchCatchup(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench catchup", "[-n N]")
+	fs := newFlags(e, "catchup")
 	count := fs.Int("n", 100_000, "entries added while the node is down")
 	sync := fs.Bool("fsync", true, "fsync appends")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "hashfed-bench-catchup-")
@@ -333,7 +334,7 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 	ids := []string{"alpha", "bravo", "charlie"}
 	g := fixture.Genesis(2, fixture.Members(ids...)...)
 	start := func(id string, join []string) (*node.Node, error) {
-		return localNode(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
+		return localnet.Node(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) { c.MemberListen = "" })
 	}
 	a, err := start("alpha", nil)
 	if err != nil {
@@ -352,7 +353,7 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 	if _, err := a.Submit(ctx, []*pb.Entry{fixture.Add(0, fixture.PDQ(0))}); err != nil {
 		return err
 	}
-	if !waitUntil(10*time.Second, func() bool { return c.Store().Size("alpha") == 1 }) {
+	if !localnet.WaitUntil(10*time.Second, func() bool { return c.Store().Size("alpha") == 1 }) {
 		return fmt.Errorf("charlie did not replicate the first entry")
 	}
 	c.Close()
@@ -373,7 +374,7 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	want := uint64(*count + 1)
-	if !waitUntil(30*time.Second, func() bool { h, ok := a.Store().Head("alpha"); return ok && h.Size == want }) {
+	if !localnet.WaitUntil(30*time.Second, func() bool { h, ok := a.Store().Head("alpha"); return ok && h.Size == want }) {
 		return fmt.Errorf("alpha did not sign its log")
 	}
 	t0 := time.Now()
@@ -382,7 +383,7 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ok := waitUntil(60*time.Second, func() bool { return c.Store().Size("alpha") == want })
+	ok := localnet.WaitUntil(60*time.Second, func() bool { return c.Store().Size("alpha") == want })
 	d := time.Since(t0)
 	if !ok {
 		return fmt.Errorf("charlie not current after %v: %d of %d", d, c.Store().Size("alpha"), want)

@@ -1,4 +1,7 @@
-package main
+// Package localnet starts hashfed nodes on loopback for the demo and the benchmarks. It holds no
+// keys: callers bring their own (the demo makes fresh ones; the benchmarks use internal/fixture,
+// which only hashfed-bench links).
+package localnet
 
 import (
 	"fmt"
@@ -10,9 +13,10 @@ import (
 	"github.com/hashfed/hashfed/node"
 )
 
-// localNode starts a node on loopback for the demo and the benchmarks: peer API and gossip on free
-// ports of 127.0.0.1, the member API on a unix socket in its directory, fsync off unless sync.
-func localNode(g *consortium.Genesis, key *consortium.PrivateKey, dir string, join []string, sync bool, tweak func(*node.Config)) (*node.Node, error) {
+// Node starts a node on loopback: peer API and gossip on free ports of 127.0.0.1, the member API
+// on a unix socket in dir, its data in dir/ID, logs discarded, fsync off unless sync. tweak, if not
+// nil, changes the configuration before the node starts.
+func Node(g *consortium.Genesis, key *consortium.PrivateKey, dir string, join []string, sync bool, tweak func(*node.Config)) (*node.Node, error) {
 	cfg := node.DefaultConfig()
 	cfg.Genesis, cfg.Key = g, key
 	cfg.DataDir = filepath.Join(dir, key.ID())
@@ -36,8 +40,9 @@ func localNode(g *consortium.Genesis, key *consortium.PrivateKey, dir string, jo
 	return n, nil
 }
 
-// waitUntil polls cond every few milliseconds until it holds or the timeout passes.
-func waitUntil(timeout time.Duration, cond func() bool) bool {
+// WaitUntil polls cond every few milliseconds until it holds or the timeout passes, and reports
+// whether it held.
+func WaitUntil(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

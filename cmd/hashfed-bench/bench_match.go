@@ -23,7 +23,7 @@ import (
 	"github.com/hashfed/hashfed/store/pdqindex"
 )
 
-// runBenchMatch implements `hashfed bench match`: PDQ matching on the shared benchmark corpus
+// runBenchMatch implements `hashfed-bench match`: PDQ matching on the shared benchmark corpus
 // (shared/anchors/CORPUS.md). It builds a store/pdqindex index of -n corpus hashes, times -q range
 // searches on one core (GOMAXPROCS=1 for the timed loop), checks that every query finds its planted
 // match and that the first -sample queries return exactly what a brute-force scan returns (an error if
@@ -35,7 +35,7 @@ import (
 // subprocess and adds faiss_qps=… speedup=… to that line. build_s excludes generating the corpus; rss_mb
 // is this process's peak resident memory (VmHWM) and bytes_per_hash the index's own accounting.
 func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("bench match", flag.ContinueOnError)
+	flags := flag.NewFlagSet("hashfed-bench match", flag.ContinueOnError)
 	flags.SetOutput(stdout)
 	n := flags.Int("n", 1_000_000, "number of corpus hashes to index")
 	nq := flags.Int("q", 2000, "number of queries to time")

@@ -25,7 +25,7 @@ import (
 // 550 hashes/s of 512×512 images on one core of a desktop faster than a typical server core.
 const cppAnchorHashesPerSecond512 = 550
 
-// runBenchHash implements `hashfed bench hash`: it times PDQ hashing on one goroutine with
+// runBenchHash implements `hashfed-bench hash`: it times PDQ hashing on one goroutine with
 // GOMAXPROCS=1, of decoded 512×512 images and of 1600×1004 JPEG files (decoding included),
 // prints a few lines for a person and then one last line of key=value figures:
 //
@@ -34,7 +34,7 @@ const cppAnchorHashesPerSecond512 = 550
 // The images are the 512×512 images and 1600×1004 JPEGs found under -images (by default the
 // repository's PDQ test images); when there are none, it makes deterministic ones.
 func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("bench hash", flag.ContinueOnError)
+	flags := flag.NewFlagSet("hashfed-bench hash", flag.ContinueOnError)
 	flags.SetOutput(stdout)
 	seconds := flags.Float64("seconds", 3, "how long to time each of the two measurements, in seconds")
 	dir := flags.String("images", filepath.Join("testdata", "pdq"), "directory searched for 512×512 images and 1600×1004 JPEGs")

@@ -109,11 +109,11 @@ func signedLog(g *consortium.Genesis, member string, entries [][]byte) *consorti
 }
 
 func benchIngest(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench ingest", "[-n N] [-batch B] [-dir DIR]")
+	fs := newFlags(e, "ingest")
 	n := fs.Int("n", 1_000_000, "entries to append")
 	batch := fs.Int("batch", 10_000, "entries per transaction")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one; its disk is what is measured)")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	tmp := *dir
@@ -192,11 +192,11 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 }
 
 func benchReplay(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench replay", "[-members M] [-per N]")
+	fs := newFlags(e, "replay")
 	members := fs.Int("members", 10, "member logs")
 	per := fs.Int("per", 100_000, "entries per log")
 	ck := fs.Int("checkpoint-every", 10_000, "entries between signed checkpoints")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ids := make([]string, *members)
@@ -253,12 +253,12 @@ func benchReplay(ctx context.Context, e *env, args []string) error {
 }
 
 func benchOpen(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "bench open", "[-n N] [-dir DIR]")
+	fs := newFlags(e, "open")
 	n := fs.Int("n", 10_000_000, "entries in the store")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one)")
 	logs := fs.Int("logs", 10, "member logs the entries are spread over")
 	reuse := fs.Bool("reuse", false, "reuse a store a previous run left in -dir (same -n and -logs) instead of building one")
-	if _, err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	tmp := *dir
