@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -269,7 +270,7 @@ func TestCutoffRetractsAVote(t *testing.T) {
 		}
 	}
 	alpha := fixture.NewLog(g.ID, fixture.Key("alpha"))
-	alpha.Append(fixture.Admit(fixture.At(1), 0, "delta"))
+	alpha.Append(fixture.Admit(fixture.At(1), "alpha", 0, "delta"))
 	charlie := fixture.NewLog(g.ID, fixture.Key("charlie"))
 	charlie.Append(fixture.Add(fixture.At(1), fixture.PDQ(1)))
 	charlie.Append(fixture.Endorse(fixture.At(2), 0, alpha.Entries[0]))
@@ -310,4 +311,55 @@ func stateKeys(s *store.Store) consortium.Keyring {
 	var k consortium.Keyring
 	s.View(func(st *consortium.State) { k = st })
 	return k
+}
+
+// TestOwnLogForked is what an operator who restored a backup copy of its store (or whose key was
+// used elsewhere) meets: its member signed a history that contradicts one the peers hold, and the
+// evidence reaches its own node. The log is frozen everywhere, so nothing appended to it can ever
+// take effect: the node must refuse its own submissions with ErrForked (not accept entries that
+// are silently never applied), and must not sign more checkpoints of the forked log.
+func TestOwnLogForked(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	for i := 1; i <= 3; i++ {
+		submit(t, s, "alpha", fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+	}
+	key := fixture.Key("alpha")
+	head, err := s.SignHead(key)
+	if err != nil || head == nil {
+		t.Fatalf("sign head: %v, %v", head, err)
+	}
+	// The other copy: the first two entries, then a different third one.
+	own, err := s.Entries("alpha", 0, 3, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := fixture.NewLog(g.ID, key)
+	other.AppendRaw(own[0])
+	other.AppendRaw(own[1])
+	other.Append(fixture.Add(fixture.At(3), fixture.PDQ(33)))
+	obs, ev, err := s.ObserveCheckpoint(openCP(t, g, other.Checkpoint()))
+	if err != nil || obs != store.Equivocated || ev == nil {
+		t.Fatalf("evidence against the own member: got %v, %v, %v", obs, ev, err)
+	}
+	before := digest(s)
+	out, err := s.Submit(t.Context(), "alpha", []*pb.Entry{fixture.Add(fixture.At(4), fixture.PDQ(4))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(out[0].Err, store.ErrForked) {
+		t.Errorf("submission to the own forked log: got %v, want ErrForked", out[0].Err)
+	}
+	if got := s.Size("alpha"); got != 3 {
+		t.Errorf("own forked log holds %d entries, want 3 (nothing appended)", got)
+	}
+	if digest(s) != before {
+		t.Error("the state changed")
+	}
+	if cp, err := s.SignHead(key); !errors.Is(err, store.ErrForked) || cp != nil {
+		t.Errorf("signing a checkpoint of the own forked log: got %v, %v, want ErrForked", cp, err)
+	}
+	// Other members' submissions are not affected.
+	submit(t, s, "bravo", fixture.Add(fixture.At(5), fixture.PDQ(5)))
 }
