@@ -672,7 +672,8 @@ func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerS
 }
 
 func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) error {
-	if cp, err := n.store.SignHead(n.key); err != nil {
+	// A forked own log is exported as it stands (its last head), not signed again.
+	if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
 	} else if cp != nil {
 		n.noteKnown(n.id, cp.Size)
