@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
 // TestForkResolvedEverywhere is the split-brain attack: member alpha signs two histories that
@@ -73,6 +74,23 @@ func TestForkResolvedEverywhere(t *testing.T) {
 			}
 			if ms := matches(n, fixture.PDQ(2)); len(ms) != 1 {
 				t.Errorf("%s: a signal alpha listed before the fork: got %d matches, want 1", id, len(ms))
+			}
+			// A point-in-time export (hashfed export --at) applies the cutoff too.
+			exported := map[string]bool{}
+			err := n.exportAt(t.Context(), fixture.At(1000), func(r *pb.ExportRecord) error {
+				exported[string(r.Signal.Value)] = true
+				return nil
+			})
+			if err != nil {
+				t.Errorf("%s: export at a time: %v", id, err)
+			}
+			for _, sig := range []consortium.Signal{onlyA, onlyB} {
+				if exported[string(sig.Bytes())] {
+					t.Errorf("%s: export at a time lists a signal alpha listed only after the fork", id)
+				}
+			}
+			if !exported[string(fixture.PDQ(2).Bytes())] {
+				t.Errorf("%s: export at a time misses a signal alpha listed before the fork", id)
 			}
 			ev := n.store.Evidence()["alpha"]
 			back, err := consortium.ParseEvidence(c.g.ID, c.g, ev.Marshal())
