@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -304,6 +305,25 @@ func TestCutoffRetractsAVote(t *testing.T) {
 	defer s2.Close()
 	if digest(s2) != want || onRoster(s2, "delta") {
 		t.Error("reopened: a different state than before closing")
+	}
+	// An auditor given what the store holds verifies delta's log (admitted in the signed history)
+	// and computes the same state: delta's entries count for nothing once the vote is cut.
+	in := consortium.AuditInput{Genesis: g.Marshal(), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}}
+	for m, n := range s2.Sizes() {
+		es, err := s2.Entries(m, 0, n, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Logs[m] = es
+	}
+	for m, cp := range s2.Heads() {
+		in.Checkpoints[m] = [][]byte{cp.Note}
+	}
+	for _, ev := range s2.Evidence() {
+		in.Evidence = append(in.Evidence, ev.Marshal())
+	}
+	if r := consortium.Audit(in, consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", want[:]) {
+		t.Errorf("audit: ok %v, digest %s, want the store's %x:\n%s", r.OK, r.Digest, want[:], r)
 	}
 }
 
