@@ -168,6 +168,14 @@ func auditInputOf(t *testing.T, n *Node) consortium.AuditInput {
 // the others' checkpoints, and resolve it: every node then cuts alpha at 2, the smallest agreed
 // size of any pair, with one digest.
 func TestThirdForkLowersTheCutoff(t *testing.T) {
+	// Delta's history reaches past the cutoff (its own tree shows the difference), or stops short
+	// of it (the others' root at its size comes from a peer).
+	for _, deltaSize := range []int{7, 3} {
+		t.Run(fmt.Sprintf("delta holds %d entries", deltaSize), func(t *testing.T) { thirdFork(t, deltaSize) })
+	}
+}
+
+func thirdFork(t *testing.T, deltaSize int) {
 	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta")
 	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
 	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
@@ -187,6 +195,13 @@ func TestThirdForkLowersTheCutoff(t *testing.T) {
 	la.Append(fixture.Add(fixture.At(5), fixture.PDQ(10)), fixture.Add(fixture.At(6), fixture.PDQ(11)))
 	lb.Append(fixture.Add(fixture.At(5), fixture.PDQ(20)))
 	lc.Append(fixture.Add(fixture.At(5), fixture.PDQ(40)), fixture.Add(fixture.At(6), fixture.PDQ(41)), fixture.Add(fixture.At(7), fixture.PDQ(42)))
+	if deltaSize < len(lc.Entries) {
+		short := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+		for _, e := range lc.Entries[:deltaSize] {
+			short.AppendRaw(e)
+		}
+		lc = short
+	}
 	deliver := func(n *Node, l *fixture.Log) {
 		t.Helper()
 		cp, err := n.openCheckpoint(l.Checkpoint())
