@@ -10,26 +10,64 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// AuditInput is what an auditor holds: the genesis file and, for each member log, its entries, the
-// checkpoints collected for it (from one or several sources), and optionally the leaf hashes a node
-// recorded (which let the audit name the exact entry that was altered). Evidence files are
-// equivocation proofs collected from nodes.
+// AuditInput is what an auditor holds (an audit bundle, see [ReadBundle]): the genesis file and,
+// for each member log, its entries, the checkpoints collected for it (from one or several sources),
+// and optionally the leaf hashes a node recorded (which let the audit name the exact entry that was
+// altered); the heads notes of members; and equivocation proofs collected from nodes.
 type AuditInput struct {
 	Genesis     []byte
 	Logs        Logs
 	Leaves      map[string][]Hash
 	Checkpoints map[string][][]byte
-	Evidence    [][]byte
+	// Heads holds the latest heads note (section 4.5 of PROTOCOL.md) of each member that has one,
+	// by signer.
+	Heads    map[string][]byte
+	Evidence [][]byte
 }
 
 // AuditOptions tunes an audit.
 type AuditOptions struct {
 	// Until, when not zero, computes the state at that time (section 7.2 of PROTOCOL.md).
 	Until time.Time
-	// RequireCosignatures fails a log whose verified checkpoint carries fewer cosignatures (by
-	// members other than the author).
+	// RequireCosignatures fails a log whose verified checkpoint carries fewer cosignatures by
+	// members of the final roster other than the author.
 	RequireCosignatures int
+	// RequireHeads fails the audit unless valid heads notes of at least this many distinct members
+	// of the final roster are given. Every valid heads note is enforced whatever this is.
+	RequireHeads int
 }
+
+// Audit rules: the name of each check an audit can fail, as reported in [Failure.Rule] (section
+// 12.2 of PROTOCOL.md).
+const (
+	RuleGenesis      = "genesis"      // the genesis file is invalid
+	RuleMember       = "member"       // a log of an id no roster change admits
+	RuleCheckpoint   = "checkpoint"   // a checkpoint (or a cosignature on it by a known key) does not verify
+	RuleUnsigned     = "unsigned"     // a log with entries and no valid checkpoint
+	RuleRoot         = "root"         // a log's entries do not give its checkpoint's root
+	RuleTruncated    = "truncated"    // a checkpoint is larger than the entries given
+	RuleEquivocation = "equivocation" // two incompatible checkpoints of one log
+	RuleEvidence     = "evidence"     // equivocation evidence that does not verify
+	RuleCosignatures = "cosignatures" // fewer cosignatures than required
+	RuleDoubleVote   = "double-vote"  // a member voted twice in one epoch
+	RuleHeads        = "heads"        // a heads note does not verify
+	RuleHeadsCount   = "heads-count"  // fewer heads notes than required
+	RuleOmitted      = "omitted"      // a log a heads note names is not in the bundle
+	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was
+	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
+	RuleReplay       = "replay"       // the replay itself failed
+)
+
+// Failure is one reason an audit fails: the rule broken, the log and entry index it concerns (when
+// it concerns one), and a message for people.
+type Failure struct {
+	Rule    string  `json:"rule"`
+	Log     string  `json:"log,omitempty"`
+	Index   *uint64 `json:"index,omitempty"`
+	Message string  `json:"message"`
+}
+
+func (f Failure) String() string { return f.Message + " [rule " + f.Rule + "]" }
 
 // AuditReport is the outcome of [Audit]. OK is true only when Failures is empty.
 type AuditReport struct {
@@ -38,18 +76,34 @@ type AuditReport struct {
 	Founders   []string     `json:"founders"`
 	Logs       []LogAudit   `json:"logs"`
 	Roster     []EpochAudit `json:"roster"`
+	// Rules names the checks this audit applied, with their parameters.
+	Rules []string `json:"rules"`
+	// Heads lists the valid heads notes, by signer.
+	Heads []HeadsAudit `json:"heads"`
 	// Equivocations describes every proven equivocation.
 	Equivocations []string          `json:"equivocations"`
 	Rejections    []RejectionReport `json:"rejections"`
 	// RejectedTotal counts all rejected entries (Rejections lists at most 1000).
-	RejectedTotal int       `json:"rejected_total"`
-	Signals       int       `json:"signals"`
-	Listings      int       `json:"listings"`
-	Digest        string    `json:"digest"`
-	At            time.Time `json:"at,omitzero"`
-	Failures      []string  `json:"failures"`
-	Warnings      []string  `json:"warnings"`
-	OK            bool      `json:"ok"`
+	RejectedTotal int `json:"rejected_total"`
+	// Signals and Listings count the state's listed signals and listings; at a time (At), listings
+	// expired by then are left out, as export --at leaves them out. The digest never applies expiry.
+	Signals  int       `json:"signals"`
+	Listings int       `json:"listings"`
+	Digest   string    `json:"digest"`
+	At       time.Time `json:"at,omitzero"`
+	Failures []Failure `json:"failures"`
+	Warnings []string  `json:"warnings"`
+	OK       bool      `json:"ok"`
+}
+
+// FailureText returns every failure, one per line.
+func (r *AuditReport) FailureText() string {
+	var b strings.Builder
+	for _, f := range r.Failures {
+		b.WriteString(f.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // LogAudit is the audit of one member log.
@@ -57,13 +111,26 @@ type LogAudit struct {
 	Member string `json:"member"`
 	// Entries is the number of entries given; Verified how many of them a valid checkpoint covers
 	// (only those are replayed).
-	Entries    uint64   `json:"entries"`
-	Verified   uint64   `json:"verified"`
-	Checkpoint uint64   `json:"checkpoint"`
-	Cosigners  []string `json:"cosigners"`
-	Problems   []string `json:"problems"`
+	Entries    uint64 `json:"entries"`
+	Verified   uint64 `json:"verified"`
+	Checkpoint uint64 `json:"checkpoint"`
+	// Cosigners are the members of the final roster (any role) other than the author whose
+	// cosignatures on that checkpoint verified: they count toward RequireCosignatures.
+	// UncountedCosigners verified but are no longer on the roster.
+	Cosigners          []string `json:"cosigners"`
+	UncountedCosigners []string `json:"uncounted_cosigners,omitempty"`
+	Problems           []string `json:"problems"`
 
 	note []byte // the verified checkpoint, reopened with the final roster for its cosignatures
+}
+
+// HeadsAudit is one valid heads note.
+type HeadsAudit struct {
+	Signer string    `json:"signer"`
+	Time   time.Time `json:"time"`
+	Logs   int       `json:"logs"`
+	// Counted is whether the signer is on the final roster (it counts toward RequireHeads).
+	Counted bool `json:"counted"`
 }
 
 // EpochAudit is one roster epoch.
@@ -82,18 +149,41 @@ type RejectionReport struct {
 	Reason string `json:"reason"`
 }
 
-// Audit verifies a consortium's logs end to end, with nothing but this package: the genesis and its
-// signatures; every checkpoint's signature and cosignatures; every log's entries against its
-// largest valid checkpoint (naming the first altered entry when leaf hashes are given); every pair
-// of checkpoints of one log for consistency; any equivocation evidence; the roster changes against
-// the quorum rule; then it replays the verified logs (optionally up to a time) and reports the state
-// digest and every entry replay had to ignore.
+// auditor carries one audit's report and its failure helpers.
+type auditor struct {
+	r      *AuditReport
+	audits map[string]*LogAudit
+}
+
+// fail records a failure of rule; log and index are optional (log "" and index nil when the
+// failure concerns no log or no entry).
+func (a *auditor) fail(rule, log string, index *uint64, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if la := a.audits[log]; la != nil {
+		la.Problems = append(la.Problems, msg)
+	}
+	if log != "" {
+		msg = fmt.Sprintf("log %q: %s", log, msg)
+	}
+	a.r.Failures = append(a.r.Failures, Failure{Rule: rule, Log: log, Index: index, Message: msg})
+}
+
+func at(i uint64) *uint64 { return &i }
+
+// Audit verifies a consortium's logs end to end, with nothing but this package, in the order of
+// section 12.1 of PROTOCOL.md: the genesis and its signatures; every log, in rounds (a member
+// admitted by a roster change becomes verifiable once the logs that admitted it are): each
+// checkpoint's signature, every log's entries against its largest valid checkpoint (naming the
+// first altered entry when leaf hashes are given), every pair of checkpoints of one log for
+// consistency; then the cosignatures with the final roster's keys; the heads notes, so that no log
+// is omitted or rolled back; any equivocation evidence; and the replay (optionally up to a time),
+// reporting the state digest and every entry replay had to ignore.
 func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	r := &AuditReport{}
-	fail := func(format string, a ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, a...)) }
+	a := &auditor{r: r, audits: map[string]*LogAudit{}}
 	g, err := ParseGenesis(in.Genesis)
 	if err != nil {
-		fail("genesis: %v", err)
+		a.fail(RuleGenesis, "", nil, "genesis: %v", err)
 		return r
 	}
 	r.Consortium, r.Name = g.ID.String(), g.Name
@@ -110,10 +200,13 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		}
 	}
 	slices.Sort(members)
-	audits := map[string]*LogAudit{}
 	for _, m := range members {
-		audits[m] = &LogAudit{Member: m, Entries: uint64(len(in.Logs[m]))}
+		a.audits[m] = &LogAudit{Member: m, Entries: uint64(len(in.Logs[m]))}
 	}
+	r.Rules = append(r.Rules,
+		"genesis: one valid signature by every founder and no other (section 2)",
+		"checkpoints: the author's signature, canonical form; every cosignature by a known key verifies (4.2, 4.3)",
+		"logs: entries match the largest checkpoint they reach; checkpoints of one log are consistent; keys of admitted members are learnt in rounds (4.1, 5, 12.1)")
 	// Logs verify in rounds: a member admitted by the roster becomes verifiable once the logs that
 	// admitted it are.
 	verified := Logs{}
@@ -122,7 +215,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		progress = false
 		keys, err := Replay(g, verified, ReplayOptions{})
 		if err != nil {
-			fail("replay: %v", err)
+			a.fail(RuleReplay, "", nil, "replay: %v", err)
 			return r
 		}
 		for _, m := range members {
@@ -133,45 +226,55 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 				continue
 			}
 			done[m], progress = true, true
-			verified[m] = auditLog(g, keys, m, in, opt, audits[m], r)
+			verified[m] = a.auditLog(g, keys, m, in)
 		}
 	}
 	for _, m := range members {
 		if !done[m] {
-			audits[m].Problems = append(audits[m].Problems, "not a member of the consortium (no roster change admits it)")
-			fail("log %q: not a member of the consortium", m)
+			a.fail(RuleMember, m, nil, "not a member of the consortium (no roster change admits it)")
 		}
 	}
-	// Equivocation evidence collected from nodes.
 	keys, err := Replay(g, verified, ReplayOptions{})
 	if err != nil {
-		fail("replay: %v", err)
+		a.fail(RuleReplay, "", nil, "replay: %v", err)
 		return r
 	}
+	final := keys.Roster()
 	// Cosignatures count once every member's key is known (a member admitted later may have
 	// cosigned founders' checkpoints).
+	if k := opt.RequireCosignatures; k > 0 {
+		r.Rules = append(r.Rules, fmt.Sprintf("cosignatures: at least %d on each log's verified checkpoint, by members of the final roster (any role) other than the author (4.3)", k))
+	}
 	for _, m := range members {
-		la := audits[m]
+		la := a.audits[m]
 		if la.note == nil {
 			continue
 		}
 		cp, err := OpenCheckpoint(g.ID, keys, la.note)
 		if err != nil {
+			// Only a cosignature by a member whose key the first pass did not know yet can fail
+			// here: the author's signature verified then.
+			a.fail(RuleCheckpoint, m, nil, "checkpoint of size %d: %v", la.Checkpoint, err)
 			continue
 		}
 		for _, c := range cp.Cosigners {
-			la.Cosigners = append(la.Cosigners, c.Member)
+			if _, ok := final.Member(c.Member); ok {
+				la.Cosigners = append(la.Cosigners, c.Member)
+			} else {
+				la.UncountedCosigners = append(la.UncountedCosigners, c.Member)
+			}
 		}
-		if k := opt.RequireCosignatures; k > 0 && len(cp.Cosigners) < k {
-			la.Problems = append(la.Problems, fmt.Sprintf("checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(cp.Cosigners), k))
-			fail("log %q: checkpoint of size %d has %d cosignatures, %d required", m, cp.Size, len(cp.Cosigners), k)
+		if k := opt.RequireCosignatures; k > 0 && len(la.Cosigners) < k {
+			a.fail(RuleCosignatures, m, nil, "checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(la.Cosigners), k)
 		}
 	}
+	a.auditHeads(g, keys, final, in, opt)
+	r.Rules = append(r.Rules, "evidence: every equivocation proof given verifies; unresolved evidence fails the audit, resolved evidence cuts its member's log at the smallest agreed size and is a warning (5)")
 	var evidence []*Evidence
 	for i, raw := range in.Evidence {
 		ev, err := ParseEvidence(g.ID, keys, raw)
 		if err != nil {
-			fail("evidence %d does not verify: %v", i, err)
+			a.fail(RuleEvidence, "", nil, "evidence %d does not verify: %v", i, err)
 			continue
 		}
 		r.Equivocations = append(r.Equivocations, ev.String())
@@ -179,13 +282,15 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	}
 	// Equivocation cutoffs (auditfork.go): the replay applies a forking member's log up to them.
 	cutoffs, failures, warnings := auditCutoffs(evidence)
-	r.Failures = append(r.Failures, failures...)
+	for i, m := range Unresolved(evidence) { // auditCutoffs reports them in this order
+		a.fail(RuleEquivocation, m, nil, "%s", failures[i])
+	}
 	r.Warnings = append(r.Warnings, warnings...)
 	// The state, at the chosen time.
-	ro := ReplayOptions{Until: opt.Until, Sizes: cutoffs}
-	st, err := Replay(g, verified, ro)
+	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes, each forking member's log up to its cutoff; a double vote fails the audit, other rejections are warnings (12.2)")
+	st, err := Replay(g, verified, ReplayOptions{Until: opt.Until, Sizes: cutoffs})
 	if err != nil {
-		fail("replay: %v", err)
+		a.fail(RuleReplay, "", nil, "replay: %v", err)
 		return r
 	}
 	r.At = opt.Until
@@ -204,29 +309,127 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	for _, x := range rej {
 		r.Rejections = append(r.Rejections, RejectionReport{Member: x.Member, Index: x.Index, Reason: x.Err.Error()})
 		if errors.Is(x.Err, ErrDoubleEndorse) {
-			fail("log %q entry %d: %v", x.Member, x.Index, x.Err)
+			a.fail(RuleDoubleVote, x.Member, at(x.Index), "entry %d: %v", x.Index, x.Err)
 		}
 	}
 	if n > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d entries break a rule and were ignored by replay (see rejections)", n))
 	}
-	r.Signals, r.Listings = st.Counts()
+	if opt.Until.IsZero() {
+		r.Signals, r.Listings = st.Counts()
+	} else {
+		r.Rules = append(r.Rules, fmt.Sprintf("state at %s: entries written after it left out; listings expired by then not counted (7.2)", opt.Until.UTC().Format(time.RFC3339Nano)))
+		r.Signals, r.Listings = countAt(st, opt.Until)
+	}
 	d := st.Digest()
 	r.Digest = fmt.Sprintf("%x", d[:])
 	for _, m := range members {
-		r.Logs = append(r.Logs, *audits[m])
+		r.Logs = append(r.Logs, *a.audits[m])
 	}
 	r.OK = len(r.Failures) == 0
 	return r
 }
 
-// auditLog verifies one log and returns its verified prefix.
-func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOptions, la *LogAudit, r *AuditReport) [][]byte {
-	fail := func(format string, a ...any) {
-		msg := fmt.Sprintf(format, a...)
-		la.Problems = append(la.Problems, msg)
-		r.Failures = append(r.Failures, fmt.Sprintf("log %q: %s", m, msg))
+// countAt counts the signals listed at t and their listings, leaving out listings whose expiry is
+// not after t.
+func countAt(st *State, t time.Time) (signals, listings int) {
+	ms := t.UnixMilli()
+	for id := range st.NumSignalIDs() {
+		n := 0
+		for _, l := range st.ListedByID(uint32(id)) {
+			if l.Expires == 0 || l.Expires > ms {
+				n++
+			}
+		}
+		if n > 0 {
+			signals++
+			listings += n
+		}
 	}
+	return signals, listings
+}
+
+// auditHeads verifies the heads notes and checks that every log they name is in the bundle, at
+// least as long as they say, with the root they say (section 4.5).
+func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditInput, opt AuditOptions) {
+	r := a.r
+	if k := opt.RequireHeads; k > 0 {
+		r.Rules = append(r.Rules, fmt.Sprintf("heads notes: valid ones from at least %d members of the final roster (4.5)", k))
+	}
+	r.Rules = append(r.Rules, "heads notes: every log a valid heads note names is present, verified up to the size it names, with the root it names (4.5)")
+	type claim struct {
+		signer string
+		at     time.Time
+		head   LogHead
+	}
+	claims := map[string][]claim{}
+	counted := 0
+	for _, signer := range sortedKeys(in.Heads) {
+		h, err := OpenHeads(g.ID, keys, in.Heads[signer])
+		if err != nil {
+			hint := ""
+			if errors.Is(err, ErrUnknownMember) {
+				hint = " (a log with the roster change that admitted it may be missing from the bundle)"
+			}
+			a.fail(RuleHeads, "", nil, "heads note of %s: %v%s", signer, err, hint)
+			continue
+		}
+		if h.Signer != signer {
+			a.fail(RuleHeads, "", nil, "heads note filed as %s's is signed by %s", signer, h.Signer)
+			continue
+		}
+		_, onRoster := final.Member(signer)
+		if onRoster {
+			counted++
+		}
+		r.Heads = append(r.Heads, HeadsAudit{Signer: signer, Time: h.Time, Logs: len(h.Heads), Counted: onRoster})
+		for _, hd := range h.Heads {
+			claims[hd.Member] = append(claims[hd.Member], claim{signer, h.Time, hd})
+		}
+	}
+	if k := opt.RequireHeads; counted < k {
+		a.fail(RuleHeadsCount, "", nil, "heads notes of %d members of the final roster, %d required: nothing signed says which logs exist and how long they are", counted, k)
+	}
+	for _, m := range sortedKeys(claims) {
+		cs := claims[m]
+		slices.SortFunc(cs, func(x, y claim) int {
+			if x.head.Size != y.head.Size {
+				return int(x.head.Size) - int(y.head.Size)
+			}
+			return strings.Compare(x.signer, y.signer)
+		})
+		la := a.audits[m]
+		if _, ok := keys.MemberKey(m); !ok {
+			c := cs[0]
+			a.fail(RuleHeads, "", nil, "heads note of %s names log %q, which no roster admits", c.signer, m)
+			continue
+		}
+		if la == nil || la.Entries == 0 {
+			c := cs[len(cs)-1]
+			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log, of which %s signed a checkpoint of size %d (in %s's heads note of %s)", m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
+			continue
+		}
+		if c := cs[len(cs)-1]; la.Verified < c.head.Size {
+			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; %s signed a checkpoint of size %d (in %s's heads note of %s)", la.Verified, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
+			continue
+		}
+		// One pass over the verified entries gives the root at every size claimed.
+		tree := NewTree()
+		entries := in.Logs[m]
+		for _, c := range cs {
+			for tree.Size() < c.head.Size {
+				tree.AppendEntry(entries[tree.Size()])
+			}
+			if tree.Root() != c.head.Root {
+				a.fail(RuleHeadsRoot, m, nil, "%s signed root %s at size %d (in %s's heads note of %s), but its tree in the bundle has root %s there: %s signed two histories", m, shortHash(c.head.Root), c.head.Size, c.signer, c.at.Format(time.RFC3339Nano), shortHash(tree.Root()), m)
+			}
+		}
+	}
+}
+
+// auditLog verifies one log and returns its verified prefix.
+func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) [][]byte {
+	r, la := a.r, a.audits[m]
 	entries := in.Logs[m]
 	// The tree over everything given, with tlog's stored hashes for proofs and prefix roots.
 	tree := NewTree()
@@ -249,28 +452,28 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 	for i, note := range in.Checkpoints[m] {
 		cp, err := OpenCheckpoint(g.ID, keys, note)
 		if err != nil {
-			fail("checkpoint %d: %v", i, err)
+			a.fail(RuleCheckpoint, m, nil, "checkpoint %d: %v", i, err)
 			continue
 		}
 		if cp.Member != m {
-			fail("checkpoint %d is of %q's log", i, cp.Member)
+			a.fail(RuleCheckpoint, m, nil, "checkpoint %d is of %q's log", i, cp.Member)
 			continue
 		}
 		cps = append(cps, cp)
 		raw[cp] = note
 	}
 	if len(entries) > 0 && len(cps) == 0 {
-		fail("%d entries and no valid checkpoint: nothing of this log can be verified", len(entries))
+		a.fail(RuleUnsigned, m, nil, "%d entries and no valid checkpoint: nothing of this log can be verified", len(entries))
 		return nil
 	}
 	// Pairs of checkpoints must be consistent with each other.
 	slices.SortFunc(cps, func(a, b *Checkpoint) int { return int(a.Size) - int(b.Size) })
 	for i := 0; i+1 < len(cps); i++ {
-		a, b := cps[i], cps[i+1]
-		if a.Size == b.Size && a.Root != b.Root {
-			ev, _ := SameSizeEvidence(a, b)
+		x, y := cps[i], cps[i+1]
+		if x.Size == y.Size && x.Root != y.Root {
+			ev, _ := SameSizeEvidence(x, y)
 			r.Equivocations = append(r.Equivocations, ev.String())
-			fail("equivocation: %s", ev.String())
+			a.fail(RuleEquivocation, m, nil, "equivocation: %s", ev.String())
 		}
 	}
 	// Verify the entries against the largest checkpoint they reach.
@@ -279,16 +482,17 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 		if cp.Size <= uint64(len(entries)) {
 			root, err := TreeHash(reader, cp.Size)
 			if err != nil {
-				fail("tree at size %d: %v", cp.Size, err)
+				a.fail(RuleRoot, m, nil, "tree at size %d: %v", cp.Size, err)
 				continue
 			}
 			if root != cp.Root {
-				fail("entries [0, %d) do not match the checkpoint of size %d%s", cp.Size, cp.Size, alteredEntry(m, entries, in.Leaves[m], cp))
+				msg, idx := alteredEntry(m, entries, in.Leaves[m], cp)
+				a.fail(RuleRoot, m, idx, "entries [0, %d) do not match the checkpoint of size %d%s", cp.Size, cp.Size, msg)
 				continue
 			}
 			best = cp
 		} else {
-			fail("checkpoint of size %d is beyond the %d entries given", cp.Size, len(entries))
+			a.fail(RuleTruncated, m, at(uint64(len(entries))), "checkpoint of size %d is beyond the %d entries given", cp.Size, len(entries))
 		}
 	}
 	if best == nil {
@@ -304,7 +508,7 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 			proof, _ := ProveConsistency(reader, cp.Size, best.Size)
 			if ev, err := ForkEvidence(cp, best, root, proof); err == nil {
 				r.Equivocations = append(r.Equivocations, ev.String())
-				fail("equivocation: %s", ev.String())
+				a.fail(RuleEquivocation, m, nil, "equivocation: %s", ev.String())
 			}
 		}
 	}
@@ -317,24 +521,24 @@ func auditLog(g *Genesis, keys Keyring, m string, in AuditInput, opt AuditOption
 }
 
 // alteredEntry names the first entry whose hash differs from the recorded leaf hashes, when those
-// are given and themselves match the checkpoint.
-func alteredEntry(m string, entries [][]byte, leaves []Hash, cp *Checkpoint) string {
+// are given and themselves match the checkpoint, and returns its index.
+func alteredEntry(m string, entries [][]byte, leaves []Hash, cp *Checkpoint) (string, *uint64) {
 	if uint64(len(leaves)) < cp.Size {
-		return ""
+		return "", nil
 	}
 	t := NewTree()
 	for _, h := range leaves[:cp.Size] {
 		t.Append(h)
 	}
 	if t.Root() != cp.Root {
-		return " (the recorded leaf hashes do not match it either)"
+		return " (the recorded leaf hashes do not match it either)", nil
 	}
 	for i := uint64(0); i < cp.Size; i++ {
 		if LeafHash(entries[i]) != leaves[i] {
-			return fmt.Sprintf(": entry %d of %s was altered (its hash differs from the signed tree's leaf %d)", i, m, i)
+			return fmt.Sprintf(": entry %d of %s was altered (its hash differs from the signed tree's leaf %d)", i, m, i), at(i)
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // String renders the report for people.
@@ -342,6 +546,9 @@ func (r *AuditReport) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "consortium %s (%s)\n", r.Consortium, r.Name)
 	fmt.Fprintf(&b, "founders: %s\n", strings.Join(r.Founders, ", "))
+	for _, rule := range r.Rules {
+		fmt.Fprintf(&b, "rule: %s\n", rule)
+	}
 	for _, e := range r.Roster {
 		if e.Epoch == 0 {
 			fmt.Fprintf(&b, "roster epoch 0 (genesis), quorum %d: %s\n", e.Quorum, strings.Join(e.Members, ", "))
@@ -355,6 +562,13 @@ func (r *AuditReport) String() string {
 			status = "FAILED: " + strings.Join(l.Problems, "; ")
 		}
 		fmt.Fprintf(&b, "log %-12s %8d entries, checkpoint %d, %d cosignatures (%s): %s\n", l.Member, l.Entries, l.Checkpoint, len(l.Cosigners), strings.Join(l.Cosigners, ","), status)
+	}
+	for _, h := range r.Heads {
+		counted := ""
+		if !h.Counted {
+			counted = " (not on the final roster: not counted)"
+		}
+		fmt.Fprintf(&b, "heads note of %s at %s: %d logs%s\n", h.Signer, h.Time.Format(time.RFC3339Nano), h.Logs, counted)
 	}
 	for _, e := range r.Equivocations {
 		fmt.Fprintf(&b, "EQUIVOCATION: %s\n", e)

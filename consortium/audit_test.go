@@ -89,8 +89,8 @@ func TestAuditFailures(t *testing.T) {
 			if r.OK {
 				t.Fatalf("audit passed:\n%s", r)
 			}
-			if !strings.Contains(strings.Join(r.Failures, "\n"), tc.want) {
-				t.Errorf("failures do not mention %q:\n%s", tc.want, strings.Join(r.Failures, "\n"))
+			if !strings.Contains(r.FailureText(), tc.want) {
+				t.Errorf("failures do not mention %q:\n%s", tc.want, r.FailureText())
 			}
 		})
 	}

@@ -29,8 +29,8 @@ func auditCutoffs(evidence []*Evidence) (sizes map[string]uint64, failures, warn
 // that log at the cutoff would give a state no node computes (nodes that hold it prove the
 // earlier fork and cut lower, PROTOCOL.md section 5.2); the audit cannot, as it needs the other
 // histories' roots, so it fails and says what to collect. logs are the verified logs, sizes the
-// cutoffs of [auditCutoffs].
-func auditThirdForks(sizes map[string]uint64, evidence []*Evidence, logs Logs) (failures []string) {
+// cutoffs of [auditCutoffs]; members[i] is the log failures[i] is about (rule equivocation).
+func auditThirdForks(sizes map[string]uint64, evidence []*Evidence, logs Logs) (members, failures []string) {
 	for _, m := range slices.Sorted(maps.Keys(sizes)) {
 		f := sizes[m]
 		if uint64(len(logs[m])) < f {
@@ -48,8 +48,9 @@ func auditThirdForks(sizes map[string]uint64, evidence []*Evidence, logs Logs) (
 			t.AppendEntry(e)
 		}
 		if agreed != nil && t.Root() != agreed.Root {
+			members = append(members, m)
 			failures = append(failures, fmt.Sprintf("log %q: its first %d entries are not those both histories of the equivocation evidence share: %q signed a third history that parts from them earlier, so the cutoff %d does not apply to it; collect the evidence between this log's checkpoint and the others (from a node that holds this log) to compute the state", m, f, m, f))
 		}
 	}
-	return failures
+	return members, failures
 }

@@ -98,8 +98,8 @@ func TestAuditThirdFork(t *testing.T) {
 		{"shorter than the cutoff", ea[:3], false},
 		{"third history", ec, true},
 	} {
-		got := auditThirdForks(sizes, evs, Logs{"alpha": tc.log})
-		if (len(got) != 0) != tc.fail || tc.fail && !strings.Contains(got[0], "third history") {
+		ms, got := auditThirdForks(sizes, evs, Logs{"alpha": tc.log})
+		if (len(got) != 0) != tc.fail || tc.fail && (!strings.Contains(got[0], "third history") || ms[0] != "alpha") {
 			t.Errorf("%s: got failures %q, want failure %v", tc.name, got, tc.fail)
 		}
 	}

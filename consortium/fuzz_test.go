@@ -115,7 +115,7 @@ func FuzzParseEvidence(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(readVector(f, "equivocation.bin"))
+	f.Add(readVector(f, "cases/equivocation/evidence/0.bin"))
 	f.Add(resolvedSeed(f, g))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev, err := consortium.ParseEvidence(g.ID, g, raw)

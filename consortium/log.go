@@ -173,7 +173,9 @@ func (v *checkpointVerifiers) Verifier(name string, hash uint32) (note.Verifier,
 		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
 	}
 	member, cosigner := strings.CutSuffix(rest, "/cosigner")
-	if !cosigner && member != v.author {
+	if cosigner == (member == v.author) {
+		// Only the author signs under the origin, and the author never cosigns its own log
+		// (section 4.3): such a line is treated as a signature by an unknown key and dropped.
 		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
 	}
 	pub, ok := v.keys.MemberKey(member)
@@ -206,8 +208,9 @@ func cosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, err
 
 // OpenCheckpoint verifies a checkpoint note of one of the consortium's logs: the origin names a
 // member known to keys, the member's signature verifies, and the body is exactly origin, size and
-// root. Cosignatures by known members are verified and kept; signatures by unknown keys are dropped.
-// A signature by a known key that does not verify is an error.
+// root. Cosignatures by known members other than the author are verified and kept; signatures by
+// unknown keys, and a cosignature by the author of its own log, are dropped. A signature by a known
+// key that does not verify is an error.
 func OpenCheckpoint(cid ID, keys Keyring, msg []byte) (*Checkpoint, error) {
 	if len(msg) > MaxCheckpointSize {
 		return nil, fmt.Errorf("%w: checkpoint is %d bytes, at most %d", ErrMalformed, len(msg), MaxCheckpointSize)

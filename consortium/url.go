@@ -21,10 +21,10 @@ const MaxURLLength = 8192
 //  3. User information and the fragment are dropped.
 //  4. The host is lowercased, converted to its IDNA ASCII form (punycode), and trailing dots are
 //     removed; an IPv6 literal keeps its brackets. Ports 80 and 443 are dropped; others are kept.
-//  5. The path is "/" when empty; "." and ".." segments are resolved.
-//  6. In the path and query, percent-escapes of unreserved characters (A-Z a-z 0-9 - . _ ~) are
-//     decoded, every other escape is written with uppercase hex, and characters outside the
-//     unreserved, sub-delimiter and ":@/?" sets are percent-encoded (bytes of UTF-8 included).
+//  5. In the path (as written) and query, percent-escapes of unreserved characters (A-Z a-z 0-9 -
+//     . _ ~) are decoded, every other escape is written with uppercase hex, and characters outside
+//     the unreserved, sub-delimiter and ":@/?" sets are percent-encoded (bytes of UTF-8 included).
+//  6. Then "." and ".." path segments are resolved, and the path is "/" when empty.
 //  7. The query is kept in its original order; an empty query ("?" alone) is dropped.
 //
 // The canonical form is host[:port] + path [+ "?" + query].
@@ -79,7 +79,14 @@ func CanonicalURL(raw string) (string, error) {
 	if port != "" && port != "80" && port != "443" {
 		host += ":" + port
 	}
-	path := normalizeEscapes(u.EscapedPath(), false)
+	// The path as written: Go keeps it in RawPath unless it equals its own escaping of the decoded
+	// path. EscapedPath would re-escape the decoded path when the text holds characters Go does not
+	// accept in a path (raw UTF-8, quotes, ...), which loses escapes such as %2F.
+	written := u.RawPath
+	if written == "" {
+		written = u.EscapedPath()
+	}
+	path := normalizeEscapes(written, false)
 	path = removeDotSegments(path)
 	if path == "" {
 		path = "/"

@@ -74,6 +74,14 @@ type Config struct {
 	MaxPeerStreams int
 	// RequestTimeout bounds one peer call (a range stream gets this per chunk).
 	RequestTimeout time.Duration
+	// RestoreGrace is how long, after the first peer answered, the node waits for the other live
+	// peers to say how long its own log is before it appends to it and signs it again.
+	RestoreGrace time.Duration
+	// Recover starts the node after a lost or damaged store: a damaged store file is moved aside
+	// (never deleted) and a new one started, and the node signs nothing, and accepts no
+	// submission, until a peer answered and it holds its own log up to the longest checkpoint of
+	// it the peers hold (which it waits for however long it takes).
+	Recover bool
 
 	// Store configures the store.
 	Store store.Options
@@ -111,6 +119,7 @@ func DefaultConfig() Config {
 		MaxInflight:         512,
 		MaxPeerStreams:      32,
 		RequestTimeout:      30 * time.Second,
+		RestoreGrace:        3 * time.Second,
 		Store:               store.DefaultOptions(),
 	}
 }
@@ -145,7 +154,7 @@ func (c *Config) validate() error {
 	pos := []struct {
 		name string
 		v    time.Duration
-	}{{"checkpoint interval", c.CheckpointInterval}, {"anti-entropy interval", c.AntiEntropyInterval}, {"gossip interval", c.GossipInterval}, {"sweep interval", c.SweepInterval}, {"request timeout", c.RequestTimeout}}
+	}{{"checkpoint interval", c.CheckpointInterval}, {"anti-entropy interval", c.AntiEntropyInterval}, {"gossip interval", c.GossipInterval}, {"sweep interval", c.SweepInterval}, {"request timeout", c.RequestTimeout}, {"restore grace", c.RestoreGrace}}
 	for _, p := range pos {
 		if p.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrConfig, p.name)

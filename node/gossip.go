@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -64,7 +63,7 @@ func (n *Node) startGossip() error {
 	mc.Delegate = &delegate{n: n}
 	mc.Events = &events{n: n}
 	mc.Alive = &alive{n: n}
-	mc.Logger = log.New(&slogWriter{l: n.log.With("component", "memberlist")}, "", 0)
+	mc.Logger = log.New(&slogWriter{l: n.log.With("component", "memberlist"), r: n.refused}, "", 0)
 	if len(n.cfg.GossipKeys) > 0 {
 		kr, err := memberlist.NewKeyring(n.cfg.GossipKeys[1:], n.cfg.GossipKeys[0])
 		if err != nil {
@@ -80,6 +79,7 @@ func (n *Node) startGossip() error {
 	if mc.BindPort == 0 {
 		mc.BindPort = nt.GetAutoBindPort()
 	}
+	n.loadPeers()
 	n.trans = &filterTransport{NetTransport: nt, n: n}
 	mc.Transport = n.trans
 	n.bq = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
@@ -93,6 +93,8 @@ func (n *Node) startGossip() error {
 		n.wg.Add(1)
 		go n.joinLoop()
 	}
+	n.wg.Add(1)
+	go n.healLoop()
 	return nil
 }
 
@@ -102,6 +104,11 @@ func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	delay := 200 * time.Millisecond
 	for {
+		if n.ml.NumMembers() > 1 {
+			// Joined meanwhile through remembered peers (see healLoop): gossip finds the seeds.
+			n.catchUp()
+			return
+		}
 		k, err := n.ml.Join(n.cfg.Join)
 		if k > 0 {
 			n.log.Info("joined", "nodes", n.ml.NumMembers())
@@ -159,6 +166,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 func (n *Node) enqueueGossip(kind byte, b []byte) {
 	if len(b) > 1<<20 {
 		n.metrics.gossipIn.WithLabelValues("oversized", "dropped").Inc()
+		n.refused.refuse(refGossipOversized, "gossip message refused: too large", "bytes", len(b))
 		return
 	}
 	msg := make([]byte, 1+len(b))
@@ -187,6 +195,7 @@ func (n *Node) nodeUp(node *memberlist.Node) {
 		return
 	}
 	n.setPeer(meta.Member, meta.PeerAddr, true)
+	n.sawGossip(meta.Member, node.Address())
 }
 
 type alive struct{ n *Node }
@@ -198,25 +207,27 @@ func (a *alive) NotifyAlive(node *memberlist.Node) error {
 		return nil
 	}
 	var meta pb.NodeMeta
-	if err := proto.Unmarshal(node.Meta, &meta); err != nil {
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q: unreadable metadata", node.Name)
+	var err error
+	if err = proto.Unmarshal(node.Meta, &meta); err != nil {
+		err = fmt.Errorf("node %q: unreadable metadata", node.Name)
+	} else {
+		switch {
+		case meta.Consortium != n.g.ID.String():
+			err = fmt.Errorf("node %q belongs to consortium %s", node.Name, meta.Consortium)
+		case meta.Protocol != consortium.ProtocolVersion:
+			err = fmt.Errorf("node %q speaks protocol %d, this node %d", node.Name, meta.Protocol, consortium.ProtocolVersion)
+		case meta.Member != node.Name:
+			err = fmt.Errorf("node %q claims member id %q", node.Name, meta.Member)
+		case !n.onRoster(meta.Member):
+			err = fmt.Errorf("node %q is not on the roster", node.Name)
+		}
 	}
-	switch {
-	case meta.Consortium != n.g.ID.String():
+	if err != nil {
+		// The name and address come from an unsigned alive message: the node only claims them.
 		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q belongs to consortium %s", node.Name, meta.Consortium)
-	case meta.Protocol != consortium.ProtocolVersion:
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q speaks protocol %d, this node %d", node.Name, meta.Protocol, consortium.ProtocolVersion)
-	case meta.Member != node.Name:
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q claims member id %q", node.Name, meta.Member)
-	case !n.onRoster(meta.Member):
-		n.metrics.refusedPeers.Inc()
-		return fmt.Errorf("node %q is not on the roster", node.Name)
+		n.refused.refuse(refGossipNode, "gossip node refused", "claims", node.Name, "addr", node.Address(), "err", err)
 	}
-	return nil
+	return err
 }
 
 // cpBroadcast is a log's checkpoint in the gossip queue; a newer one of the same log replaces it.
@@ -301,9 +312,12 @@ func (n *Node) gossipWorker() {
 }
 
 func (n *Node) handleGossip(b []byte) {
+	// Gossip messages carry no authenticated sender (memberlist does not say where a message came
+	// from, and From is unsigned): logs name the sender only as "claims".
 	var g pb.Gossip
 	if err := proto.Unmarshal(b, &g); err != nil {
 		n.metrics.gossipIn.WithLabelValues("unknown", "malformed").Inc()
+		n.refused.refuse(refGossipMalformed, "gossip message refused: does not decode", "bytes", len(b), "err", err)
 		return
 	}
 	if n.cfg.netFilter != nil && n.cfg.netFilter(g.From) {
@@ -314,7 +328,7 @@ func (n *Node) handleGossip(b []byte) {
 		cp, err := n.openCheckpoint(m.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("checkpoint", "bad").Inc()
-			n.log.Debug("gossiped checkpoint refused", "from", g.From, "err", err)
+			n.refused.refuse(refGossipCheckpoint, "gossiped checkpoint refused", "claims", g.From, "err", err)
 			return
 		}
 		n.metrics.gossipIn.WithLabelValues("checkpoint", "ok").Inc()
@@ -330,7 +344,7 @@ func (n *Node) handleGossip(b []byte) {
 		ev, err := n.verifyEvidence(m.Evidence)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("evidence", "bad").Inc()
-			n.log.Warn("gossiped evidence refused", "from", g.From, "err", err)
+			n.refused.refuse(refGossipEvidence, "gossiped evidence refused", "claims", g.From, "err", err)
 			return
 		}
 		n.metrics.gossipIn.WithLabelValues("evidence", "ok").Inc()
@@ -339,6 +353,7 @@ func (n *Node) handleGossip(b []byte) {
 		}
 	default:
 		n.metrics.gossipIn.WithLabelValues("unknown", "malformed").Inc()
+		n.refused.refuse(refGossipMalformed, "gossip message refused: unknown kind", "claims", g.From, "bytes", len(b))
 	}
 }
 
@@ -346,13 +361,18 @@ func (n *Node) handleRemoteState(b []byte) {
 	var st pb.GossipState
 	if err := proto.Unmarshal(b, &st); err != nil || len(st.Heads) > maxHeads {
 		n.metrics.gossipIn.WithLabelValues("state", "malformed").Inc()
+		n.refused.refuse(refGossipState, "gossip state refused: malformed or too long", "bytes", len(b))
 		return
 	}
 	n.metrics.gossipIn.WithLabelValues("state", "ok").Inc()
+	// The state is unsigned and its sender unknown: a claim of more than this node holds only
+	// makes it compare signed heads with a live peer; it sets no lag and starts no fetch.
+	known := n.everOnRoster(st.Heads)
+	sizes := n.store.Sizes()
 	for _, h := range st.Heads {
-		if h.Size > n.store.Size(h.Member) && n.logKnown(h.Member) {
-			n.noteKnown(h.Member, h.Size)
-			n.want(h.Member, h.Size, "")
+		if known[h.Member] && h.Size > sizes[h.Member] {
+			n.nudge("")
+			return
 		}
 	}
 }
@@ -389,8 +409,13 @@ func (t *filterTransport) DialAddressTimeout(a memberlist.Address, timeout time.
 	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
 
-// slogWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog records.
-type slogWriter struct{ l *slog.Logger }
+// slogWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog records, rate-limited
+// by kind (see [refusals]). A warning or error about traffic received ("from=" an address) counts
+// as refused gossip traffic.
+type slogWriter struct {
+	l *slog.Logger
+	r *refusals
+}
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -403,7 +428,12 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	w.l.Log(context.Background(), level, line)
+	// memberlist names the unauthenticated sender of a suspect or dead message "from": it is a claim.
+	line = strings.ReplaceAll(line, "(from: ", "(claims: ")
+	if level >= slog.LevelWarn && strings.Contains(line, "from=") {
+		w.r.count.WithLabelValues(refGossipPacket).Inc()
+	}
+	w.r.logLimited(w.l, memberlistKind(level, line), level, line)
 	return len(p), nil
 }
 

@@ -222,7 +222,20 @@ func TestHostilePeer(t *testing.T) {
 					}
 				}
 			}
-			submitOK(t, ch, fixture.Add(0, fixture.PDQ(5000)))
+			if tc.mode == "bigheads" {
+				// No peer charlie reaches has answered a head exchange it can use: it cannot know
+				// how long its own log is, so it takes no submission until an honest peer answers.
+				if _, err := ch.Submit(t.Context(), []*pb.Entry{fixture.Add(0, fixture.PDQ(5000))}); !errors.Is(err, ErrRestoring) {
+					t.Fatalf("got %v, want ErrRestoring while only the liar answers", err)
+				}
+				c.part.heal()
+				waitFor(t, 15*time.Second, "charlie takes submissions once bravo answers", func() bool {
+					_, err := ch.Submit(t.Context(), []*pb.Entry{fixture.Add(0, fixture.PDQ(5000))})
+					return err == nil
+				})
+			} else {
+				submitOK(t, ch, fixture.Add(0, fixture.PDQ(5000)))
+			}
 			if ms := matches(ch, fixture.PDQ(5000)); len(ms) != 1 {
 				t.Fatalf("charlie stopped matching its own add")
 			}

@@ -222,7 +222,7 @@ func codeOf(err error) codes.Code {
 		return codes.Canceled
 	case is(context.DeadlineExceeded):
 		return codes.DeadlineExceeded
-	case is(store.ErrClosed, errClosed):
+	case is(store.ErrClosed, errClosed, ErrRestoring):
 		return codes.Unavailable
 	case is(store.ErrBusy):
 		return codes.ResourceExhausted
@@ -231,7 +231,7 @@ func codeOf(err error) codes.Code {
 		consortium.ErrInvalidMemberID, consortium.ErrInvalidKey):
 		return codes.InvalidArgument
 	case is(consortium.ErrNotPermitted, consortium.ErrUnknownMember, consortium.ErrDoubleEndorse,
-		consortium.ErrOutOfOrder, store.ErrForked):
+		consortium.ErrOutOfOrder, store.ErrForked, ErrOwnLogConflict):
 		return codes.FailedPrecondition
 	}
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
@@ -674,8 +674,11 @@ func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerS
 }
 
 func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) error {
-	// A forked own log is exported as it stands (its last head), not signed again.
-	if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
+	// While the own log may be behind the peers', nothing is signed: it is exported up to its last
+	// checkpoint; so is a forked own log (SignHead refuses it).
+	if blocked := n.ownLogBlocked(); blocked != nil {
+		n.log.Debug("export: not signing own checkpoint", "err", blocked)
+	} else if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
 	} else if cp != nil {
 		n.noteKnown(n.id, cp.Size)
@@ -708,6 +711,9 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 				return err
 			}
 		}
+	}
+	if err := n.exportHeadsNotes(send, heads); err != nil {
+		return err
 	}
 	evidence := n.store.Evidence()
 	ids := make([]string, 0, len(evidence))

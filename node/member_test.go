@@ -669,9 +669,14 @@ func TestMemberExportLogs(t *testing.T) {
 	}
 	logs := consortium.Logs{}
 	var order []string
+	heads := map[string][]byte{}
 	for _, ch := range chunks[1:] {
 		if len(ch.Evidence) > 0 {
 			t.Fatalf("got evidence against %s, want none", ch.Member)
+		}
+		if len(ch.Heads) > 0 {
+			heads[ch.Member] = ch.Heads
+			continue
 		}
 		if got, want := ch.Start, uint64(len(logs[ch.Member])); got != want {
 			t.Fatalf("log %s: chunk starts at %d, want %d", ch.Member, got, want)
@@ -696,6 +701,17 @@ func TestMemberExportLogs(t *testing.T) {
 	}
 	if got, want := len(logs["alpha"]), 52; got != want {
 		t.Errorf("alpha's log: got %d entries, want %d (the node signs its own log before exporting)", got, want)
+	}
+	// The node's own heads note names both logs at the sizes exported.
+	if len(heads) != 1 {
+		t.Fatalf("got heads notes of %d members, want alpha's only", len(heads))
+	}
+	hn, err := consortium.OpenHeads(g.ID, g, heads["alpha"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := hn.Heads, []consortium.LogHead{{Member: "alpha", Size: 52}, {Member: "beta", Size: 2}}; len(a) != 2 || a[0].Member != b[0].Member || a[0].Size != b[0].Size || a[1].Member != b[1].Member || a[1].Size != b[1].Size {
+		t.Errorf("heads note: got %+v, want alpha at 52 and beta at 2", a)
 	}
 	st, err := consortium.Replay(g, logs, consortium.ReplayOptions{})
 	if err != nil {

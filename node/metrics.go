@@ -27,6 +27,8 @@ type metrics struct {
 	equivocations  prometheus.Gauge
 	refusedPeers   prometheus.Counter
 	refusedStreams *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	isolated       prometheus.Gauge
 }
 
 func newMetrics(n *Node) *metrics {
@@ -51,6 +53,8 @@ func newMetrics(n *Node) *metrics {
 		equivocations:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_equivocations", Help: "Members caught signing incompatible checkpoints."}),
 		refusedPeers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hashfed_refused_peers_total", Help: "Peer connections and gossip nodes refused because their key or id is not on the roster."}),
 		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_refused_streams_total", Help: "Streams refused with RESOURCE_EXHAUSTED, by API."}, []string{"api"}),
+		refused:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_refused_total", Help: "Traffic refused, by reason (every refusal is counted; its log lines are rate-limited)."}, []string{"reason"}),
+		isolated:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_gossip_isolated", Help: "1 while gossip sees no other node although the roster has other members; the node keeps trying to rejoin."}),
 	}
 	m.signals = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hashfed_signals_listed", Help: "Signals listed by at least one member."}, func() float64 {
 		var k int
@@ -58,7 +62,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(k)
 	})
 	for _, c := range []prometheus.Collector{m.peers, m.logSize, m.logLag, m.signals, m.entries, m.submitted, m.changes, m.matchLatency, m.matchQueries,
-		m.replBytes, m.replEntries, m.badRanges, m.gossipIn, m.gossipDropped, m.equivocations, m.refusedPeers, m.refusedStreams,
+		m.replBytes, m.replEntries, m.badRanges, m.gossipIn, m.gossipDropped, m.equivocations, m.refusedPeers, m.refusedStreams, m.refused, m.isolated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

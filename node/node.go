@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -58,12 +57,18 @@ type Node struct {
 	peers   map[string]*peerInfo
 	known   map[string]uint64
 	fetches map[string]*fetchState
+	// nudges, refused and heal: unsigned claims, refused traffic and gossip healing (peers.go,
+	// refused.go, heal.go).
+	nudges  map[string]*nudge
+	refused *refusals
+	heal    healState
 
 	memberStreams  chan struct{}
 	memberInflight chan struct{}
 	peerStreams    chan struct{}
 	fetchSem       chan struct{}
 	ownGrew        chan struct{}
+	own            ownLog
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -89,14 +94,17 @@ func New(cfg Config) (*Node, error) {
 		peers:          map[string]*peerInfo{},
 		known:          map[string]uint64{},
 		fetches:        map[string]*fetchState{},
+		nudges:         map[string]*nudge{},
 		memberStreams:  make(chan struct{}, cfg.MaxMatchStreams),
 		memberInflight: make(chan struct{}, cfg.MaxInflight),
 		peerStreams:    make(chan struct{}, cfg.MaxPeerStreams),
 		fetchSem:       make(chan struct{}, cfg.FetchParallel),
 		ownGrew:        make(chan struct{}, 1),
 		gossipIn:       make(chan []byte, 4096),
+		own:            ownLog{restored: make(chan struct{}), heard: map[string]bool{}},
 	}
 	n.metrics = newMetrics(n)
+	n.refused = newRefusals(n.log, n.metrics.refused)
 	so := cfg.Store
 	so.Logger = n.log
 	userChange := so.OnChange
@@ -106,7 +114,7 @@ func New(cfg Config) (*Node, error) {
 			userChange(c)
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "hashfed.db"), cfg.Genesis, so)
+	st, err := openStore(cfg, so)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +173,9 @@ func (n *Node) Start() (err error) {
 	n.wg.Add(4)
 	go n.gossipWorker()
 	go n.signer()
-	// Entries appended before a crash or stop may not be signed yet: sign them now.
-	n.ownLogGrew()
+	// Entries appended before a crash or stop may not be signed yet: they are signed once the own
+	// log is known to be no shorter than what the peers hold (at once when there is no one to ask).
+	n.startOwnRestore()
 	go n.antiEntropy()
 	go n.sweeper()
 	n.log.Info("node started", "peer", n.peerAdv, "gossip", n.GossipAddr(), "member_api", n.MemberAddr(), "http", n.HTTPAddr())
@@ -318,6 +327,12 @@ func (n *Node) signer() {
 			case <-time.After(wait):
 			}
 		}
+		if err := n.ownLogBlocked(); err != nil {
+			// Signing now could fork the log from what the peers hold; the restore wakes the
+			// signer again when it completes.
+			n.log.Debug("not signing own checkpoint", "err", err)
+			continue
+		}
 		cp, err := n.store.SignHead(n.key)
 		last = time.Now()
 		if err != nil {
@@ -356,8 +371,14 @@ func (n *Node) sweeper() {
 }
 
 // Submit appends entries to the node's own log (see [store.Store.Submit]) and wakes the checkpoint
-// signer, so the new entries reach the peers.
+// signer, so the new entries reach the peers. The whole submission is refused while the node
+// restores its own log from its peers ([ErrRestoring], after waiting up to 10 s for it), when
+// the member equivocated (an error wrapping [store.ErrForked]), or when it is not on the current
+// roster ([consortium.ErrUnknownMember]): entries accepted then would reach no one.
 func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appended, error) {
+	if err := n.checkOwnLog(ctx); err != nil {
+		return nil, err
+	}
 	out, err := n.store.Submit(ctx, n.id, entries)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -38,7 +39,7 @@ func (n *Node) startPeerAPI() error {
 		n.peerAdv = net.JoinHostPort(host, port)
 	}
 	n.peerSrv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.serverTLS())),
+		grpc.Creds(&refusingCreds{TransportCredentials: credentials.NewTLS(n.serverTLS()), n: n}),
 		grpc.MaxRecvMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(4*n.cfg.MaxPeerStreams)),
@@ -113,7 +114,13 @@ func (s *ctxStream) Context() context.Context { return s.ctx }
 func (n *Node) authPeer(ctx context.Context) (context.Context, error) {
 	m, err := n.callerMember(ctx)
 	if err != nil {
+		// The handshake accepted the key, which has left the roster since.
 		n.metrics.refusedPeers.Inc()
+		addr := ""
+		if p, ok := peer.FromContext(ctx); ok {
+			addr = p.Addr.String()
+		}
+		n.refused.refuse(refTLSUnknownKey, "peer API call refused: the caller's key is not on the roster", "addr", addr)
 		return nil, status.Error(codes.PermissionDenied, "peer API: caller's key is not on the consortium's roster")
 	}
 	if n.cfg.netFilter != nil && n.cfg.netFilter(m) {
@@ -134,17 +141,22 @@ const maxHeads = 4 * consortium.MaxMembers
 
 func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.HeadsResponse, error) {
 	n := s.n
+	from := caller(ctx)
 	if len(req.Heads) > maxHeads {
+		n.refused.refuse(refHeadsOversized, "peer sent a head vector too long", "peer", from, "logs", len(req.Heads), "max", maxHeads)
 		return nil, status.Errorf(codes.InvalidArgument, "head vector of %d logs, at most %d", len(req.Heads), maxHeads)
 	}
-	from := caller(ctx)
 	n.peerCalled(from, req.PeerAddr)
 	theirs := map[string]uint64{}
 	for _, h := range req.Heads {
 		theirs[h.Member] = h.Size
 	}
-	n.peerSizes(from, req.Heads)
-	resp := &pb.HeadsResponse{}
+	// The caller claims more of some logs (unsigned): ask it for its signed heads.
+	if n.peerSizes(from, req.Heads) {
+		n.nudge(from)
+	}
+	n.takeHeadsNote(from, req.HeadsNote)
+	resp := &pb.HeadsResponse{HeadsNote: n.ownHeadsNote()}
 	heads := n.store.Heads()
 	for m, size := range n.store.Sizes() {
 		h := &pb.Head{Member: m, Size: size}
@@ -158,12 +170,6 @@ func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.Heads
 	}
 	for m := range n.store.Evidence() {
 		resp.Evidence = append(resp.Evidence, m)
-	}
-	// The caller holds more of some logs: fetch them from it.
-	for m, size := range theirs {
-		if size > n.store.Size(m) && n.logKnown(m) {
-			n.want(m, size, from)
-		}
 	}
 	return resp, nil
 }

@@ -189,6 +189,9 @@ func (n *Node) fetchFrom(peer, member string, start uint64) error {
 				return n.badPeer(peer, member, fmt.Sprintf("asked for %s's log, got a checkpoint of %s", member, cp.Member))
 			}
 			obs, ev, err := n.store.ObserveCheckpoint(cp)
+			if member == n.id {
+				n.sawOwnCheckpoint(cp, err)
+			}
 			switch {
 			case err != nil:
 				return err
@@ -293,6 +296,9 @@ func (n *Node) checkFork(peer string, cp *consortium.Checkpoint) bool {
 // whether the checkpoint was news (a larger size than the node held).
 func (n *Node) handleCheckpoint(cp *consortium.Checkpoint, hint string) bool {
 	obs, ev, err := n.store.ObserveCheckpoint(cp)
+	if cp.Member == n.id {
+		n.sawOwnCheckpoint(cp, err)
+	}
 	if err != nil {
 		n.log.Warn("checkpoint", "log", cp.Member, "size", cp.Size, "err", err)
 		return false
@@ -412,13 +418,22 @@ func (n *Node) catchUp() {
 // exchangeHeads sends this node's head vector to peer and acts on the answer: newer checkpoints are
 // fetched, cosignatures merged, equivocation evidence collected. The peer, seeing this node's
 // vector, fetches what it lacks in turn.
-func (n *Node) exchangeHeads(peer string) error {
+func (n *Node) exchangeHeads(peer string) error { return n.exchangeHeadsAsking(peer, false) }
+
+// exchangeHeadsAsking is exchangeHeads; with askOwn, the node leaves its own log out of its vector,
+// so that the peer answers with its checkpoint of that log whatever its size: a node restoring its
+// own log checks that the log it holds agrees with what its peers hold, not only that they hold no
+// more of it.
+func (n *Node) exchangeHeadsAsking(peer string, askOwn bool) error {
 	c, err := n.client(peer)
 	if err != nil {
 		return err
 	}
-	req := &pb.HeadsRequest{PeerAddr: n.peerAdv}
+	req := &pb.HeadsRequest{PeerAddr: n.peerAdv, HeadsNote: n.ownHeadsNote()}
 	for m, s := range n.store.Sizes() {
+		if askOwn && m == n.id {
+			continue
+		}
 		req.Heads = append(req.Heads, &pb.Head{Member: m, Size: s})
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
@@ -428,10 +443,11 @@ func (n *Node) exchangeHeads(peer string) error {
 	if err != nil {
 		return err
 	}
-	if len(resp.Heads) > maxHeads {
-		return n.badPeer(peer, "*", "head vector too long")
+	if len(resp.Heads) > maxHeads || len(resp.Evidence) > maxHeads {
+		return n.badPeer(peer, "*", "head vector or evidence list too long")
 	}
 	n.peerSizes(peer, resp.Heads)
+	n.takeHeadsNote(peer, resp.HeadsNote)
 	for _, h := range resp.Heads {
 		if len(h.Checkpoint) == 0 {
 			continue
@@ -439,8 +455,14 @@ func (n *Node) exchangeHeads(peer string) error {
 		cp, err := n.openCheckpoint(h.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("head", "bad").Inc()
+			if n.logKnown(h.Member) {
+				// A log this node knows, with a checkpoint its author did not sign. (A log it does
+				// not know yet may be a member admitted since: not the peer's fault.)
+				n.badPeer(peer, h.Member, "checkpoint in its head vector does not verify: "+err.Error())
+			}
 			continue
 		}
+		n.peerProved(peer, cp.Member, cp.Size)
 		n.handleCheckpoint(cp, peer)
 	}
 	have := n.store.Evidence()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"time"
 
@@ -18,6 +19,8 @@ func (n *Node) Status() *pb.StatusResponse {
 		ConsortiumName: n.g.Name,
 		FeedEnd:        n.store.FeedEnd(),
 		UptimeMs:       time.Since(n.started).Milliseconds(),
+		GossipNodes:    uint32(n.GossipMembers()),
+		GossipIsolated: n.Isolated(),
 	}
 	heads := n.store.Heads()
 	sizes := n.store.Sizes()
@@ -67,8 +70,18 @@ func (n *Node) Status() *pb.StatusResponse {
 		ls.Forked = evidence[m] != nil
 		st.Logs = append(st.Logs, ls)
 	}
+	now := time.Now()
 	for _, p := range n.peers {
 		ps := &pb.PeerStatus{Member: p.member, Address: p.addr, State: "dead", LastError: p.lastErr}
+		if ps.Address == "" {
+			ps.Address = p.provenAddr // remembered from before a restart
+		}
+		if p.refusedAddr != "" && now.Before(p.refusedUntil) {
+			ps.LastError = fmt.Sprintf("address %s answered with another key; not dialled before %s", p.refusedAddr, p.refusedUntil.Format(time.TimeOnly))
+			if a := p.dialAddr(now); a != "" {
+				ps.Address = a
+			}
+		}
 		if p.alive {
 			ps.State = "alive"
 		}

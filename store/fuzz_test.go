@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,6 +35,7 @@ func FuzzOpenDamaged(f *testing.F) {
 	if _, err := s.SignHead(fixture.Key("alpha")); err != nil {
 		f.Fatal(err)
 	}
+	want := snapshot(f, s)
 	s.Close()
 	good, err := os.ReadFile(path)
 	if err != nil {
@@ -52,13 +55,74 @@ func FuzzOpenDamaged(f *testing.F) {
 		}
 		s, err := store.Open(p, g, testOptions())
 		if err != nil {
+			if !errors.Is(err, store.ErrDamaged) {
+				t.Fatalf("got %v, want an error wrapping ErrDamaged", err)
+			}
 			return
 		}
-		// It opened: it must answer reads without crashing.
-		s.Sizes()
+		defer s.Close()
+		// It opened: with everything intact, and it must answer reads without crashing.
+		checkIntact(t, s, want)
 		s.MatchPDQ(fixture.PDQ(1).Value, store.DefaultQuery())
-		s.Close()
 	})
+}
+
+// storeSnapshot is what a store holds, to compare a damaged copy that opened with the original.
+type storeSnapshot struct {
+	entries  map[string][][]byte
+	heads    map[string]*consortium.Checkpoint
+	evidence int
+	digest   consortium.Hash
+}
+
+func snapshot(tb testing.TB, s *store.Store) storeSnapshot {
+	tb.Helper()
+	snap := storeSnapshot{entries: map[string][][]byte{}, heads: s.Heads(), evidence: len(s.Evidence())}
+	for m, n := range s.Sizes() {
+		es, err := s.Entries(m, 0, n, 1<<30)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		snap.entries[m] = es
+	}
+	s.View(func(st *consortium.State) { snap.digest = st.Digest() })
+	return snap
+}
+
+// checkIntact fails unless s, a damaged copy of the store want was taken of that opened anyway,
+// holds everything want holds: every log entry for entry, the same heads (each verifying against
+// its log), the same evidence, and the same state.
+func checkIntact(tb testing.TB, s *store.Store, want storeSnapshot) {
+	tb.Helper()
+	got := snapshot(tb, s)
+	for m, es := range want.entries {
+		if len(got.entries[m]) != len(es) {
+			tb.Fatalf("log %s: got %d entries, want %d (silent loss)", m, len(got.entries[m]), len(es))
+		}
+		for i := range es {
+			if !bytes.Equal(got.entries[m][i], es[i]) {
+				tb.Fatalf("log %s: entry %d differs from the original", m, i)
+			}
+		}
+	}
+	if len(got.entries) != len(want.entries) {
+		tb.Fatalf("got %d logs, want %d", len(got.entries), len(want.entries))
+	}
+	for m, h := range want.heads {
+		gh := got.heads[m]
+		if gh == nil || gh.Size != h.Size || gh.Root != h.Root {
+			tb.Fatalf("log %s: head differs from the original", m)
+		}
+		if _, _, err := consortium.VerifyRange(consortium.NewTree(), got.entries[m][:gh.Size], gh); err != nil {
+			tb.Fatalf("log %s does not verify against its checkpoint: %v", m, err)
+		}
+	}
+	if len(got.heads) != len(want.heads) || got.evidence != want.evidence {
+		tb.Fatalf("got %d heads and %d evidence, want %d and %d", len(got.heads), got.evidence, len(want.heads), want.evidence)
+	}
+	if got.digest != want.digest {
+		tb.Fatal("state differs from the original's")
+	}
 }
 
 func openCheckpointF(f *testing.F, g *consortium.Genesis, note []byte) *consortium.Checkpoint {

@@ -24,7 +24,7 @@ func precheck(path string) error {
 	}
 	size := fi.Size()
 	// The first meta page is at offset 0; its page size locates the second.
-	var best *boltMeta
+	var best, second *boltMeta
 	first, err := readMeta(f, 0)
 	if err == nil {
 		best = first
@@ -34,6 +34,7 @@ func precheck(path string) error {
 			continue
 		}
 		if m, err := readMeta(f, ps); err == nil {
+			second = m
 			if best == nil || m.txid > best.txid {
 				best = m
 			}
@@ -42,6 +43,18 @@ func precheck(path string) error {
 	}
 	if best == nil {
 		return fmt.Errorf("open store %s: %w: no valid bbolt meta page (not a store, or its header is damaged)", path, ErrDamaged)
+	}
+	// bbolt commits by writing one of its two meta pages (in turn), and opens from the valid one
+	// with the higher transaction id. With one of them damaged it would open from the other, which
+	// may be the commit before the last: the last commit (acknowledged entries, or a signed
+	// checkpoint) would be lost without a word. A meta page is written in one small write that
+	// does not tear in practice, so a bad one is damage.
+	if first == nil || second == nil {
+		which := "first"
+		if first != nil {
+			which = "second"
+		}
+		return fmt.Errorf("open store %s: %w: the %s bbolt meta page is damaged, so the last commit may be missing", path, ErrDamaged, which)
 	}
 	if need := int64(best.pgid) * int64(best.pageSize); size < need {
 		return fmt.Errorf("open store %s: %w: file is %d bytes but its last commit needs %d (truncated)", path, ErrDamaged, size, need)

@@ -3,7 +3,11 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -24,9 +28,15 @@ func (s *Store) rebuild() error {
 		st := consortium.NewState(s.g, s.readEntry)
 		total := 0
 		var members []string
+		// Every stored entry takes at least its leaf hash: a log that claims more entries than the
+		// file can hold has a damaged key (and must not size the state's tables).
+		maxEntries := uint64(s.size/consortium.HashSize) + 1
 		err := logs.ForEachBucket(func(name []byte) error {
 			members = append(members, string(name))
 			if k, _ := logs.Bucket(name).Cursor().Last(); k != nil {
+				if len(k) != 8 || binary.BigEndian.Uint64(k) >= maxEntries {
+					return fmt.Errorf("open store %s: %w: log %q ends with key %x, beyond what the file can hold", s.path, ErrDamaged, name, k)
+				}
 				total += int(binary.BigEndian.Uint64(k)) + 1
 			}
 			return nil
@@ -59,43 +69,40 @@ func (s *Store) rebuild() error {
 				return &batch{member: member, first: first, entries: make([][]byte, 0, 4096), decoded: make([]consortium.Decoded, 4096)}
 			}
 		}
+		// Both goroutines read the database's memory map, so the transaction (and the database)
+		// must outlive them: the reading loop below waits for them before it returns, however it
+		// returns, and a panic or memory fault on damaged pages becomes an error in the goroutine
+		// that met it. After the first error the others skip their work and only drain.
+		var wg sync.WaitGroup
+		var abort atomic.Bool
+		wg.Add(2)
 		go func() {
+			defer wg.Done()
+			debug.SetPanicOnFault(true)
 			for b := range work {
-				var bad error
-				b.decoded = b.decoded[:len(b.entries)]
-				for i, v := range b.entries {
-					idx := b.first + uint64(i)
-					hs, entry, err := splitValue(idx, v)
-					if err != nil {
-						bad = fmt.Errorf("open store %s: log %q: %w", s.path, b.member, err)
-						break
-					}
-					if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
-						bad = fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, b.member, idx)
-						break
-					}
-					b.entries[i] = entry
-					b.decoded[i] = consortium.Decode(entry)
+				if abort.Load() {
+					b.done <- errAborted
+					continue
 				}
-				b.done <- bad
+				b.done <- s.checkBatch(b.member, b.first, b.entries, &b.decoded)
 			}
 		}()
 		verr := make(chan error, 1)
 		go func() {
+			defer wg.Done()
+			debug.SetPanicOnFault(true)
 			// Apply batches in the order they were read.
 			var first error
 			for b := range ready {
 				if err := <-b.done; err != nil && first == nil {
 					first = err
 				}
-				if first != nil {
-					continue
+				if first == nil {
+					first = s.applyBatch(st, b.member, b.first, b.entries, b.decoded)
 				}
-				for i, e := range b.entries {
-					if err := st.ApplyDecoded(b.member, b.first+uint64(i), e, b.decoded[i]); err != nil {
-						first = fmt.Errorf("open store %s: replay log %q: %w", s.path, b.member, err)
-						break
-					}
+				if first != nil {
+					abort.Store(true)
+					continue
 				}
 				select {
 				case free <- b:
@@ -104,9 +111,18 @@ func (s *Store) rebuild() error {
 			}
 			verr <- first
 		}()
-		applyErr := func() error {
+		applyErr := func() (err error) {
+			defer wg.Wait()
 			defer close(ready)
 			defer close(work)
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("open store %s: %w: %v", s.path, ErrDamaged, r)
+				}
+				if err != nil {
+					abort.Store(true)
+				}
+			}()
 			send := func(b *batch) {
 				b.done = make(chan error, 1)
 				work <- b
@@ -135,11 +151,11 @@ func (s *Store) rebuild() error {
 			}
 			return nil
 		}()
-		if err := <-verr; err != nil {
-			return err
-		}
-		if applyErr != nil {
+		// The reading loop's own error comes first: the others may only have been aborted by it.
+		if err := <-verr; applyErr != nil {
 			return applyErr
+		} else if err != nil {
+			return err
 		}
 		for _, m := range members {
 			next := sizes[m]
@@ -198,6 +214,51 @@ func (s *Store) rebuild() error {
 		s.log.Info("store opened", "path", s.path, "entries", total, "replay", replayed.Round(time.Millisecond), "index", (time.Since(start) - replayed).Round(time.Millisecond))
 		return nil
 	})
+}
+
+// errAborted is what a batch gets once another part of the rebuild has failed.
+var errAborted = errors.New("rebuild aborted")
+
+// checkBatch checks entries [first, first+len(entries)) of member's log, read from the database
+// while the store opens, against their stored leaf hashes, and decodes them: entries[i] becomes the
+// entry's bytes (without its stored hashes) and (*decoded)[i] its decoding. A panic or memory fault
+// on damaged pages is returned as an error wrapping [ErrDamaged].
+func (s *Store) checkBatch(member string, first uint64, entries [][]byte, decoded *[]consortium.Decoded) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("open store %s: %w: log %q entries from %d: %v", s.path, ErrDamaged, member, first, r)
+		}
+	}()
+	*decoded = (*decoded)[:len(entries)]
+	for i, v := range entries {
+		idx := first + uint64(i)
+		hs, entry, err := splitValue(idx, v)
+		if err != nil {
+			return fmt.Errorf("open store %s: log %q: %w", s.path, member, err)
+		}
+		if leaf := consortium.LeafHash(entry); !bytes.Equal(leaf[:], hs[:consortium.HashSize]) {
+			return fmt.Errorf("open store %s: %w: log %q entry %d does not match its stored hash", s.path, ErrDamaged, member, idx)
+		}
+		entries[i] = entry
+		(*decoded)[i] = consortium.Decode(entry)
+	}
+	return nil
+}
+
+// applyBatch applies checked entries of member's log to st, in order; a panic (a revoke by index
+// reads an earlier entry from the database) is returned as an error wrapping [ErrDamaged].
+func (s *Store) applyBatch(st *consortium.State, member string, first uint64, entries [][]byte, decoded []consortium.Decoded) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("open store %s: %w: replay log %q from %d: %v", s.path, ErrDamaged, member, first, r)
+		}
+	}()
+	for i, e := range entries {
+		if err := st.ApplyDecoded(member, first+uint64(i), e, decoded[i]); err != nil {
+			return fmt.Errorf("open store %s: replay log %q: %w", s.path, member, err)
+		}
+	}
+	return nil
 }
 
 // loadIndex fills the PDQ index and the expiry heap from the state in one pass.

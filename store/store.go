@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +128,7 @@ func (o *Options) validate() error {
 // Store is a node's durable logs and derived state. It is safe for concurrent use.
 type Store struct {
 	path string
+	size int64 // of the file when it was opened
 	db   *bolt.DB
 	g    *consortium.Genesis
 	opts Options
@@ -161,24 +164,43 @@ type Store struct {
 	wg      sync.WaitGroup
 }
 
-// Open opens (or creates) the store at path for the consortium of g, and rebuilds the derived state
-// from the stored logs. A damaged file gives an error wrapping [ErrDamaged] that names it.
+// Open opens the store at path for the consortium of g, or creates it when no file is there, and
+// rebuilds the derived state from the stored logs. A damaged file (an empty or truncated one
+// included) gives an error wrapping [ErrDamaged] that names it; the file is not written. Open
+// returns only once nothing it started still reads the file.
 func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	// Only a missing file makes a new store, and a new store appears at path only once it is
+	// complete (see create): an empty or truncated file is damage, never an invitation to start
+	// over, since a node that starts over signs a history that forks from the one its peers hold.
 	fresh := false
 	var size int64
-	if fi, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) || statErr == nil && fi.Size() == 0 {
-		fresh = true
-	} else if statErr == nil {
-		size = fi.Size()
-	}
-	if !fresh {
-		if err := precheck(path); err != nil {
+	fi, statErr := os.Stat(path)
+	switch {
+	case errors.Is(statErr, os.ErrNotExist):
+		if err := create(path, g, opts); err != nil {
 			return nil, err
 		}
+		fresh = true
+		if fi, statErr = os.Stat(path); statErr != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, statErr)
+		}
+		size = fi.Size()
+	case statErr != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, statErr)
+	case fi.Size() == 0:
+		return nil, fmt.Errorf("open store %s: %w: the file is empty (0 bytes)", path, ErrDamaged)
+	default:
+		size = fi.Size()
 	}
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	// Reads of a damaged file can fault in the memory map; on this goroutine (and the rebuild's)
+	// a fault is a panic, which the deferred recover below turns into an error.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, MmapFlags: mmapFlags(size)})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
@@ -192,6 +214,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	db.MmapFlags = 0 // populate the first mapping only (see mmapFlags), not each remap as the file grows
 	s := &Store{
 		path:     path,
+		size:     size,
 		db:       db,
 		g:        g,
 		opts:     opts,
@@ -213,11 +236,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 			st = nil
 		}
 	}()
-	if fresh {
-		if err := s.initialize(); err != nil {
-			return nil, err
-		}
-	} else if err := s.checkMeta(); err != nil {
+	if err := s.checkMeta(); err != nil {
 		return nil, err
 	}
 	if s.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
@@ -234,19 +253,55 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	return s, nil
 }
 
-func (s *Store) initialize() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// create makes a new, empty store for the consortium of g at path: it writes it under a temporary
+// name beside path, syncs it, and renames it into place, so that a crash while creating leaves no
+// file at path (which would be refused as damaged) but at most the temporary one, replaced by the
+// next attempt.
+func create(path string, g *consortium.Genesis, opts Options) error {
+	tmp := path + ".creating"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketLogs, bucketHeads, bucketEvidence, bucketFeed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("initialize store %s: %w", s.path, err)
+				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
 		if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
 			return err
 		}
-		return meta.Put(keyGenesis, s.g.Marshal())
+		return meta.Put(keyGenesis, g.Marshal())
 	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && !opts.NoSync {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making a rename in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (s *Store) checkMeta() error {

@@ -478,6 +478,9 @@ func TestDamagedFile(t *testing.T) {
 	good, _ := os.ReadFile(path)
 
 	cases := map[string][]byte{
+		"empty":         {},
+		"first bytes":   good[:100],
+		"one page":      good[:4096],
 		"truncated":     good[:len(good)/3],
 		"zeroed header": append(make([]byte, 8192), good[8192:]...),
 		"garbage":       bytes.Repeat([]byte("hashfed!"), len(good)/8),
@@ -492,6 +495,9 @@ func TestDamagedFile(t *testing.T) {
 			if err == nil {
 				s.Close()
 				t.Fatal("opened a damaged file")
+			}
+			if !errors.Is(err, store.ErrDamaged) {
+				t.Errorf("got %v, want an error wrapping ErrDamaged", err)
 			}
 			if !strings.Contains(err.Error(), p) {
 				t.Errorf("error does not name the file: %v", err)

@@ -1,45 +1,34 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
+	"path"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
-// An audit bundle is a directory an auditor can read with any tool (the layout of
-// testdata/vectors):
-//
-//	genesis.bin               the SignedGenesis
-//	logs/<member>.b64         the log's entries, one base64 line each
-//	logs/<member>.leaves      the leaf hash of each entry, one hex line each (lets an audit name an
-//	                          altered entry)
-//	checkpoints/<member>.txt  the log's checkpoint with its cosignatures (more files, .1.txt, ...,
-//	                          when several were collected)
-//	evidence/<member>.bin     equivocation evidence
+// The audit bundle's format (a directory of genesis, logs, checkpoints, heads notes and evidence)
+// belongs to consortium: see [consortium.ReadBundle] and section 11 of docs/PROTOCOL.md.
 
 func runAudit(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
 		return auditExport(ctx, e, args[1:])
 	}
-	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--json]")
+	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--require-heads K] [--json]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	bundle := fs.String("bundle", "", "audit this bundle directory (hashfed audit export writes one) instead of a running node")
 	at := fs.String("at", "", "compute the state at this time (RFC 3339)")
-	k := fs.Int("require-cosignatures", 0, "fail a log whose checkpoint has fewer cosignatures")
+	k := fs.Int("require-cosignatures", 0, "fail a log whose checkpoint has fewer cosignatures by members of the final roster other than its author")
+	h := fs.Int("require-heads", 1, "fail unless heads notes of at least this many members of the final roster say which logs exist (0: none required)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -52,7 +41,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		}
 		opt.Until = t
 	}
-	opt.RequireCosignatures = *k
+	opt.RequireCosignatures, opt.RequireHeads = *k, *h
 	var in consortium.AuditInput
 	var err error
 	if *bundle != "" {
@@ -98,13 +87,13 @@ func auditExport(ctx context.Context, e *env, args []string) error {
 	for _, l := range in.Logs {
 		n += len(l)
 	}
-	fmt.Fprintf(e.stdout, "wrote %s: %d logs, %d entries, %d evidence files\n", *out, len(in.Logs), n, len(in.Evidence))
+	fmt.Fprintf(e.stdout, "wrote %s: %d logs, %d entries, %d heads notes, %d evidence files\n", *out, len(in.Logs), n, len(in.Heads), len(in.Evidence))
 	return nil
 }
 
 // fetchBundle reads the audit bundle from a node's member API.
 func fetchBundle(ctx context.Context, nf *nodeFlags) (consortium.AuditInput, error) {
-	in := consortium.AuditInput{Logs: consortium.Logs{}, Leaves: map[string][]consortium.Hash{}, Checkpoints: map[string][][]byte{}}
+	in := consortium.AuditInput{Logs: consortium.Logs{}, Leaves: map[string][]consortium.Hash{}, Checkpoints: map[string][][]byte{}, Heads: map[string][]byte{}}
 	c, err := nf.dial()
 	if err != nil {
 		return in, err
@@ -129,6 +118,8 @@ func fetchBundle(ctx context.Context, nf *nodeFlags) (consortium.AuditInput, err
 			in.Genesis = ch.Genesis
 		case len(ch.Evidence) > 0:
 			in.Evidence = append(in.Evidence, ch.Evidence)
+		case len(ch.Heads) > 0:
+			in.Heads[ch.Member] = ch.Heads
 		default:
 			if uint64(len(in.Logs[ch.Member])) != ch.Start {
 				return in, fmt.Errorf("node sent entries of %s from %d, expected %d", ch.Member, ch.Start, len(in.Logs[ch.Member]))
@@ -145,132 +136,51 @@ func fetchBundle(ctx context.Context, nf *nodeFlags) (consortium.AuditInput, err
 	return in, nil
 }
 
-func writeBundle(dir string, in consortium.AuditInput) error {
-	if _, err := os.Stat(dir); err == nil {
-		return fmt.Errorf("%s exists; not overwriting it", dir)
-	}
-	for _, d := range []string{"logs", "checkpoints", "evidence"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+// dirWriter writes a bundle's files under a new directory, readable by their owner only: the
+// bundle holds the whole shared set.
+type dirWriter struct{ root *os.Root }
+
+func (w dirWriter) WriteFile(name string, data []byte) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := w.root.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "genesis.bin"), in.Genesis, 0o644); err != nil {
+	f, err := w.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return err
 	}
-	for m, entries := range in.Logs {
-		var b, h strings.Builder
-		for i, en := range entries {
-			b.WriteString(base64.StdEncoding.EncodeToString(en))
-			b.WriteByte('\n')
-			leaf := consortium.LeafHash(en)
-			if i < len(in.Leaves[m]) {
-				leaf = in.Leaves[m][i]
-			}
-			h.WriteString(hex.EncodeToString(leaf[:]))
-			h.WriteByte('\n')
-		}
-		if err := os.WriteFile(filepath.Join(dir, "logs", m+".b64"), []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "logs", m+".leaves"), []byte(h.String()), 0o644); err != nil {
-			return err
-		}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
 	}
-	for m, cps := range in.Checkpoints {
-		for i, cp := range cps {
-			name := m + ".txt"
-			if i > 0 {
-				name = fmt.Sprintf("%s.%d.txt", m, i)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "checkpoints", name), cp, 0o644); err != nil {
-				return err
-			}
+	return f.Close()
+}
+
+// writeBundle writes a bundle into dir, which must not exist yet.
+func writeBundle(dir string, in consortium.AuditInput) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s exists; not overwriting it", dir)
 		}
+		return err
 	}
-	for i, ev := range in.Evidence {
-		if err := os.WriteFile(filepath.Join(dir, "evidence", fmt.Sprintf("%d.bin", i)), ev, 0o644); err != nil {
-			return err
-		}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := consortium.WriteBundle(dirWriter{root}, in); err != nil {
+		return fmt.Errorf("write bundle %s: %w", dir, err)
 	}
 	return nil
 }
 
-// readBundle reads an audit bundle directory, naming the file and line of anything malformed.
+// readBundle reads the bundle in dir.
 func readBundle(dir string) (consortium.AuditInput, error) {
-	in := consortium.AuditInput{Logs: consortium.Logs{}, Leaves: map[string][]consortium.Hash{}, Checkpoints: map[string][][]byte{}}
-	var err error
-	if in.Genesis, err = os.ReadFile(filepath.Join(dir, "genesis.bin")); err != nil {
-		return in, fmt.Errorf("bundle %s: %w", dir, err)
-	}
-	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.b64"))
-	for _, p := range logs {
-		m := strings.TrimSuffix(filepath.Base(p), ".b64")
-		err := eachLine(p, func(n int, line string) error {
-			en, err := base64.StdEncoding.DecodeString(line)
-			if err != nil {
-				return fmt.Errorf("entry %d is not base64: %v", n-1, err)
-			}
-			in.Logs[m] = append(in.Logs[m], en)
-			return nil
-		})
-		if err != nil {
-			return in, err
-		}
-		lp := strings.TrimSuffix(p, ".b64") + ".leaves"
-		if _, err := os.Stat(lp); err == nil {
-			err := eachLine(lp, func(n int, line string) error {
-				b, err := hex.DecodeString(line)
-				if err != nil || len(b) != consortium.HashSize {
-					return fmt.Errorf("leaf hash %d is not 64 hex digits", n-1)
-				}
-				in.Leaves[m] = append(in.Leaves[m], consortium.Hash(b))
-				return nil
-			})
-			if err != nil {
-				return in, err
-			}
-		}
-	}
-	cps, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*.txt"))
-	slices.Sort(cps)
-	for _, p := range cps {
-		m, _, _ := strings.Cut(strings.TrimSuffix(filepath.Base(p), ".txt"), ".")
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return in, err
-		}
-		in.Checkpoints[m] = append(in.Checkpoints[m], b)
-	}
-	evs, _ := filepath.Glob(filepath.Join(dir, "evidence", "*.bin"))
-	for _, p := range evs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return in, err
-		}
-		in.Evidence = append(in.Evidence, b)
+	in, err := consortium.ReadBundle(os.DirFS(dir))
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", dir, err)
 	}
 	return in, nil
-}
-
-// eachLine calls fn with each non-empty line of a file and its 1-based number.
-func eachLine(path string, fn func(n int, line string) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 256<<10), 1<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		if err := fn(n, line); err != nil {
-			return fmt.Errorf("%s line %d: %w", path, n, err)
-		}
-	}
-	return sc.Err()
 }

@@ -433,7 +433,7 @@ func (d *demo) run(images string) error {
 		if err != nil {
 			return "", err
 		}
-		r := consortium.Audit(in, consortium.AuditOptions{RequireCosignatures: 2})
+		r := consortium.Audit(in, consortium.AuditOptions{RequireCosignatures: 2, RequireHeads: 1})
 		if !r.OK {
 			return "", fmt.Errorf("audit failed:\n%s", r)
 		}
@@ -445,7 +445,7 @@ func (d *demo) run(images string) error {
 		for _, l := range r.Logs {
 			logs = append(logs, fmt.Sprintf("%s %d entries (cosigned by %d)", l.Member, l.Verified, len(l.Cosigners)))
 		}
-		return fmt.Sprintf("%s\nroster epochs %d, %d signals, %d listings\ndigest %s = every node's digest", strings.Join(logs, ", "), len(r.Roster), r.Signals, r.Listings, r.Digest), nil
+		return fmt.Sprintf("%s\nroster epochs %d, %d signals, %d listings, heads notes of %d members\ndigest %s = every node's digest", strings.Join(logs, ", "), len(r.Roster), r.Signals, r.Listings, len(r.Heads), r.Digest), nil
 	})
 }
 

@@ -75,6 +75,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&over.MemberAPI.Listen, "member-listen", "", "member API address, host:port or unix:PATH (overrides the config)")
 	fs.StringVar(&over.HTTP.Listen, "http-listen", "", "HTTP address for /metrics, /healthz and the JSON API (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	recoverFlag := fs.Bool("recover", false, "after a lost or damaged store: move a damaged store file aside (never deleted), start a new store, and sign nothing until this member's own log is restored from peers")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,6 +104,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Recover = *recoverFlag
 	n, err := node.New(cfg)
 	if err != nil {
 		return err

@@ -65,6 +65,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(w, "roster epoch %d: %s\n", st.RosterEpoch, strings.Join(ids, ", "))
 	fmt.Fprintf(w, "shared set: %d signals, %d listings; state digest %s\n", st.Signals, st.Listings, st.StateDigest)
+	if st.GossipIsolated {
+		fmt.Fprintf(w, "GOSSIP ISOLATED: this node sees no other node; it keeps trying to rejoin (check the peers' addresses and the network)\n")
+	} else {
+		fmt.Fprintf(w, "gossip: %d nodes alive, this one included\n", st.GossipNodes)
+	}
 	if st.RejectedEntries > 0 {
 		fmt.Fprintf(w, "entries replay ignored (rule violations): %d\n", st.RejectedEntries)
 	}

@@ -867,8 +867,13 @@ type StatusResponse struct {
 	RejectedEntries uint64                `protobuf:"varint,13,opt,name=rejected_entries,json=rejectedEntries,proto3" json:"rejected_entries,omitempty"`
 	FeedEnd         uint64                `protobuf:"varint,14,opt,name=feed_end,json=feedEnd,proto3" json:"feed_end,omitempty"`
 	UptimeMs        int64                 `protobuf:"varint,15,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// gossip_nodes is how many nodes gossip sees alive, this one included.
+	GossipNodes uint32 `protobuf:"varint,16,opt,name=gossip_nodes,json=gossipNodes,proto3" json:"gossip_nodes,omitempty"`
+	// gossip_isolated is true while gossip sees no other node although there are other nodes to
+	// see (configured seeds, remembered peers, nodes heard of); the node keeps trying to rejoin.
+	GossipIsolated bool `protobuf:"varint,17,opt,name=gossip_isolated,json=gossipIsolated,proto3" json:"gossip_isolated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1004,6 +1009,20 @@ func (x *StatusResponse) GetUptimeMs() int64 {
 		return x.UptimeMs
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetGossipNodes() uint32 {
+	if x != nil {
+		return x.GossipNodes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGossipIsolated() bool {
+	if x != nil {
+		return x.GossipIsolated
+	}
+	return false
 }
 
 type RosterMember struct {
@@ -1526,16 +1545,19 @@ func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
-// in order, in one or more chunks, the last of which carries the log's checkpoint; evidence comes
-// last.
+// in order, in one or more chunks, the last of which carries the log's checkpoint; then heads notes
+// (member names the signer); evidence comes last.
 type LogChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Genesis       []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
-	Member        string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
-	Start         uint64                 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
-	Entries       [][]byte               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
-	Checkpoint    []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
-	Evidence      []byte                 `protobuf:"bytes,6,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Genesis    []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
+	Member     string                 `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	Start      uint64                 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	Entries    [][]byte               `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
+	Checkpoint []byte                 `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Evidence   []byte                 `protobuf:"bytes,6,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// heads is a signed heads note (PROTOCOL.md section 4.5) of member: the responding node's own,
+	// signed at export.
+	Heads         []byte `protobuf:"bytes,7,opt,name=heads,proto3" json:"heads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1612,6 +1634,13 @@ func (x *LogChunk) GetEvidence() []byte {
 	return nil
 }
 
+func (x *LogChunk) GetHeads() []byte {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
 var File_hashfed_v1_member_proto protoreflect.FileDescriptor
 
 const file_hashfed_v1_member_proto_rawDesc = "" +
@@ -1680,7 +1709,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x05entry\x18\x04 \x01(\v2\x11.hashfed.v1.EntryR\x05entry\x12\x1b\n" +
 	"\tlisted_by\x18\x05 \x03(\tR\blistedBy\x12\x1a\n" +
 	"\brejected\x18\x06 \x01(\tR\brejected\"\x0f\n" +
-	"\rStatusRequest\"\xd9\x04\n" +
+	"\rStatusRequest\"\xa5\x05\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
 	"\n" +
@@ -1699,7 +1728,9 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\tproposals\x18\f \x03(\v2\x18.hashfed.v1.ProposalViewR\tproposals\x12)\n" +
 	"\x10rejected_entries\x18\r \x01(\x04R\x0frejectedEntries\x12\x19\n" +
 	"\bfeed_end\x18\x0e \x01(\x04R\afeedEnd\x12\x1b\n" +
-	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\"c\n" +
+	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\x12!\n" +
+	"\fgossip_nodes\x18\x10 \x01(\rR\vgossipNodes\x12'\n" +
+	"\x0fgossip_isolated\x18\x11 \x01(\bR\x0egossipIsolated\"c\n" +
 	"\fRosterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\x12\x1d\n" +
@@ -1740,7 +1771,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\fExportRecord\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12/\n" +
 	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\"\x13\n" +
-	"\x11ExportLogsRequest\"\xa8\x01\n" +
+	"\x11ExportLogsRequest\"\xbe\x01\n" +
 	"\bLogChunk\x12\x18\n" +
 	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x14\n" +
@@ -1749,7 +1780,8 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
 	"checkpoint\x12\x1a\n" +
-	"\bevidence\x18\x06 \x01(\fR\bevidence2\x98\x04\n" +
+	"\bevidence\x18\x06 \x01(\fR\bevidence\x12\x14\n" +
+	"\x05heads\x18\a \x01(\fR\x05heads2\x98\x04\n" +
 	"\rMemberService\x12?\n" +
 	"\x06Submit\x12\x19.hashfed.v1.SubmitRequest\x1a\x1a.hashfed.v1.SubmitResponse\x12<\n" +
 	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12F\n" +

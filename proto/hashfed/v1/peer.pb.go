@@ -30,7 +30,9 @@ type HeadsRequest struct {
 	Heads []*Head                `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
 	// peer_addr is the caller's peer API address, so the responder can fetch from it even before
 	// gossip has caught up with it (a node that restarted on a new address).
-	PeerAddr      string `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	PeerAddr string `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	// heads_note is the caller's own heads note (PROTOCOL.md section 4.5), freshly signed; optional.
+	HeadsNote     []byte `protobuf:"bytes,3,opt,name=heads_note,json=headsNote,proto3" json:"heads_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -79,13 +81,23 @@ func (x *HeadsRequest) GetPeerAddr() string {
 	return ""
 }
 
+func (x *HeadsRequest) GetHeadsNote() []byte {
+	if x != nil {
+		return x.HeadsNote
+	}
+	return nil
+}
+
 type HeadsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// heads: every log the responder holds, with its size; checkpoints are included where the
 	// responder's checkpoint is larger than the caller's size, or carries cosignatures worth merging.
 	Heads []*Head `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
 	// evidence names members the responder holds equivocation evidence against.
-	Evidence      []string `protobuf:"bytes,2,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence []string `protobuf:"bytes,2,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// heads_note is the responder's own heads note (PROTOCOL.md section 4.5), freshly signed;
+	// optional.
+	HeadsNote     []byte `protobuf:"bytes,3,opt,name=heads_note,json=headsNote,proto3" json:"heads_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +142,13 @@ func (x *HeadsResponse) GetHeads() []*Head {
 func (x *HeadsResponse) GetEvidence() []string {
 	if x != nil {
 		return x.Evidence
+	}
+	return nil
+}
+
+func (x *HeadsResponse) GetHeadsNote() []byte {
+	if x != nil {
+		return x.HeadsNote
 	}
 	return nil
 }
@@ -781,13 +800,17 @@ var File_hashfed_v1_peer_proto protoreflect.FileDescriptor
 const file_hashfed_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"\x15hashfed/v1/peer.proto\x12\n" +
-	"hashfed.v1\x1a\x18hashfed/v1/hashfed.proto\"S\n" +
+	"hashfed.v1\x1a\x18hashfed/v1/hashfed.proto\"r\n" +
 	"\fHeadsRequest\x12&\n" +
 	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\x12\x1b\n" +
-	"\tpeer_addr\x18\x02 \x01(\tR\bpeerAddr\"S\n" +
+	"\tpeer_addr\x18\x02 \x01(\tR\bpeerAddr\x12\x1d\n" +
+	"\n" +
+	"heads_note\x18\x03 \x01(\fR\theadsNote\"r\n" +
 	"\rHeadsResponse\x12&\n" +
 	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads\x12\x1a\n" +
-	"\bevidence\x18\x02 \x03(\tR\bevidence\"]\n" +
+	"\bevidence\x18\x02 \x03(\tR\bevidence\x12\x1d\n" +
+	"\n" +
+	"heads_note\x18\x03 \x01(\fR\theadsNote\"]\n" +
 	"\fRangeRequest\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x1f\n" +

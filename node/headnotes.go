@@ -1,0 +1,142 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// Heads notes (section 4.5 of PROTOCOL.md) say which logs exist and how far they had grown, so that
+// an audit bundle from which a log was removed, or rolled back, fails the audit. A node signs its
+// own when it exports a bundle and in every Heads exchange, where each side sends its own; it keeps
+// the latest note of each peer and exports them all.
+
+// headsNoteRefresh is how much newer than the stored one a peer's note naming the same logs must be
+// to be stored (each Heads exchange carries a fresh one; storing each would be a disk write per
+// exchange). A note held a little stale only covers a little less.
+const headsNoteRefresh = 10 * time.Second
+
+// signHeadsNote signs this node's heads note: the size, root and author's signature of the latest
+// verified checkpoint of every non-empty log the node holds.
+func (n *Node) signHeadsNote() ([]byte, error) { return n.signHeadsNoteOf(n.store.Heads()) }
+
+// signHeadsNoteOf signs a heads note of the given checkpoints, by member.
+func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, error) {
+	var heads []consortium.LogHead
+	for m, cp := range cps {
+		if cp == nil || cp.Size == 0 {
+			continue
+		}
+		h, err := consortium.HeadOf(cp)
+		if err != nil {
+			return nil, fmt.Errorf("head of %s: %w", m, err)
+		}
+		heads = append(heads, h)
+	}
+	slices.SortFunc(heads, func(a, b consortium.LogHead) int { return strings.Compare(a.Member, b.Member) })
+	return consortium.SignHeads(n.g.ID, n.key, n.now(), heads)
+}
+
+// ownHeadsNote is this node's heads note for a Heads exchange, or nil (logged) when it cannot sign.
+func (n *Node) ownHeadsNote() []byte {
+	b, err := n.signHeadsNote()
+	if err != nil {
+		n.log.Warn("sign heads note", "err", err)
+		return nil
+	}
+	return b
+}
+
+// takeHeadsNote verifies a heads note that peer from sent in a Heads exchange, which must be
+// from's own, and stores it when it is newer than the one held by headsNoteRefresh. Nothing
+// unverified is stored.
+func (n *Node) takeHeadsNote(from string, raw []byte) {
+	if len(raw) == 0 {
+		return
+	}
+	var h *consortium.HeadsNote
+	var err error
+	n.store.View(func(s *consortium.State) { h, err = consortium.OpenHeads(n.g.ID, s, raw) })
+	if err == nil && h.Signer != from {
+		err = fmt.Errorf("%w: heads note of %s sent by %s", consortium.ErrNotPermitted, h.Signer, from)
+	}
+	if errors.Is(err, consortium.ErrUnknownMember) {
+		// It names a log of a member this node has not learnt of yet (an admission on its way).
+		n.log.Debug("heads note names an unknown member; ignored for now", "peer", from, "err", err)
+		return
+	}
+	if err != nil {
+		n.log.Warn("peer sent a heads note that does not verify; ignored", "peer", from, "err", err)
+		return
+	}
+	minAge := headsNoteRefresh
+	if old, err := n.store.HeadsNote(from); err == nil && !slices.Equal(headsLogIDs(old), headsLogIDs(raw)) {
+		minAge = 0 // a log appeared (or went): keep the news at once
+	}
+	if _, err := n.store.PutHeadsNote(h, minAge); err != nil {
+		n.log.Warn("store heads note", "member", from, "err", err)
+	}
+}
+
+// headsLogIDs returns the member ids of the log lines of a heads note's text, in order.
+func headsLogIDs(note []byte) []string {
+	var ids []string
+	for line := range strings.SplitSeq(string(note), "\n") {
+		if line == "" {
+			break // the end of the text
+		}
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "log" {
+			ids = append(ids, f[1])
+		}
+	}
+	return ids
+}
+
+// exportHeadsNotes sends, for an audit bundle of the logs up to exported (the checkpoints whose
+// logs the bundle holds), the node's own heads note of exactly those checkpoints and the latest note
+// of every other member the node holds, except one that names a log beyond what is exported: the
+// node lags behind that member, and the bundle would fail its audit as rolled back. A note naming
+// another root at a size the node holds is kept: the log's author signed two histories, which the
+// audit must report.
+func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[string]*consortium.Checkpoint) error {
+	held, err := n.store.HeadsNotes()
+	if err != nil {
+		return err
+	}
+	for m, raw := range held {
+		var h *consortium.HeadsNote
+		n.store.View(func(s *consortium.State) { h, err = consortium.OpenHeads(n.g.ID, s, raw) })
+		if err != nil {
+			delete(held, m)
+			continue
+		}
+		for _, hd := range h.Heads {
+			if cp := exported[hd.Member]; cp == nil || cp.Size < hd.Size {
+				n.log.Info("heads note left out of the audit bundle: this node lags behind it", "signer", m, "log", hd.Member, "size", hd.Size)
+				delete(held, m)
+				break
+			}
+		}
+	}
+	own, err := n.signHeadsNoteOf(exported)
+	if err != nil {
+		return fmt.Errorf("sign heads note: %w", err)
+	}
+	held[n.id] = own
+	ids := make([]string, 0, len(held))
+	for m := range held {
+		ids = append(ids, m)
+	}
+	slices.Sort(ids)
+	for _, m := range ids {
+		if err := send(&pb.LogChunk{Member: m, Heads: held[m]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
