@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // forkPair is a member's two histories: they share the first common entries, then differ.
@@ -340,5 +342,63 @@ func TestAuditAppliesCutoffs(t *testing.T) {
 				t.Errorf("got digest %s, want the state of alpha's first 5 entries %x", r.Digest, wantDigest[:])
 			}
 		})
+	}
+}
+
+// TestEvidenceReplayed: evidence is only ever about the checkpoints it carries, signed by the
+// member it names in the consortium it is checked in. Replayed from another consortium, relabelled
+// with another member, made of one checkpoint twice, with its checkpoints swapped, padded past the
+// size bound, or naming a member the verifier's roster never admitted, it is refused.
+func TestEvidenceReplayed(t *testing.T) {
+	f := newForkPair(t, 5, 9, 13)
+	ev, err := f.evidence(t).Resolve(f.agreement(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same member keys in another consortium (another genesis name, so another id).
+	other := fixture.Genesis(2, fixture.Members("alpha", "bravo")...)
+	if other.ID == f.g.ID {
+		t.Fatal("test setup: both consortiums have one id")
+	}
+	// A verifier whose roster never had alpha: a consortium founded by bravo alone.
+	noAlpha := fixture.Genesis(1, fixture.Members("bravo")...)
+	for _, tc := range []struct {
+		name string
+		g    *consortium.Genesis
+		edit func(p *pb.Equivocation)
+		want error
+	}{
+		{"another consortium", other, nil, consortium.ErrMalformed},
+		{"a member the roster never had", noAlpha, nil, consortium.ErrMalformed},
+		{"relabelled with another member", f.g, func(p *pb.Equivocation) { p.Member = "bravo" }, consortium.ErrMalformed},
+		{"one checkpoint twice", f.g, func(p *pb.Equivocation) {
+			p.CheckpointA = p.CheckpointB
+			p.PrefixRoot, p.ConsistencyProof = nil, nil
+		}, consortium.ErrMalformed},
+		{"checkpoints swapped", f.g, func(p *pb.Equivocation) { p.CheckpointA, p.CheckpointB = p.CheckpointB, p.CheckpointA }, consortium.ErrMalformed},
+		{"oversized", f.g, func(p *pb.Equivocation) {
+			for range 600 {
+				p.NextProofA = append(p.NextProofA, make([]byte, consortium.HashSize))
+			}
+		}, consortium.ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ev.Proto()
+			if tc.edit != nil {
+				tc.edit(p)
+			}
+			raw, err := proto.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := consortium.ParseEvidence(tc.g.ID, tc.g, raw); err == nil {
+				t.Errorf("accepted")
+			} else if !errors.Is(err, tc.want) && !errors.Is(err, consortium.ErrUnknownMember) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := consortium.ParseEvidence(f.g.ID, f.g, ev.Marshal()); err != nil {
+		t.Fatalf("the evidence itself: %v", err)
 	}
 }

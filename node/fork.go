@@ -65,6 +65,18 @@ func (n *Node) resolve(member string) error {
 	if ev == nil || ev.Resolved() {
 		return nil
 	}
+	res, err := n.resolveEvidence(ev)
+	if err != nil {
+		return err
+	}
+	n.takeEvidence(res)
+	return nil
+}
+
+// resolveEvidence returns ev resolved: the node holds one of its two checkpoints' trees and asks
+// peers (the author first) for the other's roots.
+func (n *Node) resolveEvidence(ev *consortium.Evidence) (*consortium.Evidence, error) {
+	member := ev.Member
 	// Which fork is stored here?
 	mineIsA := false
 	switch {
@@ -72,7 +84,7 @@ func (n *Node) resolve(member string) error {
 		mineIsA = true
 	case n.holds(ev.B):
 	default:
-		return fmt.Errorf("%w: the stored log of %q matches neither checkpoint", errNoFork, member)
+		return nil, fmt.Errorf("%w: the stored log of %q matches neither checkpoint", errNoFork, member)
 	}
 	peers := n.alivePeers()
 	if member != n.id {
@@ -93,10 +105,154 @@ func (n *Node) resolve(member string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 			continue
 		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("%w: %w", errNoFork, errors.Join(errs...))
+}
+
+// A third history: resolved evidence proves where two of a member's histories part, but the node
+// may hold a third one that parts from them earlier. Applying that log up to the evidence's
+// agreed size would give a state no other node has, and nothing else would reveal it, since a
+// node compares no checkpoint with a frozen log. So whenever resolved evidence is held, the node
+// checks its own copy of the log against the agreed tree; when they differ it builds evidence
+// from its own signed head and one of the evidence's checkpoints, resolves it (its agreed size is
+// below the held one, so it supersedes it) and spreads it: every node then cuts the log at the
+// smaller size.
+
+// checkAgreedLater starts, unless one runs, a background check of member's stored log against the
+// agreed tree of the resolved evidence held against it (see checkAgreed).
+func (n *Node) checkAgreedLater(member string) {
+	ev := n.store.Evidence()[member]
+	h, ok := n.store.Head(member)
+	if !ev.Resolved() || !ok {
+		return
+	}
+	key := fmt.Sprintf("!agreed/%s/%d", member, ev.Agreement.Size)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	f := n.fetches[key]
+	if f == nil {
+		f = &fetchState{}
+		n.fetches[key] = f
+	}
+	// want records the head size checked already (plus one) against this agreed size.
+	start := !f.running && f.want != h.Size+1
+	if start {
+		f.running = true
+		n.wg.Add(1)
+	}
+	n.mu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		defer n.wg.Done()
+		err := n.checkAgreed(member, ev, h)
+		n.mu.Lock()
+		f.running = false
+		if err == nil {
+			f.want = h.Size + 1
+		}
+		n.mu.Unlock()
+		if err != nil {
+			n.log.Warn("the stored log of a forked member could not be checked against the agreed tree", "offender", member, "err", err)
+		}
+	}()
+}
+
+// checkAgreed checks that h, the stored head of ev's member, is consistent with the tree both of
+// ev's histories share up to the agreed size; when it is not, it proves and resolves the
+// equivocation between h and one of ev's checkpoints, and takes that evidence.
+func (n *Node) checkAgreed(member string, ev *consortium.Evidence, h *consortium.Checkpoint) error {
+	g := ev.Agreement
+	if h.Size >= g.Size {
+		root, err := n.store.TreeHash(member, g.Size)
+		if err != nil {
+			return err
+		}
+		if root == g.Root {
+			return nil // the stored log is the agreed tree up to the cutoff
+		}
+	}
+	var errs []error
+	for _, x := range []*consortium.Checkpoint{ev.A, ev.B} {
+		fork, err := n.forkWith(h, x)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if fork == nil {
+			return nil // h is a prefix of x's tree: the stored log is the agreed one so far
+		}
+		res, err := n.resolveEvidence(fork)
+		if err != nil {
+			return err
+		}
+		n.log.Error("equivocation: the stored log of a forked member is a third history", "offender", member, "agreed_size", res.Agreement.Size, "evidence", res.String())
 		n.takeEvidence(res)
 		return nil
 	}
-	return fmt.Errorf("%w: %w", errNoFork, errors.Join(errs...))
+	return errors.Join(errs...)
+}
+
+// forkWith returns evidence that h (the stored head) and x, two checkpoints of one log, are
+// incompatible, or nil when they are consistent. When x is the larger, x's root at h's size comes
+// from a peer, checked against x.
+func (n *Node) forkWith(h, x *consortium.Checkpoint) (*consortium.Evidence, error) {
+	member := h.Member
+	if h.Size >= x.Size {
+		root, err := n.store.TreeHash(member, x.Size)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case root == x.Root:
+			return nil, nil
+		case h.Size == x.Size:
+			return consortium.SameSizeEvidence(x, h)
+		}
+		proof, err := n.store.ProveConsistency(member, x.Size, h.Size)
+		if err != nil {
+			return nil, err
+		}
+		return consortium.ForkEvidence(x, h, root, proof)
+	}
+	var errs []error
+	for i, p := range n.alivePeers() {
+		if i == maxResolvePeers || n.ctx.Err() != nil {
+			break
+		}
+		c, err := n.client(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+		resp, err := c.GetConsistency(ctx, &pb.ConsistencyRequest{Member: member, OldSize: h.Size, NewSize: x.Size})
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		proof, err := bytesToHashes(resp.Proof)
+		if err != nil || len(resp.OldRoot) != consortium.HashSize {
+			errs = append(errs, fmt.Errorf("%s: %w: malformed consistency answer", p, errBadPeer))
+			continue
+		}
+		root := consortium.Hash(resp.OldRoot)
+		if err := consortium.VerifyConsistency(proof, h.Size, root, x.Size, x.Root); err != nil {
+			errs = append(errs, fmt.Errorf("%s: root at %d does not lead to the checkpoint of size %d: %w", p, h.Size, x.Size, err))
+			continue
+		}
+		if root == h.Root {
+			return nil, nil
+		}
+		return consortium.ForkEvidence(h, x, root, proof)
+	}
+	return nil, fmt.Errorf("%w: no peer proved the root at %d of the checkpoint of size %d: %w", errNoFork, h.Size, x.Size, errors.Join(errs...))
 }
 
 // holds reports whether the stored log of cp's member has cp's tree.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
 // TestForkResolvedEverywhere is the split-brain attack: member alpha signs two histories that
@@ -74,6 +75,23 @@ func TestForkResolvedEverywhere(t *testing.T) {
 			if ms := matches(n, fixture.PDQ(2)); len(ms) != 1 {
 				t.Errorf("%s: a signal alpha listed before the fork: got %d matches, want 1", id, len(ms))
 			}
+			// A point-in-time export (hashfed export --at) applies the cutoff too.
+			exported := map[string]bool{}
+			err := n.exportAt(t.Context(), fixture.At(1000), func(r *pb.ExportRecord) error {
+				exported[string(r.Signal.Value)] = true
+				return nil
+			})
+			if err != nil {
+				t.Errorf("%s: export at a time: %v", id, err)
+			}
+			for _, sig := range []consortium.Signal{onlyA, onlyB} {
+				if exported[string(sig.Bytes())] {
+					t.Errorf("%s: export at a time lists a signal alpha listed only after the fork", id)
+				}
+			}
+			if !exported[string(fixture.PDQ(2).Bytes())] {
+				t.Errorf("%s: export at a time misses a signal alpha listed before the fork", id)
+			}
 			ev := n.store.Evidence()["alpha"]
 			back, err := consortium.ParseEvidence(c.g.ID, c.g, ev.Marshal())
 			if err != nil {
@@ -140,4 +158,91 @@ func auditInputOf(t *testing.T, n *Node) consortium.AuditInput {
 		in.Evidence = append(in.Evidence, ev.Marshal())
 	}
 	return in
+}
+
+// TestThirdForkLowersTheCutoff: alpha shows three histories. Bravo's and charlie's agree on four
+// entries (the evidence between them resolves at 4), but delta's parts from them after two.
+// Delta, cut off, hears the resolved evidence (agreed size 4) before it sees any checkpoint of the
+// other histories: applying its own log up to 4 would give a state no other node has. It must
+// notice that its log contradicts the agreed tree, prove its own equivocation pair against one of
+// the others' checkpoints, and resolve it: every node then cuts alpha at 2, the smallest agreed
+// size of any pair, with one digest.
+func TestThirdForkLowersTheCutoff(t *testing.T) {
+	// Delta's history reaches past the cutoff (its own tree shows the difference), or stops short
+	// of it (the others' root at its size comes from a peer).
+	for _, deltaSize := range []int{7, 3} {
+		t.Run(fmt.Sprintf("delta holds %d entries", deltaSize), func(t *testing.T) { thirdFork(t, deltaSize) })
+	}
+}
+
+func thirdFork(t *testing.T, deltaSize int) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta")
+	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
+	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	lb := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	lc := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	for i := 1; i <= 2; i++ {
+		for _, l := range []*fixture.Log{la, lb, lc} {
+			l.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		}
+	}
+	common := append([][]byte(nil), la.Entries...)
+	for i := 3; i <= 4; i++ {
+		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		lb.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+		lc.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(30+i)))
+	}
+	la.Append(fixture.Add(fixture.At(5), fixture.PDQ(10)), fixture.Add(fixture.At(6), fixture.PDQ(11)))
+	lb.Append(fixture.Add(fixture.At(5), fixture.PDQ(20)))
+	lc.Append(fixture.Add(fixture.At(5), fixture.PDQ(40)), fixture.Add(fixture.At(6), fixture.PDQ(41)), fixture.Add(fixture.At(7), fixture.PDQ(42)))
+	if deltaSize < len(lc.Entries) {
+		short := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+		for _, e := range lc.Entries[:deltaSize] {
+			short.AppendRaw(e)
+		}
+		lc = short
+	}
+	deliver := func(n *Node, l *fixture.Log) {
+		t.Helper()
+		cp, err := n.openCheckpoint(l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.store.AppendRange(cp, 0, l.Entries, nil); err != nil {
+			t.Fatalf("%s: %v", n.id, err)
+		}
+		n.verified("alpha")
+	}
+	c.part.cut([]string{"delta"}, []string{"bravo", "charlie"})
+	deliver(d, lc)
+	deliver(b, la)
+	deliver(ch, lb)
+	waitFor(t, 20*time.Second, "bravo and charlie resolve at 4 ("+c.describe()+")", func() bool {
+		return b.store.Cutoffs()["alpha"] == 4 && ch.store.Cutoffs()["alpha"] == 4
+	})
+	d.takeEvidence(b.store.Evidence()["alpha"])
+	c.part.heal()
+
+	want, err := consortium.Replay(c.g, consortium.Logs{"alpha": common}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDigest := want.Digest()
+	for _, n := range []*Node{b, ch, d} {
+		waitFor(t, 30*time.Second, n.id+" cuts alpha at 2 ("+c.describe()+")", func() bool {
+			f, ok := n.store.Cutoffs()["alpha"]
+			return ok && f == 2 && digestOf(n) == wantDigest
+		})
+	}
+	for _, n := range []*Node{b, ch, d} {
+		if ms := matches(n, fixture.PDQ(33)); len(ms) != 0 {
+			t.Errorf("%s: a signal only delta's history lists matches", n.id)
+		}
+		ev := n.store.Evidence()["alpha"]
+		if back, err := consortium.ParseEvidence(c.g.ID, c.g, ev.Marshal()); err != nil {
+			t.Errorf("%s: evidence does not verify offline: %v", n.id, err)
+		} else if agreed, _ := back.AgreedSize(); agreed != 2 {
+			t.Errorf("%s: offline agreed size %d, want 2", n.id, agreed)
+		}
+	}
 }

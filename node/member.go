@@ -612,13 +612,15 @@ func (n *Node) readLogs(ctx context.Context) (consortium.Logs, error) {
 	return logs, nil
 }
 
-// exportAt replays every stored log up to time at (Unix ms) and sends the listings of that state.
+// exportAt replays every stored log up to time at (Unix ms), forked logs only up to their cutoffs,
+// and sends the listings of that state.
 func (n *Node) exportAt(ctx context.Context, at int64, send func(*pb.ExportRecord) error) error {
 	logs, err := n.readLogs(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := consortium.Replay(n.g, logs, consortium.ReplayOptions{Until: time.UnixMilli(at)})
+	// Forked logs apply up to their equivocation cutoffs, as in the state and in an audit.
+	st, err := consortium.Replay(n.g, logs, consortium.ReplayOptions{Until: time.UnixMilli(at), Sizes: n.store.Cutoffs()})
 	if err != nil {
 		return fmt.Errorf("replay the stored logs up to %s: %w", time.UnixMilli(at).UTC().Format(time.RFC3339), err)
 	}
@@ -673,10 +675,10 @@ func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerS
 
 func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) error {
 	// While the own log may be behind the peers', nothing is signed: it is exported up to its last
-	// checkpoint.
+	// checkpoint; so is a forked own log (SignHead refuses it).
 	if blocked := n.ownLogBlocked(); blocked != nil {
 		n.log.Debug("export: not signing own checkpoint", "err", blocked)
-	} else if cp, err := n.store.SignHead(n.key); err != nil {
+	} else if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
 	} else if cp != nil {
 		n.noteKnown(n.id, cp.Size)

@@ -337,8 +337,11 @@ func (n *Node) takeEvidence(ev *consortium.Evidence) bool {
 		n.announceEvidence(held)
 		if !held.Resolved() {
 			n.resolveLater(ev.Member)
-		} else if !n.atCutoff(ev.Member) {
-			n.reachCutoffLater(ev.Member)
+		} else {
+			n.checkAgreedLater(ev.Member)
+			if !n.atCutoff(ev.Member) {
+				n.reachCutoffLater(ev.Member)
+			}
 		}
 	}
 	return stored

@@ -116,7 +116,12 @@ func (s *Store) commitBatch(batch []*submission) {
 			order = append(order, sub.member)
 			byMember[sub.member] = nil
 		}
+		frozen := s.frozenErr(sub.member)
 		for i, e := range sub.entries {
+			if frozen != nil {
+				sub.out[i].Err = frozen
+				continue
+			}
 			raw, err := s.prepare(sub.member, e, now)
 			if err != nil {
 				sub.out[i].Err = err

@@ -210,3 +210,19 @@ func (s *Store) AppendAgreed(cp *consortium.Checkpoint, link []consortium.Hash, 
 	s.applyWrites(ws, nil)
 	return nil
 }
+
+// frozenErr returns ErrForked when member's log is frozen by evidence against its author, nil
+// otherwise. A node whose own member equivocated (an operator who restored an old copy of the
+// store and wrote on, or a key used on two nodes) meets it: every peer that holds the evidence
+// accepts nothing more of that log, so the node refuses to append to it or sign it rather than
+// accept entries that take effect nowhere. Caller holds mu (shared) or wmu.
+func (s *Store) frozenErr(member string) error {
+	ev := s.evidence[member]
+	if ev == nil {
+		return nil
+	}
+	if f, ok := s.cutoffs[member]; ok {
+		return fmt.Errorf("%w: %s signed two incompatible histories (%s); every node applies its log only up to entry %d and accepts nothing more of it, so nothing can be appended or signed", ErrForked, member, ev, f)
+	}
+	return fmt.Errorf("%w: %s signed two incompatible histories (%s); every node froze its log and accepts nothing more of it, so nothing can be appended or signed", ErrForked, member, ev)
+}

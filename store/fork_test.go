@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -304,10 +306,80 @@ func TestCutoffRetractsAVote(t *testing.T) {
 	if digest(s2) != want || onRoster(s2, "delta") {
 		t.Error("reopened: a different state than before closing")
 	}
+	// An auditor given what the store holds verifies delta's log (admitted in the signed history)
+	// and computes the same state: delta's entries count for nothing once the vote is cut.
+	in := consortium.AuditInput{Genesis: g.Marshal(), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}}
+	for m, n := range s2.Sizes() {
+		es, err := s2.Entries(m, 0, n, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Logs[m] = es
+	}
+	for m, cp := range s2.Heads() {
+		in.Checkpoints[m] = [][]byte{cp.Note}
+	}
+	for _, ev := range s2.Evidence() {
+		in.Evidence = append(in.Evidence, ev.Marshal())
+	}
+	if r := consortium.Audit(in, consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", want[:]) {
+		t.Errorf("audit: ok %v, digest %s, want the store's %x:\n%s", r.OK, r.Digest, want[:], r)
+	}
 }
 
 func stateKeys(s *store.Store) consortium.Keyring {
 	var k consortium.Keyring
 	s.View(func(st *consortium.State) { k = st })
 	return k
+}
+
+// TestOwnLogForked is what an operator who restored a backup copy of its store (or whose key was
+// used elsewhere) meets: its member signed a history that contradicts one the peers hold, and the
+// evidence reaches its own node. The log is frozen everywhere, so nothing appended to it can ever
+// take effect: the node must refuse its own submissions with ErrForked (not accept entries that
+// are silently never applied), and must not sign more checkpoints of the forked log.
+func TestOwnLogForked(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	for i := 1; i <= 3; i++ {
+		submit(t, s, "alpha", fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+	}
+	key := fixture.Key("alpha")
+	head, err := s.SignHead(key)
+	if err != nil || head == nil {
+		t.Fatalf("sign head: %v, %v", head, err)
+	}
+	// The other copy: the first two entries, then a different third one.
+	own, err := s.Entries("alpha", 0, 3, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := fixture.NewLog(g.ID, key)
+	other.AppendRaw(own[0])
+	other.AppendRaw(own[1])
+	other.Append(fixture.Add(fixture.At(3), fixture.PDQ(33)))
+	obs, ev, err := s.ObserveCheckpoint(openCP(t, g, other.Checkpoint()))
+	if err != nil || obs != store.Equivocated || ev == nil {
+		t.Fatalf("evidence against the own member: got %v, %v, %v", obs, ev, err)
+	}
+	before := digest(s)
+	out, err := s.Submit(t.Context(), "alpha", []*pb.Entry{fixture.Add(fixture.At(4), fixture.PDQ(4))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(out[0].Err, store.ErrForked) {
+		t.Errorf("submission to the own forked log: got %v, want ErrForked", out[0].Err)
+	}
+	if got := s.Size("alpha"); got != 3 {
+		t.Errorf("own forked log holds %d entries, want 3 (nothing appended)", got)
+	}
+	if digest(s) != before {
+		t.Error("the state changed")
+	}
+	if cp, err := s.SignHead(key); !errors.Is(err, store.ErrForked) || cp != nil {
+		t.Errorf("signing a checkpoint of the own forked log: got %v, %v, want ErrForked", cp, err)
+	}
+	// Other members' submissions are not affected.
+	submit(t, s, "bravo", fixture.Add(fixture.At(5), fixture.PDQ(5)))
 }

@@ -144,7 +144,8 @@ func (s *Store) Evidence() map[string]*consortium.Evidence {
 }
 
 // SignHead signs a checkpoint of key's own log when it has grown since the last one, stores it as
-// the head, and returns it (nil when there was nothing new to sign).
+// the head, and returns it (nil when there was nothing new to sign). It refuses with ErrForked once
+// evidence against key's member is stored (see frozenErr).
 func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -153,7 +154,11 @@ func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, er
 	tree := s.treeOf(m)
 	head := s.heads[m]
 	keys := s.state
+	frozen := s.frozenErr(m)
 	s.mu.RUnlock()
+	if frozen != nil {
+		return nil, frozen
+	}
 	if tree.Size() == 0 || head != nil && head.Size == tree.Size() {
 		return nil, nil
 	}
