@@ -285,6 +285,10 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 	for i, m := range Unresolved(evidence) { // auditCutoffs reports them in this order
 		a.fail(RuleEquivocation, m, nil, "%s", failures[i])
 	}
+	tm, tf := auditThirdForks(cutoffs, evidence, verified)
+	for i, m := range tm {
+		a.fail(RuleEquivocation, m, nil, "%s", tf[i])
+	}
 	r.Warnings = append(r.Warnings, warnings...)
 	// The state, at the chosen time.
 	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes, each forking member's log up to its cutoff; a double vote fails the audit, other rejections are warnings (12.2)")

@@ -19,6 +19,7 @@ import (
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/vectors")
@@ -443,6 +444,54 @@ func goldenCases() []goldenCase {
 				}
 				return nil
 			})},
+		{name: "third-history", about: "a bundle holding a third history of alpha, parting from the two of the resolved evidence before their agreed size, fails: cutting it at the evidence's cutoff would give a state no node computes (section 5.2)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				real := w.logs["alpha"]
+				in := w.bundle(t, nil)
+				other := fixture.NewLog(w.g.ID, fixture.Key("alpha"))
+				for _, e := range real.Entries[:len(real.Entries)-1] {
+					other.AppendRaw(e)
+				}
+				other.Append(fixture.Add(w.at(), fixture.PDQ(79)))
+				s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
+				a, _ := consortium.OpenCheckpoint(w.g.ID, s, real.Checkpoint())
+				b, _ := consortium.OpenCheckpoint(w.g.ID, s, other.Checkpoint())
+				ev, err := consortium.SameSizeEvidence(a, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				agreement, err := consortium.AgreementOf(a, b, storedHashes(t, real.Entries), storedHashes(t, other.Entries))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev, err = ev.Resolve(agreement); err != nil {
+					t.Fatal(err)
+				}
+				// The third history: entry 1 with another note, the rest as in the other two.
+				var e1 pb.Entry
+				if err := proto.Unmarshal(real.Entries[1], &e1); err != nil {
+					t.Fatal(err)
+				}
+				e1.GetAdd().Note = "a third history"
+				third := fixture.NewLog(w.g.ID, fixture.Key("alpha"))
+				third.AppendRaw(real.Entries[0])
+				third.AppendRaw(fixture.Marshal(&e1))
+				for _, e := range real.Entries[2:] {
+					third.AppendRaw(e)
+				}
+				w.logs["alpha"] = third
+				in = w.bundle(t, nil)
+				in.Evidence = [][]byte{ev.Marshal()}
+				return in, ""
+			}, check: func(r *consortium.AuditReport) error {
+				if r.OK || !slices.ContainsFunc(r.Failures, func(f consortium.Failure) bool {
+					return f.Rule == consortium.RuleEquivocation && f.Log == "alpha" && strings.Contains(f.Message, "third history")
+				}) {
+					return fmt.Errorf("ok %v, failures %+v: want a third-history failure on alpha", r.OK, r.Failures)
+				}
+				return nil
+			}},
 		{name: "revoke-index-of-rejected-add", about: "a revoke by index of an add rejected for its time withdraws that add's signal (section 7, step 3)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
