@@ -11,14 +11,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Equivocation cutoffs: once resolved evidence proves where a member's two histories part (its
-// agreed size, see [consortium.Agreement]), the state applies that member's log only up to the
-// smallest agreed size known against it ([consortium.Cutoffs]); the entries beyond stay stored
-// as signed history and have no effect. Every node that holds the same evidence (nodes keep the
-// evidence with the smallest agreed size and gossip it) computes the same state, whichever fork
-// it stored. When a cutoff arrives below what the state has applied, the derived state (State,
-// match indices, expiry heap) is rebuilt from the stored logs with the cutoffs applied; matching
-// answers from the old state until the new one is swapped in. When the store opens, the logs are
+// Equivocation cutoffs: once evidence against a member is stored, the state applies that
+// member's log only up to its cutoff ([consortium.Cutoffs]): the smallest agreed size of the
+// resolved evidence against it (where its two histories part, see [consortium.Agreement]), or 0
+// while only unresolved evidence is known. The entries beyond stay stored as signed history and
+// have no effect. Every node that holds the same evidence (nodes keep the evidence that supersedes
+// what they hold and gossip it) computes the same state, whichever fork it stored. When a cutoff
+// changes what the state applies (down, or up from 0 when resolved evidence replaces unresolved
+// evidence), the derived state (State, match indices, expiry heap) is rebuilt from the stored logs
+// with the cutoffs applied; matching answers from the old state until the new one is swapped in,
+// and the differences go to the listeners and the feed. When the store opens, the logs are
 // replayed in full first (so that heads and evidence verify with every key the logs ever gave),
 // then again with the stored cutoffs when they cut something.
 
