@@ -265,6 +265,8 @@ func (e *Evidence) String() string {
 	}
 	if g := e.Agreement; g != nil {
 		s += fmt.Sprintf("; the two trees agree on the first %d entries and part at entry %d", g.Size, g.Size)
+	} else {
+		s += "; where the two trees part is not proven (unresolved), so none of the log applies until it is"
 	}
 	return s
 }
