@@ -76,19 +76,27 @@ func (e *Evidence) Supersedes(old *Evidence) bool {
 	return !ok || n < o
 }
 
-// Cutoffs returns, for every member with resolved evidence against it, the cutoff F(M): the
-// smallest agreed size over all that evidence. The state applies only the first F(M) entries of
-// M's log (PROTOCOL.md section 7). Unresolved evidence sets no cutoff. The result depends only on
-// the set of evidence, not its order.
+// Cutoffs returns, for every member with evidence against it, the cutoff F(M): the smallest
+// agreed size over the resolved evidence against M, or 0 when none of that evidence is resolved
+// (the trees' agreed size is not proven, and nothing else in the evidence bounds it from below, so
+// none of M's entries is known to be in every node's copy). The state applies only the first F(M)
+// entries of M's log (PROTOCOL.md sections 5.2 and 7). The result depends only on the set of
+// evidence, not its order; resolved evidence arriving after unresolved evidence raises the
+// cutoff from 0, and only resolved evidence with a smaller agreed size lowers it after that.
 func Cutoffs(evidence []*Evidence) map[string]uint64 {
 	out := map[string]uint64{}
+	resolved := map[string]bool{}
 	for _, e := range evidence {
 		n, ok := e.AgreedSize()
 		if !ok {
+			if _, have := out[e.Member]; !have {
+				out[e.Member] = 0
+			}
 			continue
 		}
-		if f, have := out[e.Member]; !have || n < f {
+		if f, have := out[e.Member]; !resolved[e.Member] || !have || n < f {
 			out[e.Member] = n
+			resolved[e.Member] = true
 		}
 	}
 	return out
@@ -167,12 +175,18 @@ func AgreementOf(a, b *Checkpoint, ra, rb HashReader) (*Agreement, error) {
 	return g, nil
 }
 
-// Unresolved returns, sorted, the members with evidence against them none of which is resolved.
+// Unresolved returns, sorted, the members with evidence against them none of which is resolved
+// (their cutoff is 0, see [Cutoffs]).
 func Unresolved(evidence []*Evidence) []string {
-	cut := Cutoffs(evidence)
+	resolved := map[string]bool{}
+	for _, e := range evidence {
+		if e.Resolved() {
+			resolved[e.Member] = true
+		}
+	}
 	seen := map[string]bool{}
 	for _, e := range evidence {
-		if _, ok := cut[e.Member]; !ok {
+		if !resolved[e.Member] {
 			seen[e.Member] = true
 		}
 	}
@@ -251,6 +265,8 @@ func (e *Evidence) String() string {
 	}
 	if g := e.Agreement; g != nil {
 		s += fmt.Sprintf("; the two trees agree on the first %d entries and part at entry %d", g.Size, g.Size)
+	} else {
+		s += "; where the two trees part is not proven (unresolved), so none of the log applies until it is"
 	}
 	return s
 }

@@ -10,8 +10,10 @@ import (
 )
 
 // Resolving equivocation (PROTOCOL.md section 5): evidence that a member signed two incompatible
-// checkpoints freezes its log; resolved evidence also proves the agreed size, where the two trees
-// part, and every node then applies that member's log only up to the smallest agreed size known.
+// checkpoints freezes its log, and while it is unresolved every node applies none of that log
+// (cutoff 0: no entry is known to be in every node's copy); resolved evidence also proves the
+// agreed size, where the two trees part, and every node then applies that member's log only up to
+// the smallest agreed size known, fetching the agreed entries it lacks (the cutoff rose from 0).
 // A node that holds one of the two forks computes its own roots at any size and asks a peer that
 // holds the other fork for that fork's roots (GetConsistency, each answer checked against the
 // other checkpoint), finding the agreed size by binary search in O(log size) calls.

@@ -8,6 +8,7 @@ import (
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestForkResolvedEverywhere is the split-brain attack: member alpha signs two histories that
@@ -244,5 +245,141 @@ func thirdFork(t *testing.T, deltaSize int) {
 		} else if agreed, _ := back.AgreedSize(); agreed != 2 {
 			t.Errorf("%s: offline agreed size %d, want 2", n.id, agreed)
 		}
+	}
+}
+
+// TestUnresolvableForkConverges: alpha signs a checkpoint of a tree it never publishes, of the
+// size bravo and charlie hold, while delta, cut off, holds fewer of alpha's entries. No node holds
+// that tree, so the evidence cannot be resolved; nodes that froze alpha's log wherever they stood
+// would keep different states for good. With the total rule every node applies none of alpha's
+// log (cutoff 0) and all hold one digest; a feed consumer at bravo that followed alpha's adds sees
+// each of them retracted, and the state-change metric counts the retractions. When alpha's other
+// history turns up after all (echo holds it), the evidence resolves, the cutoff rises to the
+// agreed size everywhere, and delta fetches the agreed entries it lacked.
+func TestUnresolvableForkConverges(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "charlie", "delta", "echo")
+	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
+	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	hidden := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
+	deliver := func(n *Node, l *fixture.Log) {
+		t.Helper()
+		cp, err := n.openCheckpoint(l.Checkpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := n.store.Size("alpha")
+		if err := n.store.AppendRange(cp, have, l.Entries[have:], nil); err != nil {
+			t.Fatalf("%s: %v", n.id, err)
+		}
+		n.verified("alpha")
+	}
+	for i := 1; i <= 2; i++ {
+		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+	}
+	deliver(b, la)
+	waitFor(t, 10*time.Second, "alpha's first entries everywhere", func() bool {
+		return ch.store.Size("alpha") == 2 && d.store.Size("alpha") == 2
+	})
+	c.part.cut([]string{"delta"}, []string{"bravo", "charlie"})
+	for i := 3; i <= 5; i++ {
+		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
+	}
+	deliver(b, la)
+	waitFor(t, 10*time.Second, "charlie holds alpha's 5 entries", func() bool { return ch.store.Size("alpha") == 5 })
+	// The hidden history shares 4 entries with the published one; only its checkpoint is shown.
+	for _, e := range la.Entries[:4] {
+		hidden.AppendRaw(e)
+	}
+	hidden.Append(fixture.Add(fixture.At(5), fixture.PDQ(50)))
+	cp, err := ch.openCheckpoint(hidden.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.handleCheckpoint(cp, "")
+	ev := ch.store.Evidence()["alpha"]
+	if ev == nil {
+		t.Fatal("charlie made no evidence from the hidden checkpoint")
+	}
+	d.takeEvidence(ev)
+	c.part.heal()
+
+	none, err := consortium.Replay(c.g, consortium.Logs{}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noneDigest := none.Digest()
+	cutAt := func(n *Node, f uint64, digest consortium.Hash) bool {
+		got, ok := n.store.Cutoffs()["alpha"]
+		return ok && got == f && digestOf(n) == digest
+	}
+	for _, n := range []*Node{b, ch, d} {
+		waitFor(t, 20*time.Second, n.id+" applies none of alpha's log ("+c.describe()+")", func() bool { return cutAt(n, 0, noneDigest) })
+	}
+	// It stays so: nobody can resolve the evidence.
+	time.Sleep(time.Second)
+	for _, n := range []*Node{b, ch, d} {
+		if !cutAt(n, 0, noneDigest) || n.store.Evidence()["alpha"].Resolved() {
+			t.Errorf("%s: cutoff %v, evidence resolved %v: want cutoff 0, unresolved", n.id, n.store.Cutoffs(), n.store.Evidence()["alpha"].Resolved())
+		}
+		if ms := matches(n, fixture.PDQ(1)); len(ms) != 0 {
+			t.Errorf("%s: a signal of alpha's cut log matches", n.id)
+		}
+	}
+	if got := d.store.Size("alpha"); got != 2 {
+		t.Errorf("delta holds %d entries of alpha, want 2 (the log froze)", got)
+	}
+	// bravo's feed, followed from the start, retracts every listing of alpha's, after the adds.
+	evs, _, err := b.store.Feed(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[uint64]bool{}
+	for _, fe := range b.feedEvents(evs) {
+		if fe.Member != "alpha" {
+			continue
+		}
+		switch fe.Cutoff {
+		case pb.CutoffEffect_CUTOFF_EFFECT_UNSPECIFIED:
+			if fe.Entry.GetAdd() != nil {
+				listed[fe.Index] = true
+			}
+		case pb.CutoffEffect_CUTOFF_EFFECT_UNLISTED:
+			if fe.Entry.GetAdd() == nil || len(fe.ListedBy) != 0 {
+				t.Errorf("feed event %d: an Unlisted event should carry the add and no lister now: %v", fe.Seq, fe)
+			}
+			delete(listed, fe.Index)
+		default:
+			t.Errorf("feed event %d: unexpected effect %v", fe.Seq, fe.Cutoff)
+		}
+	}
+	if len(listed) != 0 {
+		t.Errorf("bravo's feed leaves alpha's adds %v listed, want none", listed)
+	}
+	var m dto.Metric
+	if err := b.metrics.changes.WithLabelValues("unlisted").Write(&m); err != nil || m.GetCounter().GetValue() < 5 {
+		t.Errorf("bravo's unlisted state changes: %v (%v), want at least the 5 retractions", m.GetCounter().GetValue(), err)
+	}
+
+	// Alpha's hidden history turns up at echo: the evidence resolves (agreed size 4), every node
+	// raises the cutoff to 4, and delta fetches entries 2 and 3.
+	c.part.cut([]string{"echo"}, []string{"bravo", "charlie", "delta"})
+	e := c.start("echo")
+	deliver(e, hidden)
+	c.part.heal()
+	want, err := consortium.Replay(c.g, consortium.Logs{"alpha": la.Entries[:4]}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDigest := want.Digest()
+	for _, n := range []*Node{b, ch, d, e} {
+		waitFor(t, 30*time.Second, n.id+" raises alpha's cutoff to 4 ("+c.describe()+")", func() bool {
+			if e.store.Evidence()["alpha"] == nil {
+				e.takeEvidence(ev) // echo, which holds the other history, resolves it
+			}
+			return cutAt(n, 4, wantDigest)
+		})
+	}
+	if got := d.store.Size("alpha"); got != 4 {
+		t.Errorf("delta holds %d entries of alpha, want the 4 agreed ones", got)
 	}
 }

@@ -475,7 +475,7 @@ func (n *Node) feedEvents(evs []store.FeedEvent) []*pb.FeedEvent {
 	sigs := make([]consortium.Signal, len(evs))
 	hasSig := make([]bool, len(evs))
 	for i, ev := range evs {
-		fe := &pb.FeedEvent{Seq: ev.Seq, Member: ev.Member, Index: ev.Index}
+		fe := &pb.FeedEvent{Seq: ev.Seq, Member: ev.Member, Index: ev.Index, Cutoff: pb.CutoffEffect(ev.Cutoff)}
 		out[i] = fe
 		e, err := consortium.ParseEntry(ev.Entry)
 		if err != nil {

@@ -367,7 +367,7 @@ func (n *Node) announceEvidence(ev *consortium.Evidence) {
 	if agreed, ok := ev.AgreedSize(); ok {
 		n.log.Error("equivocation resolved: member signed incompatible checkpoints; its log applies up to the cutoff", "offender", ev.Member, "agreed_size", agreed, "cutoff", n.store.Cutoffs()[ev.Member], "evidence", ev.String())
 	} else {
-		n.log.Error("equivocation: member signed incompatible checkpoints; its log is frozen", "offender", ev.Member, "evidence", ev.String())
+		n.log.Error("equivocation: member signed incompatible checkpoints; its log is frozen and none of it applies until the evidence is resolved", "offender", ev.Member, "evidence", ev.String())
 	}
 	n.broadcastEvidence(ev)
 }

@@ -371,15 +371,23 @@ func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][
 }
 
 // feedRecord is one committed range in the feed: feed positions seq .. seq+count-1 are entries
-// start .. start+count-1 of member's log.
+// start .. start+count-1 of member's log. A record with an effect is one position (count 1): the
+// change a cutoff made to the effect of entry start (see recordEvidence); it is stored with a
+// count of 0, which no range record has, followed by the effect byte.
 type feedRecord struct {
 	seq, start, count uint64
 	member            string
+	effect            CutoffEffect
 }
 
 func (r feedRecord) encode() (k, v []byte) {
 	k = binary.BigEndian.AppendUint64(nil, r.seq)
 	v = binary.AppendUvarint(nil, r.start)
+	if r.effect != 0 {
+		v = binary.AppendUvarint(v, 0)
+		v = append(v, byte(r.effect))
+		return k, append(v, r.member...)
+	}
 	v = binary.AppendUvarint(v, r.count)
 	return k, append(v, r.member...)
 }
@@ -397,8 +405,15 @@ func decodeFeedRecord(k, v []byte) (feedRecord, error) {
 	}
 	v = v[n:]
 	r.count, n = binary.Uvarint(v)
-	if n <= 0 || r.count == 0 {
+	if n <= 0 {
 		return r, fmt.Errorf("%w: feed record %d", ErrDamaged, r.seq)
+	}
+	if r.count == 0 {
+		if len(v) < n+1 || v[n] == 0 || CutoffEffect(v[n]) > CutoffOpinionApplied {
+			return r, fmt.Errorf("%w: feed record %d", ErrDamaged, r.seq)
+		}
+		r.effect, r.count = CutoffEffect(v[n]), 1
+		n++
 	}
 	r.member = string(v[n:])
 	return r, nil

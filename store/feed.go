@@ -11,12 +11,34 @@ import (
 // FeedEvent is one entry as this node stored it, in the order it stored them: the node's own
 // submissions and every verified range from peers. Seq is the event's feed position; a consumer
 // that has handled it resumes from Seq+1.
+//
+// An event with a Cutoff effect is not a newly stored entry: an equivocation cutoff changed the
+// effect of an entry stored earlier (PROTOCOL.md section 5.2), and Entry is that entry again.
 type FeedEvent struct {
 	Seq    uint64
 	Member string
 	Index  uint64
 	Entry  []byte
+	Cutoff CutoffEffect
 }
+
+// CutoffEffect is how an equivocation cutoff changed the effect of a stored entry (0 for an event
+// that is a newly stored entry).
+type CutoffEffect uint8
+
+// The effects of a cutoff on a stored entry.
+const (
+	// CutoffUnlisted: the add is no longer in force: the cutoff leaves it (or the roster change
+	// that let its author list) out of the state.
+	CutoffUnlisted CutoffEffect = iota + 1
+	// CutoffListed: the add is in force now (a cutoff rose, or the add is in force again because
+	// a later revoke or re-add was cut off).
+	CutoffListed
+	// CutoffOpinionRemoved: the opinion no longer counts.
+	CutoffOpinionRemoved
+	// CutoffOpinionApplied: the opinion counts now.
+	CutoffOpinionApplied
+)
 
 // FeedEnd returns the feed position after the last stored event.
 func (s *Store) FeedEnd() uint64 {
@@ -63,7 +85,7 @@ func (s *Store) Feed(cursor uint64, max int) ([]FeedEvent, uint64, error) {
 				if err != nil {
 					return err
 				}
-				out = append(out, FeedEvent{Seq: rec.seq + off, Member: rec.member, Index: idx, Entry: append([]byte(nil), e...)})
+				out = append(out, FeedEvent{Seq: rec.seq + off, Member: rec.member, Index: idx, Entry: append([]byte(nil), e...), Cutoff: rec.effect})
 				next = rec.seq + off + 1
 			}
 		}

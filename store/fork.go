@@ -6,18 +6,21 @@ import (
 	"slices"
 
 	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store/pdqindex"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Equivocation cutoffs: once resolved evidence proves where a member's two histories part (its
-// agreed size, see [consortium.Agreement]), the state applies that member's log only up to the
-// smallest agreed size known against it ([consortium.Cutoffs]); the entries beyond stay stored
-// as signed history and have no effect. Every node that holds the same evidence (nodes keep the
-// evidence with the smallest agreed size and gossip it) computes the same state, whichever fork
-// it stored. When a cutoff arrives below what the state has applied, the derived state (State,
-// match indices, expiry heap) is rebuilt from the stored logs with the cutoffs applied; matching
-// answers from the old state until the new one is swapped in. When the store opens, the logs are
+// Equivocation cutoffs: once evidence against a member is stored, the state applies that
+// member's log only up to its cutoff ([consortium.Cutoffs]): the smallest agreed size of the
+// resolved evidence against it (where its two histories part, see [consortium.Agreement]), or 0
+// while only unresolved evidence is known. The entries beyond stay stored as signed history and
+// have no effect. Every node that holds the same evidence (nodes keep the evidence that supersedes
+// what they hold and gossip it) computes the same state, whichever fork it stored. When a cutoff
+// changes what the state applies (down, or up from 0 when resolved evidence replaces unresolved
+// evidence), the derived state (State, match indices, expiry heap) is rebuilt from the stored logs
+// with the cutoffs applied; matching answers from the old state until the new one is swapped in,
+// and the differences go to the listeners and the feed. When the store opens, the logs are
 // replayed in full first (so that heads and evidence verify with every key the logs ever gave),
 // then again with the stored cutoffs when they cut something.
 
@@ -49,46 +52,66 @@ func (s *Store) evidenceCutoffs() map[string]uint64 {
 }
 
 // applyStoredCutoffs runs when the store opens, after the first replay: if stored evidence cuts a
-// log below what was replayed, the derived state is rebuilt with the cutoffs.
+// log below what was replayed, the derived state is rebuilt with the cutoffs. Listeners are not
+// told of the difference: what they followed before the store closed already had the cutoffs
+// applied (the changes of a new cutoff are recorded with its evidence, see recordEvidence).
 func (s *Store) applyStoredCutoffs() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.applyCutoffs()
-}
-
-// applyCutoffs makes the state apply the cutoffs of the stored evidence, rebuilding the derived
-// state when one of them is below what the state applied of that log. Caller holds wmu, so no
-// append runs meanwhile; mu is taken only to swap the rebuilt state in.
-func (s *Store) applyCutoffs() error {
 	s.mu.RLock()
 	cut := s.evidenceCutoffs()
+	s.mu.RUnlock()
+	shadow, err := s.rebuildFor(cut)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.swapCut(shadow, cut)
+	s.mu.Unlock()
+	return nil
+}
+
+// rebuildFor returns the derived state rebuilt with the cutoffs cut (see replayCut), or nil when
+// the state applies the same entries of every log under cut as it does now. A cutoff may move
+// either way: down when resolved evidence proves an earlier fork, up when resolved evidence
+// replaces unresolved evidence (whose cutoff is 0). Caller holds wmu, so no append runs meanwhile.
+func (s *Store) rebuildFor(cut map[string]uint64) (*Store, error) {
+	s.mu.RLock()
 	rebuild := false
-	for m, f := range cut {
-		applied := s.treeOf(m).Size()
-		if old, ok := s.cutoffs[m]; ok {
-			applied = min(applied, old)
+	for _, m := range slices.Collect(maps.Keys(s.trees)) {
+		size := s.treeOf(m).Size()
+		applied, now := size, size
+		if f, ok := s.cutoffs[m]; ok {
+			applied = min(size, f)
 		}
-		if f < applied {
+		if f, ok := cut[m]; ok {
+			now = min(size, f)
+		}
+		if applied != now {
 			rebuild = true
 		}
 	}
 	s.mu.RUnlock()
 	if !rebuild {
-		s.mu.Lock()
-		s.cutoffs = cut
-		s.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	shadow, err := s.replayCut(cut)
 	if err != nil {
-		return fmt.Errorf("rebuild the state with equivocation cutoffs %v: %w", cut, err)
+		return nil, fmt.Errorf("rebuild the state with equivocation cutoffs %v: %w", cut, err)
 	}
-	s.mu.Lock()
-	s.state, s.pdq, s.expiry, s.cutoffs = shadow.state, shadow.pdq, shadow.expiry, cut
+	return shadow, nil
+}
+
+// swapCut makes the state apply cut, swapping in shadow's derived state when it is not nil.
+// Caller holds mu (exclusive) and wmu.
+func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
+	s.cutoffs = cut
+	if shadow == nil {
+		return
+	}
+	s.state, s.pdq, s.expiry = shadow.state, shadow.pdq, shadow.expiry
 	s.state.OnChange(s.onChange)
-	s.mu.Unlock()
 	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
-	return nil
 }
 
 // replayCut replays the stored logs with the cutoffs into a private store's state and match
@@ -136,16 +159,46 @@ func (s *Store) replayCut(cut map[string]uint64) (*Store, error) {
 }
 
 // recordEvidence stores verified evidence when it supersedes the stored evidence against its
-// member ([consortium.Evidence.Supersedes]), freezes the log, and applies a new cutoff. It
-// reports whether the evidence was stored. Caller holds wmu.
+// member ([consortium.Evidence.Supersedes]), freezes the log, and applies the new cutoff. It
+// reports whether the evidence was stored. When the cutoff changes what the state applies, the
+// state is rebuilt, and the differences between the old and the new state ([consortium.Diff]) go
+// to Options.OnChange and to the feed (as [FeedEvent]s with a Cutoff effect), in the same
+// transaction as the evidence: a feed consumer that followed the old state learns of every
+// listing the cutoff retracts or reinstates. Caller holds wmu.
 func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
 	s.mu.RLock()
 	have := s.evidence[ev.Member]
+	evs := maps.Clone(s.evidence)
+	seq := s.feedNext
 	s.mu.RUnlock()
 	if !ev.Supersedes(have) {
 		return false, nil
 	}
-	err := s.write(nil, func(tx *bolt.Tx) error {
+	evs[ev.Member] = ev
+	cut := consortium.Cutoffs(slices.Collect(maps.Values(evs)))
+	shadow, err := s.rebuildFor(cut)
+	if err != nil {
+		return false, err
+	}
+	var changes []consortium.Change
+	var recs []feedRecord
+	if shadow != nil {
+		s.mu.RLock()
+		changes = consortium.Diff(s.state, shadow.state)
+		s.mu.RUnlock()
+		for _, c := range changes {
+			if e := cutoffEffect(c); e != 0 {
+				recs = append(recs, feedRecord{seq: seq + uint64(len(recs)), member: c.Member, start: c.Index, count: 1, effect: e})
+			}
+		}
+	}
+	err = s.write(nil, func(tx *bolt.Tx) error {
+		for _, r := range recs {
+			k, v := r.encode()
+			if err := tx.Bucket(bucketFeed).Put(k, v); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketEvidence).Put([]byte(ev.Member), ev.Marshal())
 	})
 	if err != nil {
@@ -153,9 +206,44 @@ func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
 	}
 	s.mu.Lock()
 	s.evidence[ev.Member] = ev
+	s.swapCut(shadow, cut)
+	if s.opts.OnChange != nil {
+		for _, c := range changes {
+			s.opts.OnChange(c)
+		}
+	}
+	s.feedNext += uint64(len(recs))
+	wake := s.feedWake
+	if len(recs) > 0 && !s.closed {
+		s.feedWake = make(chan struct{})
+	}
 	s.mu.Unlock()
-	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String())
-	return true, s.applyCutoffs()
+	if len(recs) > 0 && wake != nil {
+		select {
+		case <-wake:
+		default:
+			close(wake)
+		}
+	}
+	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String(), "cutoff", cut[ev.Member], "state_changes", len(changes))
+	return true, nil
+}
+
+// cutoffEffect is the feed effect of a change a cutoff made, 0 for none (a roster change, which
+// names no entry; the listings it changes have their own).
+func cutoffEffect(c consortium.Change) CutoffEffect {
+	switch c.Kind {
+	case consortium.Unlisted:
+		return CutoffUnlisted
+	case consortium.Listed:
+		return CutoffListed
+	case consortium.OpinionChanged:
+		if c.Stance == pb.Stance_STANCE_WITHDRAWN {
+			return CutoffOpinionRemoved
+		}
+		return CutoffOpinionApplied
+	}
+	return 0
 }
 
 // AppendAgreed stores entries [start, start+len(entries)) of a forked log that the state applies
@@ -221,8 +309,8 @@ func (s *Store) frozenErr(member string) error {
 	if ev == nil {
 		return nil
 	}
-	if f, ok := s.cutoffs[member]; ok {
+	if f, ok := s.cutoffs[member]; ok && ev.Resolved() {
 		return fmt.Errorf("%w: %s signed two incompatible histories (%s); every node applies its log only up to entry %d and accepts nothing more of it, so nothing can be appended or signed", ErrForked, member, ev, f)
 	}
-	return fmt.Errorf("%w: %s signed two incompatible histories (%s); every node froze its log and accepts nothing more of it, so nothing can be appended or signed", ErrForked, member, ev)
+	return fmt.Errorf("%w: %s signed two incompatible histories (%s); the evidence does not say where they part, so every node applies none of its log until it does, and accepts nothing more of it: nothing can be appended or signed", ErrForked, member, ev)
 }

@@ -3,7 +3,9 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -79,13 +81,72 @@ func resolvedEvidence(t *testing.T, g *consortium.Genesis, l, f *fixture.Log) *c
 	return ev
 }
 
-// TestForkCutoff: resolved evidence makes the state apply the forking member's log up to the
-// smallest agreed size known, rebuilding the state when it arrives; evidence with a larger agreed
-// size does not move the cutoff back; reopening applies the stored cutoff.
+// TestForkCutoff: unresolved evidence makes the state apply none of the forking member's log;
+// resolved evidence then raises the cutoff to the smallest agreed size known, and smaller agreed
+// sizes lower it, rebuilding the state each time; evidence with a larger agreed size does not move
+// the cutoff back; reopening applies the stored cutoff. A feed consumer and an OnChange listener
+// that followed the store from before the first evidence learn of every listing each cutoff
+// retracts or reinstates, so their view is the state's after every step.
 func TestForkCutoff(t *testing.T) {
 	g := fixture.Genesis(2, founders...)
 	path := filepath.Join(t.TempDir(), "db")
-	s := openStore(t, path, g, testOptions())
+	o := testOptions()
+	var mu sync.Mutex
+	heard := map[uint64]bool{} // charlie's adds in force, as OnChange told
+	o.OnChange = func(c consortium.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch c.Kind {
+		case consortium.Listed:
+			heard[c.Index] = true
+		case consortium.Unlisted:
+			delete(heard, c.Index)
+		}
+	}
+	s := openStore(t, path, g, o)
+	var cursor uint64
+	fed := map[uint64]bool{} // charlie's adds in force, as the feed told
+	follow := func(name string) {
+		t.Helper()
+		evs, next, err := s.Feed(cursor, 1000)
+		if err != nil {
+			t.Fatalf("%s: feed: %v", name, err)
+		}
+		cursor = next
+		for _, ev := range evs {
+			switch ev.Cutoff {
+			case 0:
+				fed[ev.Index] = true // every entry of peerLog is an add
+			case store.CutoffUnlisted:
+				delete(fed, ev.Index)
+			case store.CutoffListed:
+				fed[ev.Index] = true
+			default:
+				t.Errorf("%s: feed event %d has effect %d, want a listing change", name, ev.Seq, ev.Cutoff)
+			}
+		}
+	}
+	agree := func(name string, cutoff int) {
+		t.Helper()
+		follow(name)
+		want := map[uint64]bool{}
+		for i := range cutoff {
+			want[uint64(i)] = true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !maps.Equal(fed, want) {
+			t.Errorf("%s: the feed consumer holds listings %v, want %v", name, fed, want)
+		}
+		if !maps.Equal(heard, want) {
+			t.Errorf("%s: the OnChange listener holds listings %v, want %v", name, heard, want)
+		}
+		var n int
+		s.View(func(st *consortium.State) { _, n = st.Counts() })
+		if n != len(want) {
+			t.Errorf("%s: the state has %d listings, want %d", name, n, len(want))
+		}
+	}
 	l := peerLog(g, "charlie", 8, 0)
 	if err := s.AppendRange(openCP(t, g, l.Checkpoint()), 0, l.Entries, nil); err != nil {
 		t.Fatal(err)
@@ -104,7 +165,9 @@ func TestForkCutoff(t *testing.T) {
 		}
 		return len(ms) > 0
 	}
-	// Unresolved evidence (a same-size fork) freezes the log but cuts nothing.
+	agree("before any evidence", 8)
+	// Unresolved evidence (a same-size fork) freezes the log and cuts it at 0: where the two
+	// histories part is not proven, so no entry of charlie's is known to be in every node's copy.
 	same := forkOf(g, l, 6, 8)
 	unresolved, err := consortium.SameSizeEvidence(openCP(t, g, l.Checkpoint()), openCP(t, g, same.Checkpoint()))
 	if err != nil {
@@ -113,16 +176,20 @@ func TestForkCutoff(t *testing.T) {
 	if stored, err := s.RecordEvidence(unresolved); err != nil || !stored {
 		t.Fatalf("unresolved evidence: got %v, %v", stored, err)
 	}
-	if got := s.Cutoffs(); len(got) != 0 || digest(s) != prefixDigest(8) {
-		t.Fatalf("unresolved evidence: cutoffs %v, digest of %d entries changed", got, 8)
+	if got, ok := s.Cutoffs()["charlie"]; !ok || got != 0 || digest(s) != prefixDigest(0) {
+		t.Fatalf("unresolved evidence: cutoff %d (%v), want 0 and the state without charlie's log", got, ok)
 	}
+	if listed(s, 1) {
+		t.Error("unresolved evidence: a signal charlie listed still matches")
+	}
+	agree("unresolved evidence", 0)
 	steps := []struct {
 		name       string
 		ev         *consortium.Evidence
 		wantStored bool
 		wantCutoff int
 	}{
-		{"resolved at 6", resolvedEvidence(t, g, l, same), true, 6},
+		{"resolved at 6 raises the cutoff from 0", resolvedEvidence(t, g, l, same), true, 6},
 		{"resolved at 4", resolvedEvidence(t, g, l, forkOf(g, l, 4, 9)), true, 4},
 		{"resolved at 5 does not move the cutoff back", resolvedEvidence(t, g, l, forkOf(g, l, 5, 7)), false, 4},
 		{"unresolved does not replace resolved", unresolved, false, 4},
@@ -161,6 +228,7 @@ func TestForkCutoff(t *testing.T) {
 				t.Errorf("%s: entry %d's signal matched %v, want %v", st.name, i, got, want)
 			}
 		}
+		agree(st.name, st.wantCutoff)
 	}
 	close(stop)
 	if n := <-matched; n == 0 {
@@ -170,7 +238,14 @@ func TestForkCutoff(t *testing.T) {
 		t.Errorf("stored %d entries of charlie, want 8: signed history is kept", got)
 	}
 	s.Close()
+	// The feed's cutoff events survive a restart, and a restart adds none.
 	s2 := openStore(t, path, g, testOptions())
+	if got := s2.FeedEnd(); got != cursor {
+		t.Errorf("reopened: feed ends at %d, want %d", got, cursor)
+	}
+	if evs, _, err := s2.Feed(8, 1); err != nil || len(evs) != 1 || evs[0].Cutoff != store.CutoffUnlisted || evs[0].Member != "charlie" {
+		t.Errorf("reopened: feed event 8 is %+v (%v), want charlie's first retraction", evs, err)
+	}
 	if got := s2.Cutoffs()["charlie"]; got != 2 {
 		t.Errorf("reopened: cutoff %d, want 2", got)
 	}

@@ -24,6 +24,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CutoffEffect is how an equivocation cutoff changed the effect of a stored entry.
+type CutoffEffect int32
+
+const (
+	CutoffEffect_CUTOFF_EFFECT_UNSPECIFIED CutoffEffect = 0
+	// The add is no longer in force: the member no longer lists the signal.
+	CutoffEffect_CUTOFF_EFFECT_UNLISTED CutoffEffect = 1
+	// The add is in force now: the member lists the signal.
+	CutoffEffect_CUTOFF_EFFECT_LISTED CutoffEffect = 2
+	// The opinion no longer counts.
+	CutoffEffect_CUTOFF_EFFECT_OPINION_REMOVED CutoffEffect = 3
+	// The opinion counts now.
+	CutoffEffect_CUTOFF_EFFECT_OPINION_APPLIED CutoffEffect = 4
+)
+
+// Enum value maps for CutoffEffect.
+var (
+	CutoffEffect_name = map[int32]string{
+		0: "CUTOFF_EFFECT_UNSPECIFIED",
+		1: "CUTOFF_EFFECT_UNLISTED",
+		2: "CUTOFF_EFFECT_LISTED",
+		3: "CUTOFF_EFFECT_OPINION_REMOVED",
+		4: "CUTOFF_EFFECT_OPINION_APPLIED",
+	}
+	CutoffEffect_value = map[string]int32{
+		"CUTOFF_EFFECT_UNSPECIFIED":     0,
+		"CUTOFF_EFFECT_UNLISTED":        1,
+		"CUTOFF_EFFECT_LISTED":          2,
+		"CUTOFF_EFFECT_OPINION_REMOVED": 3,
+		"CUTOFF_EFFECT_OPINION_APPLIED": 4,
+	}
+)
+
+func (x CutoffEffect) Enum() *CutoffEffect {
+	p := new(CutoffEffect)
+	*p = x
+	return p
+}
+
+func (x CutoffEffect) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CutoffEffect) Descriptor() protoreflect.EnumDescriptor {
+	return file_hashfed_v1_member_proto_enumTypes[0].Descriptor()
+}
+
+func (CutoffEffect) Type() protoreflect.EnumType {
+	return &file_hashfed_v1_member_proto_enumTypes[0]
+}
+
+func (x CutoffEffect) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CutoffEffect.Descriptor instead.
+func (CutoffEffect) EnumDescriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{0}
+}
+
 type SubmitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*Entry               `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -736,7 +796,11 @@ type FeedEvent struct {
 	// a takedown pipeline can act on the current state rather than on the entry alone.
 	ListedBy []string `protobuf:"bytes,5,rep,name=listed_by,json=listedBy,proto3" json:"listed_by,omitempty"`
 	// rejected, when set, says why replay ignored the entry (it had no effect).
-	Rejected      string `protobuf:"bytes,6,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Rejected string `protobuf:"bytes,6,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// cutoff, when set, marks an event that is not a newly stored entry: an equivocation cutoff
+	// (PROTOCOL.md section 5.2) changed the effect of this entry, stored earlier, and entry is that
+	// entry again. listed_by is the signal's listers after the change.
+	Cutoff        CutoffEffect `protobuf:"varint,7,opt,name=cutoff,proto3,enum=hashfed.v1.CutoffEffect" json:"cutoff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +875,13 @@ func (x *FeedEvent) GetRejected() string {
 		return x.Rejected
 	}
 	return ""
+}
+
+func (x *FeedEvent) GetCutoff() CutoffEffect {
+	if x != nil {
+		return x.Cutoff
+	}
+	return CutoffEffect_CUTOFF_EFFECT_UNSPECIFIED
 }
 
 type StatusRequest struct {
@@ -1701,14 +1772,15 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\v2\x17.hashfed.v1.MatchResultR\x06result\"=\n" +
 	"\vFeedRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"\xad\x01\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\"\xdf\x01\n" +
 	"\tFeedEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x04R\x05index\x12'\n" +
 	"\x05entry\x18\x04 \x01(\v2\x11.hashfed.v1.EntryR\x05entry\x12\x1b\n" +
 	"\tlisted_by\x18\x05 \x03(\tR\blistedBy\x12\x1a\n" +
-	"\brejected\x18\x06 \x01(\tR\brejected\"\x0f\n" +
+	"\brejected\x18\x06 \x01(\tR\brejected\x120\n" +
+	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\"\x0f\n" +
 	"\rStatusRequest\"\xa5\x05\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
@@ -1781,7 +1853,13 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
 	"checkpoint\x12\x1a\n" +
 	"\bevidence\x18\x06 \x01(\fR\bevidence\x12\x14\n" +
-	"\x05heads\x18\a \x01(\fR\x05heads2\x98\x04\n" +
+	"\x05heads\x18\a \x01(\fR\x05heads*\xa9\x01\n" +
+	"\fCutoffEffect\x12\x1d\n" +
+	"\x19CUTOFF_EFFECT_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16CUTOFF_EFFECT_UNLISTED\x10\x01\x12\x18\n" +
+	"\x14CUTOFF_EFFECT_LISTED\x10\x02\x12!\n" +
+	"\x1dCUTOFF_EFFECT_OPINION_REMOVED\x10\x03\x12!\n" +
+	"\x1dCUTOFF_EFFECT_OPINION_APPLIED\x10\x042\x98\x04\n" +
 	"\rMemberService\x12?\n" +
 	"\x06Submit\x12\x19.hashfed.v1.SubmitRequest\x1a\x1a.hashfed.v1.SubmitResponse\x12<\n" +
 	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12F\n" +
@@ -1805,77 +1883,80 @@ func file_hashfed_v1_member_proto_rawDescGZIP() []byte {
 	return file_hashfed_v1_member_proto_rawDescData
 }
 
+var file_hashfed_v1_member_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_hashfed_v1_member_proto_goTypes = []any{
-	(*SubmitRequest)(nil),      // 0: hashfed.v1.SubmitRequest
-	(*SubmitResponse)(nil),     // 1: hashfed.v1.SubmitResponse
-	(*SubmitResult)(nil),       // 2: hashfed.v1.SubmitResult
-	(*MatchRequest)(nil),       // 3: hashfed.v1.MatchRequest
-	(*MatchResponse)(nil),      // 4: hashfed.v1.MatchResponse
-	(*MatchResult)(nil),        // 5: hashfed.v1.MatchResult
-	(*Listing)(nil),            // 6: hashfed.v1.Listing
-	(*OpinionView)(nil),        // 7: hashfed.v1.OpinionView
-	(*LookupRequest)(nil),      // 8: hashfed.v1.LookupRequest
-	(*LookupResponse)(nil),     // 9: hashfed.v1.LookupResponse
-	(*FeedRequest)(nil),        // 10: hashfed.v1.FeedRequest
-	(*FeedEvent)(nil),          // 11: hashfed.v1.FeedEvent
-	(*StatusRequest)(nil),      // 12: hashfed.v1.StatusRequest
-	(*StatusResponse)(nil),     // 13: hashfed.v1.StatusResponse
-	(*RosterMember)(nil),       // 14: hashfed.v1.RosterMember
-	(*LogStatus)(nil),          // 15: hashfed.v1.LogStatus
-	(*PeerStatus)(nil),         // 16: hashfed.v1.PeerStatus
-	(*EquivocationStatus)(nil), // 17: hashfed.v1.EquivocationStatus
-	(*ProposalView)(nil),       // 18: hashfed.v1.ProposalView
-	(*ExportRequest)(nil),      // 19: hashfed.v1.ExportRequest
-	(*ExportRecord)(nil),       // 20: hashfed.v1.ExportRecord
-	(*ExportLogsRequest)(nil),  // 21: hashfed.v1.ExportLogsRequest
-	(*LogChunk)(nil),           // 22: hashfed.v1.LogChunk
-	(*Entry)(nil),              // 23: hashfed.v1.Entry
-	(*Signal)(nil),             // 24: hashfed.v1.Signal
-	(Stance)(0),                // 25: hashfed.v1.Stance
-	(Role)(0),                  // 26: hashfed.v1.Role
+	(CutoffEffect)(0),          // 0: hashfed.v1.CutoffEffect
+	(*SubmitRequest)(nil),      // 1: hashfed.v1.SubmitRequest
+	(*SubmitResponse)(nil),     // 2: hashfed.v1.SubmitResponse
+	(*SubmitResult)(nil),       // 3: hashfed.v1.SubmitResult
+	(*MatchRequest)(nil),       // 4: hashfed.v1.MatchRequest
+	(*MatchResponse)(nil),      // 5: hashfed.v1.MatchResponse
+	(*MatchResult)(nil),        // 6: hashfed.v1.MatchResult
+	(*Listing)(nil),            // 7: hashfed.v1.Listing
+	(*OpinionView)(nil),        // 8: hashfed.v1.OpinionView
+	(*LookupRequest)(nil),      // 9: hashfed.v1.LookupRequest
+	(*LookupResponse)(nil),     // 10: hashfed.v1.LookupResponse
+	(*FeedRequest)(nil),        // 11: hashfed.v1.FeedRequest
+	(*FeedEvent)(nil),          // 12: hashfed.v1.FeedEvent
+	(*StatusRequest)(nil),      // 13: hashfed.v1.StatusRequest
+	(*StatusResponse)(nil),     // 14: hashfed.v1.StatusResponse
+	(*RosterMember)(nil),       // 15: hashfed.v1.RosterMember
+	(*LogStatus)(nil),          // 16: hashfed.v1.LogStatus
+	(*PeerStatus)(nil),         // 17: hashfed.v1.PeerStatus
+	(*EquivocationStatus)(nil), // 18: hashfed.v1.EquivocationStatus
+	(*ProposalView)(nil),       // 19: hashfed.v1.ProposalView
+	(*ExportRequest)(nil),      // 20: hashfed.v1.ExportRequest
+	(*ExportRecord)(nil),       // 21: hashfed.v1.ExportRecord
+	(*ExportLogsRequest)(nil),  // 22: hashfed.v1.ExportLogsRequest
+	(*LogChunk)(nil),           // 23: hashfed.v1.LogChunk
+	(*Entry)(nil),              // 24: hashfed.v1.Entry
+	(*Signal)(nil),             // 25: hashfed.v1.Signal
+	(Stance)(0),                // 26: hashfed.v1.Stance
+	(Role)(0),                  // 27: hashfed.v1.Role
 }
 var file_hashfed_v1_member_proto_depIdxs = []int32{
-	23, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
-	2,  // 1: hashfed.v1.SubmitResponse.results:type_name -> hashfed.v1.SubmitResult
-	24, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
-	5,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
-	24, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
-	6,  // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
-	7,  // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
-	25, // 7: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
-	24, // 8: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
-	5,  // 9: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
-	23, // 10: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
-	14, // 11: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
-	15, // 12: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
-	16, // 13: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
-	17, // 14: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
-	18, // 15: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
-	26, // 16: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
-	24, // 17: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
-	6,  // 18: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	0,  // 19: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	3,  // 20: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	3,  // 21: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	8,  // 22: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	10, // 23: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	12, // 24: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	19, // 25: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	21, // 26: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	1,  // 27: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	4,  // 28: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	4,  // 29: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	9,  // 30: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	11, // 31: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	13, // 32: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	20, // 33: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	22, // 34: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	24, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
+	3,  // 1: hashfed.v1.SubmitResponse.results:type_name -> hashfed.v1.SubmitResult
+	25, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
+	6,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
+	25, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
+	7,  // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
+	8,  // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
+	26, // 7: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
+	25, // 8: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
+	6,  // 9: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
+	24, // 10: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
+	0,  // 11: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
+	15, // 12: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
+	16, // 13: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
+	17, // 14: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
+	18, // 15: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
+	19, // 16: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
+	27, // 17: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
+	25, // 18: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
+	7,  // 19: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
+	1,  // 20: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 21: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	4,  // 22: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	9,  // 23: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	11, // 24: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	13, // 25: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	20, // 26: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	22, // 27: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	2,  // 28: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 29: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	5,  // 30: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	10, // 31: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	12, // 32: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	14, // 33: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	21, // 34: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	23, // 35: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }
@@ -1891,13 +1972,14 @@ func file_hashfed_v1_member_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_member_proto_rawDesc), len(file_hashfed_v1_member_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hashfed_v1_member_proto_goTypes,
 		DependencyIndexes: file_hashfed_v1_member_proto_depIdxs,
+		EnumInfos:         file_hashfed_v1_member_proto_enumTypes,
 		MessageInfos:      file_hashfed_v1_member_proto_msgTypes,
 	}.Build()
 	File_hashfed_v1_member_proto = out.File
