@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,7 +50,12 @@ func (f *nodeFlags) dial() (*client, error) {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("node at %s is not running (no socket: %v); start it with hashfed serve", f.addr, err)
 		}
-		target = "unix://" + p
+		// gRPC reads "unix://NAME" as a host and path: a relative path must be made absolute.
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("node address %s: %w", f.addr, err)
+		}
+		target = "unix://" + abs
 	}
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
