@@ -22,13 +22,11 @@ func (s *memberServer) Export(req *pb.ExportRequest, stream grpc.ServerStreaming
 	if req.AtUnixMs < 0 {
 		return status.Errorf(codes.InvalidArgument, "at_unix_ms %d is negative", req.AtUnixMs)
 	}
-	release, err := s.n.acquireStream()
+	ctx, end, err := s.n.beginStream(stream.Context())
 	if err != nil {
 		return err
 	}
-	defer release()
-	ctx, cancel := s.n.callContext(stream.Context())
-	defer cancel()
+	defer end()
 	if req.AtUnixMs == 0 {
 		err = s.n.exportNow(ctx, stream.Send)
 	} else {
@@ -150,13 +148,11 @@ func (n *Node) exportAt(ctx context.Context, at int64, send func(*pb.ExportRecor
 // own log is signed first if it grew since its last checkpoint, so that it is exported in full. A
 // log of which the node holds no checkpoint is left out.
 func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerStreamingServer[pb.LogChunk]) error {
-	release, err := s.n.acquireStream()
+	ctx, end, err := s.n.beginStream(stream.Context())
 	if err != nil {
 		return err
 	}
-	defer release()
-	ctx, cancel := s.n.callContext(stream.Context())
-	defer cancel()
+	defer end()
 	err = s.n.exportLogs(ctx, stream.Send)
 	if err != nil && ctx.Err() != nil {
 		return s.n.endedStatus(stream.Context(), "export again")

@@ -16,13 +16,11 @@ import (
 // rejections the state remembers), carries the reason in rejected. With follow, the stream waits
 // for new entries; it ends with UNAVAILABLE when the node shuts down (resume from the last seq + 1).
 func (s *memberServer) Feed(req *pb.FeedRequest, stream grpc.ServerStreamingServer[pb.FeedEvent]) error {
-	release, err := s.n.acquireStream()
+	ctx, end, err := s.n.beginStream(stream.Context())
 	if err != nil {
 		return err
 	}
-	defer release()
-	ctx, cancel := s.n.callContext(stream.Context())
-	defer cancel()
+	defer end()
 	cursor := req.Cursor
 	if end := s.n.store.FeedEnd(); cursor > end {
 		return status.Errorf(codes.OutOfRange, "cursor %d is past the end of this node's feed (%d events): a cursor is only valid on the node that gave it", cursor, end)

@@ -88,13 +88,11 @@ func (s *memberServer) Match(ctx context.Context, req *pb.MatchRequest) (*pb.Mat
 // MatchStream answers queries in the order they arrive, each with its request's id; a query that
 // fails is answered with error set and the stream goes on.
 func (s *memberServer) MatchStream(stream grpc.BidiStreamingServer[pb.MatchRequest, pb.MatchResponse]) error {
-	release, err := s.n.acquireStream()
+	ctx, end, err := s.n.beginStream(stream.Context())
 	if err != nil {
 		return err
 	}
-	defer release()
-	ctx, cancel := s.n.callContext(stream.Context())
-	defer cancel()
+	defer end()
 	// Recv runs in its own goroutine so that the stream ends when the node closes, not only when
 	// the client stops sending.
 	reqs := make(chan *pb.MatchRequest)

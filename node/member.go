@@ -121,6 +121,17 @@ func (n *Node) acquireStream() (release func(), err error) {
 	}
 }
 
+// beginStream admits a streaming call of the member API ([Node.acquireStream]) and returns its
+// context ([Node.callContext]); end releases both.
+func (n *Node) beginStream(parent context.Context) (ctx context.Context, end func(), err error) {
+	release, err := n.acquireStream()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := n.callContext(parent)
+	return ctx, func() { cancel(); release() }, nil
+}
+
 // callContext returns a context that ends when ctx ends or the node closes.
 func (n *Node) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
