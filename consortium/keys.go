@@ -107,13 +107,18 @@ func splitKey(s string) (id string, hash uint32, key []byte, err error) {
 	if err := ValidateMemberID(id); err != nil {
 		return "", 0, nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
+	// One key has one text form: the hash in lower-case hex, the key in canonical base64 (which
+	// encoding/base64 alone does not ensure: it skips CR and LF).
 	h, err := strconv.ParseUint(parts[1], 16, 32)
-	if err != nil || len(parts[1]) != 8 {
-		return "", 0, nil, fmt.Errorf("%w: key hash %q is not 8 hex digits", ErrInvalidKey, parts[1])
+	if err != nil || len(parts[1]) != 8 || fmt.Sprintf("%08x", h) != parts[1] {
+		return "", 0, nil, fmt.Errorf("%w: key hash %q is not 8 lower-case hex digits", ErrInvalidKey, parts[1])
 	}
 	key, err = base64.StdEncoding.DecodeString(parts[2])
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("%w: key data is not base64: %v", ErrInvalidKey, err)
+	}
+	if base64.StdEncoding.EncodeToString(key) != parts[2] {
+		return "", 0, nil, fmt.Errorf("%w: key data is not canonical base64 (a line break or padding bits inside)", ErrInvalidKey)
 	}
 	return id, uint32(h), key, nil
 }

@@ -22,190 +22,29 @@ import (
 func (s *Store) rebuild() error {
 	start := time.Now()
 	return s.db.View(func(tx *bolt.Tx) error {
-		logs := tx.Bucket(bucketLogs)
 		s.rtx = tx
 		defer func() { s.rtx = nil }()
 		st := consortium.NewState(s.g, s.readEntry)
-		total := 0
-		var members []string
-		// Every stored entry takes at least its leaf hash: a log that claims more entries than the
-		// file can hold has a damaged key (and must not size the state's tables).
-		maxEntries := uint64(s.size/consortium.HashSize) + 1
-		err := logs.ForEachBucket(func(name []byte) error {
-			members = append(members, string(name))
-			if k, _ := logs.Bucket(name).Cursor().Last(); k != nil {
-				if len(k) != 8 || binary.BigEndian.Uint64(k) >= maxEntries {
-					return fmt.Errorf("open store %s: %w: log %q ends with key %x, beyond what the file can hold", s.path, ErrDamaged, name, k)
-				}
-				total += int(binary.BigEndian.Uint64(k)) + 1
-			}
-			return nil
-		})
+		members, total, err := s.storedLogs(tx)
 		if err != nil {
 			return err
 		}
 		st.Grow(total)
-		sizes := map[string]uint64{}
-		// A second goroutine checks each entry against its stored leaf hash and decodes it, while
-		// this one applies the decoded entries in order: the two halves take about as long.
-		type batch struct {
-			member  string
-			first   uint64
-			entries [][]byte
-			decoded []consortium.Decoded
-			done    chan error
-		}
-		work := make(chan *batch, 8)
-		ready := make(chan *batch, 8)
-		// Batches go back to the reader once applied: allocating (and clearing) fresh ones costs
-		// about a tenth of the open time at 10M entries.
-		free := make(chan *batch, 24)
-		newBatch := func(member string, first uint64) *batch {
-			select {
-			case b := <-free:
-				b.member, b.first, b.entries = member, first, b.entries[:0]
-				return b
-			default:
-				return &batch{member: member, first: first, entries: make([][]byte, 0, 4096), decoded: make([]consortium.Decoded, 4096)}
-			}
-		}
-		// Both goroutines read the database's memory map, so the transaction (and the database)
-		// must outlive them: the reading loop below waits for them before it returns, however it
-		// returns, and a panic or memory fault on damaged pages becomes an error in the goroutine
-		// that met it. After the first error the others skip their work and only drain.
-		var wg sync.WaitGroup
-		var abort atomic.Bool
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			debug.SetPanicOnFault(true)
-			for b := range work {
-				if abort.Load() {
-					b.done <- errAborted
-					continue
-				}
-				b.done <- s.checkBatch(b.member, b.first, b.entries, &b.decoded)
-			}
-		}()
-		verr := make(chan error, 1)
-		go func() {
-			defer wg.Done()
-			debug.SetPanicOnFault(true)
-			// Apply batches in the order they were read.
-			var first error
-			for b := range ready {
-				if err := <-b.done; err != nil && first == nil {
-					first = err
-				}
-				if first == nil {
-					first = s.applyBatch(st, b.member, b.first, b.entries, b.decoded)
-				}
-				if first != nil {
-					abort.Store(true)
-					continue
-				}
-				select {
-				case free <- b:
-				default:
-				}
-			}
-			verr <- first
-		}()
-		applyErr := func() (err error) {
-			defer wg.Wait()
-			defer close(ready)
-			defer close(work)
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("open store %s: %w: %v", s.path, ErrDamaged, r)
-				}
-				if err != nil {
-					abort.Store(true)
-				}
-			}()
-			send := func(b *batch) {
-				b.done = make(chan error, 1)
-				work <- b
-				ready <- b
-			}
-			for _, m := range members {
-				b := logs.Bucket([]byte(m))
-				c := b.Cursor()
-				next := uint64(0)
-				cur := newBatch(m, 0)
-				for k, v := c.First(); k != nil; k, v = c.Next() {
-					if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
-						return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
-					}
-					cur.entries = append(cur.entries, v)
-					if len(cur.entries) == 4096 {
-						send(cur)
-						cur = newBatch(m, next+1)
-					}
-					next++
-				}
-				if len(cur.entries) > 0 {
-					send(cur)
-				}
-				sizes[m] = next
-			}
-			return nil
-		}()
-		// The reading loop's own error comes first: the others may only have been aborted by it.
-		if err := <-verr; applyErr != nil {
-			return applyErr
-		} else if err != nil {
-			return err
-		}
-		for _, m := range members {
-			next := sizes[m]
-			tree, err := restoreTree(tx, m, next)
-			if err != nil {
-				return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
-			}
-			s.trees[m] = tree
-		}
-		// Heads: each must verify and agree with the stored tree at its size.
-		heads := tx.Bucket(bucketHeads)
-		err = heads.ForEach(func(k, v []byte) error {
-			cp, err := consortium.OpenCheckpoint(s.g.ID, st, v)
-			if err != nil {
-				return fmt.Errorf("open store %s: %w: checkpoint of %q: %v", s.path, ErrDamaged, k, err)
-			}
-			tree := s.trees[cp.Member]
-			if tree == nil || cp.Size > tree.Size() {
-				return fmt.Errorf("open store %s: %w: checkpoint of %q is beyond the stored log", s.path, ErrDamaged, cp.Member)
-			}
-			root, err := consortium.TreeHash(hashReader(tx, cp.Member), cp.Size)
-			if err != nil {
-				return fmt.Errorf("open store %s: log %q: %w", s.path, cp.Member, err)
-			}
-			if root != cp.Root {
-				return fmt.Errorf("open store %s: %w: log %q does not match its checkpoint of size %d", s.path, ErrDamaged, cp.Member, cp.Size)
-			}
-			s.heads[cp.Member] = cp
-			return nil
-		})
+		sizes, err := s.replayLogs(tx, st, members)
 		if err != nil {
 			return err
 		}
-		err = tx.Bucket(bucketEvidence).ForEach(func(k, v []byte) error {
-			ev, err := consortium.ParseEvidence(s.g.ID, st, v)
-			if err != nil {
-				return fmt.Errorf("open store %s: %w: evidence against %q: %v", s.path, ErrDamaged, k, err)
-			}
-			s.evidence[ev.Member] = ev
-			return nil
-		})
-		if err != nil {
+		if err := s.restoreTrees(tx, members, sizes); err != nil {
 			return err
 		}
-		if k, v := tx.Bucket(bucketFeed).Cursor().Last(); k != nil {
-			rec, err := decodeFeedRecord(k, v)
-			if err != nil {
-				return fmt.Errorf("open store %s: %w", s.path, err)
-			}
-			s.feedNext = rec.seq + rec.count
+		if err := s.loadHeads(tx, st); err != nil {
+			return err
+		}
+		if err := s.loadEvidence(tx, st); err != nil {
+			return err
+		}
+		if err := s.loadFeedPosition(tx); err != nil {
+			return err
 		}
 		s.state = st
 		replayed := time.Since(start)
@@ -214,6 +53,219 @@ func (s *Store) rebuild() error {
 		s.log.Info("store opened", "path", s.path, "entries", total, "replay", replayed.Round(time.Millisecond), "index", (time.Since(start) - replayed).Round(time.Millisecond))
 		return nil
 	})
+}
+
+// storedLogs returns the members whose logs are stored and the number of entries they hold, read
+// from each log's last key.
+func (s *Store) storedLogs(tx *bolt.Tx) (members []string, total int, err error) {
+	logs := tx.Bucket(bucketLogs)
+	// Every stored entry takes at least its leaf hash: a log that claims more entries than the
+	// file can hold has a damaged key (and must not size the state's tables).
+	maxEntries := uint64(s.size/consortium.HashSize) + 1
+	err = logs.ForEachBucket(func(name []byte) error {
+		members = append(members, string(name))
+		if k, _ := logs.Bucket(name).Cursor().Last(); k != nil {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) >= maxEntries {
+				return fmt.Errorf("open store %s: %w: log %q ends with key %x, beyond what the file can hold", s.path, ErrDamaged, name, k)
+			}
+			total += int(binary.BigEndian.Uint64(k)) + 1
+		}
+		return nil
+	})
+	return members, total, err
+}
+
+// replayBatch is a run of consecutive entries of one log on its way through [Store.replayLogs].
+type replayBatch struct {
+	member  string
+	first   uint64
+	entries [][]byte
+	decoded []consortium.Decoded
+	done    chan error
+}
+
+// replayBatchLen is the number of entries in a full [replayBatch].
+const replayBatchLen = 4096
+
+// replayLogs applies every entry of members' logs to st, in log order, and returns the size of
+// each log.
+//
+// A second goroutine checks each entry against its stored leaf hash and decodes it, while a third
+// applies the decoded entries in order and this one reads the database: the two halves take about
+// as long.
+func (s *Store) replayLogs(tx *bolt.Tx, st *consortium.State, members []string) (map[string]uint64, error) {
+	sizes := map[string]uint64{}
+	work := make(chan *replayBatch, 8)
+	ready := make(chan *replayBatch, 8)
+	// Batches go back to the reader once applied: allocating (and clearing) fresh ones costs
+	// about a tenth of the open time at 10M entries.
+	free := make(chan *replayBatch, 24)
+	newBatch := func(member string, first uint64) *replayBatch {
+		select {
+		case b := <-free:
+			b.member, b.first, b.entries = member, first, b.entries[:0]
+			return b
+		default:
+			return &replayBatch{member: member, first: first, entries: make([][]byte, 0, replayBatchLen), decoded: make([]consortium.Decoded, replayBatchLen)}
+		}
+	}
+	// Both goroutines read the database's memory map, so the transaction (and the database)
+	// must outlive them: the reading loop below waits for them before it returns, however it
+	// returns, and a panic or memory fault on damaged pages becomes an error in the goroutine
+	// that met it. After the first error the others skip their work and only drain.
+	var wg sync.WaitGroup
+	var abort atomic.Bool
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		debug.SetPanicOnFault(true)
+		for b := range work {
+			if abort.Load() {
+				b.done <- errAborted
+				continue
+			}
+			b.done <- s.checkBatch(b.member, b.first, b.entries, &b.decoded)
+		}
+	}()
+	verr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		debug.SetPanicOnFault(true)
+		// Apply batches in the order they were read.
+		var first error
+		for b := range ready {
+			if err := <-b.done; err != nil && first == nil {
+				first = err
+			}
+			if first == nil {
+				first = s.applyBatch(st, b.member, b.first, b.entries, b.decoded)
+			}
+			if first != nil {
+				abort.Store(true)
+				continue
+			}
+			select {
+			case free <- b:
+			default:
+			}
+		}
+		verr <- first
+	}()
+	applyErr := func() (err error) {
+		defer wg.Wait()
+		defer close(ready)
+		defer close(work)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("open store %s: %w: %v", s.path, ErrDamaged, r)
+			}
+			if err != nil {
+				abort.Store(true)
+			}
+		}()
+		send := func(b *replayBatch) {
+			b.done = make(chan error, 1)
+			work <- b
+			ready <- b
+		}
+		return s.readLogs(tx.Bucket(bucketLogs), members, sizes, newBatch, send)
+	}()
+	// The reading loop's own error comes first: the others may only have been aborted by it.
+	if err := <-verr; applyErr != nil {
+		return nil, applyErr
+	} else if err != nil {
+		return nil, err
+	}
+	return sizes, nil
+}
+
+// readLogs reads members' logs in key order, in batches from newBatch handed to send, and records
+// each log's size in sizes. A gap or a malformed key is an error wrapping [ErrDamaged].
+func (s *Store) readLogs(logs *bolt.Bucket, members []string, sizes map[string]uint64, newBatch func(string, uint64) *replayBatch, send func(*replayBatch)) error {
+	for _, m := range members {
+		b := logs.Bucket([]byte(m))
+		c := b.Cursor()
+		next := uint64(0)
+		cur := newBatch(m, 0)
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) != next {
+				return fmt.Errorf("open store %s: %w: log %q has key %x where entry %d belongs", s.path, ErrDamaged, m, k, next)
+			}
+			cur.entries = append(cur.entries, v)
+			if len(cur.entries) == replayBatchLen {
+				send(cur)
+				cur = newBatch(m, next+1)
+			}
+			next++
+		}
+		if len(cur.entries) > 0 {
+			send(cur)
+		}
+		sizes[m] = next
+	}
+	return nil
+}
+
+// restoreTrees restores each member's tree from its stored hashes, at the size replayed.
+func (s *Store) restoreTrees(tx *bolt.Tx, members []string, sizes map[string]uint64) error {
+	for _, m := range members {
+		next := sizes[m]
+		tree, err := restoreTree(tx, m, next)
+		if err != nil {
+			return fmt.Errorf("open store %s: log %q: %w", s.path, m, err)
+		}
+		s.trees[m] = tree
+	}
+	return nil
+}
+
+// loadHeads loads the stored checkpoints: each must verify and agree with the stored tree at its
+// size.
+func (s *Store) loadHeads(tx *bolt.Tx, st *consortium.State) error {
+	heads := tx.Bucket(bucketHeads)
+	return heads.ForEach(func(k, v []byte) error {
+		cp, err := consortium.OpenCheckpoint(s.g.ID, st, v)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w: checkpoint of %q: %v", s.path, ErrDamaged, k, err)
+		}
+		tree := s.trees[cp.Member]
+		if tree == nil || cp.Size > tree.Size() {
+			return fmt.Errorf("open store %s: %w: checkpoint of %q is beyond the stored log", s.path, ErrDamaged, cp.Member)
+		}
+		root, err := consortium.TreeHash(hashReader(tx, cp.Member), cp.Size)
+		if err != nil {
+			return fmt.Errorf("open store %s: log %q: %w", s.path, cp.Member, err)
+		}
+		if root != cp.Root {
+			return fmt.Errorf("open store %s: %w: log %q does not match its checkpoint of size %d", s.path, ErrDamaged, cp.Member, cp.Size)
+		}
+		s.heads[cp.Member] = cp
+		return nil
+	})
+}
+
+// loadEvidence loads the stored equivocation evidence, each verified against st's roster.
+func (s *Store) loadEvidence(tx *bolt.Tx, st *consortium.State) error {
+	return tx.Bucket(bucketEvidence).ForEach(func(k, v []byte) error {
+		ev, err := consortium.ParseEvidence(s.g.ID, st, v)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w: evidence against %q: %v", s.path, ErrDamaged, k, err)
+		}
+		s.evidence[ev.Member] = ev
+		return nil
+	})
+}
+
+// loadFeedPosition sets the sequence number of the next feed event from the last stored record.
+func (s *Store) loadFeedPosition(tx *bolt.Tx) error {
+	if k, v := tx.Bucket(bucketFeed).Cursor().Last(); k != nil {
+		rec, err := decodeFeedRecord(k, v)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", s.path, err)
+		}
+		s.feedNext = rec.seq + rec.count
+	}
+	return nil
 }
 
 // errAborted is what a batch gets once another part of the rebuild has failed.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -48,7 +50,12 @@ func (f *nodeFlags) dial() (*client, error) {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("node at %s is not running (no socket: %v); start it with hashfed serve", f.addr, err)
 		}
-		target = "unix://" + p
+		// gRPC reads "unix://NAME" as a host and path: a relative path must be made absolute.
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("node address %s: %w", f.addr, err)
+		}
+		target = "unix://" + abs
 	}
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
@@ -76,18 +83,24 @@ func (c *client) ctx(parent context.Context, d time.Duration) (context.Context, 
 
 func (c *client) Close() error { return c.conn.Close() }
 
-// callErr turns a gRPC error into a message a user can act on.
+// callErr turns a gRPC error into a message a user can act on. It goes by the status code and the
+// connection's state, never by the text of a message: a call that fails with Unavailable while the
+// connection is not ready never reached a node; Unavailable on a ready connection is the node's own
+// answer, passed on as it sent it.
 func (c *client) callErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	st, ok := status.FromError(err)
 	if !ok {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("node at %s did not answer in time", c.addr)
+		}
 		return err
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		if strings.Contains(st.Message(), "connection refused") || strings.Contains(st.Message(), "no such file") || strings.Contains(st.Message(), "connect:") {
+		if c.conn.GetState() != connectivity.Ready {
 			return fmt.Errorf("node at %s is not running (connection refused); start it with hashfed serve", c.addr)
 		}
 		return fmt.Errorf("node at %s unavailable: %s", c.addr, st.Message())

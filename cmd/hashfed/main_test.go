@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,6 +54,48 @@ func TestScripts(t *testing.T) {
 						ts.Fatalf("%s did not appear within %d s", args[0], secs)
 					}
 					time.Sleep(20 * time.Millisecond)
+				}
+			},
+			// freeport VAR: set VAR to a loopback TCP port that was free a moment ago (for a gossip
+			// address other nodes join).
+			"freeport": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: freeport VAR")
+				}
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				ts.Check(err)
+				ts.Setenv(args[0], strconv.Itoa(lis.Addr().(*net.TCPAddr).Port))
+				ts.Check(lis.Close())
+			},
+			// capture VAR REGEXP: set VAR to the first group of REGEXP in the last command's stdout.
+			"capture": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: capture VAR REGEXP")
+				}
+				m := regexp.MustCompile(args[1]).FindStringSubmatch(ts.ReadFile("stdout"))
+				if len(m) < 2 {
+					ts.Fatalf("stdout has no match for %s", args[1])
+				}
+				ts.Setenv(args[0], m[1])
+			},
+			// waitout SECONDS REGEXP COMMAND [ARGS]: run the command every 100 ms until its stdout
+			// matches REGEXP (what a node learns from its peers arrives in its own time).
+			"waitout": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 3 {
+					ts.Fatalf("usage: waitout SECONDS REGEXP COMMAND [ARGS]")
+				}
+				secs, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				re := regexp.MustCompile(args[1])
+				deadline := time.Now().Add(time.Duration(secs) * time.Second)
+				for {
+					if err := ts.Exec(args[2], args[3:]...); err == nil && re.MatchString(ts.ReadFile("stdout")) {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s: no stdout matching %s within %d s", strings.Join(args[2:], " "), args[1], secs)
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 			},
 			// filemode PATH MODE: the file's permission bits, in octal.

@@ -1,0 +1,146 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashfed/hashfed/store"
+	"google.golang.org/grpc"
+)
+
+// matchQuery validates a match request: the signal, a radius of at most [store.MaxRadius] (unset
+// means the default, 31) and a quality of at most 100.
+func matchQuery(req *pb.MatchRequest) (consortium.Signal, store.Query, error) {
+	sig, err := consortium.SignalFromProto(req.GetSignal())
+	if err != nil {
+		return sig, store.Query{}, err
+	}
+	q := store.DefaultQuery()
+	q.IncludeHidden = req.GetIncludeHidden()
+	if req.Radius != nil {
+		if *req.Radius > store.MaxRadius {
+			return sig, q, fmt.Errorf("%w: radius %d is out of range 0 to %d", errBadRequest, *req.Radius, store.MaxRadius)
+		}
+		q.Radius = int(*req.Radius)
+	}
+	if req.Quality != nil {
+		if *req.Quality > 100 {
+			return sig, q, fmt.Errorf("%w: quality %d is out of range 0 to 100", errBadRequest, *req.Quality)
+		}
+		q.Quality = int(*req.Quality)
+	}
+	return sig, q, nil
+}
+
+// typeLabel is the metrics label of a signal type name: the name when known, "invalid" otherwise
+// (so that label values stay few).
+func typeLabel(name string) string {
+	if _, err := consortium.ParseSignalType(name); err != nil {
+		return "invalid"
+	}
+	return name
+}
+
+// match answers one query and records its latency and outcome in the metrics.
+func (n *Node) match(sig consortium.Signal, q store.Query) ([]store.Match, error) {
+	start := time.Now()
+	ms, err := n.store.MatchSignal(sig, q)
+	typ := sig.Type.String()
+	n.metrics.matchLatency.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+	outcome := "miss"
+	switch {
+	case err != nil:
+		outcome = "error"
+	case len(ms) > 0:
+		outcome = "hit"
+	}
+	n.metrics.matchQueries.WithLabelValues(typ, outcome).Inc()
+	return ms, err
+}
+
+// matchRequest validates and answers one match request.
+func (n *Node) matchRequest(req *pb.MatchRequest) (*pb.MatchResponse, error) {
+	sig, q, err := matchQuery(req)
+	if err != nil {
+		n.metrics.matchQueries.WithLabelValues(typeLabel(req.GetSignal().GetType()), "error").Inc()
+		return nil, err
+	}
+	ms, err := n.match(sig, q)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.MatchResponse{Id: req.Id, Matches: matchesToProto(ms)}, nil
+}
+
+// Match answers one query.
+func (s *memberServer) Match(ctx context.Context, req *pb.MatchRequest) (*pb.MatchResponse, error) {
+	resp, err := s.n.matchRequest(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// MatchStream answers queries in the order they arrive, each with its request's id; a query that
+// fails is answered with error set and the stream goes on.
+func (s *memberServer) MatchStream(stream grpc.BidiStreamingServer[pb.MatchRequest, pb.MatchResponse]) error {
+	ctx, end, err := s.n.beginStream(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer end()
+	// Recv runs in its own goroutine so that the stream ends when the node closes, not only when
+	// the client stops sending.
+	reqs := make(chan *pb.MatchRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.n.endedStatus(stream.Context(), "reconnect and send the unanswered queries again")
+		case err := <-recvErr:
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		case req := <-reqs:
+			resp, err := s.n.matchRequest(req)
+			if err != nil {
+				resp = &pb.MatchResponse{Id: req.Id, Error: err.Error()}
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Lookup returns what the consortium says of exactly one signal.
+func (s *memberServer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	sig, err := consortium.SignalFromProto(req.GetSignal())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	m, found, err := s.n.store.Lookup(sig)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.LookupResponse{Found: found, Result: matchToProto(m)}, nil
+}
