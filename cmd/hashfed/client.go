@@ -2,22 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // nodeFlags are the flags of every command that talks to a running node's member API.
@@ -36,80 +26,37 @@ func (f *nodeFlags) register(fs *flag.FlagSet, e *env) {
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on a call after this long")
 }
 
-// client is a connection to a node's member API.
-type client struct {
-	pb.MemberServiceClient
-	conn *grpc.ClientConn
-	addr string
-	md   metadata.MD
-}
+func (f *nodeFlags) dial() (*memberclient.Client, error) { return memberclient.Dial(f.addr, f.token) }
 
-func (f *nodeFlags) dial() (*client, error) {
-	target := f.addr
-	if p, ok := strings.CutPrefix(target, "unix:"); ok {
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("node at %s is not running (no socket: %v); start it with hashfed serve", f.addr, err)
-		}
-		// gRPC reads "unix://NAME" as a host and path: a relative path must be made absolute.
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, fmt.Errorf("node address %s: %w", f.addr, err)
-		}
-		target = "unix://" + abs
-	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
+// fetchStatus dials the node and returns its status.
+func fetchStatus(ctx context.Context, nf *nodeFlags) (*pb.StatusResponse, error) {
+	c, err := nf.dial()
 	if err != nil {
-		return nil, fmt.Errorf("node address %s: %w", f.addr, err)
+		return nil, err
 	}
-	c := &client{MemberServiceClient: pb.NewMemberServiceClient(conn), conn: conn, addr: f.addr}
-	if f.token != "" {
-		c.md = metadata.Pairs("authorization", "Bearer "+f.token)
-	}
-	return c, nil
+	defer c.Close()
+	return c.Status(ctx, nf.timeout)
 }
 
-// ctx returns a call context with the token and a deadline (0 for none).
-func (c *client) ctx(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx := parent
-	if c.md != nil {
-		ctx = metadata.NewOutgoingContext(ctx, c.md)
+// send submits entries to the node as one transaction, within timeout, and returns the node's
+// result for each.
+func send(ctx context.Context, nf *nodeFlags, entries []*pb.Entry, timeout time.Duration) ([]*pb.SubmitResult, error) {
+	c, err := nf.dial()
+	if err != nil {
+		return nil, err
 	}
-	if d > 0 {
-		return context.WithTimeout(ctx, d)
-	}
-	return context.WithCancel(ctx)
+	defer c.Close()
+	return c.Submit(ctx, entries, timeout)
 }
 
-func (c *client) Close() error { return c.conn.Close() }
-
-// callErr turns a gRPC error into a message a user can act on. It goes by the status code and the
-// connection's state, never by the text of a message: a call that fails with Unavailable while the
-// connection is not ready never reached a node; Unavailable on a ready connection is the node's own
-// answer, passed on as it sent it.
-func (c *client) callErr(err error) error {
-	if err == nil {
-		return nil
+// fetchBundle reads the audit bundle from a node's member API.
+func fetchBundle(ctx context.Context, nf *nodeFlags) (consortium.AuditInput, error) {
+	c, err := nf.dial()
+	if err != nil {
+		return consortium.AuditInput{}, err
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("node at %s did not answer in time", c.addr)
-		}
-		return err
-	}
-	switch st.Code() {
-	case codes.Unavailable:
-		if c.conn.GetState() != connectivity.Ready {
-			return fmt.Errorf("node at %s is not running (connection refused); start it with hashfed serve", c.addr)
-		}
-		return fmt.Errorf("node at %s unavailable: %s", c.addr, st.Message())
-	case codes.Unauthenticated:
-		return fmt.Errorf("node at %s refused the call: %s (set --token or $HASHFED_TOKEN)", c.addr, st.Message())
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("node at %s did not answer in time", c.addr)
-	}
-	return errors.New(st.Message())
+	defer c.Close()
+	return c.Bundle(ctx)
 }
 
 // signalArgs reads a signal from positional TYPE VALUE arguments.

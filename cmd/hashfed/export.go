@@ -40,11 +40,11 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	cctx, cancel := c.ctx(ctx, 0)
+	cctx, cancel := c.Ctx(ctx, 0)
 	defer cancel()
 	stream, err := c.Export(cctx, req)
 	if err != nil {
-		return c.callErr(err)
+		return c.Err(err)
 	}
 	var w io.Writer = e.stdout
 	var tmp *os.File
@@ -66,7 +66,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			break
 		}
 		if err != nil {
-			return c.callErr(err)
+			return c.Err(err)
 		}
 		sig, err := consortium.SignalFromProto(rec.Signal)
 		if err != nil {

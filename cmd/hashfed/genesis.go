@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
@@ -73,7 +74,7 @@ func genesisDraft(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNew(*out, file, 0o644); err != nil {
+	if err := memberclient.WriteNew(*out, file, 0o644); err != nil {
 		return err
 	}
 	g, _ := consortium.ParseGenesisDraft(file)
@@ -133,7 +134,7 @@ func genesisFinalize(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
-	if err := writeNew(*out, g.Marshal(), 0o644); err != nil {
+	if err := memberclient.WriteNew(*out, g.Marshal(), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\nconsortium %s\n", *out, g.ID)

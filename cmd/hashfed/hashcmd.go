@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/hashfed/hashfed/internal/memberclient"
 )
 
 func runHash(ctx context.Context, e *env, args []string) error {
@@ -18,7 +20,7 @@ func runHash(ctx context.Context, e *env, args []string) error {
 	}
 	failed := 0
 	for _, path := range pos {
-		h, err := hashImageFile(path)
+		h, err := memberclient.HashImageFile(path)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "hashfed: %v\n", err)
 			failed++

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/consortium/hashlist"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
@@ -180,7 +181,7 @@ func recordEntry(rec hashlist.Record, extra []string, defExp int64, now time.Tim
 	}
 	// Checked at now, so an expiry already past is refused with its line; the node stamps the time.
 	en, err := consortium.NewAdd(now.UnixMilli(), sig, append(slices.Clone(rec.Labels), extra...),
-		consortium.AddOptions{ContentID: rec.ContentID, Note: rec.Note, ExpiresUnixMs: exp, Quality: qualityOf(q)})
+		consortium.AddOptions{ContentID: rec.ContentID, Note: rec.Note, ExpiresUnixMs: exp, Quality: memberclient.QualityOf(q)})
 	if err != nil {
 		return nil, sig, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/memberclient"
 )
 
 func runKeygen(ctx context.Context, e *env, args []string) error {
@@ -32,31 +33,15 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
 		return err
 	}
-	if err := writeNew(keyPath, []byte(k.String()+"\n"), 0o600); err != nil {
+	if err := memberclient.WriteNew(keyPath, []byte(k.String()+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(pubPath, []byte(k.Public().String()+"\n"), 0o644); err != nil {
+	if err := memberclient.WriteNew(pubPath, []byte(k.Public().String()+"\n"), 0o644); err != nil {
 		os.Remove(keyPath)
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (private, mode 0600) and %s\npublic key: %s\n", keyPath, pubPath, k.Public())
 	return nil
-}
-
-// writeNew writes a file that must not exist yet.
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		if os.IsExist(err) {
-			return fmt.Errorf("%s exists; not overwriting it", path)
-		}
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // writeAtomic replaces a file with new contents through a temporary file and a rename.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
@@ -36,7 +37,7 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		if len(pos) > 0 {
 			return usageErr("give either TYPE VALUE or --image, not both")
 		}
-		h, err := hashImageFile(*image)
+		h, err := memberclient.HashImageFile(*image)
 		if err != nil {
 			return err
 		}
@@ -64,20 +65,11 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 	defer c.Close()
 	var all []*pb.MatchResult
 	for _, q := range qs {
-		req := &pb.MatchRequest{Signal: q.sig.Proto(), IncludeHidden: *hidden}
-		r := uint32(*radius)
-		req.Radius = &r
-		if q.quality >= 0 {
-			qq := uint32(q.quality)
-			req.Quality = &qq
-		}
-		cctx, cancel := c.ctx(ctx, nf.timeout)
-		resp, err := c.Match(cctx, req)
-		cancel()
+		ms, err := c.Match(ctx, memberclient.MatchRequest(q.sig, q.quality, *radius, *hidden), nf.timeout)
 		if err != nil {
-			return c.callErr(err)
+			return err
 		}
-		all = append(all, resp.Matches...)
+		all = append(all, ms...)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")

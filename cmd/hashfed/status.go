@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
-	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -27,18 +26,6 @@ func stableJSON(m proto.Message) string {
 	}
 	out, _ := json.MarshalIndent(v, "", "  ")
 	return string(out)
-}
-
-func fetchStatus(ctx context.Context, nf *nodeFlags) (*pb.StatusResponse, error) {
-	c, err := nf.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, nf.timeout)
-	defer cancel()
-	st, err := c.Status(cctx, &pb.StatusRequest{})
-	return st, c.callErr(err)
 }
 
 func runStatus(ctx context.Context, e *env, args []string) error {

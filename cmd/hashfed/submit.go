@@ -1,47 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
-	"github.com/hashfed/hashfed/consortium/pdq"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
-
-// imageHashes are the hashes of one image file.
-type imageHashes struct {
-	Path    string `json:"file"`
-	PDQ     string `json:"pdq"`
-	Quality int    `json:"quality"`
-	MD5     string `json:"md5"`
-	SHA256  string `json:"sha256"`
-}
-
-// hashImageFile decodes an image (refusing decompression bombs and corrupt files) and returns its
-// PDQ hash with quality, and the MD5 and SHA-256 of its bytes.
-func hashImageFile(path string) (imageHashes, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return imageHashes{}, err
-	}
-	img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DefaultDecodeOptions())
-	if err != nil {
-		return imageHashes{}, fmt.Errorf("%s: %w", path, err)
-	}
-	h, q := pdq.HashImage(img)
-	m := md5.Sum(data)
-	s := sha256.Sum256(data)
-	return imageHashes{Path: path, PDQ: h.String(), Quality: q, MD5: hex.EncodeToString(m[:]), SHA256: hex.EncodeToString(s[:])}, nil
-}
 
 // parseExpiry reads an expiry: a duration from now (90d, 12h) or an RFC 3339 time.
 func parseExpiry(s string, now time.Time) (int64, error) {
@@ -66,15 +35,6 @@ func parseExpiry(s string, now time.Time) (int64, error) {
 		return 0, usageErr("--expires %q: want a number of days like 90d, a duration like 12h, or an RFC 3339 time", s)
 	}
 	return t.UnixMilli(), nil
-}
-
-// qualityOf turns a quality flag (-1: none) into an add's optional quality.
-func qualityOf(q int) *uint32 {
-	if q < 0 {
-		return nil
-	}
-	v := uint32(q)
-	return &v
 }
 
 func runAdd(ctx context.Context, e *env, args []string) error {
@@ -103,7 +63,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 			return usageErr("give either TYPE VALUE or --image, not both")
 		}
 		for _, path := range images {
-			h, err := hashImageFile(path)
+			h, err := memberclient.HashImageFile(path)
 			if err != nil {
 				return err
 			}
@@ -119,7 +79,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 				if err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
-				en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: cid, Note: *note, ExpiresUnixMs: exp, Quality: qualityOf(s.q)})
+				en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: cid, Note: *note, ExpiresUnixMs: exp, Quality: memberclient.QualityOf(s.q)})
 				if err != nil {
 					return err
 				}
@@ -132,7 +92,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: *contentID, Note: *note, ExpiresUnixMs: exp, Quality: qualityOf(*quality)})
+		en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: *contentID, Note: *note, ExpiresUnixMs: exp, Quality: memberclient.QualityOf(*quality)})
 		if err != nil {
 			return err
 		}
@@ -140,23 +100,6 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 		what = append(what, sig.String())
 	}
 	return submit(ctx, e, &nf, entries, what, "added")
-}
-
-// send submits entries to the node as one transaction, within timeout, and returns the node's
-// result for each.
-func send(ctx context.Context, nf *nodeFlags, entries []*pb.Entry, timeout time.Duration) ([]*pb.SubmitResult, error) {
-	c, err := nf.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	cctx, cancel := c.ctx(ctx, timeout)
-	defer cancel()
-	resp, err := c.Submit(cctx, &pb.SubmitRequest{Entries: entries})
-	if err != nil {
-		return nil, c.callErr(err)
-	}
-	return resp.Results, nil
 }
 
 // submit sends entries to the node and reports each outcome; it fails if any was refused.

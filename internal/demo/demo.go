@@ -1,4 +1,7 @@
-package main
+// Package demo runs hashfed's demo: a consortium of three platforms on loopback doing its whole
+// story (keys, genesis, adds, a match of an edited copy, a dispute, a revoke, a fourth member
+// admitted and bootstrapped, an audit), through the same client the hashfed commands use.
+package demo
 
 import (
 	"context"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/localnet"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
@@ -31,12 +35,15 @@ var (
 		"python-threatexchange/threatexchange/tests/hashing/resources/rgb.jpeg",
 	}
 	demoEdited = "pdq/data/bridge-mods/square-512x512.jpg"
+
+	// callTimeout bounds each call the demo makes to a node.
+	callTimeout = 10 * time.Second
 )
 
 // demo is the state of a running demo.
 type demo struct {
 	ctx   context.Context
-	e     *env
+	w     io.Writer
 	dir   string
 	g     *consortium.Genesis
 	keys  map[string]*consortium.PrivateKey
@@ -45,19 +52,18 @@ type demo struct {
 	steps int
 }
 
-func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "demo", "[--dir DIR] [--images DIR]")
-	dir := fs.String("dir", "", "where the demo consortium lives (default a temporary directory, removed afterwards)")
-	images := fs.String("images", filepath.Join("testdata", "pdq", "images"), "the sample images (the repository's testdata/pdq/images)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
+// ErrFailed is returned when a step of the story failed; Run has already printed why.
+var ErrFailed = errors.New("demo failed")
+
+// Run runs the demo in dir (a temporary directory, removed afterwards, when dir is ""), with the
+// sample images under images, printing each step to w.
+func Run(ctx context.Context, w io.Writer, dir, images string) error {
 	for _, p := range append(append([]string{}, demoImages...), demoEdited) {
-		if _, err := os.Stat(filepath.Join(*images, p)); err != nil {
+		if _, err := os.Stat(filepath.Join(images, p)); err != nil {
 			return fmt.Errorf("sample image %s missing: run hashfed demo from the repository root, or pass --images (%v)", p, err)
 		}
 	}
-	d := &demo{ctx: ctx, e: e, dir: *dir, keys: map[string]*consortium.PrivateKey{}, nodes: map[string]*node.Node{}, start: time.Now()}
+	d := &demo{ctx: ctx, w: w, dir: dir, keys: map[string]*consortium.PrivateKey{}, nodes: map[string]*node.Node{}, start: time.Now()}
 	if d.dir == "" {
 		tmp, err := os.MkdirTemp("", "hashfed-demo-")
 		if err != nil {
@@ -71,14 +77,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			n.Close()
 		}
 	}()
-	fmt.Fprintf(e.stdout, "hashfed demo: a consortium of three platforms on loopback, in %s\n\n", d.dir)
-	err := d.run(*images)
+	fmt.Fprintf(w, "hashfed demo: a consortium of three platforms on loopback, in %s\n\n", d.dir)
+	err := d.run(images)
 	total := time.Since(d.start).Round(time.Millisecond)
 	if err != nil {
-		fmt.Fprintf(e.stdout, "\ndemo FAILED after %d steps and %v: %v\n", d.steps, total, err)
-		return errSilent
+		fmt.Fprintf(w, "\ndemo FAILED after %d steps and %v: %v\n", d.steps, total, err)
+		return ErrFailed
 	}
-	fmt.Fprintf(e.stdout, "\ndemo OK: %d steps in %v\n", d.steps, total)
+	fmt.Fprintf(w, "\ndemo OK: %d steps in %v\n", d.steps, total)
 	return nil
 }
 
@@ -91,10 +97,10 @@ func (d *demo) step(title string, fn func() (string, error)) error {
 	if err != nil {
 		mark = "FAIL"
 	}
-	fmt.Fprintf(d.e.stdout, "[%s] %2d. %-62s %7.0f ms\n", mark, d.steps, title, float64(time.Since(t).Microseconds())/1000)
+	fmt.Fprintf(d.w, "[%s] %2d. %-62s %7.0f ms\n", mark, d.steps, title, float64(time.Since(t).Microseconds())/1000)
 	if detail != "" {
 		for _, l := range strings.Split(strings.TrimRight(detail, "\n"), "\n") {
-			fmt.Fprintf(d.e.stdout, "          %s\n", l)
+			fmt.Fprintf(d.w, "          %s\n", l)
 		}
 	}
 	if err != nil {
@@ -103,15 +109,19 @@ func (d *demo) step(title string, fn func() (string, error)) error {
 	return nil
 }
 
-// client dials a demo node's member API as the CLI does.
-func (d *demo) client(id string) (*client, error) {
-	nf := &nodeFlags{addr: d.nodes[id].MemberAddr(), timeout: 10 * time.Second}
-	return nf.dial()
+// dial connects to a demo node's member API as the CLI does.
+func (d *demo) dial(id string) (*memberclient.Client, error) {
+	return memberclient.Dial(d.nodes[id].MemberAddr(), "")
 }
 
 // submit sends entries to a demo node; it fails if any was refused.
 func (d *demo) submit(id string, es []*pb.Entry) ([]*pb.SubmitResult, error) {
-	results, err := send(d.ctx, &nodeFlags{addr: d.nodes[id].MemberAddr()}, es, 10*time.Second)
+	c, err := d.dial(id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	results, err := c.Submit(d.ctx, es, callTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -124,27 +134,21 @@ func (d *demo) submit(id string, es []*pb.Entry) ([]*pb.SubmitResult, error) {
 }
 
 func (d *demo) match(id string, sig consortium.Signal, quality int) ([]*pb.MatchResult, error) {
-	c, err := d.client(id)
+	c, err := d.dial(id)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	ctx, cancel := c.ctx(d.ctx, 10*time.Second)
-	defer cancel()
-	req := &pb.MatchRequest{Signal: sig.Proto()}
-	if quality >= 0 {
-		q := uint32(quality)
-		req.Quality = &q
-	}
-	resp, err := c.Match(ctx, req)
-	if err != nil {
-		return nil, c.callErr(err)
-	}
-	return resp.Matches, nil
+	return c.Match(d.ctx, memberclient.MatchRequest(sig, quality, -1, false), callTimeout)
 }
 
 func (d *demo) status(id string) (*pb.StatusResponse, error) {
-	return fetchStatus(d.ctx, &nodeFlags{addr: d.nodes[id].MemberAddr(), timeout: 10 * time.Second})
+	c, err := d.dial(id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Status(d.ctx, callTimeout)
 }
 
 // startNode starts a member's node, joining the ones already running.
@@ -174,7 +178,7 @@ func (d *demo) run(images string) error {
 				return "", err
 			}
 			d.keys[id] = k
-			if err := writeNew(filepath.Join(d.dir, id+".key"), []byte(k.String()+"\n"), 0o600); err != nil {
+			if err := memberclient.WriteNew(filepath.Join(d.dir, id+".key"), []byte(k.String()+"\n"), 0o600); err != nil {
 				return "", err
 			}
 			if id != "delta" {
@@ -239,12 +243,12 @@ func (d *demo) run(images string) error {
 	}); err != nil {
 		return err
 	}
-	hashes := map[string]imageHashes{}
+	hashes := map[string]memberclient.ImageHashes{}
 	if err := d.step(fmt.Sprintf("alpha hashes %d sample images and adds them with labels", len(demoImages)), func() (string, error) {
 		var es []*pb.Entry
 		var out []string
 		for _, p := range demoImages {
-			h, err := hashImageFile(filepath.Join(images, p))
+			h, err := memberclient.HashImageFile(filepath.Join(images, p))
 			if err != nil {
 				return "", err
 			}
@@ -255,7 +259,7 @@ func (d *demo) run(images string) error {
 				q    int
 			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
 				sig, _ := consortium.ParseSignal(s.t, s.v)
-				en, err := consortium.NewAdd(0, sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: qualityOf(s.q)})
+				en, err := consortium.NewAdd(0, sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: memberclient.QualityOf(s.q)})
 				if err != nil {
 					return "", err
 				}
@@ -272,7 +276,7 @@ func (d *demo) run(images string) error {
 	}); err != nil {
 		return err
 	}
-	edited, err := hashImageFile(filepath.Join(images, demoEdited))
+	edited, err := memberclient.HashImageFile(filepath.Join(images, demoEdited))
 	if err != nil {
 		return err
 	}
@@ -415,14 +419,19 @@ func (d *demo) run(images string) error {
 		if !ok {
 			return "", errors.New("the four nodes did not agree on one cosigned state within 15 s")
 		}
-		in, err := fetchBundle(d.ctx, &nodeFlags{addr: d.nodes["charlie"].MemberAddr(), timeout: 10 * time.Second})
+		c, err := d.dial("charlie")
 		if err != nil {
 			return "", err
 		}
-		if err := writeBundle(filepath.Join(d.dir, "audit-bundle"), in); err != nil {
+		defer c.Close()
+		in, err := c.Bundle(d.ctx)
+		if err != nil {
 			return "", err
 		}
-		in, err = readBundle(filepath.Join(d.dir, "audit-bundle"))
+		if err := memberclient.WriteBundle(filepath.Join(d.dir, "audit-bundle"), in); err != nil {
+			return "", err
+		}
+		in, err = memberclient.ReadBundle(filepath.Join(d.dir, "audit-bundle"))
 		if err != nil {
 			return "", err
 		}
@@ -449,5 +458,3 @@ func must(en *pb.Entry, err error) *pb.Entry {
 	}
 	return en
 }
-
-var _ io.Writer

@@ -1,4 +1,4 @@
-package main
+package memberclient
 
 import (
 	"context"
@@ -74,22 +74,18 @@ func TestCallErr(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := nodeFlags{addr: tc.addr(t), timeout: 10 * time.Second}
-			c, err := f.dial()
+			c, err := Dial(tc.addr(t), "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			ctx, cancel := c.ctx(t.Context(), f.timeout)
-			defer cancel()
-			_, err = c.Status(ctx, &pb.StatusRequest{})
-			got := c.callErr(err)
+			_, got := c.Status(t.Context(), 10*time.Second)
 			if got == nil || !regexp.MustCompile(tc.want).MatchString(got.Error()) {
 				t.Errorf("got %v, want an error matching %s", got, tc.want)
 			}
 		})
 	}
-	if err := (&client{}).callErr(nil); err != nil {
-		t.Errorf("callErr(nil): got %v, want nil", err)
+	if err := (&Client{}).Err(nil); err != nil {
+		t.Errorf("Err(nil): got %v, want nil", err)
 	}
 }
