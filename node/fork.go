@@ -27,7 +27,16 @@ var errNoFork = errors.New("cannot resolve the equivocation from here")
 // resolveLater starts, unless one runs, a background attempt to resolve the stored evidence
 // against member (a no-op when it is resolved already).
 func (n *Node) resolveLater(member string) {
-	key := "!resolve/" + member
+	n.runOnce("!resolve/"+member, func() {
+		if err := n.resolve(member); err != nil {
+			n.log.Debug("equivocation not resolved yet", "offender", member, "err", err)
+		}
+	})
+}
+
+// runOnce runs fn in the background under the fetch slot key, unless fn already runs under it or
+// the node is closed; Close waits for it.
+func (n *Node) runOnce(key string, fn func()) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -54,9 +63,7 @@ func (n *Node) resolveLater(member string) {
 			f.running = false
 			n.mu.Unlock()
 		}()
-		if err := n.resolve(member); err != nil {
-			n.log.Debug("equivocation not resolved yet", "offender", member, "err", err)
-		}
+		fn()
 	}()
 }
 
@@ -367,33 +374,7 @@ func (n *Node) findAgreement(peer string, ev *consortium.Evidence, mineIsA bool)
 // reachCutoffLater starts, unless one runs, a background fetch of the entries of member's forked
 // log that the state applies but this node lacks (it fell behind before the log froze).
 func (n *Node) reachCutoffLater(member string) {
-	key := "!cutoff/" + member
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	f := n.fetches[key]
-	if f == nil {
-		f = &fetchState{}
-		n.fetches[key] = f
-	}
-	start := !f.running
-	if start {
-		f.running = true
-		n.wg.Add(1)
-	}
-	n.mu.Unlock()
-	if !start {
-		return
-	}
-	go func() {
-		defer n.wg.Done()
-		defer func() {
-			n.mu.Lock()
-			f.running = false
-			n.mu.Unlock()
-		}()
+	n.runOnce("!cutoff/"+member, func() {
 		for i, p := range n.alivePeers() {
 			if i == maxResolvePeers || n.ctx.Err() != nil || n.atCutoff(member) {
 				return
@@ -402,7 +383,7 @@ func (n *Node) reachCutoffLater(member string) {
 				n.log.Debug("fetch up to the cutoff", "log", member, "peer", p, "err", err)
 			}
 		}
-	}()
+	})
 }
 
 // atCutoff reports whether the node holds member's log up to its cutoff (or has no cutoff).
