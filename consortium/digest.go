@@ -54,31 +54,30 @@ func (s *State) Digest() Hash {
 		}
 		return strings.Compare(a.member, b.member)
 	}
-	slices.SortFunc(items, cmp)
-	for _, it := range items {
-		buf = append(buf[:0], 'L')
-		buf = appendStr(buf, it.sig.Type.String())
-		buf = appendStr(buf, string(it.sig.Bytes()))
-		buf = appendStr(buf, it.member)
-		buf = binary.AppendUvarint(buf, it.index)
-		h.Write(buf)
+	// write hashes the items in order, each as tag, signal type, signal bytes, member, the stance
+	// (opinions only) and index.
+	write := func(tag byte) {
+		slices.SortFunc(items, cmp)
+		for _, it := range items {
+			buf = append(buf[:0], tag)
+			buf = appendStr(buf, it.sig.Type.String())
+			buf = appendStr(buf, string(it.sig.Bytes()))
+			buf = appendStr(buf, it.member)
+			if tag == 'O' {
+				buf = append(buf, byte(it.stance))
+			}
+			buf = binary.AppendUvarint(buf, it.index)
+			h.Write(buf)
+		}
 	}
+	write('L')
 	items = items[:0]
 	for k, o := range s.opinions {
 		if s.onRoster[k.author] {
 			items = append(items, item{sig: k.sig, member: s.memberIDs[k.author], index: o.index, stance: o.stance})
 		}
 	}
-	slices.SortFunc(items, cmp)
-	for _, it := range items {
-		buf = append(buf[:0], 'O')
-		buf = appendStr(buf, it.sig.Type.String())
-		buf = appendStr(buf, string(it.sig.Bytes()))
-		buf = appendStr(buf, it.member)
-		buf = append(buf, byte(it.stance))
-		buf = binary.AppendUvarint(buf, it.index)
-		h.Write(buf)
-	}
+	write('O')
 	var out Hash
 	h.Sum(out[:0])
 	return out

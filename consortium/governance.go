@@ -125,22 +125,8 @@ func (s *State) refreshRoles() {
 	for i, id := range s.memberIDs {
 		m, on := r.Member(id)
 		can := on && m.CanAdd()
-		if can != s.canAdd[i] {
-			if can {
-				gained = append(gained, uint16(i))
-			} else {
-				lost = append(lost, uint16(i))
-			}
-			s.canAdd[i] = can
-		}
-		if on != s.onRoster[i] {
-			if on {
-				joined = append(joined, uint16(i))
-			} else {
-				left = append(left, uint16(i))
-			}
-			s.onRoster[i] = on
-		}
+		flip(uint16(i), can, &s.canAdd[i], &gained, &lost)
+		flip(uint16(i), on, &s.onRoster[i], &joined, &left)
 	}
 	if len(gained)+len(lost) > 0 {
 		for id := range s.sigs {
@@ -185,6 +171,19 @@ func (s *State) refreshRoles() {
 			}
 		}
 	}
+}
+
+// flip sets *was to now; when that changes it, member i goes to up (now true) or down.
+func flip(i uint16, now bool, was *bool, up, down *[]uint16) {
+	if now == *was {
+		return
+	}
+	if now {
+		*up = append(*up, i)
+	} else {
+		*down = append(*down, i)
+	}
+	*was = now
 }
 
 // Proposals returns the pending proposals of the current epoch with their vote counts.

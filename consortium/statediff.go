@@ -54,36 +54,24 @@ func Diff(old, cur *State) []Change {
 		return c
 	}
 	var unlisted, listed, changed []Change
-	ol, nl := listings(old), listings(cur)
-	for k, l := range ol {
-		if _, ok := nl[k]; !ok {
-			c := base(k.sig, k.member, l.Index)
-			c.Kind = Unlisted
-			unlisted = append(unlisted, c)
-		}
-	}
-	for k, l := range nl {
-		if o, ok := ol[k]; !ok || o != l {
-			c := base(k.sig, k.member, l.Index)
-			c.Kind, c.Expires = Listed, l.Expires
-			listed = append(listed, c)
-		}
-	}
-	oo, no := opinions(old), opinions(cur)
-	for k, o := range oo {
-		if _, ok := no[k]; !ok {
-			c := base(k.sig, k.member, o.index)
-			c.Kind, c.Stance = OpinionChanged, pb.Stance_STANCE_WITHDRAWN
-			changed = append(changed, c)
-		}
-	}
-	for k, o := range no {
-		if p, ok := oo[k]; !ok || p != o {
-			c := base(k.sig, k.member, o.index)
-			c.Kind, c.Stance = OpinionChanged, o.stance
-			changed = append(changed, c)
-		}
-	}
+	diffMaps(listings(old), listings(cur), func(k key, l Listing) {
+		c := base(k.sig, k.member, l.Index)
+		c.Kind = Unlisted
+		unlisted = append(unlisted, c)
+	}, func(k key, l Listing) {
+		c := base(k.sig, k.member, l.Index)
+		c.Kind, c.Expires = Listed, l.Expires
+		listed = append(listed, c)
+	})
+	diffMaps(opinions(old), opinions(cur), func(k key, o opinion) {
+		c := base(k.sig, k.member, o.index)
+		c.Kind, c.Stance = OpinionChanged, pb.Stance_STANCE_WITHDRAWN
+		changed = append(changed, c)
+	}, func(k key, o opinion) {
+		c := base(k.sig, k.member, o.index)
+		c.Kind, c.Stance = OpinionChanged, o.stance
+		changed = append(changed, c)
+	})
 	byKey := func(a, b Change) int {
 		return cmp.Or(
 			cmp.Compare(a.Signal.Type.String(), b.Signal.Type.String()),
@@ -102,4 +90,19 @@ func Diff(old, cur *State) []Change {
 		out = append(out, Change{Kind: RosterChanged, Roster: r})
 	}
 	return out
+}
+
+// diffMaps calls gone for each key of old that cur lacks, and set for each key of cur that old
+// lacks or holds with another value.
+func diffMaps[K, V comparable](old, cur map[K]V, gone, set func(K, V)) {
+	for k, v := range old {
+		if _, ok := cur[k]; !ok {
+			gone(k, v)
+		}
+	}
+	for k, v := range cur {
+		if o, ok := old[k]; !ok || o != v {
+			set(k, v)
+		}
+	}
 }
