@@ -310,18 +310,7 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 	if after != nil {
 		after()
 	}
-	wake := s.feedWake
-	if len(writes) > 0 && !s.closed {
-		s.feedWake = make(chan struct{})
-	}
-	s.mu.Unlock()
-	if len(writes) > 0 && wake != nil {
-		select {
-		case <-wake:
-		default:
-			close(wake)
-		}
-	}
+	s.unlockAndWake(len(writes) > 0)
 }
 
 // AppendRange stores entries [start, start+len(entries)) of another member's log after verifying

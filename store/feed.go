@@ -114,3 +114,20 @@ func (s *Store) WaitFeed(ctx context.Context, cursor uint64) error {
 		}
 	}
 }
+
+// unlockAndWake unlocks s.mu, which the caller holds, and when the feed grew (added) wakes the
+// feed's readers waiting on the old channel.
+func (s *Store) unlockAndWake(added bool) {
+	wake := s.feedWake
+	if added && !s.closed {
+		s.feedWake = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if added && wake != nil {
+		select {
+		case <-wake:
+		default:
+			close(wake)
+		}
+	}
+}

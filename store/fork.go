@@ -213,18 +213,7 @@ func (s *Store) recordEvidence(ev *consortium.Evidence) (bool, error) {
 		}
 	}
 	s.feedNext += uint64(len(recs))
-	wake := s.feedWake
-	if len(recs) > 0 && !s.closed {
-		s.feedWake = make(chan struct{})
-	}
-	s.mu.Unlock()
-	if len(recs) > 0 && wake != nil {
-		select {
-		case <-wake:
-		default:
-			close(wake)
-		}
-	}
+	s.unlockAndWake(len(recs) > 0)
 	s.log.Warn("equivocation", "member", ev.Member, "evidence", ev.String(), "cutoff", cut[ev.Member], "state_changes", len(changes))
 	return true, nil
 }

@@ -170,15 +170,9 @@ func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, er
 	if err != nil {
 		return nil, err
 	}
-	err = s.write(nil, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeads).Put([]byte(m), cp.Note)
-	})
-	if err != nil {
+	if err := s.putHead(m, cp); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.heads[m] = cp
-	s.mu.Unlock()
 	return cp, nil
 }
 
@@ -205,15 +199,9 @@ func (s *Store) Cosign(member string, key *consortium.PrivateKey, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	err = s.write(nil, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeads).Put([]byte(member), cp.Note)
-	})
-	if err != nil {
+	if err := s.putHead(member, cp); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.heads[member] = cp
-	s.mu.Unlock()
 	return cp, nil
 }
 
@@ -360,4 +348,18 @@ func (s *Store) sizeIn(tx *bolt.Tx, member string) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(k) + 1
+}
+
+// putHead stores cp as the head of member's log, on disk and then in memory.
+func (s *Store) putHead(member string, cp *consortium.Checkpoint) error {
+	err := s.write(nil, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeads).Put([]byte(member), cp.Note)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.heads[member] = cp
+	s.mu.Unlock()
+	return nil
 }
