@@ -37,23 +37,8 @@ func (n *Node) resolveLater(member string) {
 // runOnce runs fn in the background under the fetch slot key, unless fn already runs under it or
 // the node is closed; Close waits for it.
 func (n *Node) runOnce(key string, fn func()) {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	f := n.fetches[key]
+	f := n.claim(key, nil)
 	if f == nil {
-		f = &fetchState{}
-		n.fetches[key] = f
-	}
-	start := !f.running
-	if start {
-		f.running = true
-		n.wg.Add(1)
-	}
-	n.mu.Unlock()
-	if !start {
 		return
 	}
 	go func() {
@@ -65,6 +50,29 @@ func (n *Node) runOnce(key string, fn func()) {
 		}()
 		fn()
 	}()
+}
+
+// claim takes the fetch slot key for a background task, unless the node is closed, a task runs
+// under it already, or wanted (nil: always) says there is nothing to do. wanted runs under n.mu
+// and may update the slot. A claimed slot is running and counted in n.wg: the task must call
+// n.wg.Done and clear running under n.mu.
+func (n *Node) claim(key string, wanted func(f *fetchState) bool) *fetchState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	f := n.fetches[key]
+	if f == nil {
+		f = &fetchState{}
+		n.fetches[key] = f
+	}
+	if wanted != nil && !wanted(f) || f.running {
+		return nil
+	}
+	f.running = true
+	n.wg.Add(1)
+	return f
 }
 
 // resolve tries to turn the stored unresolved evidence against member into resolved evidence,
@@ -136,25 +144,9 @@ func (n *Node) checkAgreedLater(member string) {
 	if !ev.Resolved() || !ok {
 		return
 	}
-	key := fmt.Sprintf("!agreed/%s/%d", member, ev.Agreement.Size)
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	f := n.fetches[key]
-	if f == nil {
-		f = &fetchState{}
-		n.fetches[key] = f
-	}
 	// want records the head size checked already (plus one) against this agreed size.
-	start := !f.running && f.want != h.Size+1
-	if start {
-		f.running = true
-		n.wg.Add(1)
-	}
-	n.mu.Unlock()
-	if !start {
+	f := n.claim(fmt.Sprintf("!agreed/%s/%d", member, ev.Agreement.Size), func(f *fetchState) bool { return f.want != h.Size+1 })
+	if f == nil {
 		return
 	}
 	go func() {

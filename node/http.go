@@ -82,13 +82,7 @@ func (n *Node) startHTTP() error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.httpSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	n.goServe("HTTP server", func() error { return n.httpSrv.Serve(lis) }, http.ErrServerClosed)
 	return nil
 }
 

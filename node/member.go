@@ -62,13 +62,7 @@ func (n *Node) startMemberAPI() error {
 	hs.SetServingStatus(pb.MemberService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(n.memberSrv, hs)
 	reflection.Register(n.memberSrv)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.memberSrv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.log.Error("member API stopped", "err", err)
-		}
-	}()
+	n.goServe("member API", func() error { return n.memberSrv.Serve(lis) }, grpc.ErrServerStopped)
 	return nil
 }
 

@@ -67,13 +67,7 @@ func (n *Node) startPeerAPI() error {
 	pb.RegisterPeerServiceServer(n.peerSrv, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(n.peerSrv, hs)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.peerSrv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.log.Error("peer API stopped", "err", err)
-		}
-	}()
+	n.goServe("peer API", func() error { return n.peerSrv.Serve(lis) }, grpc.ErrServerStopped)
 	return nil
 }
 
@@ -306,4 +300,16 @@ func bytesToHashes(bs [][]byte) ([]consortium.Hash, error) {
 		copy(out[i][:], b)
 	}
 	return out, nil
+}
+
+// goServe runs serve in the background until its server stops; any error but stopped, the
+// server's own word for a deliberate stop, is logged as what stopped.
+func (n *Node) goServe(what string, serve func() error, stopped error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, stopped) {
+			n.log.Error(what+" stopped", "err", err)
+		}
+	}()
 }

@@ -30,32 +30,19 @@ type fetchState struct {
 // a fetch loop for it if none runs.
 func (n *Node) want(member string, size uint64, hint string) {
 	n.noteKnown(member, size)
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	f := n.fetches[member]
-	if f == nil {
-		f = &fetchState{}
-		n.fetches[member] = f
-	}
-	if size > f.want {
-		f.want = size
-	}
-	if hint != "" && hint != n.id && !slices.Contains(f.hints, hint) {
-		f.hints = append(f.hints, hint)
-		if len(f.hints) > 4 {
-			f.hints = f.hints[1:]
+	f := n.claim(member, func(f *fetchState) bool {
+		if size > f.want {
+			f.want = size
 		}
-	}
-	start := !f.running && n.store.Size(member) < f.want
-	if start {
-		f.running = true
-		n.wg.Add(1)
-	}
-	n.mu.Unlock()
-	if start {
+		if hint != "" && hint != n.id && !slices.Contains(f.hints, hint) {
+			f.hints = append(f.hints, hint)
+			if len(f.hints) > 4 {
+				f.hints = f.hints[1:]
+			}
+		}
+		return n.store.Size(member) < f.want
+	})
+	if f != nil {
 		go n.fetchLoop(member)
 	}
 }
