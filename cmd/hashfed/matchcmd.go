@@ -28,11 +28,7 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 	if *radius < 0 || *radius > 63 {
 		return usageErr("--radius %d: want 0 to 63", *radius)
 	}
-	type query struct {
-		sig     consortium.Signal
-		quality int
-	}
-	var qs []query
+	var qs []memberclient.ImageSignal
 	if *image != "" {
 		if len(pos) > 0 {
 			return usageErr("give either TYPE VALUE or --image, not both")
@@ -41,22 +37,15 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		for _, s := range []struct {
-			t, v string
-			q    int
-		}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
-			sig, err := consortium.ParseSignal(s.t, s.v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", *image, err)
-			}
-			qs = append(qs, query{sig, s.q})
+		if qs, err = h.Signals(); err != nil {
+			return err
 		}
 	} else {
 		sig, err := signalArgs(pos)
 		if err != nil {
 			return err
 		}
-		qs = append(qs, query{sig, -1})
+		qs = append(qs, memberclient.ImageSignal{Signal: sig, Quality: -1})
 	}
 	c, err := nf.dial()
 	if err != nil {
@@ -65,7 +54,7 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 	defer c.Close()
 	var all []*pb.MatchResult
 	for _, q := range qs {
-		ms, err := c.Match(ctx, memberclient.MatchRequest(q.sig, q.quality, *radius, *hidden), nf.timeout)
+		ms, err := c.Match(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
 		if err != nil {
 			return err
 		}

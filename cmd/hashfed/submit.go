@@ -71,15 +71,13 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 			if cid == "" {
 				cid = "sha256:" + h.SHA256[:16]
 			}
-			for _, s := range []struct {
-				typ, v string
-				q      int
-			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
-				sig, err := consortium.ParseSignal(s.typ, s.v)
-				if err != nil {
-					return fmt.Errorf("%s: %w", path, err)
-				}
-				en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: cid, Note: *note, ExpiresUnixMs: exp, Quality: memberclient.QualityOf(s.q)})
+			sigs, err := h.Signals()
+			if err != nil {
+				return err
+			}
+			for _, s := range sigs {
+				sig := s.Signal
+				en, err := consortium.NewAdd(0, sig, labels, consortium.AddOptions{ContentID: cid, Note: *note, ExpiresUnixMs: exp, Quality: memberclient.QualityOf(s.Quality)})
 				if err != nil {
 					return err
 				}

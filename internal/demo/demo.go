@@ -254,12 +254,12 @@ func (d *demo) run(images string) error {
 			}
 			hashes[p] = h
 			cid := "demo:" + filepath.Base(p)
-			for _, s := range []struct {
-				t, v string
-				q    int
-			}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
-				sig, _ := consortium.ParseSignal(s.t, s.v)
-				en, err := consortium.NewAdd(0, sig, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: memberclient.QualityOf(s.q)})
+			sigs, err := h.Signals()
+			if err != nil {
+				return "", err
+			}
+			for _, s := range sigs {
+				en, err := consortium.NewAdd(0, s.Signal, []string{"behaviour:glorification-of-terrorist-acts", "incident:demo-2026", "content:branded-publication"}, consortium.AddOptions{ContentID: cid, Note: "found in a demo channel", Quality: memberclient.QualityOf(s.Quality)})
 				if err != nil {
 					return "", err
 				}

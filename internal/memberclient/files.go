@@ -41,6 +41,28 @@ func HashImageFile(path string) (ImageHashes, error) {
 	return ImageHashes{Path: path, PDQ: h.String(), Quality: q, MD5: hex.EncodeToString(m[:]), SHA256: hex.EncodeToString(s[:])}, nil
 }
 
+// ImageSignal is one signal of an image, with its quality (-1: none).
+type ImageSignal struct {
+	Signal  consortium.Signal
+	Quality int
+}
+
+// Signals returns the image's PDQ signal (with its quality), MD5 and SHA-256, in that order.
+func (h ImageHashes) Signals() ([]ImageSignal, error) {
+	var out []ImageSignal
+	for _, s := range []struct {
+		typ, v string
+		q      int
+	}{{"pdq", h.PDQ, h.Quality}, {"md5", h.MD5, -1}, {"sha256", h.SHA256, -1}} {
+		sig, err := consortium.ParseSignal(s.typ, s.v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Path, err)
+		}
+		out = append(out, ImageSignal{sig, s.q})
+	}
+	return out, nil
+}
+
 // WriteNew writes a file that must not exist yet.
 func WriteNew(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
