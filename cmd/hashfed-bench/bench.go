@@ -116,14 +116,11 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	tmp := *dir
-	if tmp == "" {
-		var err error
-		if tmp, err = os.MkdirTemp("", "hashfed-bench-ingest-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
+	tmp, done, err := workDir(*dir, "ingest")
+	if err != nil {
+		return err
 	}
+	defer done()
 	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
 	fmt.Fprintf(e.stdout, "building %d entries...\n", *n)
 	entries := benchEntries("bravo", *n, 0)
@@ -199,11 +196,7 @@ func benchReplay(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ids := make([]string, *members)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("member-%02d", i)
-	}
-	g := fixture.Genesis(*members/2+1, fixture.Members(ids...)...)
+	ids, g := majority(*members, "member-%02d")
 	fmt.Fprintf(e.stdout, "building %d logs of %d entries...\n", *members, *per)
 	logs := consortium.Logs{}
 	cps := map[string][][]byte{}
@@ -261,19 +254,12 @@ func benchOpen(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	tmp := *dir
-	if tmp == "" {
-		var err error
-		if tmp, err = os.MkdirTemp("", "hashfed-bench-open-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
+	tmp, done, err := workDir(*dir, "open")
+	if err != nil {
+		return err
 	}
-	ids := make([]string, *logs)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("member-%02d", i)
-	}
-	g := fixture.Genesis(*logs/2+1, fixture.Members(ids...)...)
+	defer done()
+	ids, g := majority(*logs, "member-%02d")
 	path := filepath.Join(tmp, "open.db")
 	per := *n / *logs
 	var probe [32]byte
@@ -340,4 +326,27 @@ func timeOpen(e *env, path string, g *consortium.Genesis, probe [32]byte, n int)
 	fmt.Fprintf(e.stdout, "opened a %d MB store of %d entries in %v; first match answered %v after open began\n", fi.Size()>>20, n, opened.Round(time.Millisecond), first.Round(time.Millisecond))
 	fmt.Fprintf(e.stdout, "n=%d open_s=%.2f first_match_s=%.2f db_mb=%d rss_mb=%.0f\n", n, opened.Seconds(), first.Seconds(), fi.Size()>>20, peakRSS())
 	return nil
+}
+
+// workDir returns dir, or when it is "" a new temporary directory named after the benchmark; done
+// removes what workDir made.
+func workDir(dir, name string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "hashfed-bench-"+name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
+}
+
+// majority returns n member ids spelled by format (from a number) and a test genesis of them with a
+// majority quorum.
+func majority(n int, format string) ([]string, *consortium.Genesis) {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(format, i)
+	}
+	return ids, fixture.Genesis(n/2+1, fixture.Members(ids...)...)
 }

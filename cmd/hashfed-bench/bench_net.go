@@ -85,11 +85,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ids := make([]string, *nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("m%03d", i)
-	}
-	g := fixture.Genesis(*nodes/2+1, fixture.Members(ids...)...)
+	ids, g := majority(*nodes, "m%03d")
 	arr := &arrivals{seen: map[string]map[consortium.Signal]time.Time{}}
 	var ns []*node.Node
 	defer func() {
@@ -214,11 +210,7 @@ func benchBootstrap(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ids := make([]string, *logs)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("m%02d", i)
-	}
-	g := fixture.Genesis(*logs/2+1, fixture.Members(ids...)...)
+	ids, g := majority(*logs, "m%02d")
 	total := *logs * *per
 	fmt.Fprintf(e.stdout, "building %d logs of %d entries and %d peers holding them...\n", *logs, *per, *peers)
 	type signedLog struct {
