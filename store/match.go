@@ -211,14 +211,23 @@ func (s *Store) policy(m Match) string {
 	return ""
 }
 
-func listingInfo(tx *bolt.Tx, l consortium.Listing) (ListingInfo, error) {
-	raw, err := readEntry(tx, l.Member, l.Index)
+// parsedEntry reads and decodes entry index of member's stored log.
+func parsedEntry(tx *bolt.Tx, member string, index uint64) (*pb.Entry, error) {
+	raw, err := readEntry(tx, member, index)
 	if err != nil {
-		return ListingInfo{}, err
+		return nil, err
 	}
 	e, err := consortium.ParseEntry(raw)
 	if err != nil {
-		return ListingInfo{}, fmt.Errorf("entry %d of %q: %w", l.Index, l.Member, err)
+		return nil, fmt.Errorf("entry %d of %q: %w", index, member, err)
+	}
+	return e, nil
+}
+
+func listingInfo(tx *bolt.Tx, l consortium.Listing) (ListingInfo, error) {
+	e, err := parsedEntry(tx, l.Member, l.Index)
+	if err != nil {
+		return ListingInfo{}, err
 	}
 	a := e.GetAdd()
 	li := ListingInfo{
@@ -240,13 +249,9 @@ func listingInfo(tx *bolt.Tx, l consortium.Listing) (ListingInfo, error) {
 }
 
 func opinionInfo(tx *bolt.Tx, sig consortium.Signal, o consortium.OpinionRecord) (OpinionInfo, error) {
-	raw, err := readEntry(tx, o.Author, o.Index)
+	e, err := parsedEntry(tx, o.Author, o.Index)
 	if err != nil {
 		return OpinionInfo{}, err
-	}
-	e, err := consortium.ParseEntry(raw)
-	if err != nil {
-		return OpinionInfo{}, fmt.Errorf("entry %d of %q: %w", o.Index, o.Author, err)
 	}
 	return OpinionInfo{Author: o.Author, Index: o.Index, Time: time.UnixMilli(e.TimeUnixMs).UTC(), Stance: o.Stance, Text: e.GetOpinion().GetText()}, nil
 }
