@@ -389,6 +389,20 @@ func rejected(want ...string) func(r *consortium.AuditReport) error {
 	}
 }
 
+// forkAlpha signs a second tree of alpha's log, the same but for its last entry, and returns the
+// checkpoints of both trees and the second log.
+func (w *goldenWorld) forkAlpha(t *testing.T, in consortium.AuditInput) (a, b *consortium.Checkpoint, other *fixture.Log) {
+	other = fixture.NewLog(w.g.ID, fixture.Key("alpha"))
+	for _, e := range w.logs["alpha"].Entries[:len(w.logs["alpha"].Entries)-1] {
+		other.AppendRaw(e)
+	}
+	other.Append(fixture.Add(w.at(), goldenSignal(t, "pdq", "30a10efd71c83f429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af")))
+	s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
+	a, _ = consortium.OpenCheckpoint(w.g.ID, s, w.logs["alpha"].Checkpoint())
+	b, _ = consortium.OpenCheckpoint(w.g.ID, s, other.Checkpoint())
+	return a, b, other
+}
+
 func goldenCases() []goldenCase {
 	base := func(t *testing.T) *goldenWorld { return newGoldenWorld(t) }
 	extraSig := func(t *testing.T, n int) consortium.Signal { return fixture.PDQ(n) }
@@ -397,14 +411,7 @@ func goldenCases() []goldenCase {
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
 				in := w.bundle(t, nil)
-				other := fixture.NewLog(w.g.ID, fixture.Key("alpha"))
-				for _, e := range w.logs["alpha"].Entries[:len(w.logs["alpha"].Entries)-1] {
-					other.AppendRaw(e)
-				}
-				other.Append(fixture.Add(w.at(), goldenSignal(t, "pdq", "30a10efd71c83f429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af")))
-				s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
-				a, _ := consortium.OpenCheckpoint(w.g.ID, s, w.logs["alpha"].Checkpoint())
-				b, _ := consortium.OpenCheckpoint(w.g.ID, s, other.Checkpoint())
+				a, b, _ := w.forkAlpha(t, in)
 				ev, err := consortium.SameSizeEvidence(a, b)
 				if err != nil {
 					t.Fatal(err)
@@ -421,14 +428,7 @@ func goldenCases() []goldenCase {
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
 				in := w.bundle(t, nil)
-				other := fixture.NewLog(w.g.ID, fixture.Key("alpha"))
-				for _, e := range w.logs["alpha"].Entries[:len(w.logs["alpha"].Entries)-1] {
-					other.AppendRaw(e)
-				}
-				other.Append(fixture.Add(w.at(), goldenSignal(t, "pdq", "30a10efd71c83f429013d48d0ffffc52e34e0e17ada952a9d29685211ea9e5af")))
-				s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
-				a, _ := consortium.OpenCheckpoint(w.g.ID, s, w.logs["alpha"].Checkpoint())
-				b, _ := consortium.OpenCheckpoint(w.g.ID, s, other.Checkpoint())
+				a, b, other := w.forkAlpha(t, in)
 				ev, err := consortium.SameSizeEvidence(a, b)
 				if err != nil {
 					t.Fatal(err)
