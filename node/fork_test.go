@@ -26,20 +26,8 @@ func TestForkResolvedEverywhere(t *testing.T) {
 		lb.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
 	}
 	common := append([][]byte(nil), la.Entries...)
-	deliver := func(n *Node, l *fixture.Log) {
-		t.Helper()
-		cp, err := n.openCheckpoint(l.Checkpoint())
-		if err != nil {
-			t.Fatal(err)
-		}
-		have := n.store.Size("alpha")
-		if err := n.store.AppendRange(cp, have, l.Entries[have:], nil); err != nil {
-			t.Fatalf("%s: %v", n.id, err)
-		}
-		n.verified("alpha")
-	}
 	// alpha's honest beginning reaches everyone.
-	deliver(b, la)
+	deliverAlpha(t, b, la)
 	waitFor(t, 10*time.Second, "alpha's first entries everywhere", func() bool {
 		return ch.store.Size("alpha") == 3 && d.store.Size("alpha") == 3
 	})
@@ -47,8 +35,8 @@ func TestForkResolvedEverywhere(t *testing.T) {
 	onlyA, onlyB := fixture.PDQ(10), fixture.PDQ(20)
 	la.Append(fixture.Add(fixture.At(10), onlyA), fixture.Add(fixture.At(11), fixture.PDQ(11)))
 	lb.Append(fixture.Add(fixture.At(10), onlyB), fixture.Add(fixture.At(11), fixture.PDQ(21)), fixture.Add(fixture.At(12), fixture.PDQ(22)))
-	deliver(b, la)
-	deliver(ch, lb)
+	deliverAlpha(t, b, la)
+	deliverAlpha(t, ch, lb)
 
 	want, err := consortium.Replay(c.g, consortium.Logs{"alpha": common}, consortium.ReplayOptions{})
 	if err != nil {
@@ -261,22 +249,10 @@ func TestUnresolvableForkConverges(t *testing.T) {
 	b, ch, d := c.start("bravo"), c.start("charlie"), c.start("delta")
 	la := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
 	hidden := fixture.NewLog(c.g.ID, fixture.Key("alpha"))
-	deliver := func(n *Node, l *fixture.Log) {
-		t.Helper()
-		cp, err := n.openCheckpoint(l.Checkpoint())
-		if err != nil {
-			t.Fatal(err)
-		}
-		have := n.store.Size("alpha")
-		if err := n.store.AppendRange(cp, have, l.Entries[have:], nil); err != nil {
-			t.Fatalf("%s: %v", n.id, err)
-		}
-		n.verified("alpha")
-	}
 	for i := 1; i <= 2; i++ {
 		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
 	}
-	deliver(b, la)
+	deliverAlpha(t, b, la)
 	waitFor(t, 10*time.Second, "alpha's first entries everywhere", func() bool {
 		return ch.store.Size("alpha") == 2 && d.store.Size("alpha") == 2
 	})
@@ -284,7 +260,7 @@ func TestUnresolvableForkConverges(t *testing.T) {
 	for i := 3; i <= 5; i++ {
 		la.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i)))
 	}
-	deliver(b, la)
+	deliverAlpha(t, b, la)
 	waitFor(t, 10*time.Second, "charlie holds alpha's 5 entries", func() bool { return ch.store.Size("alpha") == 5 })
 	// The hidden history shares 4 entries with the published one; only its checkpoint is shown.
 	for _, e := range la.Entries[:4] {
@@ -364,7 +340,7 @@ func TestUnresolvableForkConverges(t *testing.T) {
 	// raises the cutoff to 4, and delta fetches entries 2 and 3.
 	c.part.cut([]string{"echo"}, []string{"bravo", "charlie", "delta"})
 	e := c.start("echo")
-	deliver(e, hidden)
+	deliverAlpha(t, e, hidden)
 	c.part.heal()
 	want, err := consortium.Replay(c.g, consortium.Logs{"alpha": la.Entries[:4]}, consortium.ReplayOptions{})
 	if err != nil {
@@ -382,4 +358,19 @@ func TestUnresolvableForkConverges(t *testing.T) {
 	if got := d.store.Size("alpha"); got != 4 {
 		t.Errorf("delta holds %d entries of alpha, want the 4 agreed ones", got)
 	}
+}
+
+// deliverAlpha stores alpha's log l at n, from what n holds up to l's checkpoint, as a verified
+// range from a peer would be.
+func deliverAlpha(t *testing.T, n *Node, l *fixture.Log) {
+	t.Helper()
+	cp, err := n.openCheckpoint(l.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := n.store.Size("alpha")
+	if err := n.store.AppendRange(cp, have, l.Entries[have:], nil); err != nil {
+		t.Fatalf("%s: %v", n.id, err)
+	}
+	n.verified("alpha")
 }
