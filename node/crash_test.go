@@ -107,6 +107,11 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}()
 	dir := filepath.Join(c.dir, "bravo")
+	// The first kill can come before the child has made its data directory; the store is then
+	// created here, empty, as the child would have.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	acked := map[uint64]string{}
 	r := rand.New(rand.NewPCG(5, 6))
 	run := func(mode string, seed int, until func(line string) bool, maxRun time.Duration) {
