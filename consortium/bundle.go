@@ -217,6 +217,11 @@ func readBundleLogs(fsys fs.FS, in *AuditInput) error {
 				if err != nil {
 					return fmt.Errorf("line %d (entry %d) is not base64: %v", n, n-1, err)
 				}
+				// Go's decoder skips carriage returns: a line of "\r" would be an empty entry that
+				// writes back as an empty line. Only the one text form of the entry is accepted.
+				if base64.StdEncoding.EncodeToString(en) != string(line) {
+					return fmt.Errorf("line %d (entry %d) is not canonical base64 (padded, no other characters)", n, n-1)
+				}
 				in.Logs[m] = append(in.Logs[m], en)
 				return nil
 			})
