@@ -51,7 +51,7 @@ func TestEquivocationEvidence(t *testing.T) {
 		}
 	})
 	t.Run("smaller tree not a prefix", func(t *testing.T) {
-		hs := storedHashes(t, fork.Entries)
+		hs := fixture.StoredHashes(t, fork.Entries)
 		prefix, _ := consortium.TreeHash(hs, 5)
 		proof, _ := consortium.ProveConsistency(hs, 5, 7)
 		ev, err := consortium.ForkEvidence(cpA5, cpFork7, prefix, proof)
@@ -62,7 +62,7 @@ func TestEquivocationEvidence(t *testing.T) {
 			t.Fatalf("evidence does not verify offline: %v", err)
 		}
 		// Evidence against an honest pair is impossible: the honest prefix root equals A's root.
-		hh := storedHashes(t, honest.Entries)
+		hh := fixture.StoredHashes(t, honest.Entries)
 		hp, _ := consortium.TreeHash(hh, 5)
 		hproof, _ := consortium.ProveConsistency(hh, 5, 7)
 		if _, err := consortium.ForkEvidence(cpA5, cpHonest7, hp, hproof); !errors.Is(err, consortium.ErrMalformed) {

@@ -433,7 +433,7 @@ func goldenCases() []goldenCase {
 				if err != nil {
 					t.Fatal(err)
 				}
-				agreement, err := consortium.AgreementOf(a, b, storedHashes(t, w.logs["alpha"].Entries), storedHashes(t, other.Entries))
+				agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, other.Entries))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -466,7 +466,7 @@ func goldenCases() []goldenCase {
 				if err != nil {
 					t.Fatal(err)
 				}
-				agreement, err := consortium.AgreementOf(a, b, storedHashes(t, real.Entries), storedHashes(t, other.Entries))
+				agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, real.Entries), fixture.StoredHashes(t, other.Entries))
 				if err != nil {
 					t.Fatal(err)
 				}

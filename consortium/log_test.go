@@ -11,32 +11,7 @@ import (
 	"github.com/hashfed/hashfed/internal/fixture"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 )
-
-// memHashes keeps tlog's stored hashes of a log in memory.
-type memHashes []tlog.Hash
-
-func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = m[x]
-	}
-	return out, nil
-}
-
-func storedHashes(t testing.TB, entries [][]byte) memHashes {
-	t.Helper()
-	var m memHashes
-	for i, e := range entries {
-		hs, err := tlog.StoredHashes(int64(i), e, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = append(m, hs...)
-	}
-	return m
-}
 
 func testLog(t *testing.T, g *consortium.Genesis, member string, n int) *fixture.Log {
 	t.Helper()
@@ -51,7 +26,7 @@ func TestTreeMatchesTlog(t *testing.T) {
 	g := fixture.Genesis(1, fixture.Members("alpha")...)
 	l := testLog(t, g, "alpha", 0)
 	for n := 0; n <= 70; n++ {
-		hs := storedHashes(t, l.Entries)
+		hs := fixture.StoredHashes(t, l.Entries)
 		want, err := consortium.TreeHash(hs, uint64(n))
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +47,7 @@ func TestTreeMatchesTlog(t *testing.T) {
 func TestAppendStoredMatchesTlog(t *testing.T) {
 	g := fixture.Genesis(1, fixture.Members("alpha")...)
 	l := testLog(t, g, "alpha", 100)
-	want := storedHashes(t, l.Entries)
+	want := fixture.StoredHashes(t, l.Entries)
 	tree := consortium.NewTree()
 	var got []consortium.Hash
 	for _, e := range l.Entries {
@@ -230,7 +205,7 @@ func TestVerifyRange(t *testing.T) {
 func TestProofs(t *testing.T) {
 	g := fixture.Genesis(1, fixture.Members("alpha")...)
 	l := testLog(t, g, "alpha", 37)
-	hs := storedHashes(t, l.Entries)
+	hs := fixture.StoredHashes(t, l.Entries)
 	roots := make([]consortium.Hash, 38)
 	for n := range roots {
 		roots[n], _ = consortium.TreeHash(hs, uint64(n))

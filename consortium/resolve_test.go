@@ -37,15 +37,15 @@ func newForkPair(t *testing.T, common, sizeA, sizeB int) *forkPair {
 // agreement computes, from both forks' entries, the claimed agreement at size n (true or not).
 func (f *forkPair) agreement(t testing.TB, n uint64) *consortium.Agreement {
 	t.Helper()
-	ha, hb := storedHashes(t, f.ea), storedHashes(t, f.eb)
-	root := func(h memHashes, k uint64) consortium.Hash {
+	ha, hb := fixture.StoredHashes(t, f.ea), fixture.StoredHashes(t, f.eb)
+	root := func(h fixture.Hashes, k uint64) consortium.Hash {
 		r, err := consortium.TreeHash(h, k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	prove := func(h memHashes, k, size uint64) []consortium.Hash {
+	prove := func(h fixture.Hashes, k, size uint64) []consortium.Hash {
 		p, err := consortium.ProveConsistency(h, k, size)
 		if err != nil {
 			t.Fatal(err)
@@ -70,7 +70,7 @@ func (f *forkPair) evidence(t testing.TB) *consortium.Evidence {
 		}
 		return ev
 	}
-	hb := storedHashes(t, f.eb)
+	hb := fixture.StoredHashes(t, f.eb)
 	prefix, _ := consortium.TreeHash(hb, f.a.Size)
 	proof, _ := consortium.ProveConsistency(hb, f.a.Size, f.b.Size)
 	ev, err := consortium.ForkEvidence(f.a, f.b, prefix, proof)
@@ -106,7 +106,7 @@ func TestResolvedEvidence(t *testing.T) {
 				t.Errorf("got agreed size %d (resolved %v), want %d", got, ok, n)
 			}
 			// Found from both trees by binary search, the same agreement.
-			g, err := consortium.AgreementOf(f.a, f.b, storedHashes(t, f.ea), storedHashes(t, f.eb))
+			g, err := consortium.AgreementOf(f.a, f.b, fixture.StoredHashes(t, f.ea), fixture.StoredHashes(t, f.eb))
 			if err != nil || g.Size != n || g.Root != ev.Agreement.Root || g.NextB != ev.Agreement.NextB {
 				t.Errorf("AgreementOf: got %+v, %v, want agreed size %d", g, err, n)
 			}

@@ -12,32 +12,7 @@ import (
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
-	"golang.org/x/mod/sumdb/tlog"
 )
-
-// memHashes is a tlog.HashReader over a log's stored hashes in memory.
-type memHashes []tlog.Hash
-
-func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = m[x]
-	}
-	return out, nil
-}
-
-func hashesOf(t *testing.T, entries [][]byte) memHashes {
-	t.Helper()
-	var m memHashes
-	for i, e := range entries {
-		hs, err := tlog.StoredHashes(int64(i), e, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = append(m, hs...)
-	}
-	return m
-}
 
 // forkOf is charlie's history that shares the first common entries of l and then differs.
 func forkOf(g *consortium.Genesis, l *fixture.Log, common, size int) *fixture.Log {
@@ -55,7 +30,7 @@ func forkOf(g *consortium.Genesis, l *fixture.Log, common, size int) *fixture.Lo
 func resolvedEvidence(t *testing.T, g *consortium.Genesis, l, f *fixture.Log) *consortium.Evidence {
 	t.Helper()
 	a, b := openCP(t, g, l.Checkpoint()), openCP(t, g, f.Checkpoint())
-	ha, hb := hashesOf(t, l.Entries), hashesOf(t, f.Entries)
+	ha, hb := fixture.StoredHashes(t, l.Entries), fixture.StoredHashes(t, f.Entries)
 	if a.Size > b.Size {
 		a, b, ha, hb = b, a, hb, ha
 	}
@@ -271,7 +246,7 @@ func TestAppendAgreed(t *testing.T) {
 	ev := resolvedEvidence(t, g, l, fork)
 	cpL, cpFork := openCP(t, g, l.Checkpoint()), openCP(t, g, fork.Checkpoint())
 	proveL := func(from, to uint64) []consortium.Hash {
-		p, err := consortium.ProveConsistency(hashesOf(t, l.Entries), from, to)
+		p, err := consortium.ProveConsistency(fixture.StoredHashes(t, l.Entries), from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +262,7 @@ func TestAppendAgreed(t *testing.T) {
 	third := forkOf(g, l, 3, 8)
 	cpThird := openCP(t, g, third.Checkpoint())
 	proveThird := func(from, to uint64) []consortium.Hash {
-		p, _ := consortium.ProveConsistency(hashesOf(t, third.Entries), from, to)
+		p, _ := consortium.ProveConsistency(fixture.StoredHashes(t, third.Entries), from, to)
 		return p
 	}
 	for _, tc := range []struct {
