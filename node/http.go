@@ -95,6 +95,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/status", n.route(true, []string{http.MethodGet}, n.handleStatus))
 	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
+	n.registerHMA(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
@@ -104,6 +105,11 @@ func (n *Node) httpHandler() http.Handler {
 // route wraps a handler with the method check, the token check (when auth and a token is set) and
 // the body limit.
 func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handler {
+	return n.routeLimit(auth, methods, maxBodyBytes, h)
+}
+
+// routeLimit is route with a body limit of limit bytes.
+func (n *Node) routeLimit(auth bool, methods []string, limit int64, h http.HandlerFunc) http.Handler {
 	allow := strings.Join(methods, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok := false
@@ -127,7 +133,7 @@ func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handl
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h(w, r)
 	})
 }
