@@ -42,6 +42,7 @@ func init() {
 		{"import", "FILE [--format te|csv|jsonl]", "add hashes in bulk from a file", runImport},
 		{"hash", "FILE...", "PDQ (with quality), MD5 and SHA-256 of image files", runHash},
 		{"match", "TYPE VALUE | --image FILE [--radius R] [--json]", "match a hash or an image against the shared set", runMatch},
+		{"feed", "[-f] [--cursor CURSOR] [--json]", "every stored entry in order, resumable from a cursor (-f: keep following)", runFeed},
 		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
 		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
