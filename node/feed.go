@@ -67,6 +67,9 @@ func (n *Node) feedEvents(evs []store.FeedEvent) []*pb.FeedEvent {
 		}
 		fe.Entry = e
 		sigs[i], hasSig[i] = entrySignal(e, func(index uint64) ([]byte, error) { return n.store.Entry(ev.Member, index) })
+		if hasSig[i] {
+			fe.Signal = sigs[i].Proto()
+		}
 	}
 	type key struct {
 		member string

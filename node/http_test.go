@@ -162,6 +162,8 @@ func TestHTTPToken(t *testing.T) {
 		{"match right", "/v1/match?type=md5&value=" + md5, token, 200},
 		{"lookup without", "/v1/lookup?type=md5&value=" + md5, "", 401},
 		{"status without", "/v1/status", "", 401},
+		{"feed without", "/v1/feed", "", 401},
+		{"feed right", "/v1/feed", token, 200},
 		{"metrics without", "/metrics", "", 401},
 		{"metrics right", "/metrics", token, 200},
 	}

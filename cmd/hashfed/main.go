@@ -42,10 +42,12 @@ func init() {
 		{"import", "FILE [--format te|csv|jsonl]", "add hashes in bulk from a file", runImport},
 		{"hash", "FILE...", "PDQ (with quality), MD5 and SHA-256 of image files", runHash},
 		{"match", "TYPE VALUE | --image FILE [--radius R] [--json]", "match a hash or an image against the shared set", runMatch},
+		{"feed", "[-f] [--cursor CURSOR] [--json]", "every stored entry in order, resumable from a cursor (-f: keep following)", runFeed},
 		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
 		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
 		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
+		{"version", "", "this build's version (also hashfed --version)", runVersion},
 		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
 	}
 }
@@ -89,6 +91,9 @@ func run(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(e.stdout)
 		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, e, args[1:])
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

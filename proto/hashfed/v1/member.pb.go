@@ -800,7 +800,10 @@ type FeedEvent struct {
 	// cutoff, when set, marks an event that is not a newly stored entry: an equivocation cutoff
 	// (PROTOCOL.md section 5.2) changed the effect of this entry, stored earlier, and entry is that
 	// entry again. listed_by is the signal's listers after the change.
-	Cutoff        CutoffEffect `protobuf:"varint,7,opt,name=cutoff,proto3,enum=hashfed.v1.CutoffEffect" json:"cutoff,omitempty"`
+	Cutoff CutoffEffect `protobuf:"varint,7,opt,name=cutoff,proto3,enum=hashfed.v1.CutoffEffect" json:"cutoff,omitempty"`
+	// signal is the signal the entry is about: an add's, an opinion's or a revoke's (for a revoke
+	// by index, the signal of the add it names); unset for roster entries and unreadable entries.
+	Signal        *Signal `protobuf:"bytes,8,opt,name=signal,proto3" json:"signal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -882,6 +885,13 @@ func (x *FeedEvent) GetCutoff() CutoffEffect {
 		return x.Cutoff
 	}
 	return CutoffEffect_CUTOFF_EFFECT_UNSPECIFIED
+}
+
+func (x *FeedEvent) GetSignal() *Signal {
+	if x != nil {
+		return x.Signal
+	}
+	return nil
 }
 
 type StatusRequest struct {
@@ -1772,7 +1782,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\v2\x17.hashfed.v1.MatchResultR\x06result\"=\n" +
 	"\vFeedRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"\xdf\x01\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\"\x8b\x02\n" +
 	"\tFeedEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x14\n" +
@@ -1780,7 +1790,8 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x05entry\x18\x04 \x01(\v2\x11.hashfed.v1.EntryR\x05entry\x12\x1b\n" +
 	"\tlisted_by\x18\x05 \x03(\tR\blistedBy\x12\x1a\n" +
 	"\brejected\x18\x06 \x01(\tR\brejected\x120\n" +
-	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\"\x0f\n" +
+	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\x12*\n" +
+	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\"\x0f\n" +
 	"\rStatusRequest\"\xa5\x05\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
@@ -1928,35 +1939,36 @@ var file_hashfed_v1_member_proto_depIdxs = []int32{
 	6,  // 9: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
 	24, // 10: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
 	0,  // 11: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
-	15, // 12: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
-	16, // 13: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
-	17, // 14: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
-	18, // 15: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
-	19, // 16: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
-	27, // 17: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
-	25, // 18: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
-	7,  // 19: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	1,  // 20: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	4,  // 21: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	4,  // 22: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	9,  // 23: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	11, // 24: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	13, // 25: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	20, // 26: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	22, // 27: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	2,  // 28: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	5,  // 29: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	5,  // 30: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	10, // 31: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	12, // 32: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	14, // 33: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	21, // 34: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	23, // 35: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	25, // 12: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
+	15, // 13: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
+	16, // 14: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
+	17, // 15: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
+	18, // 16: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
+	19, // 17: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
+	27, // 18: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
+	25, // 19: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
+	7,  // 20: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
+	1,  // 21: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 22: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	4,  // 23: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	9,  // 24: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	11, // 25: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	13, // 26: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	20, // 27: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	22, // 28: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	2,  // 29: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 30: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	5,  // 31: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	10, // 32: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	12, // 33: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	14, // 34: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	21, // 35: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	23, // 36: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// FeedRecordJSON is one feed event in hashfed's JSON: the record of GET /v1/feed and of
+// `hashfed feed --json`, one per line. docs/API.md ("GET /v1/feed") describes every field.
+type FeedRecordJSON struct {
+	// Cursor resumes the feed after this record.
+	Cursor string `json:"cursor"`
+	// Seq is the record's feed position (the gRPC Feed's seq).
+	Seq    uint64 `json:"seq"`
+	Member string `json:"member"`
+	Index  uint64 `json:"index"`
+	// Op is add, revoke, opinion, propose, endorse, or unreadable for an entry that does not
+	// decode (Rejected says why).
+	Op   string `json:"op"`
+	Time string `json:"time,omitempty"`
+	// Signal is what an add, an opinion or a revoke is about (for a revoke by index, the signal of
+	// the add it names, when that is known).
+	Signal *SignalJSON `json:"signal,omitempty"`
+	// Add.
+	Labels    []string `json:"labels,omitzero"`
+	ContentID string   `json:"content_id,omitempty"`
+	Note      string   `json:"note,omitempty"`
+	Expires   string   `json:"expires,omitempty"`
+	Quality   *uint32  `json:"quality,omitempty"`
+	// Revoke.
+	Reason       string  `json:"reason,omitempty"`
+	RevokesIndex *uint64 `json:"revokes_index,omitempty"`
+	// Opinion.
+	Stance string `json:"stance,omitempty"`
+	// Text of a revoke, an opinion or a proposal.
+	Text string `json:"text,omitempty"`
+	// Propose and endorse.
+	Epoch    *uint64 `json:"epoch,omitempty"`
+	Changes  string  `json:"changes,omitempty"`
+	Proposal string  `json:"proposal,omitempty"`
+	// ListedBy are the members listing Signal when the record was read (never null when Signal
+	// is set).
+	ListedBy []string `json:"listed_by,omitzero"`
+	Rejected string   `json:"rejected,omitempty"`
+	// Cutoff marks an event that is not a newly stored entry: an equivocation cutoff changed this
+	// entry's effect (unlisted, listed, opinion_removed, opinion_applied).
+	Cutoff string `json:"cutoff,omitempty"`
+}
+
+// errBadCursor is wrapped by the errors of a feed cursor this node cannot resume from.
+var errBadCursor = fmt.Errorf("%w: bad cursor", errBadRequest)
+
+// FormatCursor returns the feed cursor that resumes member's node's feed at position pos:
+// "<member>.<pos>". The member id names the node whose feed positions it counts, so that a cursor
+// taken to another node is refused instead of silently skipping or repeating records.
+func FormatCursor(member string, pos uint64) string {
+	return member + "." + strconv.FormatUint(pos, 10)
+}
+
+// ParseCursor parses a feed cursor given back to member's node: "" (the beginning), a cursor of
+// [FormatCursor] of this member, or a bare feed position (the gRPC Feed's cursor). It does not
+// check that the position exists: see [Node.checkCursor].
+func ParseCursor(s, member string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	pos := s
+	if who, p, ok := strings.Cut(s, "."); ok {
+		if who != member {
+			return 0, fmt.Errorf("%w %q: it was given by node %q, and this is node %q; feed positions differ between nodes, so start again from an empty cursor", errBadCursor, clip(s), clip(who), member)
+		}
+		pos = p
+	}
+	v, err := strconv.ParseUint(pos, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: want the cursor of a feed record (%s), a feed position, or empty for the beginning", errBadCursor, clip(s), FormatCursor(member, 12))
+	}
+	return v, nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// checkCursor refuses a feed position past the end of this node's feed.
+func (n *Node) checkCursor(pos uint64) error {
+	if end := n.store.FeedEnd(); pos > end {
+		return fmt.Errorf("%w %s: past the end of this node's feed (%d records); a cursor is only valid on the node that gave it, and a node restored from a backup forgets what it stored after", errBadCursor, FormatCursor(n.id, pos), end)
+	}
+	return nil
+}
+
+// cutoffNames are the JSON names of the cutoff effects.
+var cutoffNames = map[pb.CutoffEffect]string{
+	pb.CutoffEffect_CUTOFF_EFFECT_UNLISTED:        "unlisted",
+	pb.CutoffEffect_CUTOFF_EFFECT_LISTED:          "listed",
+	pb.CutoffEffect_CUTOFF_EFFECT_OPINION_REMOVED: "opinion_removed",
+	pb.CutoffEffect_CUTOFF_EFFECT_OPINION_APPLIED: "opinion_applied",
+}
+
+// NewFeedRecordJSON returns the JSON form of a feed event of node's feed (node: the member id
+// that names the node in cursors).
+func NewFeedRecordJSON(node string, ev *pb.FeedEvent) FeedRecordJSON {
+	r := FeedRecordJSON{
+		Cursor:   FormatCursor(node, ev.Seq+1),
+		Seq:      ev.Seq,
+		Member:   ev.Member,
+		Index:    ev.Index,
+		Rejected: ev.Rejected,
+		Cutoff:   cutoffNames[ev.Cutoff],
+		ListedBy: ev.ListedBy,
+	}
+	e := ev.Entry
+	if e == nil {
+		r.Op = "unreadable"
+		return r
+	}
+	r.Time = rfc3339(time.UnixMilli(e.TimeUnixMs))
+	sig := func(p *pb.Signal) {
+		if s, err := consortium.SignalFromProto(p); err == nil {
+			r.Signal = &SignalJSON{Type: s.Type.String(), Value: s.Text()}
+		}
+	}
+	switch op := e.Op.(type) {
+	case *pb.Entry_Add:
+		a := op.Add
+		r.Op = "add"
+		sig(a.Signal)
+		r.Labels, r.ContentID, r.Note, r.Quality = a.Labels, a.ContentId, a.Note, a.Quality
+		if r.Labels == nil {
+			r.Labels = []string{}
+		}
+		if a.ExpiresUnixMs != 0 {
+			r.Expires = rfc3339(time.UnixMilli(a.ExpiresUnixMs))
+		}
+	case *pb.Entry_Revoke:
+		v := op.Revoke
+		r.Op = "revoke"
+		r.Reason, r.Text = consortium.ReasonName(v.Reason), v.Text
+		switch t := v.Target.(type) {
+		case *pb.Revoke_Signal:
+			sig(t.Signal)
+		case *pb.Revoke_Index:
+			idx := t.Index
+			r.RevokesIndex = &idx
+		}
+	case *pb.Entry_Opinion:
+		o := op.Opinion
+		r.Op = "opinion"
+		sig(o.Signal)
+		r.Stance, r.Text = consortium.StanceName(o.Stance), o.Text
+	case *pb.Entry_Propose:
+		p := op.Propose
+		r.Op = "propose"
+		epoch := p.Epoch
+		r.Epoch, r.Changes, r.Text = &epoch, consortium.DescribeChanges(p.Changes), p.Text
+		// Entries are canonical (PROTOCOL.md): encoding the decoded entry again gives its bytes.
+		if raw, err := consortium.MarshalEntry(e); err == nil {
+			h := consortium.LeafHash(raw)
+			r.Proposal = hex.EncodeToString(h[:])
+		}
+	case *pb.Entry_Endorse:
+		en := op.Endorse
+		r.Op = "endorse"
+		epoch := en.Epoch
+		r.Epoch, r.Proposal = &epoch, hex.EncodeToString(en.Proposal)
+	default:
+		r.Op = "unreadable"
+	}
+	if r.Signal == nil && ev.Signal != nil {
+		sig(ev.Signal)
+	}
+	if r.Signal != nil && r.ListedBy == nil {
+		r.ListedBy = []string{}
+	}
+	return r
+}
