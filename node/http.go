@@ -99,6 +99,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
 	mux.Handle("/v1/feed", n.route(true, []string{http.MethodGet}, n.handleFeed))
+	mux.Handle("/v1/opinion", n.route(true, []string{http.MethodPost}, n.handleOpinion))
 	n.registerHMA(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
