@@ -138,6 +138,9 @@ type Store struct {
 	// update that follows, so trees and sizes read under wmu are stable.
 	wmu sync.Mutex
 
+	// local holds the local banks (localbank.go), apart from everything replicated.
+	local localBanks
+
 	// mu guards everything below it; readers take it shared.
 	mu       sync.RWMutex
 	state    *consortium.State
