@@ -18,7 +18,9 @@ package node
 //	GET  /c/banks, /c/bank/<name>  read-only: [{"name":"alpha","matching_enabled_ratio":1.0,"local":false}]
 //
 // A bank is a member (every listing of that member is one bank content, whose id is the index of
-// its add entry in the member's log, unique within the bank). Errors are HMA's {"message": ...}.
+// its add entry in the member's log, unique within the bank), or a local bank, named
+// "local:<name>" and marked "local":true (a content id is then 48 bits of the SHA-256 of the
+// signal's type and value). Errors are HMA's {"message": ...}.
 //
 // Beyond HMA (its issues #1827 and #1681): max_distance sets the PDQ distance of one request (0 to
 // 63; default 31, HMA's threshold), and detail=true answers with the hashes and, on every match,
@@ -166,13 +168,14 @@ func hmaBool(q url.Values, name string) (bool, error) {
 
 // hmaMatch is one bank content matched, in HMA's shape, with hashfed's detail when asked.
 type hmaMatch struct {
-	BankContentID uint64        `json:"bank_content_id"`
-	Distance      string        `json:"distance"`
-	Bank          string        `json:"bank,omitempty"`
-	Signal        *SignalJSON   `json:"signal,omitempty"`
-	Listing       *ListingJSON  `json:"listing,omitempty"`
-	Opinions      []OpinionJSON `json:"opinions,omitempty"`
-	Local         *bool         `json:"local,omitempty"`
+	BankContentID uint64          `json:"bank_content_id"`
+	Distance      string          `json:"distance"`
+	Bank          string          `json:"bank,omitempty"`
+	Signal        *SignalJSON     `json:"signal,omitempty"`
+	Listing       *ListingJSON    `json:"listing,omitempty"`
+	Opinions      []OpinionJSON   `json:"opinions,omitempty"`
+	LocalEntry    *LocalMatchJSON `json:"local_entry,omitempty"`
+	Local         *bool           `json:"local,omitempty"`
 }
 
 // hmaBankMatches maps a bank to its matches.
@@ -205,7 +208,40 @@ func (n *Node) hmaLookup(sig consortium.Signal, quality int, p hmaParams) (hmaBa
 			out[l.Member] = append(out[l.Member], hm)
 		}
 	}
+	locals, err := n.localMatches(sig, p.maxDistance)
+	if err != nil {
+		return nil, err
+	}
+	for _, lm := range locals {
+		bank := hmaLocalPrefix + lm.Bank
+		if p.banks != nil && !p.banks[bank] {
+			continue
+		}
+		hm := hmaMatch{BankContentID: localContentID(lm.Signal), Distance: "-"}
+		if sig.Type == consortium.PDQ {
+			hm.Distance = strconv.Itoa(lm.Distance)
+		}
+		if p.detail {
+			local, lm := true, lm
+			hm.LocalEntry, hm.Local = &lm, &local
+		}
+		out[bank] = append(out[bank], hm)
+	}
 	return out, nil
+}
+
+// hmaLocalPrefix starts the HMA name of a local bank, so that it never collides with a member's.
+const hmaLocalPrefix = "local:"
+
+// localContentID is the bank_content_id of a local bank's entry: the first 48 bits of the SHA-256
+// of its type and value (stable, and exact in a JSON number).
+func localContentID(s SignalJSON) uint64 {
+	sum := sha256.Sum256([]byte(s.Type + " " + s.Value))
+	var v uint64
+	for _, b := range sum[:6] {
+		v = v<<8 | uint64(b)
+	}
+	return v
 }
 
 func (n *Node) handleHMALookup(w http.ResponseWriter, r *http.Request) {
@@ -377,8 +413,8 @@ type hmaBank struct {
 	Local                bool    `json:"local"`
 }
 
-// hmaBanks lists the banks: every member that can list signals.
-func (n *Node) hmaBanks() []hmaBank {
+// hmaBanks lists the banks: every member that can list signals, then the local banks.
+func (n *Node) hmaBanks() ([]hmaBank, error) {
 	var out []hmaBank
 	n.store.View(func(s *consortium.State) {
 		r := s.Roster()
@@ -388,16 +424,30 @@ func (n *Node) hmaBanks() []hmaBank {
 			}
 		}
 	})
-	return out
+	locals, err := n.store.LocalBanks()
+	for _, b := range locals {
+		out = append(out, hmaBank{Name: hmaLocalPrefix + b.Name, MatchingEnabledRatio: 1, Local: true})
+	}
+	return out, err
 }
 
 func (n *Node) handleHMABanks(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, n.hmaBanks())
+	banks, err := n.hmaBanks()
+	if err != nil {
+		hmaErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, banks)
 }
 
 func (n *Node) handleHMABank(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/c/bank/")
-	for _, b := range n.hmaBanks() {
+	banks, err := n.hmaBanks()
+	if err != nil {
+		hmaErr(w, err)
+		return
+	}
+	for _, b := range banks {
 		if b.Name == name {
 			writeJSON(w, http.StatusOK, b)
 			return

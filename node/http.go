@@ -101,6 +101,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/feed", n.route(true, []string{http.MethodGet}, n.handleFeed))
 	mux.Handle("/v1/opinion", n.route(true, []string{http.MethodPost}, n.handleOpinion))
 	n.registerHMA(mux)
+	n.registerBanks(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
@@ -240,6 +241,8 @@ type MatchJSON struct {
 // MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
 type MatchesJSON struct {
 	Matches []MatchJSON `json:"matches"`
+	// Local are the matches in this node's local banks (never shared), each marked local.
+	Local []LocalMatchJSON `json:"local,omitempty"`
 }
 
 // matchesJSON is the name the HTTP tests use.
@@ -284,6 +287,8 @@ func NewMatchJSON(m *pb.MatchResult) MatchJSON {
 type lookupJSON struct {
 	Found  bool      `json:"found"`
 	Result MatchJSON `json:"result"`
+	// Local are the entries of this node's local banks with the signal, each marked local.
+	Local []LocalMatchJSON `json:"local,omitempty"`
 }
 
 // matchRequestJSON is the body of POST /v1/match.
@@ -399,7 +404,12 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewMatchesJSON(matchesToProto(ms)))
+	out := NewMatchesJSON(matchesToProto(ms))
+	if out.Local, err = n.localMatches(sig, q.Radius); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
@@ -423,5 +433,10 @@ func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: NewMatchJSON(matchToProto(m))})
+	local, err := n.localMatches(sig, 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: NewMatchJSON(matchToProto(m)), Local: local})
 }
