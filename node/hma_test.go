@@ -103,6 +103,11 @@ func TestHMAClients(t *testing.T) {
 	}
 
 	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/away" {
+			// A redirect off the allow-list (to a closed loopback port).
+			http.Redirect(w, r, "http://localhost:1/a.png", http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "image/png")
 		w.Write(img)
 	}))
@@ -163,6 +168,10 @@ func TestHMAClients(t *testing.T) {
 		code, body = hmaDo(t, n, "GET", "/h/hash?url="+url.QueryEscape("http://localhost:1/a.png"), "", nil)
 		if code != 400 || !strings.Contains(body, `host \"localhost\" is not on http.hash_url_allow`) {
 			t.Errorf("host off the list: got %d %s, want 400", code, body)
+		}
+		code, body = hmaDo(t, n, "GET", "/h/hash?url="+url.QueryEscape(media.URL+"/away"), "", nil)
+		if code != 400 || !strings.Contains(body, `host \"localhost\" is not on http.hash_url_allow`) {
+			t.Errorf("redirect off the list: got %d %s, want 400", code, body)
 		}
 		// GET /m/lookup?url= hashes then looks up, keyed by signal type.
 		code, body = hmaDo(t, n, "GET", "/m/lookup?url="+url.QueryEscape(media.URL+"/a.png"), "", nil)
