@@ -68,8 +68,10 @@ type ncmecEntries struct {
 }
 
 type ncmecEntry struct {
-	XMLName        xml.Name
-	Member         struct{ ID string `xml:"id,attr"` } `xml:"member"`
+	XMLName xml.Name
+	Member  struct {
+		ID string `xml:"id,attr"`
+	} `xml:"member"`
 	ID             string `xml:"id"`
 	Classification string `xml:"classification"`
 	Fingerprints   struct {
