@@ -1,7 +1,9 @@
 package hashlist
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"unicode"
@@ -157,4 +159,33 @@ func pytxRows(rec Record) ([][]string, error) {
 		rows[i] = []string{t, v, c, pytxPositive, strings.Join(tags, " ")}
 	}
 	return rows, nil
+}
+
+// ReadValues reads pytx's local_file as a collaboration with a signal_type reads it: every line
+// (but blank ones and # comments) is one value of type t. Lines come back as records of type t
+// (its hashfed name, see [NormalType]), with their line numbers.
+func ReadValues(r io.Reader, t string, progress func(line int)) ([]Record, error) {
+	if err := checkName(t); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	var recs []Record
+	n := 0
+	for sc.Scan() {
+		n++
+		if progress != nil {
+			progress(n)
+		}
+		v := strings.TrimSpace(sc.Text())
+		if v == "" || strings.HasPrefix(v, "#") {
+			continue
+		}
+		typ, val := NormalType(t, v)
+		recs = append(recs, Record{Type: typ, Value: val, Line: n})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, &LineError{n + 1, err}
+	}
+	return recs, nil
 }

@@ -102,3 +102,14 @@ hashfed_url_sha256,3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c0
 }
 
 func FuzzReadPytxCSV(f *testing.F) { fuzzRead(f, PytxCSV, "*pytx*.csv") }
+
+func TestReadValues(t *testing.T) {
+	got, err := ReadValues(strings.NewReader("# one video hash a line\n0cc175b9c0f1b6a831c399e269772661\n\n92eb5ffee6ae2fec3ad71c777531578f\n"), "video_md5", nil)
+	want := []Record{{Type: "md5", Value: "0cc175b9c0f1b6a831c399e269772661", Line: 2}, {Type: "md5", Value: "92eb5ffee6ae2fec3ad71c777531578f", Line: 4}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := ReadValues(strings.NewReader("a\n"), "bad type", nil); err == nil {
+		t.Error("a bad type: got no error")
+	}
+}
