@@ -502,3 +502,7 @@ func (p *policy) capReason(m Match) string {
 	}
 	return fmt.Sprintf("distance %d is beyond the local distance cap of every listing: %s", m.Distance, strings.Join(beyond, ", "))
 }
+
+func sortSignals(sigs []consortium.Signal) {
+	slices.SortFunc(sigs, func(a, b consortium.Signal) int { return strings.Compare(sigKey(a), sigKey(b)) })
+}

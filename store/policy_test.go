@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 )
 
@@ -209,5 +211,37 @@ func TestDeconfirmSuppresses(t *testing.T) {
 	ms, _ := s.MatchSignal(sig, hiddenQuery())
 	if len(ms) != 1 || !strings.Contains(ms[0].Hidden, "suppressed by rev") || !strings.Contains(ms[0].Hidden, "deconfirmed in review: a cartoon") {
 		t.Errorf("deconfirmed: got %+v", ms)
+	}
+}
+
+func TestHistoryAndDisputed(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
+	sig, other := fixture.PDQ(1), fixture.PDQ(2)
+	submit(t, s, "alpha", fixture.Add(fixture.At(0), sig, "content:manifesto"), fixture.Add(fixture.At(1), other), fixture.RevokeIndex(fixture.At(2), 0))
+	submit(t, s, "bravo", fixture.Opinion(fixture.At(3), sig, pb.Stance_STANCE_FALSE_POSITIVE), fixture.Opinion(fixture.At(3), other, pb.Stance_STANCE_AGREE))
+	hist, err := s.History(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hist {
+		got = append(got, fmt.Sprintf("%s/%d %s %s", h.Member, h.Index, h.Op, h.Detail))
+	}
+	want := []string{"alpha/0 add labels [content:manifesto]", "alpha/2 revoke reason order_overturned", "bravo/0 opinion false_positive: seen"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("history:\ngot  %q\nwant %q", got, want)
+	}
+	if _, err := s.SignHead(fixture.Key("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	hist, _ = s.History(sig)
+	if hist[0].Checkpoint != 3 || hist[0].Proof != "verified" || hist[2].Checkpoint != 0 || hist[2].Proof != "" {
+		t.Errorf("signature status: got %+v", hist)
+	}
+	// sig is disputed but no longer listed: Lookup still finds it by its opinion.
+	ds, err := s.Disputed(10)
+	if err != nil || len(ds) != 1 || ds[0].Signal != sig {
+		t.Errorf("disputed: got %+v (%v), want %v alone", ds, err, sig)
 	}
 }
