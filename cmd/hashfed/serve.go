@@ -41,7 +41,7 @@ type fileConfig struct {
 		off    bool
 	} `toml:"http"`
 	Match struct {
-		QualityGate      *int `toml:"quality_gate"`
+		QualityGate      *int   `toml:"quality_gate"`
 		DisputeThreshold int    `toml:"dispute_threshold"`
 		FloodThreshold   int    `toml:"flood_threshold"`
 		FloodWindow      string `toml:"flood_window"`
