@@ -16,6 +16,7 @@ package node
 //	                 (radius, quality and include_hidden optional; radius defaults to 31).
 //	GET  /v1/match?type=pdq&value=<value>&radius=31&quality=80&include_hidden=true
 //	                 the same, for curl. Both answer {"matches":[<match>...]}, nearest first.
+//	/console/        the web console (internal/console): HTML pages behind a sign-in with the token.
 //
 // A value is written as `hashfed` and python-threatexchange write it: hex digits (either case) for
 // pdq, md5 and sha256; for url, the URL itself (canonicalized and hashed by the node) or
@@ -53,6 +54,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/console"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -95,6 +97,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/status", n.route(true, []string{http.MethodGet}, n.handleStatus))
 	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
+	mux.Handle(console.Prefix, n.consoleHandler()) // the web console: its own sign-in with the token (node/console.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
