@@ -129,7 +129,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("bad hash: got %s", resp.Status)
 		}
 		resp, page = c.do("GET", "/console/report?from=2025-12-01&to=2026-02-01&format=json", nil, nil)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `"additions": 4`) {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `"additions": 5`) {
 			t.Errorf("report download: got %s %.200s", resp.Status, page)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	"github.com/hashfed/hashfed/internal/localnet"
+	"github.com/hashfed/hashfed/internal/memberclient"
 	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
@@ -26,6 +27,9 @@ var (
 	flood    = fixture.PDQ(3)
 	exact    = fixture.MD5(1)
 )
+
+// uploadImage is the image the browser test uploads; alpha lists its PDQ hash.
+const uploadImage = "../../testdata/pdq/images/synthetic/square-512x512.png"
 
 const hostile = `<script>alert("x")</script><img src=x onerror=alert(1)>`
 
@@ -54,12 +58,20 @@ func consortiumUp(t *testing.T) map[string]*node.Node {
 		join = append(join, n.GossipAddr())
 	}
 	a, b := nodes["alpha"], nodes["bravo"]
+	ih, err := memberclient.HashImageFile(uploadImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := consortium.ParseSignal("pdq", ih.PDQ)
+	if err != nil {
+		t.Fatal(err)
+	}
 	add := fixture.Add(fixture.At(0), listed, "behaviour:threat-incitement", "content:manifesto")
 	add.GetAdd().Note = hostile
-	submit(t, a, add, fixture.Add(fixture.At(1), disputed), fixture.Add(fixture.At(2), flood), fixture.Add(fixture.At(3), exact))
+	submit(t, a, add, fixture.Add(fixture.At(1), disputed), fixture.Add(fixture.At(2), flood), fixture.Add(fixture.At(3), exact), fixture.Add(fixture.At(4), img, "content:branded-publication"))
 	submit(t, b, fixture.Opinion(fixture.At(4), disputed, pb.Stance_STANCE_FALSE_POSITIVE))
 	if !localnet.WaitUntil(20*time.Second, func() bool {
-		return b.Store().Size("alpha") == 4 && a.Store().Size("bravo") == 1
+		return b.Store().Size("alpha") == 5 && a.Store().Size("bravo") == 1
 	}) {
 		t.Fatal("the logs did not replicate")
 	}

@@ -50,11 +50,11 @@ func (c Chart) SVG() template.HTML {
 	esc := template.HTMLEscapeString
 	desc := fmt.Sprintf("%d rows; the table below gives every value", len(c.Rows))
 	if c.Vertical {
-		const h, top, bottom, left = 180, 10, 40, 36
+		const h, top, bottom, left = 180, 10, 50, 36
 		colW := 10 * len(c.Series)
-		gap := 6
+		gap := max(6, 480/max(1, len(c.Rows))-colW)
 		w := left + len(c.Rows)*(colW+gap) + 10
-		fmt.Fprintf(&b, `<svg class="chart" role="img" aria-labelledby="%[1]s-t %[1]s-d" viewBox="0 0 %[2]d %[3]d" preserveAspectRatio="xMinYMin meet">`, c.ID, w, h+top+bottom)
+		fmt.Fprintf(&b, `<svg class="chart" role="img" aria-labelledby="%[1]s-t %[1]s-d" width="%[2]d" height="%[3]d" viewBox="0 0 %[2]d %[3]d" preserveAspectRatio="xMinYMin meet">`, c.ID, w, h+top+bottom)
 		fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, c.ID, esc(c.Title), c.ID, esc(desc))
 		fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, left, top+h, w-5, top+h)
 		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">%d</text><text class="tick" x="%d" y="%d" text-anchor="end">0</text>`, left-4, top+8, maxV, left-4, top+h)
@@ -66,14 +66,18 @@ func (c Chart) SVG() template.HTML {
 					c.Series[j].Class, x+j*10, top+h-bh, bh, esc(r.Label), v, esc(c.Series[j].Name))
 			}
 			if len(c.Rows) <= 16 || i%((len(c.Rows)+15)/16) == 0 {
-				fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" transform="rotate(45 %d %d)">%s</text>`, x, top+h+12, x, top+h+12, esc(shortLabel(r.Label)))
+				label := r.Label
+				if len(label) == len("2006-01-02") {
+					label = label[5:] // the month and day; the data table gives the year
+				}
+				fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" transform="rotate(45 %d %d)">%s</text>`, x, top+h+12, x, top+h+12, esc(label))
 			}
 		}
 	} else {
 		const left, barH, width = 190, 12, 520
 		rowH := barH*len(c.Series) + 8
 		h := len(c.Rows)*rowH + 10
-		fmt.Fprintf(&b, `<svg class="chart" role="img" aria-labelledby="%[1]s-t %[1]s-d" viewBox="0 0 %[2]d %[3]d" preserveAspectRatio="xMinYMin meet">`, c.ID, left+width+60, h)
+		fmt.Fprintf(&b, `<svg class="chart" role="img" aria-labelledby="%[1]s-t %[1]s-d" width="%[2]d" height="%[3]d" viewBox="0 0 %[2]d %[3]d" preserveAspectRatio="xMinYMin meet">`, c.ID, left+width+60, h)
 		fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, c.ID, esc(c.Title), c.ID, esc(desc))
 		for i, r := range c.Rows {
 			y := 5 + i*rowH
