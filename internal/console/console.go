@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -153,5 +154,27 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	if c.cfg.Token == "" && !loopbackHost(r.Host) {
+		// Without a token, anyone who reaches the listener may sign in; a page of another site whose
+		// name was rebound to this address would be same-origin with the console. So a console
+		// without a token answers only to loopback names.
+		c.log.WarnContext(r.Context(), "console request for a non-loopback host refused (the node has no token)", "host", r.Host)
+		http.Error(w, "this node has no token, so its console answers only at localhost or a loopback address", http.StatusForbidden)
+		return
+	}
 	c.cop.Handler(c.mux).ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names this machine by a loopback address or
+// "localhost".
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

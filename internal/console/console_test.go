@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashfed/hashfed/internal/fixture"
 	"github.com/hashfed/hashfed/internal/localnet"
+	"github.com/hashfed/hashfed/node"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 )
@@ -168,4 +170,37 @@ func wrong(s string) string {
 		last = 'B'
 	}
 	return s[:len(s)-1] + string(last)
+}
+
+// A console without a token answers only to loopback names: a hostile page whose name was
+// rebound to the node's address is refused.
+func TestConsoleWithoutTokenRefusesOtherHosts(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo")...)
+	n, err := localnet.Node(g, fixture.Key("alpha"), t.TempDir(), nil, false, func(c *node.Config) { c.HTTPListen = "127.0.0.1:0" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	c := newClient(t, n)
+	resp, _ := c.do("GET", "/console/login", nil, map[string]string{})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login page at 127.0.0.1: got %s", resp.Status)
+	}
+	for _, host := range []string{"evil.example", "evil.example:" + strings.Split(n.HTTPAddr(), ":")[1], "10.0.0.1"} {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", c.base+"/console/login", strings.NewReader(url.Values{"reviewer": {"x"}}.Encode()))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+			t.Errorf("Host %s: got %s with cookies %v, want 403", host, resp.Status, resp.Cookies())
+		}
+	}
+	resp, _ = c.do("POST", "/console/login", url.Values{"reviewer": {"local"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("sign in without a token at 127.0.0.1: got %s, want 303", resp.Status)
+	}
 }
