@@ -106,7 +106,10 @@ func (s *sessions) takeFlash(x *session) string {
 
 type sessionKey struct{}
 
-func sessionOf(r *http.Request) *session { x, _ := r.Context().Value(sessionKey{}).(*session); return x }
+func sessionOf(r *http.Request) *session {
+	x, _ := r.Context().Value(sessionKey{}).(*session)
+	return x
+}
 
 // auth lets a request through with a live session; a POST must also carry the session's
 // anti-forgery token in the form field "csrf". A GET without a session is sent to sign in.
