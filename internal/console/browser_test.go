@@ -169,7 +169,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	nodes := consortiumUp(t)
 	alpha, bravo := nodes["alpha"], nodes["bravo"]
 
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute) // about 30 s on a quiet machine
 	defer cancel()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "en-US"))
