@@ -12,6 +12,7 @@ import (
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 // near returns sig with its first k bits flipped.
@@ -243,5 +244,29 @@ func TestHistoryAndDisputed(t *testing.T) {
 	ds, err := s.Disputed(10)
 	if err != nil || len(ds) != 1 || ds[0].Signal != sig {
 		t.Errorf("disputed: got %+v (%v), want %v alone", ds, err, sig)
+	}
+}
+
+// A damaged policy entry is refused at open with its key named; the logs are untouched.
+func TestDamagedPolicyRefused(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	if err := s.Suppress(fixture.PDQ(1), "rev", "why"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("policy")).Put([]byte("suppress/pdq nothex"), []byte("{}")) })
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Open(path, g, testOptions())
+	if !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), `policy entry "suppress/pdq nothex"`) {
+		t.Errorf("open with a damaged policy entry: got %v, want ErrDamaged naming it", err)
 	}
 }
