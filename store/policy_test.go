@@ -260,7 +260,9 @@ func TestDamagedPolicyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("policy")).Put([]byte("suppress/pdq nothex"), []byte("{}")) })
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("policy")).Put([]byte("suppress/pdq nothex"), []byte("{}"))
+	})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
