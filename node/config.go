@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,9 @@ type Config struct {
 	MemberListen string
 	// MemberToken, when set, is the bearer token the member API and the JSON API require.
 	MemberToken string
+	// ConsoleHashVideo, when set, lets the console's search hash an uploaded video into signals
+	// (vPDQ); without it the console searches by image and by hash only.
+	ConsoleHashVideo func(ctx context.Context, data []byte) ([]consortium.Signal, error)
 	// HTTPListen is the address of /metrics, /healthz and the JSON API; empty disables them.
 	HTTPListen string
 	// HashURLAllow lists the hosts (each with its subdomains) from which the HMA endpoints

@@ -31,7 +31,7 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case is(store.ErrBusy):
 		return codes.ResourceExhausted
-	case is(errBadRequest, store.ErrLowQuality, consortium.ErrInvalidSignal, consortium.ErrUnknownSignalType,
+	case is(errBadRequest, store.ErrLowQuality, store.ErrPolicy, consortium.ErrInvalidSignal, consortium.ErrUnknownSignalType,
 		consortium.ErrInvalidLabel, consortium.ErrInvalidEntry, consortium.ErrMalformed, consortium.ErrExpired,
 		consortium.ErrInvalidMemberID, consortium.ErrInvalidKey):
 		return codes.InvalidArgument

@@ -19,6 +19,7 @@ package node
 //	GET  /v1/feed?cursor=<cursor>&limit=1000&wait=30
 //	                 the feed as JSON Lines, or as server-sent events with "Accept:
 //	                 text/event-stream" (httpfeed.go; docs/API.md has the records).
+//	/console/        the web console (internal/console): HTML pages behind a sign-in with the token.
 //
 // A value is written as `hashfed` and python-threatexchange write it: hex digits (either case) for
 // pdq, md5 and sha256; for url, the URL itself (canonicalized and hashed by the node) or
@@ -56,6 +57,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/console"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -102,6 +104,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/opinion", n.route(true, []string{http.MethodPost}, n.handleOpinion))
 	n.registerHMA(mux)
 	n.registerBanks(mux)
+	mux.Handle(console.Prefix, n.consoleHandler()) // the web console: its own sign-in with the token (node/console.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})

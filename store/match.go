@@ -25,6 +25,9 @@ type Query struct {
 	// IncludeHidden returns matches that the local policy hides, with the reason, instead of
 	// leaving them out.
 	IncludeHidden bool
+	// Inspect marks a reviewer's look rather than an upload: it is not counted towards flood
+	// quarantine.
+	Inspect bool
 }
 
 // DefaultQuery is a PDQ query at the consortium's default radius (31) of unknown quality.
@@ -174,16 +177,18 @@ func (s *Store) finish(cands []candidate, q Query, keepUnlisted bool) ([]Match, 
 			if len(m.Listings) == 0 && (!keepUnlisted || len(m.Opinions) == 0) {
 				continue
 			}
-			m.Hidden = s.policy(m)
-			if m.Hidden != "" && !q.IncludeHidden {
-				continue
-			}
 			out = append(out, m)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store %s: read match details: %w", s.path, err)
+	}
+	if err := s.applyPolicy(out, !q.Inspect && !keepUnlisted); err != nil {
+		return nil, err
+	}
+	if !q.IncludeHidden {
+		out = slices.DeleteFunc(out, func(m Match) bool { return m.Hidden != "" })
 	}
 	slices.SortStableFunc(out, func(a, b Match) int {
 		if a.Distance != b.Distance {
@@ -192,23 +197,6 @@ func (s *Store) finish(cands []candidate, q Query, keepUnlisted bool) ([]Match, 
 		return strings.Compare(a.Signal.Text(), b.Signal.Text())
 	})
 	return out, nil
-}
-
-// policy returns why the local policy hides a match, or "".
-func (s *Store) policy(m Match) string {
-	if s.opts.DisputeThreshold <= 0 {
-		return ""
-	}
-	n := 0
-	for _, o := range m.Opinions {
-		if o.Stance == pb.Stance_STANCE_FALSE_POSITIVE {
-			n++
-		}
-	}
-	if n >= s.opts.DisputeThreshold {
-		return fmt.Sprintf("disputed: %d members call it a false positive (local policy hides signals disputed by %d or more)", n, s.opts.DisputeThreshold)
-	}
-	return ""
 }
 
 // parsedEntry reads and decodes entry index of member's stored log.

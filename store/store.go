@@ -79,6 +79,15 @@ type Options struct {
 	// roster call a false positive (an opinion with stance false_positive); 0 never hides. Hidden
 	// matches are still returned when a query asks for them, with the reason.
 	DisputeThreshold int
+	// FloodThreshold holds for review a signal that at least this many uploads matched within
+	// FloodWindow when that is also at least FloodFactor times its usual count per window (section
+	// 9 of PROTOCOL.md); 0 never holds. Held matches are hidden with the reason until a reviewer
+	// confirms or deconfirms them ([Store.RecordReview]).
+	FloodThreshold int
+	// FloodWindow is the window of flood counting (default one hour).
+	FloodWindow time.Duration
+	// FloodFactor is how many times its usual count a signal must match to be held (default 10).
+	FloodFactor float64
 	// NoSync skips fsync. Only for tests and benchmarks that measure something else: an append
 	// acknowledged without fsync can be lost in a crash.
 	NoSync bool
@@ -109,6 +118,21 @@ func (o *Options) validate() error {
 	}
 	if o.DisputeThreshold < 0 {
 		return fmt.Errorf("store: dispute threshold %d, want 0 or more", o.DisputeThreshold)
+	}
+	if o.FloodThreshold < 0 {
+		return fmt.Errorf("store: flood threshold %d, want 0 or more", o.FloodThreshold)
+	}
+	if o.FloodWindow < 0 || o.FloodFactor < 0 {
+		return fmt.Errorf("store: flood window %v and factor %v, want 0 (the default) or more", o.FloodWindow, o.FloodFactor)
+	}
+	if o.FloodWindow == 0 {
+		o.FloodWindow = time.Hour
+	}
+	if o.FloodWindow < time.Millisecond {
+		return fmt.Errorf("store: flood window %v, want at least 1ms", o.FloodWindow)
+	}
+	if o.FloodFactor == 0 {
+		o.FloodFactor = 10
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10_000
@@ -154,6 +178,9 @@ type Store struct {
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool
+
+	// pol is the local policy (policy.go).
+	pol *policy
 
 	// cutoffs are the equivocation cutoffs the state applies (see fork.go).
 	cutoffs map[string]uint64
@@ -249,6 +276,9 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		return nil, err
 	}
 	if err := s.applyStoredCutoffs(); err != nil {
+		return nil, err
+	}
+	if err := s.loadPolicy(); err != nil {
 		return nil, err
 	}
 	s.wg.Add(1)

@@ -14,7 +14,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
 		return auditExport(ctx, e, args[1:])
 	}
-	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--require-heads K] [--json]")
+	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--require-heads K] [--json] [--report FILE]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	bundle := fs.String("bundle", "", "audit this bundle directory (hashfed audit export writes one) instead of a running node")
@@ -22,6 +22,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	k := fs.Int("require-cosignatures", 0, "fail a log whose checkpoint has fewer cosignatures by members of the final roster other than its author")
 	h := fs.Int("require-heads", 1, "fail unless heads notes of at least this many members of the final roster say which logs exist (0: none required)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	report := fs.String("report", "", "also recompute this transparency report (hashfed report writes one, HTML or JSON) from the audited logs; fail if one number differs")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +54,9 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	}
 	if !r.OK {
 		return errSilent
+	}
+	if *report != "" {
+		return checkReport(e, in, *report)
 	}
 	return nil
 }

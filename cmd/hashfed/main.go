@@ -46,8 +46,9 @@ func init() {
 		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
 		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
-		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
 		{"version", "", "this build's version (also hashfed --version)", runVersion},
+		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] [--report FILE] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
+		{"report", "[--from DATE] [--to DATE] [--bundle DIR] [--out FILE]", "a transparency report of a period (HTML with charts, or JSON) that audit --report recomputes", runReport},
 		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
 	}
 }

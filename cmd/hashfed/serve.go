@@ -42,8 +42,10 @@ type fileConfig struct {
 		off          bool
 	} `toml:"http"`
 	Match struct {
-		QualityGate      *int `toml:"quality_gate"`
-		DisputeThreshold int  `toml:"dispute_threshold"`
+		QualityGate      *int   `toml:"quality_gate"`
+		DisputeThreshold int    `toml:"dispute_threshold"`
+		FloodThreshold   int    `toml:"flood_threshold"`
+		FloodWindow      string `toml:"flood_window"`
 	} `toml:"match"`
 	Tuning struct {
 		CheckpointInterval  string `toml:"checkpoint_interval"`
@@ -211,11 +213,12 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 		cfg.Store.QualityGate = *fc.Match.QualityGate
 	}
 	cfg.Store.DisputeThreshold = fc.Match.DisputeThreshold
+	cfg.Store.FloodThreshold = fc.Match.FloodThreshold
 	cfg.Store.NoSync = fc.Tuning.NoSync
 	for _, d := range []struct {
 		v   string
 		dst *time.Duration
-	}{{fc.Tuning.CheckpointInterval, &cfg.CheckpointInterval}, {fc.Tuning.AntiEntropyInterval, &cfg.AntiEntropyInterval}, {fc.Tuning.GossipInterval, &cfg.GossipInterval}} {
+	}{{fc.Tuning.CheckpointInterval, &cfg.CheckpointInterval}, {fc.Tuning.AntiEntropyInterval, &cfg.AntiEntropyInterval}, {fc.Tuning.GossipInterval, &cfg.GossipInterval}, {fc.Match.FloodWindow, &cfg.Store.FloodWindow}} {
 		if d.v == "" {
 			continue
 		}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/memberclient"
+	"github.com/hashfed/hashfed/internal/reportpage"
+)
+
+func runReport(ctx context.Context, e *env, args []string) error {
+	fs := flagSet(e, "report", "[--from DATE] [--to DATE] [--bundle DIR | --node ADDR] [--out FILE.html|FILE.json] [--json]")
+	var nf nodeFlags
+	nf.register(fs, e)
+	bundle := fs.String("bundle", "", "compute the report from this audit bundle instead of a running node")
+	from := fs.String("from", "", "the period's first day (YYYY-MM-DD, UTC) or time (RFC 3339), inclusive (default: the day the consortium was founded)")
+	to := fs.String("to", "", "the period's end (YYYY-MM-DD, UTC, or RFC 3339), exclusive (default: now)")
+	out := fs.String("out", "", "write the report here: HTML with charts, or JSON when the name ends in .json")
+	asJSON := fs.Bool("json", false, "print the JSON report (when no --out)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	g, logs, err := reportInput(ctx, &nf, *bundle)
+	if err != nil {
+		return err
+	}
+	f, t := g.Created.UTC().Truncate(24*time.Hour), time.Now().UTC()
+	if *from != "" {
+		if f, err = parseDay("--from", *from); err != nil {
+			return err
+		}
+	}
+	if *to != "" {
+		if t, err = parseDay("--to", *to); err != nil {
+			return err
+		}
+	}
+	r, err := consortium.NewReport(g, logs, f, t)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if *asJSON || strings.HasSuffix(*out, ".json") {
+		b.Write(consortium.MarshalReport(r))
+	} else if err := reportpage.Write(&b, r); err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := e.stdout.Write(b.Bytes())
+		return err
+	}
+	if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s: %d additions, %d revocations, %d disputes from %s to %s (check it with hashfed audit --report %s)\n",
+		*out, r.Totals.Additions, r.Totals.Revocations, r.Totals.Disputes, f.Format(time.DateOnly), t.Format(time.DateOnly), *out)
+	return nil
+}
+
+// parseDay parses a date (midnight UTC) or an RFC 3339 time.
+func parseDay(flag, s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, usageErr("%s %q: want YYYY-MM-DD or an RFC 3339 time", flag, s)
+	}
+	return t, nil
+}
+
+// reportInput reads the genesis and logs from a bundle or a node.
+func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium.Genesis, consortium.Logs, error) {
+	var in consortium.AuditInput
+	var err error
+	if bundle != "" {
+		in, err = memberclient.ReadBundle(bundle)
+	} else {
+		in, err = fetchBundle(ctx, nf)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := consortium.ParseGenesis(in.Genesis)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, in.Logs, nil
+}
+
+// checkReport recomputes a report file from the audited logs and prints the outcome.
+func checkReport(e *env, in consortium.AuditInput, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	g, err := consortium.ParseGenesis(in.Genesis)
+	if err != nil {
+		return err
+	}
+	diffs, n, err := consortium.CheckReport(g, in.Logs, b)
+	if err != nil {
+		return fmt.Errorf("report %s: %w", file, err)
+	}
+	if len(diffs) > 0 {
+		for _, d := range diffs {
+			fmt.Fprintf(e.stdout, "report %s: %s\n", file, d)
+		}
+		return fmt.Errorf("report %s: %d of %d numbers differ from the signed logs: the report is refused", file, len(diffs), n)
+	}
+	fmt.Fprintf(e.stdout, "report %s: all %d numbers recomputed from the signed logs match\n", file, n)
+	return nil
+}
