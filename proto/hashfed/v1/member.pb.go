@@ -180,7 +180,13 @@ type SubmitResult struct {
 	// error says why the entry was refused; empty when accepted.
 	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// entry is the appended entry's bytes (as stamped and encoded), when accepted.
-	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Entry []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	// unchanged is set for an add that was not appended because this member's listing in force is
+	// the same (signal, labels, content id, expiry, note, quality); index and entry are that
+	// listing's add.
+	Unchanged bool `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// updated is set for an appended add that replaces this member's listing in force.
+	Updated       bool `protobuf:"varint,5,opt,name=updated,proto3" json:"updated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +240,20 @@ func (x *SubmitResult) GetEntry() []byte {
 		return x.Entry
 	}
 	return nil
+}
+
+func (x *SubmitResult) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *SubmitResult) GetUpdated() bool {
+	if x != nil {
+		return x.Updated
+	}
+	return false
 }
 
 type MatchRequest struct {
@@ -1721,11 +1741,13 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\rSubmitRequest\x12+\n" +
 	"\aentries\x18\x01 \x03(\v2\x11.hashfed.v1.EntryR\aentries\"D\n" +
 	"\x0eSubmitResponse\x122\n" +
-	"\aresults\x18\x01 \x03(\v2\x18.hashfed.v1.SubmitResultR\aresults\"P\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.hashfed.v1.SubmitResultR\aresults\"\x88\x01\n" +
 	"\fSubmitResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"\xc4\x01\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\bR\tunchanged\x12\x18\n" +
+	"\aupdated\x18\x05 \x01(\bR\aupdated\"\xc4\x01\n" +
 	"\fMatchRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06signal\x18\x02 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1b\n" +
