@@ -81,11 +81,15 @@ func TestRelistIsIdempotent(t *testing.T) {
 		es   func(next uint64) []*pb.Entry
 		want []string
 	}{
-		{"revoke then add", func(uint64) []*pb.Entry { return []*pb.Entry{fixture.RevokeSignal(0, m1), fixture.Add(0, m1, "lang:en")} }, []string{"added", "added"}},
+		{"revoke then add", func(uint64) []*pb.Entry {
+			return []*pb.Entry{fixture.RevokeSignal(0, m1), fixture.Add(0, m1, "lang:en")}
+		}, []string{"added", "added"}},
 		{"revoke by index then add", func(next uint64) []*pb.Entry {
 			return []*pb.Entry{fixture.Add(0, m2), fixture.RevokeIndex(0, next), fixture.Add(0, m1, "lang:en")}
 		}, []string{"added", "added", "added"}},
-		{"new add twice", func(uint64) []*pb.Entry { return []*pb.Entry{fixture.Add(0, fixture.MD5(3)), fixture.Add(0, fixture.MD5(3))} }, []string{"added", "added"}},
+		{"new add twice", func(uint64) []*pb.Entry {
+			return []*pb.Entry{fixture.Add(0, fixture.MD5(3)), fixture.Add(0, fixture.MD5(3))}
+		}, []string{"added", "added"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := submit(t, s, "alpha", tc.es(s.Size("alpha"))...)
