@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,14 +25,6 @@ const importBatch = 10_000
 
 // importInFlight is how many batches an import has at the node at once.
 const importInFlight = 4
-
-// importTally counts what an import did with each line.
-type importTally struct {
-	lines                              int // the last line read
-	sent, added, updated, unchanged    int
-	refused                            []*hashlist.LineError
-	committedThrough, uncommittedFirst int
-}
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "import", "FILE [--format te|csv|jsonl] [--label L]...")
@@ -82,49 +73,29 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	cr := &countingReader{r: r}
 	bar := newProgress(e, "import "+name, total)
-	t := &importTally{}
-	var mu sync.Mutex // guards t against the senders
-	var c *memberclient.Client
+	var im *memberclient.Importer
 	if !*dryRun {
-		if c, err = nf.dial(); err != nil {
+		c, err := nf.dial()
+		if err != nil {
 			return err
 		}
 		defer c.Close()
+		im = c.NewImporter(ctx, *batch, importInFlight, max(nf.timeout, 5*time.Minute))
 	}
-	snd := newSender(ctx, c, max(nf.timeout, 5*time.Minute), t, &mu)
+	var bad []*hashlist.LineError
+	valid, lines := 0, 0
 	seen := map[consortium.Signal]int{}
-	var cur []*pb.Entry
-	var curLines []int
-	var curWhat []string
-	flush := func() error {
-		if len(cur) == 0 {
-			return nil
-		}
-		mu.Lock()
-		t.sent += len(cur)
-		mu.Unlock()
-		if *dryRun {
-			cur, curLines, curWhat = nil, nil, nil
-			return nil
-		}
-		err := snd.send(cur, curLines, curWhat)
-		cur, curLines, curWhat = nil, nil, nil
-		return err
-	}
 	scanErr := hashlist.Scan(cr, f, func(rec hashlist.Record, le *hashlist.LineError) error {
-		line := rec.Line
 		if le != nil {
-			line = le.Line
-		}
-		mu.Lock()
-		t.lines = max(t.lines, line)
-		if le != nil {
-			t.refused = append(t.refused, le)
-			mu.Unlock()
+			bad = append(bad, le)
+			lines = max(lines, le.Line)
 			return nil
 		}
-		mu.Unlock()
-		bar.update(t, &mu, cr.n.Load())
+		line := rec.Line
+		lines = max(lines, line)
+		if im != nil {
+			bar.update(lines, im.Tally, cr.n.Load())
+		}
 		en, sig, err := recordEntry(rec, labels, defExp, now)
 		if err == nil {
 			if prev, dup := seen[sig]; dup {
@@ -132,30 +103,30 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		if err != nil {
-			mu.Lock()
-			t.refused = append(t.refused, &hashlist.LineError{Line: line, Err: err})
-			mu.Unlock()
+			bad = append(bad, &hashlist.LineError{Line: line, Err: err})
 			return nil
 		}
 		seen[sig] = line
-		cur = append(cur, en)
-		curLines = append(curLines, line)
-		curWhat = append(curWhat, sig.String())
-		if len(cur) >= *batch {
-			return flush()
+		valid++
+		if im == nil {
+			return nil
 		}
-		return nil
+		return im.Add(en, line, sig.String())
 	})
-	if scanErr == nil {
-		scanErr = flush()
+	var sendErr error
+	var t memberclient.Tally
+	if im != nil {
+		sendErr = im.Close()
+		t = im.Tally()
+		for _, r := range t.Refused {
+			bad = append(bad, &hashlist.LineError{Line: r.Tag, Err: fmt.Errorf("%s refused by the node: %s", r.What, r.Reason)})
+		}
 	}
-	sendErr := snd.wait()
 	bar.done()
 	report := func() {
-		if len(t.refused) == 0 {
+		if len(bad) == 0 {
 			return
 		}
-		bad := t.refused
 		fmt.Fprintf(e.stderr, "refused %d lines:\n", len(bad))
 		reasons := map[string]int{}
 		for _, b := range bad {
@@ -180,108 +151,33 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "  %v\n", b)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if scanErr != nil && !errors.Is(scanErr, errSendFailed) {
-		report()
-		return fmt.Errorf("%s: %w%s", name, scanErr, t.resumeHint(name))
-	}
-	if sendErr != nil {
-		report()
-		return fmt.Errorf("%w%s", sendErr, t.resumeHint(name))
-	}
 	report()
-	if *dryRun {
-		fmt.Fprintf(e.stdout, "%d lines valid, %d refused; nothing sent\n", t.sent, len(t.refused))
-	} else {
-		fmt.Fprintf(e.stdout, "imported %s: %d added, %d updated, %d unchanged, %d refused\n", name, t.added, t.updated, t.unchanged, len(t.refused))
+	switch {
+	case sendErr != nil:
+		return fmt.Errorf("%w%s", sendErr, resumeHint(t))
+	case scanErr != nil:
+		err := fmt.Errorf("%s: %w", name, scanErr)
+		if im != nil {
+			err = fmt.Errorf("%w%s", err, resumeHint(t))
+		}
+		return err
+	case im == nil:
+		fmt.Fprintf(e.stdout, "%d lines valid, %d refused; nothing sent\n", valid, len(bad))
+	default:
+		fmt.Fprintf(e.stdout, "imported %s: %d added, %d updated, %d unchanged, %d refused\n", name, t.Added, t.Updated, t.Unchanged, len(bad))
 	}
-	if len(t.refused) > 0 {
+	if len(bad) > 0 {
 		return errSilent
 	}
 	return nil
 }
 
 // resumeHint tells what was stored before an import stopped, and how to finish it.
-func (t *importTally) resumeHint(name string) string {
-	done := t.added + t.updated + t.unchanged
-	if done == 0 {
+func resumeHint(t memberclient.Tally) string {
+	if t.Stored() == 0 {
 		return "\nnothing was imported; run the same import again"
 	}
-	return fmt.Sprintf("\n%d entries are stored (%d added, %d updated, %d unchanged); run the same import again to finish: what is stored comes back unchanged and is not appended again", done, t.added, t.updated, t.unchanged)
-}
-
-// errSendFailed stops reading the file once a batch failed (the sender holds the error).
-var errSendFailed = errors.New("a batch failed")
-
-// sender sends an import's batches, up to importInFlight at a time, and tallies the results.
-type sender struct {
-	ctx     context.Context
-	c       *memberclient.Client
-	timeout time.Duration
-	t       *importTally
-	mu      *sync.Mutex
-	slots   chan struct{}
-	wg      sync.WaitGroup
-	err     error // the first batch error, under mu
-}
-
-func newSender(ctx context.Context, c *memberclient.Client, timeout time.Duration, t *importTally, mu *sync.Mutex) *sender {
-	return &sender{ctx: ctx, c: c, timeout: timeout, t: t, mu: mu, slots: make(chan struct{}, importInFlight)}
-}
-
-// send queues one batch; it returns errSendFailed once any batch failed.
-func (s *sender) send(entries []*pb.Entry, lines []int, what []string) error {
-	select {
-	case s.slots <- struct{}{}:
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	}
-	s.mu.Lock()
-	failed := s.err != nil
-	s.mu.Unlock()
-	if failed {
-		<-s.slots
-		return errSendFailed
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() { <-s.slots }()
-		results, err := s.c.Submit(s.ctx, entries, s.timeout)
-		if err == nil && len(results) != len(entries) {
-			err = fmt.Errorf("node answered %d results for %d entries", len(results), len(entries))
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if err != nil {
-			if s.err == nil {
-				s.err = fmt.Errorf("batch of lines %d to %d: %w", lines[0], lines[len(lines)-1], err)
-			}
-			return
-		}
-		for i, res := range results {
-			switch {
-			case res.Error != "":
-				s.t.refused = append(s.t.refused, &hashlist.LineError{Line: lines[i], Err: fmt.Errorf("%s refused by the node: %s", what[i], res.Error)})
-			case res.Unchanged:
-				s.t.unchanged++
-			case res.Updated:
-				s.t.updated++
-			default:
-				s.t.added++
-			}
-		}
-	}()
-	return nil
-}
-
-// wait waits for the batches in flight and returns the first error.
-func (s *sender) wait() error {
-	s.wg.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	return fmt.Sprintf("\n%d entries are stored (%d added, %d updated, %d unchanged); run the same import again to finish: what is stored comes back unchanged and is not appended again", t.Stored(), t.Added, t.Updated, t.Unchanged)
 }
 
 // countingReader counts the bytes read through it, for the progress's ETA.
@@ -364,16 +260,15 @@ func newProgress(e *env, label string, total int64) *progress {
 	return p
 }
 
-// update reports the tally, at most once per interval; read is the bytes read so far.
-func (p *progress) update(t *importTally, mu *sync.Mutex, read int64) {
+// update reports the lines read and the entries stored (from tally), at most once per interval;
+// read is the bytes read so far.
+func (p *progress) update(lines int, tally func() memberclient.Tally, read int64) {
 	now := time.Now()
 	if now.Sub(p.last) < p.every {
 		return
 	}
 	p.last = now
-	mu.Lock()
-	lines, stored := t.lines, t.added+t.updated+t.unchanged
-	mu.Unlock()
+	stored := tally().Stored()
 	el := now.Sub(p.start)
 	rate := float64(lines) / el.Seconds()
 	msg := fmt.Sprintf("%s: %d lines read, %d stored, %.0f lines/s", p.label, lines, stored, rate)
