@@ -310,6 +310,9 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 		// Index adds of a large write go in as one batch (see flushPending).
 		s.pending = map[uint32]pdqindex.Hash{}
 	}
+	if len(writes) > 0 {
+		s.version++
+	}
 	for _, w := range writes {
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
 			if err := s.state.Apply(w.member, w.start+uint64(j), e); err != nil {

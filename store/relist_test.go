@@ -110,3 +110,28 @@ func TestRelistIsIdempotent(t *testing.T) {
 		t.Errorf("digest %x, replay %x", d, r)
 	}
 }
+
+// TestDigestCached: Store.Digest is the state's digest after every kind of change, and a
+// re-listing that appends nothing leaves it as it was.
+func TestDigestCached(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "hashfed.db"), g, testOptions())
+	check := func(when string) {
+		t.Helper()
+		if got, want := s.Digest(), digest(s); got != want {
+			t.Errorf("%s: Digest() %x, state %x", when, got, want)
+		}
+	}
+	check("empty")
+	submit(t, s, "alpha", fixture.Add(0, fixture.MD5(1)))
+	check("after an add")
+	d := s.Digest()
+	submit(t, s, "alpha", fixture.Add(0, fixture.MD5(1)))
+	if got := s.Digest(); got != d {
+		t.Errorf("an unchanged re-listing changed the digest: %x, was %x", got, d)
+	}
+	submit(t, s, "bravo", fixture.Add(0, fixture.MD5(1)))
+	check("after bravo's add")
+	submit(t, s, "alpha", fixture.RevokeSignal(0, fixture.MD5(1)))
+	check("after a revoke")
+}

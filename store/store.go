@@ -151,6 +151,9 @@ type Store struct {
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool
+	// version counts the changes of state (appends applied, cutoffs swapped in), for digest.
+	version uint64
+	digest  digestCache
 
 	// cutoffs are the equivocation cutoffs the state applies (see fork.go).
 	cutoffs map[string]uint64

@@ -963,8 +963,22 @@ type StatusResponse struct {
 	// gossip_isolated is true while gossip sees no other node although there are other nodes to
 	// see (configured seeds, remembered peers, nodes heard of); the node keeps trying to rejoin.
 	GossipIsolated bool `protobuf:"varint,17,opt,name=gossip_isolated,json=gossipIsolated,proto3" json:"gossip_isolated,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// version is the hashfed build the node runs.
+	Version string `protobuf:"bytes,18,opt,name=version,proto3" json:"version,omitempty"`
+	// The node's addresses: the member API, the peer API (as advertised to peers), gossip and the
+	// HTTP API (empty when off).
+	MemberAddress string `protobuf:"bytes,19,opt,name=member_address,json=memberAddress,proto3" json:"member_address,omitempty"`
+	PeerAddress   string `protobuf:"bytes,20,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	GossipAddress string `protobuf:"bytes,21,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	HttpAddress   string `protobuf:"bytes,22,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
+	// The node's match policy: PDQ adds and queries below quality_gate are refused; a signal that
+	// dispute_threshold members call a false positive is hidden from matches (0: never hidden).
+	QualityGate      uint32 `protobuf:"varint,23,opt,name=quality_gate,json=qualityGate,proto3" json:"quality_gate,omitempty"`
+	DisputeThreshold uint32 `protobuf:"varint,24,opt,name=dispute_threshold,json=disputeThreshold,proto3" json:"dispute_threshold,omitempty"`
+	// gossip_suspect is how many nodes gossip currently suspects of having failed.
+	GossipSuspect uint32 `protobuf:"varint,25,opt,name=gossip_suspect,json=gossipSuspect,proto3" json:"gossip_suspect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1114,6 +1128,62 @@ func (x *StatusResponse) GetGossipIsolated() bool {
 		return x.GossipIsolated
 	}
 	return false
+}
+
+func (x *StatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMemberAddress() string {
+	if x != nil {
+		return x.MemberAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetHttpAddress() string {
+	if x != nil {
+		return x.HttpAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetQualityGate() uint32 {
+	if x != nil {
+		return x.QualityGate
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDisputeThreshold() uint32 {
+	if x != nil {
+		return x.DisputeThreshold
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGossipSuspect() uint32 {
+	if x != nil {
+		return x.GossipSuspect
+	}
+	return 0
 }
 
 type RosterMember struct {
@@ -1803,7 +1873,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\tlisted_by\x18\x05 \x03(\tR\blistedBy\x12\x1a\n" +
 	"\brejected\x18\x06 \x01(\tR\brejected\x120\n" +
 	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\"\x0f\n" +
-	"\rStatusRequest\"\xa5\x05\n" +
+	"\rStatusRequest\"\xca\a\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
 	"\n" +
@@ -1824,7 +1894,15 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\bfeed_end\x18\x0e \x01(\x04R\afeedEnd\x12\x1b\n" +
 	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\x12!\n" +
 	"\fgossip_nodes\x18\x10 \x01(\rR\vgossipNodes\x12'\n" +
-	"\x0fgossip_isolated\x18\x11 \x01(\bR\x0egossipIsolated\"c\n" +
+	"\x0fgossip_isolated\x18\x11 \x01(\bR\x0egossipIsolated\x12\x18\n" +
+	"\aversion\x18\x12 \x01(\tR\aversion\x12%\n" +
+	"\x0emember_address\x18\x13 \x01(\tR\rmemberAddress\x12!\n" +
+	"\fpeer_address\x18\x14 \x01(\tR\vpeerAddress\x12%\n" +
+	"\x0egossip_address\x18\x15 \x01(\tR\rgossipAddress\x12!\n" +
+	"\fhttp_address\x18\x16 \x01(\tR\vhttpAddress\x12!\n" +
+	"\fquality_gate\x18\x17 \x01(\rR\vqualityGate\x12+\n" +
+	"\x11dispute_threshold\x18\x18 \x01(\rR\x10disputeThreshold\x12%\n" +
+	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\"c\n" +
 	"\fRosterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\x12\x1d\n" +
