@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+
 	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -19,6 +23,8 @@ type relister struct {
 	tx      *bolt.Tx
 	touched map[string]map[consortium.Signal]bool
 	blind   map[string]bool // members with a revoke by index earlier in the commit
+	logs    map[string]*bolt.Bucket
+	buf     []byte
 }
 
 func newRelister(s *Store) *relister {
@@ -62,11 +68,17 @@ func (r *relister) check(member string, e *pb.Entry, now int64) (out Appended, u
 		if err != nil {
 			return out, false // append: the checks that follow decide
 		}
-		var cur pb.Entry
-		if proto.Unmarshal(raw, &cur) != nil || !proto.Equal(cur.GetAdd(), op.Add) {
+		// Stored entries are deterministic encodings, in which the add is the deterministic
+		// encoding of the Add: equal bytes are an equal add (no decoding of the stored entry).
+		cur, ok := addBytes(raw)
+		if !ok {
 			return out, false
 		}
-		return Appended{Index: l.Index, Entry: raw, Unchanged: true}, true
+		r.buf, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(r.buf[:0], op.Add)
+		if err != nil || !bytes.Equal(cur, r.buf) {
+			return out, false
+		}
+		return Appended{Index: l.Index, Entry: bytes.Clone(raw), Unchanged: true}, true
 	}
 	return out, false
 }
@@ -80,15 +92,53 @@ func (r *relister) touch(member string, sig consortium.Signal) {
 	m[sig] = true
 }
 
+// read returns entry index of member's log, valid until close.
 func (r *relister) read(member string, index uint64) ([]byte, error) {
 	if r.tx == nil {
 		tx, err := r.s.db.Begin(false)
 		if err != nil {
 			return nil, err
 		}
-		r.tx = tx
+		r.tx, r.logs = tx, map[string]*bolt.Bucket{}
 	}
-	return readEntry(r.tx, member, index)
+	b, ok := r.logs[member]
+	if !ok {
+		b = logBucket(r.tx, member)
+		r.logs[member] = b
+	}
+	if b == nil {
+		return nil, fmt.Errorf("no log of %q", member)
+	}
+	v := b.Get(logKey(index))
+	if v == nil {
+		return nil, fmt.Errorf("log %q has no entry %d", member, index)
+	}
+	_, e, err := splitValue(index, v)
+	return e, err
+}
+
+// entryAddField is the field number of Entry.add (hashfed.proto).
+const entryAddField = 2
+
+// addBytes returns the bytes of the add field of an encoded entry.
+func addBytes(raw []byte) ([]byte, bool) {
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return nil, false
+		}
+		raw = raw[n:]
+		if num == entryAddField && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(raw)
+			return v, m >= 0
+		}
+		m := protowire.ConsumeFieldValue(num, typ, raw)
+		if m < 0 {
+			return nil, false
+		}
+		raw = raw[m:]
+	}
+	return nil, false
 }
 
 // close ends the read transaction, if one was begun.

@@ -110,9 +110,7 @@ func benchImport(ctx context.Context, e *env, args []string) error {
 		return t, total, nil
 	}
 	fmt.Fprintf(e.stdout, "importing %d lines into %s, replicated to %d nodes...\n", *n, author.ID(), len(ns))
-	stop := profile()
 	t1, d1, err := run()
-	stop()
 	if err != nil {
 		return err
 	}
@@ -121,7 +119,9 @@ func benchImport(ctx context.Context, e *env, args []string) error {
 	}
 	size := author.Store().Size(author.ID())
 	fmt.Fprintf(e.stdout, "first import: %d added in %v\n", t1.Added, d1.Round(time.Millisecond))
+	stop := profile()
 	t2, d2, err := run()
+	stop()
 	if err != nil {
 		return err
 	}
