@@ -14,6 +14,9 @@ func runRoster(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usageErr("roster needs a step: show, propose or endorse")
 	}
+	if isHelp(args[0]) {
+		return stepsHelp(e, "roster")
+	}
 	switch args[0] {
 	case "show":
 		return rosterShow(ctx, e, args[1:])
