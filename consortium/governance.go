@@ -16,7 +16,7 @@ import (
 func (s *State) vote(mi uint16, epoch uint64, h Hash) error {
 	k := voteKey{mi, epoch}
 	if prev, ok := s.votes[k]; ok {
-		return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, s.memberIDs[mi], epoch, shortHash(prev))
+		return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, s.memberIDs[mi], epoch, proposalHex(prev))
 	}
 	s.votes[k] = h
 	return nil

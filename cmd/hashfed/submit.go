@@ -38,6 +38,31 @@ func parseExpiry(s string, now time.Time) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
+// parseAt reads a point in the past for --at: a time ago (1h, 90m, 7d), a date (2026-01-31,
+// midnight UTC) or an RFC 3339 time.
+func parseAt(s string, now time.Time) (time.Time, error) {
+	bad := usageErr("--at %q: want a time ago like 1h or 7d, a date like 2026-01-31, or an RFC 3339 time like 2026-01-31T12:00:00Z", s)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(d)
+		if err != nil || days < 0 {
+			return time.Time{}, bad
+		}
+		return now.Add(-time.Duration(days) * 24 * time.Hour), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, bad
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateOnly, "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, bad
+}
+
 func runAdd(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... [flags]")
 	var nf nodeFlags
