@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashfed/hashfed/internal/fixture"
@@ -134,4 +136,40 @@ func TestDigestCached(t *testing.T) {
 	check("after bravo's add")
 	submit(t, s, "alpha", fixture.RevokeSignal(0, fixture.MD5(1)))
 	check("after a revoke")
+}
+
+// TestOwner: a store records whose node keeps it; opened for another member it is refused with
+// ErrWrongOwner and left as it was; a store recording no owner adopts the first one given.
+func TestOwner(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "hashfed.db")
+	alpha, bravo := fixture.Key("alpha").Public().String(), fixture.Key("bravo").Public().String()
+	o := testOptions()
+	o.Owner = alpha
+	s := openStore(t, path, g, o)
+	submit(t, s, "alpha", fixture.Add(0, fixture.MD5(1)))
+	s.Close()
+
+	o.Owner = bravo
+	if _, err := store.Open(path, g, o); !errors.Is(err, store.ErrWrongOwner) || !strings.Contains(err.Error(), `data of member "alpha"`) {
+		t.Fatalf("opened as bravo: got %v, want ErrWrongOwner naming alpha", err)
+	}
+	o.Owner = alpha
+	s = openStore(t, path, g, o)
+	if got := s.Size("alpha"); got != 1 {
+		t.Errorf("alpha's log after the refused open: got %d entries, want 1", got)
+	}
+	s.Close()
+
+	// A store made before owners were recorded takes the first owner that opens it.
+	legacy := filepath.Join(t.TempDir(), "hashfed.db")
+	s = openStore(t, legacy, g, testOptions())
+	s.Close()
+	o.Owner = bravo
+	s = openStore(t, legacy, g, o)
+	s.Close()
+	o.Owner = alpha
+	if _, err := store.Open(legacy, g, o); !errors.Is(err, store.ErrWrongOwner) {
+		t.Errorf("legacy store adopted by bravo, opened as alpha: got %v, want ErrWrongOwner", err)
+	}
 }
