@@ -33,20 +33,18 @@ type Refusal struct {
 // not appended again, re-sending a list after an interruption finishes it. An Importer is used
 // by one goroutine.
 type Importer struct {
-	c        *Client
-	ctx      context.Context
-	timeout  time.Duration
-	batch    int
-	slots    chan struct{}
-	wg       sync.WaitGroup
-	entries  []*pb.Entry
-	tags     []int
-	what     []string
-	mu       sync.Mutex
-	tally    Tally
-	err      error
-	sent     int
-	inFlight int
+	c       *Client
+	ctx     context.Context
+	timeout time.Duration
+	batch   int
+	slots   chan struct{}
+	wg      sync.WaitGroup
+	entries []*pb.Entry
+	tags    []int
+	what    []string
+	mu      sync.Mutex
+	tally   Tally
+	err     error
 }
 
 // NewImporter returns an importer to c sending batches of batch entries, at most inFlight at a
