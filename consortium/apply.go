@@ -226,10 +226,22 @@ func (s *State) applyAdd(mi uint16, index uint64, sig Signal, expires int64) {
 	}
 	r := &s.sigs[id]
 	if !replaced {
-		r.visible++
-		s.listed++
+		s.seen(r, +1)
 	}
 	s.emit(Change{Kind: Listed, Signal: sig, SignalID: id, Member: s.memberIDs[mi], Index: index, Expires: expires, Listers: int(r.visible)})
+}
+
+// seen counts one visible listing more (d = +1) or less (d = -1) of signal record r, and keeps
+// the number of listings and of signals listed by anyone, so that [State.Counts] need not scan.
+func (s *State) seen(r *sigRec, d int) {
+	switch {
+	case d > 0 && r.visible == 0:
+		s.visibleSigs++
+	case d < 0 && r.visible == 1:
+		s.visibleSigs--
+	}
+	r.visible = uint16(int(r.visible) + d)
+	s.listed += d
 }
 
 func (s *State) applyRevoke(mi uint16, index uint64, sig Signal) error {
@@ -241,8 +253,7 @@ func (s *State) applyRevoke(mi uint16, index uint64, sig Signal) error {
 		return nil
 	}
 	r := &s.sigs[id]
-	r.visible--
-	s.listed--
+	s.seen(r, -1)
 	s.emit(Change{Kind: Unlisted, Signal: sig, SignalID: id, Member: s.memberIDs[mi], Index: index, Listers: int(r.visible)})
 	return nil
 }

@@ -124,7 +124,7 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 		} else {
 			p, ok := s.proposals[v.proposal]
 			if !ok {
-				return fmt.Errorf("%w: endorsement of unknown proposal %s", ErrInvalidEntry, shortHash(v.proposal))
+				return fmt.Errorf("%w: endorsement of unknown proposal %s", ErrInvalidEntry, proposalHex(v.proposal))
 			}
 			if p.epoch != v.epoch {
 				return fmt.Errorf("%w: endorsement for epoch %d of a proposal for epoch %d", ErrInvalidEntry, v.epoch, p.epoch)
@@ -139,7 +139,7 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 			prev, ok = ov.votes[v.epoch]
 		}
 		if ok {
-			return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, member, v.epoch, shortHash(prev))
+			return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, member, v.epoch, proposalHex(prev))
 		}
 		ov.votes[v.epoch] = vote
 	}

@@ -16,7 +16,7 @@ import (
 func (s *State) vote(mi uint16, epoch uint64, h Hash) error {
 	k := voteKey{mi, epoch}
 	if prev, ok := s.votes[k]; ok {
-		return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, s.memberIDs[mi], epoch, shortHash(prev))
+		return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, s.memberIDs[mi], epoch, proposalHex(prev))
 	}
 	s.votes[k] = h
 	return nil
@@ -134,12 +134,10 @@ func (s *State) refreshRoles() {
 				r := &s.sigs[id]
 				switch {
 				case slices.Contains(gained, l.member):
-					r.visible++
-					s.listed++
+					s.seen(r, +1)
 					s.emit(Change{Kind: Listed, Signal: r.sig, SignalID: uint32(id), Member: s.memberIDs[l.member], Index: l.index, Expires: l.expires, Listers: int(r.visible)})
 				case slices.Contains(lost, l.member):
-					r.visible--
-					s.listed--
+					s.seen(r, -1)
 					s.emit(Change{Kind: Unlisted, Signal: r.sig, SignalID: uint32(id), Member: s.memberIDs[l.member], Index: l.index, Listers: int(r.visible)})
 				}
 			})

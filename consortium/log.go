@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -395,6 +396,10 @@ func VerifyRange(tree *Tree, entries [][]byte, cp *Checkpoint) (*Tree, []Hash, e
 }
 
 func shortHash(h Hash) string { return base64.StdEncoding.EncodeToString(h[:])[:12] + "…" }
+
+// proposalHex is a proposal's hash in messages: in full lowercase hex, as users see proposals
+// (hashfed roster show) and type them (hashfed roster endorse).
+func proposalHex(h Hash) string { return hex.EncodeToString(h[:]) }
 
 // VerifyInclusion checks an RFC 6962 inclusion proof of leaf index in a tree of the given size and
 // root.

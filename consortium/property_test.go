@@ -116,13 +116,21 @@ func interleave(t *testing.T, r *rand.Rand, g *consortium.Genesis, logs consorti
 		}
 	}
 	want := map[string]bool{}
+	wantSigs := 0
 	for _, sig := range allSignals() {
 		for _, l := range s.Listed(sig) {
 			want[sig.String()+"/"+l.Member] = true
 		}
+		if len(s.Listed(sig)) > 0 {
+			wantSigs++
+		}
 	}
 	if fmt.Sprint(want) != fmt.Sprint(listed) {
 		t.Fatalf("changes reported do not add up to the state:\n changes %v\n   state %v", listed, want)
+	}
+	// The counters kept as listings change agree with a scan.
+	if sigs, ls := s.Counts(); sigs != wantSigs || ls != len(want) {
+		t.Fatalf("Counts() = %d signals, %d listings; a scan finds %d, %d", sigs, ls, wantSigs, len(want))
 	}
 	return s
 }

@@ -6,13 +6,9 @@ import (
 )
 
 // Counts returns the number of signals listed by at least one member and the number of listings.
+// Both are kept as listings change: Counts does not scan the set.
 func (s *State) Counts() (signals, listings int) {
-	for i := range s.sigs {
-		if s.sigs[i].visible > 0 {
-			signals++
-		}
-	}
-	return signals, s.listed
+	return s.visibleSigs, s.listed
 }
 
 // NumSignalIDs returns one more than the largest signal id handed out.
@@ -89,4 +85,26 @@ func (s *State) eachListing(id uint32, fn func(listing)) {
 	for _, l := range s.extra[id] {
 		fn(l)
 	}
+}
+
+// ListingInForce returns member's listing of sig when it is in force: the member lists the signal
+// and may list (its role allows adds). Expiry is not applied. A node uses it to tell a re-listing
+// that changes nothing from one that updates the listing.
+func (s *State) ListingInForce(member string, sig Signal) (Listing, bool) {
+	mi, ok := s.memberIdx[member]
+	if !ok || !s.canAdd[mi] {
+		return Listing{}, false
+	}
+	id, ok := s.sigIndex.lookup(sig, s.sigs)
+	if !ok {
+		return Listing{}, false
+	}
+	var out Listing
+	found := false
+	s.eachListing(id, func(l listing) {
+		if l.member == mi {
+			out, found = Listing{Member: member, Index: l.index, Expires: l.expires}, true
+		}
+	})
+	return out, found
 }

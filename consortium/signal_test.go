@@ -103,7 +103,7 @@ func TestCanonicalURL(t *testing.T) {
 			t.Errorf("CanonicalURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "http://exa mple.com/", "mailto:x@example.com", "http:///path", "javascript:alert(1)", "http://example.com/\x00"} {
+	for _, bad := range []string{"", "http://exa mple.com/", "mailto:x@example.com", "http:///path", "javascript:alert(1)", "http://example.com/\x00", "not-a-url", "word/path"} {
 		if _, err := consortium.CanonicalURL(bad); !errors.Is(err, consortium.ErrInvalidSignal) {
 			t.Errorf("CanonicalURL(%q) = %v, want ErrInvalidSignal", bad, err)
 		}

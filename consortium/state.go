@@ -154,7 +154,9 @@ type State struct {
 	sigs     []sigRec
 	extra    map[uint32][]listing
 	opinions map[opinionKey]opinion
-	listed   int
+	// listed counts the visible listings, visibleSigs the signals with at least one (see seen).
+	listed      int
+	visibleSigs int
 
 	rejected  []Rejection
 	nRejected int

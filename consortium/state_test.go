@@ -119,6 +119,19 @@ func TestAddRevokeOpinion(t *testing.T) {
 	if l := w.state().Listed(a); len(l) != 1 || l[0].Index != idx {
 		t.Errorf("re-add: got %+v, want bravo at %d", l, idx)
 	}
+	// The listing in force: bravo's newest add of a; none for alpha (revoked) or an unknown signal.
+	s = w.state()
+	if l, ok := s.ListingInForce("bravo", a); !ok || l.Index != idx || l.Member != "bravo" {
+		t.Errorf("ListingInForce(bravo, a): got %+v %v, want bravo at %d", l, ok, idx)
+	}
+	for _, tc := range []struct {
+		member string
+		sig    consortium.Signal
+	}{{"alpha", a}, {"alpha", b}, {"bravo", fixture.MD5(9)}, {"zulu", a}} {
+		if l, ok := s.ListingInForce(tc.member, tc.sig); ok {
+			t.Errorf("ListingInForce(%s, %s): got %+v, want none", tc.member, tc.sig, l)
+		}
+	}
 }
 
 func TestRules(t *testing.T) {

@@ -41,7 +41,8 @@ func CanonicalURL(raw string) (string, error) {
 			return "", fmt.Errorf("%w: URL has white space or a control character at position %d", ErrInvalidSignal, i)
 		}
 	}
-	if !strings.Contains(s, "://") {
+	schemeless := !strings.Contains(s, "://")
+	if schemeless {
 		if sc, rest, ok := strings.Cut(s, ":"); ok && isScheme(sc) && !startsWithDigit(rest) {
 			return "", fmt.Errorf("%w: URL scheme %q, want http or https", ErrInvalidSignal, sc)
 		}
@@ -58,6 +59,10 @@ func CanonicalURL(raw string) (string, error) {
 	host = strings.TrimRight(strings.ToLower(host), ".")
 	if host == "" {
 		return "", fmt.Errorf("%w: URL %q has no host", ErrInvalidSignal, truncate(raw, 80))
+	}
+	// Without a scheme, a word is not taken for a host: "not-a-url" is a typo, not a page.
+	if schemeless && !strings.Contains(host, ".") && !strings.Contains(host, ":") && host != "localhost" {
+		return "", fmt.Errorf("%w: %q is not a URL: no scheme, and %q is not a domain name or an IP address (want https://example.com/page or example.com/page)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		if ip.To4() == nil {

@@ -98,11 +98,19 @@ func (n *Node) startGossip() error {
 	return nil
 }
 
+// joinRefusalsMax is how many join attempts the seeds may refuse (accept the connection, then
+// close it) before joinLoop stops and says why; healLoop still tries them, with its backoff.
+const joinRefusalsMax = 5
+
 // joinLoop joins the configured nodes, retrying until one answers, then compares heads with a few
-// peers at once (bootstrap and catch-up after a restart).
+// peers at once (bootstrap and catch-up after a restart). Seeds that accept connections but refuse
+// to gossip (memberlist closes a stream whose cluster label, derived from the genesis, or whose
+// encryption differs) are reported as what they most likely are, and after joinRefusalsMax such
+// attempts the loop stops retrying.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	delay := 200 * time.Millisecond
+	refusals := 0
 	for {
 		if n.ml.NumMembers() > 1 {
 			// Joined meanwhile through remembered peers (see healLoop): gossip finds the seeds.
@@ -115,7 +123,17 @@ func (n *Node) joinLoop() {
 			n.catchUp()
 			return
 		}
-		n.log.Warn("join failed; retrying", "seeds", strings.Join(n.cfg.Join, ","), "err", err)
+		if open := n.listeningSeeds(); len(open) > 0 {
+			refusals++
+			why := fmt.Sprintf("the seeds %s accept connections but refuse this node's gossip: they run with another genesis (another consortium; this node's is %s, cluster label %q) or with other gossip keys, or this member is not on their roster", strings.Join(open, ","), n.g.ID, n.cfg.ClusterLabel)
+			if refusals >= joinRefusalsMax {
+				n.log.Error("join refused; not retrying the seeds here (the rejoin loop still tries them, with backoff): check that every node runs with the same genesis.bin and gossip keys", "reason", why, "attempts", refusals)
+				return
+			}
+			n.log.Warn("join refused; retrying", "reason", why, "err", err)
+		} else {
+			n.log.Warn("join failed; retrying", "seeds", strings.Join(n.cfg.Join, ","), "err", err)
+		}
 		select {
 		case <-n.ctx.Done():
 			return
@@ -123,6 +141,21 @@ func (n *Node) joinLoop() {
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// listeningSeeds returns the configured seeds that accept a TCP connection (memberlist's
+// push-pull listens on TCP at the gossip address).
+func (n *Node) listeningSeeds() []string {
+	var open []string
+	for _, seed := range n.cfg.Join {
+		c, err := net.DialTimeout("tcp", seed, time.Second)
+		if err != nil {
+			continue
+		}
+		c.Close()
+		open = append(open, seed)
+	}
+	return open
 }
 
 // NodeMeta returns the memberlist metadata of the node.

@@ -172,7 +172,7 @@ func (s *memberServer) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.S
 			resp.Results[i] = &pb.SubmitResult{Error: a.Err.Error()}
 			continue
 		}
-		resp.Results[i] = &pb.SubmitResult{Index: a.Index, Entry: a.Entry}
+		resp.Results[i] = &pb.SubmitResult{Index: a.Index, Entry: a.Entry, Unchanged: a.Unchanged, Updated: a.Updated}
 	}
 	return resp, nil
 }

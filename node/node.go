@@ -107,6 +107,7 @@ func New(cfg Config) (*Node, error) {
 	n.refused = newRefusals(n.log, n.metrics.refused)
 	so := cfg.Store
 	so.Logger = n.log
+	so.Owner = cfg.Key.Public().String()
 	userChange := so.OnChange
 	so.OnChange = func(c consortium.Change) {
 		n.metrics.onChange(c)

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/version"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"github.com/hashicorp/memberlist"
 )
 
 // Status reports the node: roster, every log's size, checkpoint, lag and cosigners, peers, counts,
@@ -21,6 +23,17 @@ func (n *Node) Status() *pb.StatusResponse {
 		UptimeMs:       time.Since(n.started).Milliseconds(),
 		GossipNodes:    uint32(n.GossipMembers()),
 		GossipIsolated: n.Isolated(),
+		GossipSuspect:  uint32(n.gossipSuspect()),
+		Version:        version.Version(),
+		MemberAddress:  n.MemberAddr(),
+		PeerAddress:    n.PeerAddr(),
+		GossipAddress:  n.GossipAddr(),
+		HttpAddress:    n.HTTPAddr(),
+		// The state digest is cached by the store until the state changes: no scan of the set
+		// when nothing changed.
+		StateDigest:      hex.EncodeToString(digestBytes(n.store.Digest())),
+		QualityGate:      uint32(n.cfg.Store.QualityGate),
+		DisputeThreshold: uint32(n.cfg.Store.DisputeThreshold),
 	}
 	heads := n.store.Heads()
 	sizes := n.store.Sizes()
@@ -33,8 +46,6 @@ func (n *Node) Status() *pb.StatusResponse {
 		}
 		sig, lst := s.Counts()
 		st.Signals, st.Listings = uint64(sig), uint64(lst)
-		d := s.Digest()
-		st.StateDigest = hex.EncodeToString(d[:])
 		_, rej := s.Rejections()
 		st.RejectedEntries = uint64(rej)
 		for _, p := range s.Proposals() {
@@ -110,4 +121,20 @@ func (n *Node) Status() *pb.StatusResponse {
 		return 1
 	})
 	return st
+}
+
+func digestBytes(h consortium.Hash) []byte { return h[:] }
+
+// gossipSuspect returns how many nodes gossip suspects of having failed.
+func (n *Node) gossipSuspect() int {
+	if n.ml == nil {
+		return 0
+	}
+	k := 0
+	for _, m := range n.ml.Members() {
+		if m.State == memberlist.StateSuspect {
+			k++
+		}
+	}
+	return k
 }

@@ -18,6 +18,12 @@ type Appended struct {
 	// Entry is the entry's bytes as appended.
 	Entry []byte
 	Err   error
+	// Unchanged is set for an add that was not appended because the member's listing in force
+	// is the same (signal, labels, content id, expiry, note and quality); Index and Entry are
+	// that listing's add.
+	Unchanged bool
+	// Updated is set for an appended add that replaces the member's listing in force.
+	Updated bool
 }
 
 type submission struct {
@@ -31,7 +37,10 @@ type submission struct {
 // Submit appends entries to member's own log: the node's platform submitting its adds, revokes,
 // opinions and votes. Each entry whose time is zero is stamped with the current time (never before
 // the log's last entry). Entries are checked against the state ([consortium.State.CheckBatch]) and
-// the quality gate; refused ones are reported and not appended. Submissions from concurrent callers
+// the quality gate; refused ones are reported and not appended. An add that re-lists a signal
+// exactly as the member's listing in force does is not appended either: it is reported
+// [Appended.Unchanged], with that listing's index, so re-sending a whole list appends only what
+// changed. Submissions from concurrent callers
 // are committed together (group commit): one bbolt transaction, fsynced before Submit returns and
 // before the entries' effect is visible to matching. The error is for the whole submission (a
 // closed store, a failed write); nothing of it was appended then.
@@ -110,6 +119,7 @@ func (s *Store) commitBatch(batch []*submission) {
 	var order []string
 	now := s.opts.Now().UnixMilli()
 	s.mu.RLock()
+	rl := newRelister(s)
 	for _, sub := range batch {
 		sub.out = make([]Appended, len(sub.entries))
 		if _, ok := byMember[sub.member]; !ok {
@@ -122,14 +132,21 @@ func (s *Store) commitBatch(batch []*submission) {
 				sub.out[i].Err = frozen
 				continue
 			}
+			same, unchanged := rl.check(sub.member, e, now)
+			if unchanged {
+				sub.out[i] = same
+				continue
+			}
 			raw, err := s.prepare(sub.member, e, now)
 			if err != nil {
 				sub.out[i].Err = err
 				continue
 			}
+			sub.out[i].Updated = same.Updated
 			byMember[sub.member] = append(byMember[sub.member], pending{sub, i, raw})
 		}
 	}
+	rl.close()
 	// Check each author's entries in order against the state and each other.
 	var writes []logWrite
 	for _, m := range order {
@@ -145,7 +162,7 @@ func (s *Store) commitBatch(batch []*submission) {
 				p.sub.out[p.i].Err = errs[i]
 				continue
 			}
-			p.sub.out[p.i] = Appended{Index: w.start + uint64(len(w.entries)), Entry: p.raw}
+			p.sub.out[p.i] = Appended{Index: w.start + uint64(len(w.entries)), Entry: p.raw, Updated: p.sub.out[p.i].Updated}
 			w.entries = append(w.entries, p.raw)
 		}
 		if len(w.entries) > 0 {
@@ -292,6 +309,9 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
 		s.pending = map[uint32]pdqindex.Hash{}
+	}
+	if len(writes) > 0 {
+		s.version++
 	}
 	for _, w := range writes {
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {

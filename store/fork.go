@@ -106,6 +106,7 @@ func (s *Store) rebuildFor(cut map[string]uint64) (*Store, error) {
 // Caller holds mu (exclusive) and wmu.
 func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
 	s.cutoffs = cut
+	s.version++
 	if shadow == nil {
 		return
 	}

@@ -15,6 +15,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ var (
 
 	// ErrBusy means too many submitted entries are waiting to be committed; retry later.
 	ErrBusy = errors.New("store busy")
+
+	// ErrWrongOwner means the store is another member's: it records the key of the member whose
+	// node created it (see [Options.Owner]).
+	ErrWrongOwner = errors.New("store belongs to another member")
 )
 
 var (
@@ -69,6 +74,7 @@ var (
 
 	keySchema  = []byte("schema")
 	keyGenesis = []byte("genesis")
+	keyOwner   = []byte("owner")
 )
 
 // Options configures a [Store]. Start from [DefaultOptions].
@@ -104,6 +110,11 @@ type Options struct {
 	// OnChange, when set, is called with every state change after it is applied (under the store's
 	// lock: it must not call back into the store).
 	OnChange func(consortium.Change)
+	// Owner is the public key (in its text form, [consortium.PublicKey.String]) of the member whose
+	// node keeps the store. A new store records it, and so does the first open of a store that
+	// records none; a store recording another key is refused with [ErrWrongOwner], so that a node
+	// never signs its member's log on top of another member's data. Empty: not checked.
+	Owner string
 }
 
 // DefaultOptions returns the options a node uses unless configured otherwise: quality gate 50, no
@@ -178,6 +189,9 @@ type Store struct {
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool
+	// version counts the changes of state (appends applied, cutoffs swapped in), for digest.
+	version uint64
+	digest  digestCache
 
 	// pol is the local policy (policy.go).
 	pol *policy
@@ -269,6 +283,9 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	if err := s.checkMeta(); err != nil {
 		return nil, err
 	}
+	if err := s.checkOwner(); err != nil {
+		return nil, err
+	}
 	if s.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
 		return nil, err
 	}
@@ -308,6 +325,11 @@ func create(path string, g *consortium.Genesis, opts Options) error {
 		meta := tx.Bucket(bucketMeta)
 		if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
 			return err
+		}
+		if opts.Owner != "" {
+			if err := meta.Put(keyOwner, []byte(opts.Owner)); err != nil {
+				return err
+			}
 		}
 		return meta.Put(keyGenesis, g.Marshal())
 	})
@@ -361,6 +383,39 @@ func (s *Store) checkMeta() error {
 		}
 		return nil
 	})
+}
+
+// checkOwner refuses a store recording another member's key than Options.Owner, and records
+// the owner in a store that records none (made before stores recorded it).
+func (s *Store) checkOwner() error {
+	if s.opts.Owner == "" {
+		return nil
+	}
+	var stored []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		stored = bytes.Clone(tx.Bucket(bucketMeta).Get(keyOwner))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	if stored == nil {
+		if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyOwner, []byte(s.opts.Owner)) }); err != nil {
+			return fmt.Errorf("open store %s: record its owner: %w", s.path, err)
+		}
+		return nil
+	}
+	if string(stored) == s.opts.Owner {
+		return nil
+	}
+	who := "another member"
+	if p, err := consortium.ParsePublicKey(string(stored)); err == nil {
+		who = fmt.Sprintf("member %q (key %s)", p.ID, p)
+	}
+	me := s.opts.Owner
+	if p, err := consortium.ParsePublicKey(me); err == nil {
+		me = fmt.Sprintf("%q (key %s)", p.ID, p)
+	}
+	return fmt.Errorf("open store %s: %w: it is the data of %s, and this node runs as %s; each member's node needs its own data directory (data_dir): point this one at its own, or start the node with that member's key", s.path, ErrWrongOwner, who, me)
 }
 
 // Path returns the database file's path.

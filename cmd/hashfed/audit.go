@@ -18,7 +18,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	var nf nodeFlags
 	nf.register(fs, e)
 	bundle := fs.String("bundle", "", "audit this bundle directory (hashfed audit export writes one) instead of a running node")
-	at := fs.String("at", "", "compute the state at this time (RFC 3339)")
+	at := fs.String("at", "", "compute the state at this time: a time ago (1h, 7d), a date (2026-01-31) or RFC 3339")
 	k := fs.Int("require-cosignatures", 0, "fail a log whose checkpoint has fewer cosignatures by members of the final roster other than its author")
 	h := fs.Int("require-heads", 1, "fail unless heads notes of at least this many members of the final roster say which logs exist (0: none required)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -28,9 +28,9 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	}
 	var opt consortium.AuditOptions
 	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
+		t, err := parseAt(*at, time.Now())
 		if err != nil {
-			return usageErr("--at: %v", err)
+			return err
 		}
 		opt.Until = t
 	}

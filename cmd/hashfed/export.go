@@ -17,7 +17,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "export", "[--at TIME] [--format te|csv|pytx-csv|jsonl] [--out FILE]")
 	var nf nodeFlags
 	nf.register(fs, e)
-	at := fs.String("at", "", "export the set as it was at this time (RFC 3339); default now")
+	at := fs.String("at", "", "export the set as it was at this time: a time ago (1h, 7d), a date (2026-01-31) or RFC 3339; default now")
 	format := fs.String("format", "te", "te (python-threatexchange local_file: TYPE VALUE per line, pytx type names), csv or jsonl (with labels and members), pytx-csv (threatexchange dataset --csv)")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	if _, err := parse(fs, args); err != nil {
@@ -25,9 +25,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	req := &pb.ExportRequest{}
 	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
+		t, err := parseAt(*at, time.Now())
 		if err != nil {
-			return usageErr("--at: %v", err)
+			return err
 		}
 		req.AtUnixMs = t.UnixMilli()
 	}

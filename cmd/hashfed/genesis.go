@@ -16,6 +16,9 @@ func runGenesis(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usageErr("genesis needs a step: draft, sign, finalize or show")
 	}
+	if isHelp(args[0]) {
+		return stepsHelp(e, "genesis")
+	}
 	switch args[0] {
 	case "draft":
 		return genesisDraft(e, args[1:])

@@ -78,6 +78,12 @@ func loadKey(path string) (*consortium.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
+	// A public key given where the private one is wanted is told so, not to chmod it.
+	if b, err := os.ReadFile(path); err == nil {
+		if p, perr := consortium.ParsePublicKey(string(b)); perr == nil {
+			return nil, fmt.Errorf("%s is %s's public key; --key wants the private key file (%s.key, written by hashfed keygen beside the .pub)", path, p.ID, p.ID)
+		}
+	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s is readable by others (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}

@@ -62,9 +62,15 @@ func mainExit() int {
 	defer stop()
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	err := run(ctx, e, os.Args[1:])
+	var xe *exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &xe):
+		if xe.err != nil {
+			fmt.Fprintf(os.Stderr, "hashfed: %v\n", xe.err)
+		}
+		return xe.code
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
@@ -83,6 +89,22 @@ var (
 	errUsage  = errors.New("usage")
 	errSilent = errors.New("failed")
 )
+
+// exitError is a failure with an exit code of its own: match exits 1 when nothing matched (err
+// nil: nothing more to say) and 2 on an error, like grep.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
 
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
@@ -114,15 +136,54 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "and --token TOKEN (default $HASHFED_TOKEN). Run hashfed COMMAND -h for a command's flags.")
 }
 
-// flagSet returns a flag set for a command that prints its usage to stdout.
+// flagSet returns a flag set for a command. Asked for with -h or --help, its usage goes to
+// stdout (and the command exits 0); after a bad flag, the error and a pointer to -h go to stderr.
 func flagSet(e *env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("hashfed "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	errw := &trackWriter{w: e.stderr}
+	fs.SetOutput(errw)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: hashfed %s %s\n\nFlags:\n", name, args)
+		if errw.wrote {
+			fmt.Fprintf(e.stderr, "Run hashfed %s -h for its flags.\n", name)
+			return
+		}
+		fmt.Fprintf(e.stdout, "Usage: hashfed %s %s\n\nFlags:\n", name, args)
+		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(errw)
 	}
 	return fs
+}
+
+// trackWriter notes whether anything was written through it: the flag package writes a parse
+// error before it calls Usage, and nothing before it prints the help asked for.
+type trackWriter struct {
+	w     io.Writer
+	wrote bool
+}
+
+func (t *trackWriter) Write(p []byte) (int, error) {
+	t.wrote = true
+	return t.w.Write(p)
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h", "help":
+		return true
+	}
+	return false
+}
+
+// stepsHelp prints the steps of a command that has steps (genesis, roster) to stdout.
+func stepsHelp(e *env, name string) error {
+	for _, c := range commands {
+		if c.name == name {
+			fmt.Fprintf(e.stdout, "Usage: hashfed %s %s\n\n%s.\nRun hashfed %s STEP -h for a step's flags.\n", name, c.args, c.summary, name)
+		}
+	}
+	return nil
 }
 
 // parse parses flags that may come before, between or after positional arguments, and returns the

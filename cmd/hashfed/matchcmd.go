@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -13,61 +15,91 @@ import (
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
+// runMatch exits like grep: 0 when something matched, 1 when nothing did, 2 on an error.
 func runMatch(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "match", "TYPE VALUE | --image FILE [--radius R] [--json]")
+	matched, err := match(ctx, e, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	case err != nil:
+		return &exitError{code: 2, err: err}
+	case !matched:
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func match(ctx context.Context, e *env, args []string) (bool, error) {
+	fs := flagSet(e, "match", "TYPE VALUE | --image FILE [--radius R] [--json] [--wait D]\n\n"+
+		"Exit status: 0 when something matched, 1 when nothing did, 2 on an error (like grep).")
 	var nf nodeFlags
 	nf.register(fs, e)
 	image := fs.String("image", "", "an image file to hash and match (its PDQ, MD5 and SHA-256)")
 	radius := fs.Int("radius", 31, "PDQ Hamming radius, 0 to 63")
 	hidden := fs.Bool("include-hidden", false, "also show matches the node's policy hides")
 	asJSON := fs.Bool("json", false, "print JSON")
+	wait := fs.Duration("wait", 0, "when nothing matches, ask again until something does or this long has passed (an entry just added elsewhere takes a moment to reach this node)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if *radius < 0 || *radius > 63 {
-		return usageErr("--radius %d: want 0 to 63", *radius)
+		return false, usageErr("--radius %d: want 0 to 63", *radius)
+	}
+	if *wait < 0 {
+		return false, usageErr("--wait %v: want a duration like 10s", *wait)
 	}
 	var qs []memberclient.ImageSignal
 	if *image != "" {
 		if len(pos) > 0 {
-			return usageErr("give either TYPE VALUE or --image, not both")
+			return false, usageErr("give either TYPE VALUE or --image, not both")
 		}
 		h, err := memberclient.HashImageFile(*image)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if qs, err = h.Signals(); err != nil {
-			return err
+			return false, err
 		}
 	} else {
 		sig, err := signalArgs(pos)
 		if err != nil {
-			return err
+			return false, err
 		}
 		qs = append(qs, memberclient.ImageSignal{Signal: sig, Quality: -1})
 	}
 	c, err := nf.dial()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
 	var all []*pb.MatchResult
-	for _, q := range qs {
-		ms, err := c.Match(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
-		if err != nil {
-			return err
+	deadline := time.Now().Add(*wait)
+	for {
+		for _, q := range qs {
+			ms, err := c.Match(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
+			if err != nil {
+				return false, err
+			}
+			all = append(all, ms...)
 		}
-		all = append(all, ms...)
+		if len(all) > 0 || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+		}
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
-		return nil
+		return len(all) > 0, nil
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(e.stdout, "no match")
-		return nil
+		return false, nil
 	}
 	for _, m := range all {
 		sig, _ := consortium.SignalFromProto(m.Signal)
@@ -92,5 +124,5 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "  opinion of %s: %s %s\n", o.Author, consortium.StanceName(o.Stance), o.Text)
 		}
 	}
-	return nil
+	return true, nil
 }

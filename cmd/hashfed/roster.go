@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -13,6 +14,9 @@ import (
 func runRoster(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usageErr("roster needs a step: show, propose or endorse")
+	}
+	if isHelp(args[0]) {
+		return stepsHelp(e, "roster")
 	}
 	switch args[0] {
 	case "show":
@@ -127,19 +131,29 @@ func rosterEndorse(ctx context.Context, e *env, args []string) error {
 	if _, err := hex.Decode(h[:], []byte(pos[0])); err != nil {
 		return usageErr("proposal %q is not 64 hex digits", pos[0])
 	}
+	hexHash := hex.EncodeToString(h[:]) // as the node writes it: lowercase
 	st, err := fetchStatus(ctx, &nf)
 	if err != nil {
 		return err
 	}
-	epoch := st.RosterEpoch
+	var found *pb.ProposalView
 	for _, p := range st.Proposals {
-		if p.Hash == pos[0] {
-			epoch = p.Epoch
+		if p.Hash == hexHash {
+			found = p
 		}
 	}
+	switch {
+	case found == nil:
+		return fmt.Errorf("proposal %s is not pending at node %s (roster epoch %d): it was already adopted or superseded, was never made, or has not reached this node yet; hashfed roster show lists the pending ones", hexHash, st.Member, st.RosterEpoch)
+	case found.Invalid != "":
+		return fmt.Errorf("proposal %s cannot be adopted: %s", hexHash, found.Invalid)
+	case slices.Contains(found.Votes, st.Member):
+		return fmt.Errorf("%s has already voted for proposal %s (%d of %d votes)", st.Member, hexHash, len(found.Votes), found.Needed)
+	}
+	epoch := found.Epoch
 	en, err := consortium.NewEndorse(0, epoch, h)
 	if err != nil {
 		return err
 	}
-	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{"proposal " + pos[0][:12] + "…"}, "endorsed")
+	return submit(ctx, e, &nf, []*pb.Entry{en}, []string{"proposal " + hexHash}, "endorsed")
 }

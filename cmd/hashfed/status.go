@@ -51,11 +51,25 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		ids = append(ids, m.Id+"/"+consortium.RoleName(m.Role))
 	}
 	fmt.Fprintf(w, "roster epoch %d: %s\n", st.RosterEpoch, strings.Join(ids, ", "))
+	fmt.Fprintf(w, "version %s\n", st.Version)
+	fmt.Fprintf(w, "addresses: member API %s, peer API %s, gossip %s, http %s\n", orOff(st.MemberAddress), orOff(st.PeerAddress), orOff(st.GossipAddress), orOff(st.HttpAddress))
+	hide := "never hidden"
+	if st.DisputeThreshold > 0 {
+		hide = fmt.Sprintf("hidden when %d members call it a false positive", st.DisputeThreshold)
+	}
+	fmt.Fprintf(w, "policy: pdq quality gate %d; disputed signals %s\n", st.QualityGate, hide)
 	fmt.Fprintf(w, "shared set: %d signals, %d listings; state digest %s\n", st.Signals, st.Listings, st.StateDigest)
 	if st.GossipIsolated {
 		fmt.Fprintf(w, "GOSSIP ISOLATED: this node sees no other node; it keeps trying to rejoin (check the peers' addresses and the network)\n")
 	} else {
-		fmt.Fprintf(w, "gossip: %d nodes alive, this one included\n", st.GossipNodes)
+		suspect := ""
+		if st.GossipSuspect > 0 {
+			suspect = fmt.Sprintf("; %d suspected of failing", st.GossipSuspect)
+		}
+		fmt.Fprintf(w, "gossip: %d nodes alive, this one included%s\n", st.GossipNodes, suspect)
+	}
+	if len(st.Proposals) == 0 {
+		fmt.Fprintln(w, "pending proposals: none")
 	}
 	if st.RejectedEntries > 0 {
 		fmt.Fprintf(w, "entries replay ignored (rule violations): %d\n", st.RejectedEntries)
@@ -81,10 +95,18 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	tw.Flush()
 	for _, p := range st.Proposals {
-		fmt.Fprintf(w, "pending proposal %s… by %s: %s (%d of %d votes)\n", p.Hash[:12], p.Author, p.Changes, len(p.Votes), p.Needed)
+		fmt.Fprintf(w, "pending proposal %s by %s: %s (%d of %d votes)\n", p.Hash, p.Author, p.Changes, len(p.Votes), p.Needed)
 	}
 	for _, q := range st.Equivocations {
 		fmt.Fprintf(w, "EQUIVOCATION by %s: %s\n", q.Member, q.Description)
 	}
 	return nil
+}
+
+// orOff is an address, or "off" when a listener is disabled.
+func orOff(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return addr
 }

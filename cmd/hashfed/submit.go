@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,31 @@ func parseExpiry(s string, now time.Time) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
+// parseAt reads a point in the past for --at: a time ago (1h, 90m, 7d), a date (2026-01-31,
+// midnight UTC) or an RFC 3339 time.
+func parseAt(s string, now time.Time) (time.Time, error) {
+	bad := usageErr("--at %q: want a time ago like 1h or 7d, a date like 2026-01-31, or an RFC 3339 time like 2026-01-31T12:00:00Z", s)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(d)
+		if err != nil || days < 0 {
+			return time.Time{}, bad
+		}
+		return now.Add(-time.Duration(days) * 24 * time.Hour), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, bad
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateOnly, "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, bad
+}
+
 func runAdd(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... [flags]")
 	var nf nodeFlags
@@ -48,6 +74,7 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	expires := fs.String("expires", "", "when the listing lapses: 90d, 12h or an RFC 3339 time (default never)")
 	note := fs.String("note", "", "free text for other members' reviewers")
 	quality := fs.Int("quality", -1, "the PDQ quality your hasher reported (0-100)")
+	wait := fs.Duration("wait", 0, "after adding, wait up to this long until every other member's node holds the entries (has cosigned your log past them), so a match there finds them")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -97,14 +124,77 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 		entries = append(entries, en)
 		what = append(what, sig.String())
 	}
-	return submit(ctx, e, &nf, entries, what, "added")
+	if *wait < 0 {
+		return usageErr("--wait %v: want a duration like 10s", *wait)
+	}
+	results, err := submitResults(ctx, e, &nf, entries, what, "added")
+	if err != nil || *wait == 0 {
+		return err
+	}
+	var need uint64
+	for _, r := range results {
+		need = max(need, r.Index+1)
+	}
+	return waitHeld(ctx, e, &nf, need, *wait)
+}
+
+// waitHeld waits until every other member on the roster holds the first need entries of this
+// node's log: the node's head of its own log covers them and carries every other member's
+// cosignature (a member cosigns only what its node stored). It polls the node's status.
+func waitHeld(ctx context.Context, e *env, nf *nodeFlags, need uint64, wait time.Duration) error {
+	c, err := nf.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(wait)
+	var missing []string
+	for {
+		st, err := c.Status(ctx, nf.timeout)
+		if err != nil {
+			return err
+		}
+		missing = missing[:0]
+		var head *pb.LogStatus
+		for _, l := range st.Logs {
+			if l.Member == st.Member {
+				head = l
+			}
+		}
+		for _, m := range st.Roster {
+			if m.Id == st.Member {
+				continue
+			}
+			if head == nil || head.CheckpointSize < need || !slices.Contains(head.Cosigners, m.Id) {
+				missing = append(missing, m.Id)
+			}
+		}
+		if len(missing) == 0 {
+			fmt.Fprintf(e.stdout, "held by every member's node (log %s cosigned at size %d)\n", st.Member, head.CheckpointSize)
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("added, but after %v not yet held by %s (their nodes down or behind? see hashfed status)", wait, strings.Join(missing, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+		}
+	}
 }
 
 // submit sends entries to the node and reports each outcome; it fails if any was refused.
 func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) error {
+	_, err := submitResults(ctx, e, nf, entries, what, verb)
+	return err
+}
+
+// submitResults is submit, returning the node's results too.
+func submitResults(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, what []string, verb string) ([]*pb.SubmitResult, error) {
 	results, err := send(ctx, nf, entries, nf.timeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	refused := 0
 	for i, r := range results {
@@ -113,12 +203,16 @@ func submit(ctx context.Context, e *env, nf *nodeFlags, entries []*pb.Entry, wha
 			fmt.Fprintf(e.stderr, "refused %s: %s\n", what[i], r.Error)
 			continue
 		}
+		if r.Unchanged {
+			fmt.Fprintf(e.stdout, "unchanged: %s is already listed so, as entry %d (nothing appended)\n", what[i], r.Index)
+			continue
+		}
 		fmt.Fprintf(e.stdout, "%s %s as entry %d\n", verb, what[i], r.Index)
 	}
 	if refused > 0 {
-		return fmt.Errorf("%d of %d refused", refused, len(entries))
+		return results, fmt.Errorf("%d of %d refused", refused, len(entries))
 	}
-	return nil
+	return results, nil
 }
 
 func runRevoke(ctx context.Context, e *env, args []string) error {

@@ -9,6 +9,7 @@
 package hashlist
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -34,6 +35,10 @@ type Record struct {
 	Quality *int `json:"quality,omitempty"`
 	// Members are the members that list the signal (an export fills it; an import ignores it).
 	Members []string `json:"members,omitempty"`
+	// Listings is each member's listing of the signal, as a node's JSON answers give them (JSON
+	// Lines only). It is read so that such a line imports, and otherwise ignored: like Members,
+	// it says who else lists the signal, and an import lists it only under the importing member.
+	Listings json.RawMessage `json:"listings,omitempty"`
 
 	// Line is the line of the input the record starts on (from 1); writers ignore it.
 	Line int `json:"-"`

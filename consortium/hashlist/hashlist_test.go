@@ -125,7 +125,7 @@ func TestBadLines(t *testing.T) {
 		{"te fields", "md5 a\npdq 0000 extra\nmd5\n", TE, []string{"line 2: want TYPE VALUE, got 3 fields", "line 3: want TYPE VALUE, got 1 fields"}},
 		{"te type", "md5 a\nm;d5 b\n", TE, []string{`line 2: type "m;d5" is not a signal type name`}},
 		{"jsonl syntax", "{\"type\":\"md5\",\"value\":\"a\"}\n{\"type\":\n", JSONL, []string{"line 2: not a JSON object"}},
-		{"jsonl unknown field", "\n{\"type\":\"md5\",\"value\":\"a\",\"colour\":1}\n", JSONL, []string{`line 2: not a JSON object of type, value, labels, content_id, note, expires, quality, members: json: unknown field "colour"`}},
+		{"jsonl unknown field", "\n{\"type\":\"md5\",\"value\":\"a\",\"colour\":1}\n", JSONL, []string{`line 2: not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings: json: unknown field "colour"`}},
 		{"jsonl two values", "{\"type\":\"md5\",\"value\":\"a\"} {}\n", JSONL, []string{"line 1: more than one JSON value on the line"}},
 		{"jsonl no value", "{\"type\":\"md5\"}\nnull\n", JSONL, []string{"line 1: no value", "line 2: no type"}},
 		{"csv quality", "type,value,quality\nmd5,a,12x\nmd5,b,\n", CSV, []string{`line 2: quality "12x" is not a number`}},
@@ -213,5 +213,34 @@ func TestProgress(t *testing.T) {
 	Read(strings.NewReader("md5 a\n\nmd5 b\n"), TE, func(n int) { last = n })
 	if last != 3 {
 		t.Errorf("got last line %d, want 3", last)
+	}
+}
+
+// TestListingsIgnored: a JSON line with the listings a node's JSON gives reads as a record (the
+// listings kept raw, for nothing but reading), so a file of such lines imports.
+func TestListingsIgnored(t *testing.T) {
+	in := `{"type":"md5","value":"92eb5ffee6ae2fec3ad71c777531578f","labels":["lang:en"],"listings":[{"member":"alpha","index":3,"labels":["lang:en"]}]}` + "\n"
+	recs, bad, err := Read(strings.NewReader(in), JSONL, nil)
+	if err != nil || len(bad) != 0 || len(recs) != 1 {
+		t.Fatalf("got %d records, bad %v, err %v; want 1 record", len(recs), bad, err)
+	}
+	if recs[0].Value != "92eb5ffee6ae2fec3ad71c777531578f" || !strings.Contains(string(recs[0].Listings), `"alpha"`) {
+		t.Errorf("got %+v", recs[0])
+	}
+}
+
+// TestScanStops: an error from Scan's callback stops it and is returned.
+func TestScanStops(t *testing.T) {
+	stop := errors.New("stop")
+	n := 0
+	err := Scan(strings.NewReader("md5 a\nmd5 b\nmd5 c\n"), TE, func(Record, *LineError) error {
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 2 {
+		t.Errorf("got err %v after %d records, want stop after 2", err, n)
 	}
 }

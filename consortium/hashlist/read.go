@@ -21,46 +21,77 @@ const maxLine = 1 << 20
 // 1 MiB or a CSV header that does not fit stops it and comes back as err. Blank lines and lines
 // starting with # are skipped. progress, if not nil, is called with each line number read.
 func Read(r io.Reader, f Format, progress func(line int)) (recs []Record, bad []*LineError, err error) {
-	switch f {
-	case TE, JSONL:
-		return readLines(r, f, progress)
-	case CSV, PytxCSV:
-		return readCSV(r, progress)
+	err = Scan(r, f, func(rec Record, le *LineError) error {
+		if le != nil {
+			bad = append(bad, le)
+		} else {
+			recs = append(recs, rec)
+		}
+		if progress != nil {
+			progress(max(rec.Line, lineOf(le)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	_, err = ParseFormat(string(f))
-	return nil, nil, err
+	return recs, bad, nil
 }
 
-func readLines(r io.Reader, f Format, progress func(int)) (recs []Record, bad []*LineError, err error) {
+func lineOf(le *LineError) int {
+	if le == nil {
+		return 0
+	}
+	return le.Line
+}
+
+// Scan reads r in format f one record at a time, in file order, holding no more than one line:
+// for a file of any size. It calls fn with each record, or with the [*LineError] of a line that
+// is not one (and a zero record). Blank lines and lines starting with # are skipped. An I/O
+// error, a line over 1 MiB, a CSV header that does not fit or an error from fn stops it and is
+// returned.
+func Scan(r io.Reader, f Format, fn func(rec Record, bad *LineError) error) error {
+	switch f {
+	case TE, JSONL:
+		return scanLines(r, f, fn)
+	case CSV, PytxCSV:
+		return scanCSV(r, fn)
+	}
+	_, err := ParseFormat(string(f))
+	return err
+}
+
+func scanLines(r io.Reader, f Format, fn func(Record, *LineError) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	n := 0
 	for sc.Scan() {
 		n++
-		if progress != nil {
-			progress(n)
-		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		var rec Record
+		var err error
 		if f == TE {
 			rec, err = parseTE(line)
 		} else {
 			rec, err = parseJSON(line)
 		}
 		if err != nil {
-			bad = append(bad, &LineError{n, err})
-			continue
+			err = fn(Record{}, &LineError{n, err})
+		} else {
+			rec.Line = n
+			err = fn(rec, nil)
 		}
-		rec.Line = n
-		recs = append(recs, rec)
+		if err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, &LineError{n + 1, err}
+		return &LineError{n + 1, err}
 	}
-	return recs, bad, nil
+	return nil
 }
 
 func parseTE(line string) (Record, error) {
@@ -80,7 +111,7 @@ func parseJSON(line string) (Record, error) {
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return Record{}, fmt.Errorf("not a JSON object of type, value, labels, content_id, note, expires, quality, members: %v", err)
+		return Record{}, fmt.Errorf("not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, errors.New("more than one JSON value on the line")
@@ -110,35 +141,37 @@ func splitList(s string) []string {
 	return l
 }
 
-func readCSV(r io.Reader, progress func(int)) (recs []Record, bad []*LineError, err error) {
+func scanCSV(r io.Reader, fn func(Record, *LineError) error) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.Comment = '#'
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, nil, fmt.Errorf("csv header: %w", err)
+		return fmt.Errorf("csv header: %w", err)
 	}
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if _, dup := col[h]; dup {
-			return nil, nil, fmt.Errorf("csv header names the column %q twice", h)
+			return fmt.Errorf("csv header names the column %q twice", h)
 		}
 		col[h] = i
 	}
 	pytx := isPytxHeader(col)
+	var held []Record // pytx rows, merged at the end
 	known, need := columns, []string{"type", "value"}
 	if pytx {
 		known, need = pytxColumns, pytxColumns[:2]
 	}
 	for _, need := range need {
 		if _, ok := col[need]; !ok {
-			return nil, nil, fmt.Errorf("csv header has no %q column (want type,value[,%s], or pytx's %s)", need, strings.Join(columns[2:], ","), strings.Join(pytxColumns, ","))
+			return fmt.Errorf("csv header has no %q column (want type,value[,%s], or pytx's %s)", need, strings.Join(columns[2:], ","), strings.Join(pytxColumns, ","))
 		}
 	}
 	for h := range col {
 		if !slices.Contains(known, h) {
-			return nil, nil, fmt.Errorf("csv header has an unknown column %q", h)
+			return fmt.Errorf("csv header has an unknown column %q", h)
 		}
 	}
 	for {
@@ -149,32 +182,43 @@ func readCSV(r io.Reader, progress func(int)) (recs []Record, bad []*LineError, 
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				bad = append(bad, &LineError{pe.Line, pe.Err})
+				if err := fn(Record{}, &LineError{pe.Line, pe.Err}); err != nil {
+					return err
+				}
 				continue
 			}
-			return nil, nil, err
+			return err
 		}
 		line, _ := cr.FieldPos(0) // only valid after a row read without error
-		if progress != nil {
-			progress(line)
-		}
 		var rec Record
 		if pytx {
 			rec, err = pytxRow(row, col)
 		} else {
 			rec, err = csvRecord(row, col)
 		}
-		if err != nil {
-			bad = append(bad, &LineError{line, err})
+		if err == nil && pytx {
+			// pytx writes one row per signal and collaboration: rows of one signal are merged
+			// (their tags become one listing's labels), so they are held until the end.
+			rec.Line = line
+			held = append(held, rec)
 			continue
 		}
-		rec.Line = line
-		recs = append(recs, rec)
+		if err != nil {
+			err = fn(Record{}, &LineError{line, err})
+		} else {
+			rec.Line = line
+			err = fn(rec, nil)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if pytx {
-		recs = mergePytx(recs)
+	for _, rec := range mergePytx(held) {
+		if err := fn(rec, nil); err != nil {
+			return err
+		}
 	}
-	return recs, bad, nil
+	return nil
 }
 
 func csvRecord(row []string, col map[string]int) (Record, error) {

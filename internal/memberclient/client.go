@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,21 @@ func (c *Client) Ctx(parent context.Context, d time.Duration) (context.Context, 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// listening reports whether something accepts TCP connections at the client's address (a
+// host:port one): a call that never got a gRPC connection then reached something else than a
+// member API.
+func (c *Client) listening() bool {
+	if strings.HasPrefix(c.addr, "unix:") {
+		return false
+	}
+	conn, err := net.DialTimeout("tcp", c.addr, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
 // Err turns a gRPC error into a message a user can act on. It goes by the status code and the
 // connection's state, never by the text of a message: a call that fails with Unavailable while the
 // connection is not ready never reached a node; Unavailable on a ready connection is the node's own
@@ -90,6 +106,9 @@ func (c *Client) Err(err error) error {
 	switch st.Code() {
 	case codes.Unavailable:
 		if c.conn.GetState() != connectivity.Ready {
+			if c.listening() {
+				return fmt.Errorf("%s accepts connections but does not answer as a node's member API (gRPC): is it the node's HTTP, peer or gossip port? --node wants the address of [member_api] listen in the node's config (default 127.0.0.1:7401)", c.addr)
+			}
 			return fmt.Errorf("node at %s is not running (connection refused); start it with hashfed serve", c.addr)
 		}
 		return fmt.Errorf("node at %s unavailable: %s", c.addr, st.Message())

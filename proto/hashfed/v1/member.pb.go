@@ -180,7 +180,13 @@ type SubmitResult struct {
 	// error says why the entry was refused; empty when accepted.
 	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// entry is the appended entry's bytes (as stamped and encoded), when accepted.
-	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Entry []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	// unchanged is set for an add that was not appended because this member's listing in force is
+	// the same (signal, labels, content id, expiry, note, quality); index and entry are that
+	// listing's add.
+	Unchanged bool `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// updated is set for an appended add that replaces this member's listing in force.
+	Updated       bool `protobuf:"varint,5,opt,name=updated,proto3" json:"updated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +240,20 @@ func (x *SubmitResult) GetEntry() []byte {
 		return x.Entry
 	}
 	return nil
+}
+
+func (x *SubmitResult) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *SubmitResult) GetUpdated() bool {
+	if x != nil {
+		return x.Updated
+	}
+	return false
 }
 
 type MatchRequest struct {
@@ -953,8 +973,22 @@ type StatusResponse struct {
 	// gossip_isolated is true while gossip sees no other node although there are other nodes to
 	// see (configured seeds, remembered peers, nodes heard of); the node keeps trying to rejoin.
 	GossipIsolated bool `protobuf:"varint,17,opt,name=gossip_isolated,json=gossipIsolated,proto3" json:"gossip_isolated,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// version is the hashfed build the node runs.
+	Version string `protobuf:"bytes,18,opt,name=version,proto3" json:"version,omitempty"`
+	// The node's addresses: the member API, the peer API (as advertised to peers), gossip and the
+	// HTTP API (empty when off).
+	MemberAddress string `protobuf:"bytes,19,opt,name=member_address,json=memberAddress,proto3" json:"member_address,omitempty"`
+	PeerAddress   string `protobuf:"bytes,20,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	GossipAddress string `protobuf:"bytes,21,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	HttpAddress   string `protobuf:"bytes,22,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
+	// The node's match policy: PDQ adds and queries below quality_gate are refused; a signal that
+	// dispute_threshold members call a false positive is hidden from matches (0: never hidden).
+	QualityGate      uint32 `protobuf:"varint,23,opt,name=quality_gate,json=qualityGate,proto3" json:"quality_gate,omitempty"`
+	DisputeThreshold uint32 `protobuf:"varint,24,opt,name=dispute_threshold,json=disputeThreshold,proto3" json:"dispute_threshold,omitempty"`
+	// gossip_suspect is how many nodes gossip currently suspects of having failed.
+	GossipSuspect uint32 `protobuf:"varint,25,opt,name=gossip_suspect,json=gossipSuspect,proto3" json:"gossip_suspect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1104,6 +1138,62 @@ func (x *StatusResponse) GetGossipIsolated() bool {
 		return x.GossipIsolated
 	}
 	return false
+}
+
+func (x *StatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMemberAddress() string {
+	if x != nil {
+		return x.MemberAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetHttpAddress() string {
+	if x != nil {
+		return x.HttpAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetQualityGate() uint32 {
+	if x != nil {
+		return x.QualityGate
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDisputeThreshold() uint32 {
+	if x != nil {
+		return x.DisputeThreshold
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGossipSuspect() uint32 {
+	if x != nil {
+		return x.GossipSuspect
+	}
+	return 0
 }
 
 type RosterMember struct {
@@ -1731,11 +1821,13 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\rSubmitRequest\x12+\n" +
 	"\aentries\x18\x01 \x03(\v2\x11.hashfed.v1.EntryR\aentries\"D\n" +
 	"\x0eSubmitResponse\x122\n" +
-	"\aresults\x18\x01 \x03(\v2\x18.hashfed.v1.SubmitResultR\aresults\"P\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.hashfed.v1.SubmitResultR\aresults\"\x88\x01\n" +
 	"\fSubmitResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"\xc4\x01\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\bR\tunchanged\x12\x18\n" +
+	"\aupdated\x18\x05 \x01(\bR\aupdated\"\xc4\x01\n" +
 	"\fMatchRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x06signal\x18\x02 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1b\n" +
@@ -1792,7 +1884,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\brejected\x18\x06 \x01(\tR\brejected\x120\n" +
 	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\x12*\n" +
 	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\"\x0f\n" +
-	"\rStatusRequest\"\xa5\x05\n" +
+	"\rStatusRequest\"\xca\a\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
 	"\n" +
@@ -1813,7 +1905,15 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\bfeed_end\x18\x0e \x01(\x04R\afeedEnd\x12\x1b\n" +
 	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\x12!\n" +
 	"\fgossip_nodes\x18\x10 \x01(\rR\vgossipNodes\x12'\n" +
-	"\x0fgossip_isolated\x18\x11 \x01(\bR\x0egossipIsolated\"c\n" +
+	"\x0fgossip_isolated\x18\x11 \x01(\bR\x0egossipIsolated\x12\x18\n" +
+	"\aversion\x18\x12 \x01(\tR\aversion\x12%\n" +
+	"\x0emember_address\x18\x13 \x01(\tR\rmemberAddress\x12!\n" +
+	"\fpeer_address\x18\x14 \x01(\tR\vpeerAddress\x12%\n" +
+	"\x0egossip_address\x18\x15 \x01(\tR\rgossipAddress\x12!\n" +
+	"\fhttp_address\x18\x16 \x01(\tR\vhttpAddress\x12!\n" +
+	"\fquality_gate\x18\x17 \x01(\rR\vqualityGate\x12+\n" +
+	"\x11dispute_threshold\x18\x18 \x01(\rR\x10disputeThreshold\x12%\n" +
+	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\"c\n" +
 	"\fRosterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\x12\x1d\n" +
