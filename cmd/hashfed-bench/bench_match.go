@@ -100,11 +100,13 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	results := make([][]pdqindex.Match, *nq)
 	runtime.GC()
 	prev := runtime.GOMAXPROCS(1)
+	stop := profile()
 	start = time.Now()
 	for j, q := range qs {
 		results[j] = x.Search(q, *radius, nil)
 	}
 	elapsed := time.Since(start)
+	stop()
 	runtime.GOMAXPROCS(prev)
 	qps := float64(*nq) / elapsed.Seconds()
 	usPerQuery := elapsed.Seconds() * 1e6 / float64(*nq)
