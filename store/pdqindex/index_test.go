@@ -109,6 +109,58 @@ func checkSearch(t *testing.T, x *Index, m model, q Hash, radius int) {
 
 func head(ms []Match) []Match { return ms[:min(len(ms), 8)] }
 
+// checkSearchBatch checks that SearchBatch of qs appends to each query's existing results exactly what
+// the model finds for it.
+func checkSearchBatch(t *testing.T, x *Index, m model, qs []Hash, radius int) {
+	t.Helper()
+	prefix := Match{ID: 1 << 31, Distance: -1}
+	dst := make([][]Match, len(qs)-1) // SearchBatch grows it
+	for i := range dst {
+		dst[i] = []Match{prefix}
+	}
+	dst = x.SearchBatch(qs, radius, dst)
+	if len(dst) != len(qs) {
+		t.Fatalf("SearchBatch of %d queries: got %d results", len(qs), len(dst))
+	}
+	for i, q := range qs {
+		want := m.search(q, radius)
+		got := dst[i]
+		if i < len(qs)-1 {
+			if len(got) == 0 || got[0] != prefix {
+				t.Fatalf("SearchBatch(radius %d) query %d: lost the results it was given: %v", radius, i, head(got))
+			}
+			got = got[1:]
+		}
+		if !slices.Equal(got, want) && (len(got) > 0 || len(want) > 0) {
+			t.Fatalf("SearchBatch(radius %d) query %d of %d: got %d matches %v, want %d matches %v", radius, i, len(qs), len(got), head(got), len(want), head(want))
+		}
+	}
+}
+
+func TestSearchBatch(t *testing.T) {
+	for _, clustered := range []bool{false, true} {
+		for _, s := range testSpecs {
+			t.Run(fmt.Sprintf("clustered=%v/%v", clustered, s), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(3, uint64(s.m*100+s.short)))
+				hs := dataset(r, 1500, clustered)
+				x, m := pinned(t, s), model{}
+				for i, h := range hs {
+					x.Add(uint32(i), h)
+					m[uint32(i)] = h
+				}
+				qs := queries(r, hs, 11) // not a multiple of the group size
+				for _, radius := range testRadii {
+					checkSearchBatch(t, x, m, qs, radius)
+					checkSearchBatch(t, x, m, qs[:1], radius)
+				}
+				if got := x.SearchBatch(nil, 31, nil); len(got) != 0 {
+					t.Fatalf("SearchBatch of no queries: got %v, want nothing", got)
+				}
+			})
+		}
+	}
+}
+
 // testSpecs are layouts the tests pin, small enough that a few thousand hashes fill their tables.
 var testSpecs = []spec{{}, uniform(1, 8), uniform(4, 6), uniform(11, 9), uniform(13, 12), uniform(16, 16), uniform(32, 8),
 	uniform(11, 23), {5, 2, 9, 7}, {14, 4, 19, 18}, {12, 11, 10, 8}}
@@ -149,12 +201,24 @@ func TestSearchForcedTables(t *testing.T) {
 				if math.IsInf(x.lay.cost[radius], 1) {
 					continue // more than the tables' bits can answer
 				}
-				got := x.searchTables(x.lay, new(words(&q)), radius, nil)
-				slices.SortFunc(got, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-				want := m.search(q, radius)
-				slices.SortFunc(want, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-				if !slices.Equal(got, want) {
-					t.Fatalf("%v, radius %d: got %d matches, want %d", s, radius, len(got), len(want))
+				// One query, and the same query inside a group of others (the phases of a group are shared).
+				others := queries(r, hs, 5)
+				qw := [][4]uint64{words(&q)}
+				for _, o := range others {
+					qw = append(qw, words(&o))
+				}
+				for _, group := range [][][4]uint64{qw[:1], qw} {
+					out := make([][]Match, len(group))
+					x.searchTables(x.lay, group, radius, out)
+					for i, o := range append([]Hash{q}, others...)[:len(group)] {
+						got := out[i]
+						slices.SortFunc(got, func(a, b Match) int { return int(a.ID) - int(b.ID) })
+						want := m.search(o, radius)
+						slices.SortFunc(want, func(a, b Match) int { return int(a.ID) - int(b.ID) })
+						if !slices.Equal(got, want) {
+							t.Fatalf("%v, radius %d, query %d of %d: got %d matches, want %d", s, radius, i, len(group), len(got), len(want))
+						}
+					}
 				}
 			}
 		}
