@@ -6,9 +6,9 @@ import (
 )
 
 // An arena holds a table's id blocks: each block's ids are one region of a chunk, in bucket order, with
-// some spare room after inserts. Chunks are plain []uint32 allocations of chunkSize entries (a block larger
-// than that gets a chunk of its own), so a table's ids cost 4 bytes each plus the spare room, with no
-// allocator rounding per block.
+// some spare room after inserts. Chunks are []uint32 of chunkSize entries (a block larger than that gets a
+// chunk of its own), so a table's ids cost 4 bytes each plus the spare room, with no allocator rounding per
+// block. A bulk build cuts its chunks from one slab that huge pages can back (see reserve).
 //
 // A block that outgrows its region moves to fresh space at the end of the tail chunk, with room for
 // about 1/16 more; its old region becomes dead. When dead entries pass 1/16 of the arena, the chunk with the
