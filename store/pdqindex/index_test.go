@@ -196,28 +196,32 @@ func TestSearchForcedTables(t *testing.T) {
 			x.Add(uint32(i), h)
 			m[uint32(i)] = h
 		}
-		for _, q := range queries(r, hs, 12) {
-			for _, radius := range []int{0, 1, 15, 16, 31, 32, 47, 63} {
-				if math.IsInf(x.lay.cost[radius], 1) {
-					continue // more than the tables' bits can answer
-				}
-				// One query, and the same query inside a group of others (the phases of a group are shared).
-				others := queries(r, hs, 5)
-				qw := [][4]uint64{words(&q)}
-				for _, o := range others {
-					qw = append(qw, words(&o))
-				}
-				for _, group := range [][][4]uint64{qw[:1], qw} {
-					out := make([][]Match, len(group))
+		qs := queries(r, hs, 12)
+		qw := make([][4]uint64, len(qs))
+		for i := range qs {
+			qw[i] = words(&qs[i])
+		}
+		byID := func(a, b Match) int { return int(a.ID) - int(b.ID) }
+		for _, radius := range []int{0, 1, 15, 16, 31, 32, 47, 63} {
+			if math.IsInf(x.lay.cost[radius], 1) {
+				continue // more than the tables' bits can answer
+			}
+			// Each query alone, then all of them as one group (whose phases are shared).
+			for _, group := range [][][4]uint64{nil, qw} {
+				out := make([][]Match, len(qs))
+				if group == nil {
+					for i := range qw {
+						x.searchTables(x.lay, qw[i:i+1], radius, out[i:i+1])
+					}
+				} else {
 					x.searchTables(x.lay, group, radius, out)
-					for i, o := range append([]Hash{q}, others...)[:len(group)] {
-						got := out[i]
-						slices.SortFunc(got, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-						want := m.search(o, radius)
-						slices.SortFunc(want, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-						if !slices.Equal(got, want) {
-							t.Fatalf("%v, radius %d, query %d of %d: got %d matches, want %d", s, radius, i, len(group), len(got), len(want))
-						}
+				}
+				for i, q := range qs {
+					got, want := out[i], m.search(q, radius)
+					slices.SortFunc(got, byID)
+					slices.SortFunc(want, byID)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%v, radius %d, query %d (grouped %v): got %d matches, want %d", s, radius, i, group != nil, len(got), len(want))
 					}
 				}
 			}
