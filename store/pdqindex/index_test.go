@@ -148,8 +148,9 @@ func TestSearchBatch(t *testing.T) {
 					x.Add(uint32(i), h)
 					m[uint32(i)] = h
 				}
-				qs := queries(r, hs, 11)                                   // not a multiple of the group size
-				for _, radius := range []int{-1, 0, 16, 31, 63, 64, 300} { // tables, scans, none
+				// 11 queries: not a multiple of the group size; radii that use tables, scan, or match nothing.
+				qs := queries(r, hs, 11)
+				for _, radius := range []int{-1, 0, 16, 31, 63, 64, 300} {
 					checkSearchBatch(t, x, m, qs, radius)
 					checkSearchBatch(t, x, m, qs[:1], radius)
 				}
