@@ -76,6 +76,72 @@ func (n *Node) matchRequest(req *pb.MatchRequest) (*pb.MatchResponse, error) {
 	return &pb.MatchResponse{Id: req.Id, Matches: matchesToProto(ms)}, nil
 }
 
+// maxMatchBatch is the most queued stream queries answered together.
+const maxMatchBatch = 64
+
+// matchRequests answers reqs in order, each as matchRequest would (a failed one with error set): runs of
+// PDQ queries with the same radius, quality and hidden flag go to the store together, whose index
+// searches them as a batch.
+func (n *Node) matchRequests(reqs []*pb.MatchRequest) []*pb.MatchResponse {
+	out := make([]*pb.MatchResponse, len(reqs))
+	sigs := make([]consortium.Signal, len(reqs))
+	qs := make([]store.Query, len(reqs))
+	ok := make([]bool, len(reqs))
+	for i, req := range reqs {
+		sig, q, err := matchQuery(req)
+		if err != nil {
+			n.metrics.matchQueries.WithLabelValues(typeLabel(req.GetSignal().GetType()), "error").Inc()
+			out[i] = &pb.MatchResponse{Id: req.Id, Error: err.Error()}
+			continue
+		}
+		sigs[i], qs[i], ok[i] = sig, q, true
+	}
+	for i := 0; i < len(reqs); {
+		if !ok[i] {
+			i++
+			continue
+		}
+		j := i + 1
+		if sigs[i].Type == consortium.PDQ {
+			for j < len(reqs) && ok[j] && sigs[j].Type == consortium.PDQ && qs[j] == qs[i] {
+				j++
+			}
+		}
+		if j-i == 1 {
+			resp, err := n.matchRequest(reqs[i])
+			if err != nil {
+				resp = &pb.MatchResponse{Id: reqs[i].Id, Error: err.Error()}
+			}
+			out[i] = resp
+			i = j
+			continue
+		}
+		hs := make([][32]byte, 0, j-i)
+		for _, sig := range sigs[i:j] {
+			hs = append(hs, sig.Value)
+		}
+		start := time.Now()
+		res, err := n.store.MatchPDQBatch(hs, qs[i])
+		each := time.Since(start).Seconds()
+		for k := i; k < j; k++ {
+			n.metrics.matchLatency.WithLabelValues("pdq").Observe(each)
+			switch {
+			case err != nil:
+				n.metrics.matchQueries.WithLabelValues("pdq", "error").Inc()
+				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Error: err.Error()}
+			case len(res[k-i]) > 0:
+				n.metrics.matchQueries.WithLabelValues("pdq", "hit").Inc()
+				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Matches: matchesToProto(res[k-i])}
+			default:
+				n.metrics.matchQueries.WithLabelValues("pdq", "miss").Inc()
+				out[k] = &pb.MatchResponse{Id: reqs[k].Id}
+			}
+		}
+		i = j
+	}
+	return out
+}
+
 // Match answers one query.
 func (s *memberServer) Match(ctx context.Context, req *pb.MatchRequest) (*pb.MatchResponse, error) {
 	resp, err := s.n.matchRequest(req)
@@ -95,7 +161,7 @@ func (s *memberServer) MatchStream(stream grpc.BidiStreamingServer[pb.MatchReque
 	defer end()
 	// Recv runs in its own goroutine so that the stream ends when the node closes, not only when
 	// the client stops sending.
-	reqs := make(chan *pb.MatchRequest)
+	reqs := make(chan *pb.MatchRequest, maxMatchBatch)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -121,12 +187,21 @@ func (s *memberServer) MatchStream(stream grpc.BidiStreamingServer[pb.MatchReque
 			}
 			return err
 		case req := <-reqs:
-			resp, err := s.n.matchRequest(req)
-			if err != nil {
-				resp = &pb.MatchResponse{Id: req.Id, Error: err.Error()}
+			// Queries already waiting are answered together (see matchRequests), in order.
+			batch := []*pb.MatchRequest{req}
+		drain:
+			for len(batch) < maxMatchBatch {
+				select {
+				case r := <-reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
 			}
-			if err := stream.Send(resp); err != nil {
-				return err
+			for _, resp := range s.n.matchRequests(batch) {
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
 			}
 		}
 	}

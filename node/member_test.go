@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // testGenesis is the consortium of the single-node tests: members alpha and beta, observer obs.
@@ -257,6 +259,67 @@ func TestMemberSubmitMatchLookup(t *testing.T) {
 		}
 		if _, err := stream.Recv(); err != io.EOF {
 			t.Errorf("after the last answer: got %v, want EOF", err)
+		}
+	})
+
+	t.Run("match stream batch", func(t *testing.T) {
+		// Queries sent at once are answered together (runs of PDQ queries with one query go to the
+		// index as a batch): every answer must equal the unary Match's, in order, errors included.
+		var reqs []*pb.MatchRequest
+		for i := range 60 {
+			r := &pb.MatchRequest{Id: fmt.Sprint(i), Signal: flipBits(pdq, i%40).Proto()}
+			switch i {
+			case 7:
+				r.Radius = radius(64)
+			case 20, 21:
+				r.Radius = radius(10)
+			case 30:
+				r.Signal = md5.Proto()
+			case 40:
+				q := uint32(10)
+				r.Quality = &q
+			case 41:
+				r.IncludeHidden = true
+			}
+			reqs = append(reqs, r)
+		}
+		stream, err := c.MatchStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if err := stream.Send(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		hits := 0
+		for _, r := range reqs {
+			got, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("recv answer %s: %v", r.Id, err)
+			}
+			want, err := c.Match(ctx, r)
+			if err != nil {
+				want = &pb.MatchResponse{Id: r.Id, Error: status.Convert(err).Message()}
+			}
+			hits += len(want.Matches)
+			if got.Id != r.Id || (got.Error == "") != (want.Error == "") {
+				t.Errorf("query %s: got %v, want %v", r.Id, got, want)
+			}
+			if len(got.Matches) != len(want.Matches) {
+				t.Errorf("query %s: got %d matches, want %d", r.Id, len(got.Matches), len(want.Matches))
+			}
+			for k := range got.Matches {
+				if !proto.Equal(got.Matches[k], want.Matches[k]) {
+					t.Errorf("query %s match %d: got %v, want %v", r.Id, k, got.Matches[k], want.Matches[k])
+				}
+			}
+		}
+		if hits < 30 {
+			t.Errorf("%d matches in all, want at least 30 (queries within 31 bits of a listed hash)", hits)
 		}
 	})
 

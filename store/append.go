@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/hashfed/hashfed/consortium"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
@@ -120,6 +122,9 @@ func (s *Store) commitBatch(batch []*submission) {
 	now := s.opts.Now().UnixMilli()
 	s.mu.RLock()
 	rl := newRelister(s)
+	// Stamp and gate every entry in order, then encode them on every CPU: encoding is most of the
+	// work before the check, and needs no state.
+	var ps []pending
 	for _, sub := range batch {
 		sub.out = make([]Appended, len(sub.entries))
 		if _, ok := byMember[sub.member]; !ok {
@@ -137,16 +142,28 @@ func (s *Store) commitBatch(batch []*submission) {
 				sub.out[i] = same
 				continue
 			}
-			raw, err := s.prepare(sub.member, e, now)
-			if err != nil {
+			if err := s.stamp(sub.member, e, now); err != nil {
 				sub.out[i].Err = err
 				continue
 			}
 			sub.out[i].Updated = same.Updated
-			byMember[sub.member] = append(byMember[sub.member], pending{sub, i, raw})
+			ps = append(ps, pending{sub: sub, i: i})
 		}
 	}
 	rl.close()
+	errs := make([]error, len(ps))
+	inParallel(len(ps), func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			ps[k].raw, errs[k] = consortium.MarshalEntry(ps[k].sub.entries[ps[k].i])
+		}
+	})
+	for k, p := range ps {
+		if errs[k] != nil {
+			p.sub.out[p.i].Err = errs[k]
+			continue
+		}
+		byMember[p.sub.member] = append(byMember[p.sub.member], p)
+	}
 	// Check each author's entries in order against the state and each other.
 	var writes []logWrite
 	for _, m := range order {
@@ -183,15 +200,33 @@ func (s *Store) commitBatch(batch []*submission) {
 	}
 }
 
-// prepare stamps an entry's time, checks the quality gate, and encodes it.
-func (s *Store) prepare(member string, e *pb.Entry, now int64) ([]byte, error) {
+// stamp stamps an entry's time and checks the quality gate; commitBatch then encodes it.
+func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
 	if e.TimeUnixMs == 0 {
 		e.TimeUnixMs = max(now, s.lastTime(member))
 	}
 	if a := e.GetAdd(); a != nil && a.Quality != nil && a.GetSignal().GetType() == "pdq" && int(*a.Quality) < s.opts.QualityGate {
-		return nil, fmt.Errorf("%w: pdq quality %d is below the quality gate %d (too little detail to match reliably)", ErrLowQuality, *a.Quality, s.opts.QualityGate)
+		return fmt.Errorf("%w: pdq quality %d is below the quality gate %d (too little detail to match reliably)", ErrLowQuality, *a.Quality, s.opts.QualityGate)
 	}
-	return consortium.MarshalEntry(e)
+	return nil
+}
+
+// parallelMin is the fewest items inParallel splits between goroutines.
+const parallelMin = 256
+
+// inParallel calls f on consecutive ranges covering [0, n), one per CPU when n is large enough to be
+// worth it, and returns when every call has.
+func inParallel(n int, f func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { f(n*w/workers, n*(w+1)/workers) })
+	}
+	wg.Wait()
 }
 
 // lastTime returns the time of member's last applied entry (0 for an empty log). Caller holds mu.
@@ -301,11 +336,19 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 // applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
 // feed position. Caller holds wmu.
 func (s *Store) applyWrites(writes []logWrite, after func()) {
-	s.mu.Lock()
-	n := 0
+	// Decoding needs no state: it is done before taking the lock, on every CPU.
+	var all [][]byte
 	for _, w := range writes {
-		n += len(w.entries)
+		all = append(all, w.entries...)
 	}
+	n := len(all)
+	decs := make([]consortium.Decoded, n)
+	inParallel(n, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			decs[k] = consortium.Decode(all[k])
+		}
+	})
+	s.mu.Lock()
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
 		s.pending = map[uint32]pdqindex.Hash{}
@@ -313,9 +356,12 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 	if len(writes) > 0 {
 		s.version++
 	}
+	k := 0
 	for _, w := range writes {
+		wd := decs[k : k+len(w.entries)]
+		k += len(w.entries)
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
-			if err := s.state.Apply(w.member, w.start+uint64(j), e); err != nil {
+			if err := s.state.ApplyDecoded(w.member, w.start+uint64(j), e, wd[j]); err != nil {
 				// The entries were checked to follow the stored log; this is a bug.
 				s.log.Error("apply stored entry", "member", w.member, "index", w.start+uint64(j), "err", err)
 			}

@@ -113,6 +113,56 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	return s.finish(cands, q, false)
 }
 
+// MatchPDQBatch is [Store.MatchPDQ] for several hashes with one query: result i is what MatchPDQ(hs[i],
+// q) returns. The index searches the hashes together ([pdqindex.Index.SearchBatch]), which is faster per
+// hash than one search at a time.
+func (s *Store) MatchPDQBatch(hs [][32]byte, q Query) ([][]Match, error) {
+	if q.Radius < 0 || q.Radius > MaxRadius {
+		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
+	}
+	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
+		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
+	}
+	qs := make([]pdqindex.Hash, len(hs))
+	for i, h := range hs {
+		qs[i] = pdqindex.Hash(h)
+	}
+	for {
+		// As in MatchPDQ: the index and the state are read as a pair, and a search that straddles a
+		// swap of the pair is redone.
+		s.mu.RLock()
+		index, state := s.pdq, s.state
+		s.mu.RUnlock()
+		hits := index.SearchBatch(qs, q.Radius, nil)
+		cands := make([][]candidate, len(hs))
+		s.mu.RLock()
+		if s.state != state {
+			s.mu.RUnlock()
+			continue
+		}
+		for i, hs := range hits {
+			for _, hit := range hs {
+				if sig, ok := s.state.SignalByID(hit.ID); ok {
+					cands[i] = append(cands[i], s.candidateLocked(hit.ID, sig, hit.Distance))
+				}
+			}
+		}
+		s.mu.RUnlock()
+		out := make([][]Match, len(hs))
+		for i, c := range cands {
+			if len(c) == 0 {
+				continue
+			}
+			ms, err := s.finish(c, q, false)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ms
+		}
+		return out, nil
+	}
+}
+
 // MatchSignal matches a signal: by Hamming distance for pdq, exactly for the other types.
 func (s *Store) MatchSignal(sig consortium.Signal, q Query) ([]Match, error) {
 	if sig.Type == consortium.PDQ {

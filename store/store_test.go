@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -514,4 +515,51 @@ func TestDamagedFile(t *testing.T) {
 			t.Errorf("got %v, want ErrWrongConsortium", err)
 		}
 	})
+}
+
+func TestMatchPDQBatch(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "hashfed.db"), g, testOptions())
+	var adds []*pb.Entry
+	for i := range 20 {
+		adds = append(adds, fixture.Add(0, fixture.PDQ(i), "lang:en"))
+	}
+	submit(t, s, "alpha", adds...)
+	submit(t, s, "alpha", fixture.RevokeIndex(0, 3))
+	// Queries near some signals (one revoked), far from all, and exact.
+	var hs [][32]byte
+	for i := range 25 {
+		h := fixture.PDQ(i % 22).Value
+		for _, b := range []int{i, 40 + i, 200} {
+			h[b/8] ^= 0x80 >> (b % 8)
+		}
+		hs = append(hs, h)
+	}
+	hs = append(hs, fixture.PDQ(7).Value)
+	for _, q := range []store.Query{store.DefaultQuery(), {Radius: 2, Quality: -1}, {Radius: 3, Quality: -1}} {
+		got, err := s.MatchPDQBatch(hs, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(hs) {
+			t.Fatalf("radius %d: got %d results for %d hashes", q.Radius, len(got), len(hs))
+		}
+		hits := 0
+		for i, h := range hs {
+			want, err := s.MatchPDQ(h, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hits += len(want)
+			if !reflect.DeepEqual(got[i], want) {
+				t.Errorf("radius %d, hash %d: got %+v, want %+v", q.Radius, i, got[i], want)
+			}
+		}
+		if q.Radius == 31 && hits < 20 {
+			t.Errorf("radius 31: %d matches in all, want at least 20 (the test must find something)", hits)
+		}
+	}
+	if _, err := s.MatchPDQBatch(hs, store.Query{Radius: 64, Quality: -1}); err == nil {
+		t.Error("radius 64: got no error")
+	}
 }

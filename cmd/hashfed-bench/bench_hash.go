@@ -16,6 +16,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium/pdq"
@@ -29,20 +31,28 @@ const cppAnchorHashesPerSecond512 = 550
 // GOMAXPROCS=1, of decoded 512×512 images and of 1600×1004 JPEG files (decoding included),
 // prints a few lines for a person and then one last line of key=value figures:
 //
-//	hashes_per_s_512=… us_per_hash_512=… jpeg_per_s_1600x1004=… us_per_jpeg=… cores=1
+//	hashes_per_s_512=… us_per_hash_512=… jpeg_per_s_1600x1004=… us_per_jpeg=… cores=1 files=… repeat=… files_per_s_1core=… files_per_s_allcores=… cores_all=…
 //
 // The images are the 512×512 images and 1600×1004 JPEGs found under -images (by default the
-// repository's PDQ test images); when there are none, it makes deterministic ones.
+// repository's PDQ test images); when there are none, it makes deterministic ones. The files_ figures
+// are end to end, as `hashfed hash` does it for many files: each JPEG of 1600×1004 or 1004×1600 (the
+// conformance set's eleven bridge photos under ../shared/pdq/images) read from memory, decoded and
+// hashed -repeat times, first on one core (one goroutine, GOMAXPROCS=1) and then on every core (one
+// goroutine per CPU taking the next file, as hashfed hash does).
 func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("hashfed-bench hash", flag.ContinueOnError)
 	flags.SetOutput(stdout)
 	seconds := flags.Float64("seconds", 3, "how long to time each of the two measurements, in seconds")
 	dir := flags.String("images", filepath.Join("testdata", "pdq"), "directory searched for 512×512 images and 1600×1004 JPEGs")
+	repeat := flags.Int("repeat", 20, "times each 1600×1004 or 1004×1600 JPEG is hashed in the files_ figures")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("bench hash: unexpected arguments %q", flags.Args())
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("bench hash: -repeat is %d, want at least 1", *repeat)
 	}
 	if !(*seconds > 0) || math.IsInf(*seconds, 0) {
 		return fmt.Errorf("bench hash: -seconds is %v, want a positive number", *seconds)
@@ -64,6 +74,7 @@ func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "PDQ hashing on one goroutine, GOMAXPROCS=1, %s/%s, %s\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(stdout, "inputs: %s\n", in.source)
 
+	cpus := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 
 	i := 0
@@ -97,8 +108,58 @@ func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "decoded 512×512: %d hashes in %.2f s: %.0f hashes/s, %.0f µs each\n", n512, t512.Seconds(), perSec512, us512)
 	fmt.Fprintf(stdout, "1600×1004 JPEG, decode and hash: %d in %.2f s: %.1f/s, %.0f µs each\n", nJPEG, tJPEG.Seconds(), perSecJPEG, usJPEG)
 	fmt.Fprintf(stdout, "anchor (given, not measured here): the C++ reference does about %d hashes/s of 512×512 on one faster desktop core\n", cppAnchorHashesPerSecond512)
-	fmt.Fprintf(stdout, "hashes_per_s_512=%.0f us_per_hash_512=%.1f jpeg_per_s_1600x1004=%.1f us_per_jpeg=%.0f cores=1\n", perSec512, us512, perSecJPEG, usJPEG)
+
+	files := in.files
+	if len(files) == 0 {
+		files = in.jpegs
+	}
+	one, err := timeFiles(ctx, files, *repeat, 1)
+	if err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(cpus)
+	all, err := timeFiles(ctx, files, *repeat, cpus)
+	runtime.GOMAXPROCS(1)
+	if err != nil {
+		return err
+	}
+	n := len(files) * *repeat
+	fmt.Fprintf(stdout, "%d JPEG files × %d, read from memory, decoded and hashed: %.1f files/s on one core, %.1f files/s on %d cores\n",
+		len(files), *repeat, float64(n)/one.Seconds(), float64(n)/all.Seconds(), cpus)
+	fmt.Fprintf(stdout, "hashes_per_s_512=%.0f us_per_hash_512=%.1f jpeg_per_s_1600x1004=%.1f us_per_jpeg=%.0f cores=1 files=%d repeat=%d files_per_s_1core=%.1f files_per_s_allcores=%.1f cores_all=%d\n",
+		perSec512, us512, perSecJPEG, usJPEG, len(files), *repeat, float64(n)/one.Seconds(), float64(n)/all.Seconds(), cpus)
 	return nil
+}
+
+// timeFiles decodes and hashes every file repeat times on the given number of goroutines, each taking
+// the next file (as hashfed hash does with many files), and returns how long that took.
+func timeFiles(ctx context.Context, files [][]byte, repeat, workers int) (time.Duration, error) {
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files)*repeat || ctx.Err() != nil {
+					return
+				}
+				img, _, err := pdq.Decode(bytes.NewReader(files[i%len(files)]), pdq.DecodeOptions{})
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				pdq.HashImage(img)
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return d, err
+	}
+	return d, errors.Join(errs...)
 }
 
 // timeLoop runs f at least once and until budget has passed, and returns how many times it ran
@@ -124,6 +185,7 @@ func timeLoop(ctx context.Context, budget time.Duration, f func() error) (int, t
 type benchImages struct {
 	decoded512 []image.Image // decoded 512×512 images
 	jpegs      [][]byte      // 1600×1004 JPEG files
+	files      [][]byte      // 1600×1004 and 1004×1600 JPEG files
 	source     string        // where they came from, for the report
 }
 
@@ -161,14 +223,17 @@ func findBenchImages(dir string) (*benchImages, error) {
 			names512 = append(names512, path)
 		case format == "jpeg" && cfg.Width == 1600 && cfg.Height == 1004:
 			in.jpegs = append(in.jpegs, data)
+			in.files = append(in.files, data)
 			namesJPEG = append(namesJPEG, path)
+		case format == "jpeg" && cfg.Width == 1004 && cfg.Height == 1600:
+			in.files = append(in.files, data)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench hash: reading images: %w", err)
 	}
-	in.source = fmt.Sprintf("%d images of 512×512 and %d JPEGs of 1600×1004 under %s", len(names512), len(namesJPEG), dir)
+	in.source = fmt.Sprintf("%d images of 512×512 and %d JPEGs of 1600×1004 under %s (%d of 1004×1600)", len(names512), len(namesJPEG), dir, len(in.files)-len(in.jpegs))
 	return in, nil
 }
 

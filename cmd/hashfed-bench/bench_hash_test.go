@@ -38,14 +38,14 @@ func TestRunBenchHash(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := runBenchHash(t.Context(), []string{"-seconds", "0.05", "-images", tc.dir}, &out); err != nil {
+			if err := runBenchHash(t.Context(), []string{"-seconds", "0.05", "-repeat", "1", "-images", tc.dir}, &out); err != nil {
 				t.Fatalf("got error %v, want none; output:\n%s", err, out.String())
 			}
 			if !strings.Contains(out.String(), tc.wantSource) {
 				t.Errorf("got output\n%s\nwant it to say %q", out.String(), tc.wantSource)
 			}
 			figures := lastLineFigures(t, out.String())
-			for _, key := range []string{"hashes_per_s_512", "us_per_hash_512", "jpeg_per_s_1600x1004", "us_per_jpeg"} {
+			for _, key := range []string{"hashes_per_s_512", "us_per_hash_512", "jpeg_per_s_1600x1004", "us_per_jpeg", "files_per_s_1core", "files_per_s_allcores", "files", "cores_all"} {
 				v, err := strconv.ParseFloat(figures[key], 64)
 				if err != nil || !(v > 0) {
 					t.Errorf("%s: got %q, want a positive number", key, figures[key])
@@ -54,8 +54,11 @@ func TestRunBenchHash(t *testing.T) {
 			if figures["cores"] != "1" {
 				t.Errorf("cores: got %q, want 1", figures["cores"])
 			}
-			if len(figures) != 5 {
-				t.Errorf("got %d figures %v, want 5", len(figures), figures)
+			if figures["repeat"] != "1" {
+				t.Errorf("repeat: got %q, want 1", figures["repeat"])
+			}
+			if len(figures) != 10 {
+				t.Errorf("got %d figures %v, want 10", len(figures), figures)
 			}
 		})
 	}
@@ -71,6 +74,7 @@ func TestRunBenchHashErrors(t *testing.T) {
 		{"zero seconds", []string{"-seconds", "0"}, "-seconds is 0"},
 		{"negative seconds", []string{"-seconds", "-1"}, "-seconds is -1"},
 		{"extra argument", []string{"-seconds", "1", "photo.jpg"}, "unexpected arguments"},
+		{"zero repeat", []string{"-repeat", "0"}, "-repeat is 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

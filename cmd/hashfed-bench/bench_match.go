@@ -29,10 +29,12 @@ import (
 // match and that the first -sample queries return exactly what a brute-force scan returns (an error if
 // not), and prints a few lines for a person and then one last line of key=value figures:
 //
-//	n=… queries=… radius=… qps=… us_per_query=… build_s=… rss_mb=… recall=… bytes_per_hash=…
+//	n=… queries=… radius=… qps=… us_per_query=… build_s=… rss_mb=… recall=… bytes_per_hash=… batch_qps=…
 //
+// batch_qps times the same queries through SearchBatch, -batch at a time (the node's batch and streaming
+// match), also on one core, and the command fails unless every query's results equal Search's.
 // With -anchor (the path of faiss_pdq_bench.py) it then runs the faiss anchor on the same corpus as a
-// subprocess and adds faiss_qps=… speedup=… to that line. build_s excludes generating the corpus; rss_mb
+// subprocess and adds faiss_qps=… speedup=… batch_speedup=… to that line. build_s excludes generating the corpus; rss_mb
 // is this process's peak resident memory (VmHWM) and bytes_per_hash the index's own accounting.
 func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("hashfed-bench match", flag.ContinueOnError)
@@ -43,6 +45,7 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	flip := flags.Int("flip", 16, "bits each query flips in its planted hash, 0..256")
 	seed := flags.Int("seed", 1, "corpus seed")
 	sample := flags.Int("sample", 1000, "queries checked against a brute-force scan (at most -q)")
+	batch := flags.Int("batch", 64, "queries per SearchBatch call in the batch measurement (0: skip it)")
 	anchor := flags.String("anchor", "", "path of faiss_pdq_bench.py: run it on the same corpus after our measurement")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -58,6 +61,8 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("bench match: -radius is %d, want 0..255", *radius)
 	case *flip < 0 || *flip > corpus.MaxFlip:
 		return fmt.Errorf("bench match: -flip is %d, want 0..%d", *flip, corpus.MaxFlip)
+	case *batch < 0:
+		return fmt.Errorf("bench match: -batch is %d, want 0 or more", *batch)
 	case *sample < 0 || *sample > *nq:
 		return fmt.Errorf("bench match: -sample is %d, want 0..%d (-q)", *sample, *nq)
 	}
@@ -100,14 +105,39 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	results := make([][]pdqindex.Match, *nq)
 	runtime.GC()
 	prev := runtime.GOMAXPROCS(1)
+	stop := profile()
 	start = time.Now()
 	for j, q := range qs {
 		results[j] = x.Search(q, *radius, nil)
 	}
 	elapsed := time.Since(start)
+	stop()
 	runtime.GOMAXPROCS(prev)
 	qps := float64(*nq) / elapsed.Seconds()
 	usPerQuery := elapsed.Seconds() * 1e6 / float64(*nq)
+
+	// The same queries through SearchBatch, -batch at a time: the node's batch and streaming match.
+	batchQPS := 0.0
+	if *batch > 0 {
+		bres := make([][]pdqindex.Match, *nq)
+		runtime.GC()
+		prev := runtime.GOMAXPROCS(1)
+		start = time.Now()
+		for j := 0; j < *nq; j += *batch {
+			k := min(*batch, *nq-j)
+			x.SearchBatch(qs[j:j+k], *radius, bres[j:j+k])
+		}
+		belapsed := time.Since(start)
+		runtime.GOMAXPROCS(prev)
+		batchQPS = float64(*nq) / belapsed.Seconds()
+		for j := range bres {
+			if !slices.Equal(bres[j], results[j]) {
+				return fmt.Errorf("bench match: query %d: SearchBatch found %v, Search %v", j, firstMatches(bres[j]), firstMatches(results[j]))
+			}
+		}
+		fmt.Fprintf(stdout, "batch search: %d queries, %d per SearchBatch, in %.3f s on one core: %.0f queries/s, %.1f µs each, same results as Search\n",
+			*nq, *batch, belapsed.Seconds(), batchQPS, belapsed.Seconds()*1e6/float64(*nq))
+	}
 
 	found, matches := 0, 0
 	for j, res := range results {
@@ -135,6 +165,9 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	line := fmt.Sprintf("n=%d queries=%d radius=%d qps=%.0f us_per_query=%.1f build_s=%.2f rss_mb=%.0f recall=%.4f bytes_per_hash=%.1f",
 		*n, *nq, *radius, qps, usPerQuery, build.Seconds(), rss, recall, float64(st.Bytes)/float64(st.Len))
+	if *batch > 0 {
+		line += fmt.Sprintf(" batch_qps=%.0f", batchQPS)
+	}
 	if *anchor != "" {
 		last, err := runMatchAnchor(ctx, *anchor, *n, *nq, *radius, *flip, *seed, stdout)
 		if err != nil {
@@ -145,6 +178,9 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("bench match: anchor's last line %q: %w", last, err)
 		}
 		line += fmt.Sprintf(" faiss_qps=%.0f speedup=%.1f", fq, qps/fq)
+		if *batch > 0 {
+			line += fmt.Sprintf(" batch_speedup=%.1f", batchQPS/fq)
+		}
 	}
 	runtime.KeepAlive(x)
 	fmt.Fprintln(stdout, line)

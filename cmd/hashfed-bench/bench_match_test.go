@@ -38,7 +38,7 @@ func TestRunBenchMatch(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", k, figures[k], v)
 		}
 	}
-	for _, key := range []string{"qps", "us_per_query", "build_s", "rss_mb", "bytes_per_hash"} {
+	for _, key := range []string{"qps", "us_per_query", "build_s", "rss_mb", "bytes_per_hash", "batch_qps"} {
 		v, err := strconv.ParseFloat(figures[key], 64)
 		if err != nil || v < 0 || (key != "build_s" && v == 0) {
 			t.Errorf("%s: got %q, want a positive number", key, figures[key])
@@ -47,8 +47,11 @@ func TestRunBenchMatch(t *testing.T) {
 	if bph, _ := strconv.ParseFloat(figures["bytes_per_hash"], 64); bph < 32 || bph > 1000 {
 		t.Errorf("bytes_per_hash: got %v, want 32..1000 (32 bytes of hash, tables sized for the level)", bph)
 	}
-	if len(figures) != 9 {
-		t.Errorf("got %d figures %v, want 9", len(figures), figures)
+	if len(figures) != 10 {
+		t.Errorf("got %d figures %v, want 10", len(figures), figures)
+	}
+	if !strings.Contains(out.String(), "same results as Search") {
+		t.Errorf("got output\n%s\nwant the batch search reported", out.String())
 	}
 	if !strings.Contains(out.String(), "brute-force check: the first 100 queries' results equal a full scan's") {
 		t.Errorf("got output\n%s\nwant the brute-force check reported", out.String())

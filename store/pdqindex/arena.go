@@ -1,11 +1,14 @@
 package pdqindex
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // An arena holds a table's id blocks: each block's ids are one region of a chunk, in bucket order, with
-// some spare room after inserts. Chunks are plain []uint32 allocations of chunkSize entries (a block larger
-// than that gets a chunk of its own), so a table's ids cost 4 bytes each plus the spare room, with no
-// allocator rounding per block.
+// some spare room after inserts. Chunks are []uint32 of chunkSize entries (a block larger than that gets a
+// chunk of its own), so a table's ids cost 4 bytes each plus the spare room, with no allocator rounding per
+// block. A bulk build cuts its chunks from one slab that huge pages can back (see reserve).
 //
 // A block that outgrows its region moves to fresh space at the end of the tail chunk, with room for
 // about 1/16 more; its old region becomes dead. When dead entries pass 1/16 of the arena, the chunk with the
@@ -21,6 +24,12 @@ type arena struct {
 	chunkSize uint32
 	size      int64 // entries in all chunks
 	deadAll   int64 // dead entries in all chunks, tail remainders included
+	// A bulk build cuts its chunks from one slab (see reserve), so that they can be backed by huge pages.
+	// The slab stays allocated until its last chunk is freed, but its pages not in a live chunk take no
+	// memory: those not yet cut have never been written, and a freed chunk's are given back (dropPages).
+	bulk       []uint32 // the slab's part not yet cut into chunks
+	fromBulk   []bool   // per chunk: cut from the slab
+	bulkChunks int      // live chunks cut from the slab
 }
 
 // A blockLoc places a block: n ids at chunks[c][off:off+n], in a region of cap entries.
@@ -37,6 +46,7 @@ func newArena(blocks int, total int) arena {
 	return arena{
 		locs:      make([]blockLoc, blocks),
 		chunks:    [][]uint32{{}},
+		fromBulk:  []bool{false},
 		used:      []uint32{0},
 		dead:      []uint32{0},
 		chunkSize: min(max(cs, minChunk), maxChunk),
@@ -80,11 +90,29 @@ func (a *arena) newChunk(size uint32) uint32 {
 	} else {
 		c = uint32(len(a.chunks))
 		a.chunks, a.used, a.dead = append(a.chunks, nil), append(a.used, 0), append(a.dead, 0)
+		a.fromBulk = append(a.fromBulk, false)
 	}
-	a.chunks[c] = make([]uint32, size)
+	if size == a.chunkSize && len(a.bulk) >= int(size) {
+		a.chunks[c], a.bulk = a.bulk[:size:size], a.bulk[size:]
+		a.fromBulk[c] = true
+		a.bulkChunks++
+	} else {
+		a.chunks[c] = make([]uint32, size)
+		a.fromBulk[c] = false
+	}
 	a.used[c], a.dead[c] = 0, 0
 	a.size += int64(size)
 	return c
+}
+
+// reserve makes the chunks of a bulk build of about n entries come from one slab backed by huge pages
+// where the system allows (see hugeSlice), when n is large enough for that to matter.
+func (a *arena) reserve(n int) {
+	chunks := (n + int(a.chunkSize) - 1) / int(a.chunkSize)
+	if n*4 < 2*hugePage || chunks < 2 {
+		return
+	}
+	a.bulk = hugeSlice[uint32](chunks * int(a.chunkSize))
 }
 
 // release marks n entries of chunk c dead, and frees the chunk when nothing in it is live.
@@ -97,6 +125,15 @@ func (a *arena) release(c, n uint32) {
 	if c != a.tail && a.dead[c] == a.used[c] {
 		a.size -= int64(len(a.chunks[c]))
 		a.deadAll -= int64(a.dead[c])
+		if a.fromBulk[c] {
+			a.fromBulk[c] = false
+			if a.bulkChunks--; a.bulkChunks == 0 {
+				a.bulk = nil
+			} else {
+				ch := a.chunks[c]
+				dropPages(unsafe.Pointer(unsafe.SliceData(ch)), uintptr(len(ch))*4)
+			}
+		}
 		a.chunks[c], a.used[c], a.dead[c] = nil, 0, 0
 		a.free = append(a.free, c)
 	}
@@ -174,5 +211,5 @@ func (a *arena) place(blk, n, cap uint32) {
 
 // bytes returns the memory the arena holds.
 func (a *arena) bytes() int64 {
-	return a.size*4 + int64(cap(a.locs))*16 + int64(cap(a.chunks))*24 + int64(cap(a.used)+cap(a.dead)+cap(a.free))*4
+	return a.size*4 + int64(cap(a.locs))*16 + int64(cap(a.fromBulk)) + int64(cap(a.chunks))*24 + int64(cap(a.used)+cap(a.dead)+cap(a.free))*4
 }

@@ -33,6 +33,10 @@
 // first table whose substring is within its radius, so no visited set is needed. Radii above 63, and
 // searches the cost model prices above a scan, compare the query with every hash instead.
 //
+// [Index.SearchBatch] runs a few queries (groupQueries) through those phases together, so a phase's misses
+// of all of them overlap and the phase boundaries are paid once per group; a batch that scans reads each
+// hash once for all its queries. Its results are exactly Search's.
+//
 // # Data layout
 //
 // Hashes live in pages of 4,096 indexed by id (allocated as ids are used), each hash split into halves of
@@ -46,6 +50,12 @@
 // make room in blocks and leave dead regions in the arenas, for up to about 10% more on the ids. Grown
 // from empty by batches of 16,384 the index holds 93.3 bytes per hash at 1M and at 2M hashes; 1M
 // bulk-loaded hashes with 24 such batches added, 96.5.
+//
+// The large arrays (hash pages, taken from slabs of up to 128 pages; each table's records; the id chunks of a
+// bulk build, cut from one slab per table) are allocated so that Linux can back them with transparent huge
+// pages (huge.go: MADV_HUGEPAGE, where the system's setting is "madvise" or "always"): a search's random
+// reads over hundreds of megabytes would otherwise each miss the TLB too and wait for a page walk. A freed
+// chunk of a bulk slab gives its pages back (MADV_DONTNEED); the slab itself is freed with its last chunk.
 //
 // # Updates
 //

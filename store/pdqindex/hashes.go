@@ -14,11 +14,17 @@ type hashStore struct {
 	lo, hi [][][2]uint64 // lo[id>>pageBits] is nil or the first halves (words 0, 1) of pageSize hashes
 	live   []uint64      // bit id%64 of live[id/64]: id is present
 	pages  int           // pages allocated
+	// loSlab and hiSlab are the rest of the slabs new pages are cut from: a slab holds as many pages as
+	// are already allocated (one at first, at most maxSlabPages), so a large store's pages lie in slabs
+	// of 8 MiB that can be backed by huge pages (see hugeSlice). The part of a slab not yet cut into
+	// pages has never been written, so takes no memory but its first and last 2 MiB.
+	loSlab, hiSlab [][2]uint64
 }
 
 const (
-	pageBits = 12
-	pageSize = 1 << pageBits
+	pageBits     = 12
+	pageSize     = 1 << pageBits
+	maxSlabPages = 128
 )
 
 // has reports whether id is present.
@@ -43,8 +49,13 @@ func (s *hashStore) put(id uint32, h *[4]uint64) {
 		clear(s.hi[n:])
 	}
 	if s.lo[pi] == nil {
-		s.lo[pi] = make([][2]uint64, pageSize)
-		s.hi[pi] = make([][2]uint64, pageSize)
+		if len(s.loSlab) == 0 {
+			k := min(max(s.pages, 1), maxSlabPages) * pageSize
+			s.loSlab, s.hiSlab = hugeSlice[[2]uint64](k), hugeSlice[[2]uint64](k)
+		}
+		s.lo[pi] = s.loSlab[:pageSize:pageSize]
+		s.hi[pi] = s.hiSlab[:pageSize:pageSize]
+		s.loSlab, s.hiSlab = s.loSlab[pageSize:], s.hiSlab[pageSize:]
 		s.pages++
 	}
 	s.lo[pi][id&(pageSize-1)] = [2]uint64{h[0], h[1]}

@@ -109,6 +109,59 @@ func checkSearch(t *testing.T, x *Index, m model, q Hash, radius int) {
 
 func head(ms []Match) []Match { return ms[:min(len(ms), 8)] }
 
+// checkSearchBatch checks that SearchBatch of qs appends to each query's existing results exactly what
+// the model finds for it.
+func checkSearchBatch(t *testing.T, x *Index, m model, qs []Hash, radius int) {
+	t.Helper()
+	prefix := Match{ID: 1 << 31, Distance: -1}
+	dst := make([][]Match, len(qs)-1) // SearchBatch grows it
+	for i := range dst {
+		dst[i] = []Match{prefix}
+	}
+	dst = x.SearchBatch(qs, radius, dst)
+	if len(dst) != len(qs) {
+		t.Fatalf("SearchBatch of %d queries: got %d results", len(qs), len(dst))
+	}
+	for i, q := range qs {
+		want := m.search(q, radius)
+		got := dst[i]
+		if i < len(qs)-1 {
+			if len(got) == 0 || got[0] != prefix {
+				t.Fatalf("SearchBatch(radius %d) query %d: lost the results it was given: %v", radius, i, head(got))
+			}
+			got = got[1:]
+		}
+		if !slices.Equal(got, want) && (len(got) > 0 || len(want) > 0) {
+			t.Fatalf("SearchBatch(radius %d) query %d of %d: got %d matches %v, want %d matches %v", radius, i, len(qs), len(got), head(got), len(want), head(want))
+		}
+	}
+}
+
+func TestSearchBatch(t *testing.T) {
+	for _, clustered := range []bool{false, true} {
+		for _, s := range testSpecs {
+			t.Run(fmt.Sprintf("clustered=%v/%v", clustered, s), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(3, uint64(s.m*100+s.short)))
+				hs := dataset(r, 1500, clustered)
+				x, m := pinned(t, s), model{}
+				for i, h := range hs {
+					x.Add(uint32(i), h)
+					m[uint32(i)] = h
+				}
+				// 11 queries: not a multiple of the group size; radii that use tables, scan, or match nothing.
+				qs := queries(r, hs, 11)
+				for _, radius := range []int{-1, 0, 16, 31, 63, 64, 300} {
+					checkSearchBatch(t, x, m, qs, radius)
+					checkSearchBatch(t, x, m, qs[:1], radius)
+				}
+				if got := x.SearchBatch(nil, 31, nil); len(got) != 0 {
+					t.Fatalf("SearchBatch of no queries: got %v, want nothing", got)
+				}
+			})
+		}
+	}
+}
+
 // testSpecs are layouts the tests pin, small enough that a few thousand hashes fill their tables.
 var testSpecs = []spec{{}, uniform(1, 8), uniform(4, 6), uniform(11, 9), uniform(13, 12), uniform(16, 16), uniform(32, 8),
 	uniform(11, 23), {5, 2, 9, 7}, {14, 4, 19, 18}, {12, 11, 10, 8}}
@@ -144,17 +197,33 @@ func TestSearchForcedTables(t *testing.T) {
 			x.Add(uint32(i), h)
 			m[uint32(i)] = h
 		}
-		for _, q := range queries(r, hs, 12) {
-			for _, radius := range []int{0, 1, 15, 16, 31, 32, 47, 63} {
-				if math.IsInf(x.lay.cost[radius], 1) {
-					continue // more than the tables' bits can answer
+		qs := queries(r, hs, 12)
+		qw := make([][4]uint64, len(qs))
+		for i := range qs {
+			qw[i] = words(&qs[i])
+		}
+		byID := func(a, b Match) int { return int(a.ID) - int(b.ID) }
+		for _, radius := range []int{0, 1, 15, 16, 31, 32, 47, 63} {
+			if math.IsInf(x.lay.cost[radius], 1) {
+				continue // more than the tables' bits can answer
+			}
+			// Each query alone, then all of them as one group (whose phases are shared).
+			for _, group := range [][][4]uint64{nil, qw} {
+				out := make([][]Match, len(qs))
+				if group == nil {
+					for i := range qw {
+						x.searchTables(x.lay, qw[i:i+1], radius, out[i:i+1])
+					}
+				} else {
+					x.searchTables(x.lay, group, radius, out)
 				}
-				got := x.searchTables(x.lay, new(words(&q)), radius, nil)
-				slices.SortFunc(got, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-				want := m.search(q, radius)
-				slices.SortFunc(want, func(a, b Match) int { return int(a.ID) - int(b.ID) })
-				if !slices.Equal(got, want) {
-					t.Fatalf("%v, radius %d: got %d matches, want %d", s, radius, len(got), len(want))
+				for i, q := range qs {
+					got, want := out[i], m.search(q, radius)
+					slices.SortFunc(got, byID)
+					slices.SortFunc(want, byID)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%v, radius %d, query %d (grouped %v): got %d matches, want %d", s, radius, i, group != nil, len(got), len(want))
+					}
 				}
 			}
 		}

@@ -49,7 +49,7 @@ func newTable(start, b, n int) table {
 		spans: start%64+b > 64,
 		b:     uint8(b),
 		mask:  uint32(nb - 1),
-		recs:  make([]byte, groups*recSize),
+		recs:  hugeSlice[byte](groups * recSize),
 		ids:   newArena(blocks, n),
 	}
 }
@@ -252,6 +252,15 @@ func (t *table) build(sc *buildScratch, spare bool) {
 	if spare {
 		room = grown
 	}
+	need := 0
+	for blk := range cnt {
+		lo := uint32(0)
+		if blk > 0 {
+			lo = cnt[blk-1]
+		}
+		need += int(room(cnt[blk] - lo))
+	}
+	t.ids.reserve(need)
 	var offs [blockBuckets + 1]uint32
 	start := uint32(0)
 	for blk := range uint32(blocks) {
