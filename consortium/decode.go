@@ -25,7 +25,7 @@ type entryView struct {
 	sig      Signal // add, revoke by signal, opinion
 	byIndex  bool   // revoke by index
 	index    uint64 // revoke target
-	expires  int64 // add and certify: expiry; refer: deadline
+	expires  int64  // add and certify: expiry; refer: deadline
 	stance   pb.Stance
 	epoch    uint64
 	proposal Hash   // endorse: the proposal; uncertify: the certification; answer: the referral

@@ -87,7 +87,9 @@ func ParseRole(s string) (pb.Role, error) {
 }
 
 // validRole reports whether r is a role of this version.
-func validRole(r uint64) bool { return r >= uint64(pb.Role_ROLE_MEMBER) && r <= uint64(pb.Role_ROLE_AUTHORITY) }
+func validRole(r uint64) bool {
+	return r >= uint64(pb.Role_ROLE_MEMBER) && r <= uint64(pb.Role_ROLE_AUTHORITY)
+}
 
 // Genesis is a parsed, validated genesis document.
 type Genesis struct {

@@ -284,7 +284,9 @@ func (s *State) addresses(r *referralRec, m Member) bool {
 	return found
 }
 
-func (s *State) referralInForce(r *referralRec) bool { return s.roleOf(r.author) == pb.Role_ROLE_AUTHORITY }
+func (s *State) referralInForce(r *referralRec) bool {
+	return s.roleOf(r.author) == pb.Role_ROLE_AUTHORITY
+}
 
 func (s *State) referral(r *referralRec) Referral {
 	out := Referral{Hash: r.hash, Author: s.memberIDs[r.author], Index: r.index, Time: r.time, Deadline: r.r.GetDeadlineUnixMs(),
