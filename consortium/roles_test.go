@@ -2,12 +2,14 @@ package consortium_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // The attacks on the roles of issue 18, each written as a test before the rule it checks. The
@@ -301,6 +303,89 @@ func TestRolesDigestOrderIndependent(t *testing.T) {
 	for _, order := range permutations([]string{"alpha", "bravo", "charlie", "irua", "ngo"}) {
 		if got := applyLogsInOrder(t, g, logs, order).Digest(); got != want {
 			t.Fatalf("order %v: digest %x, want %x", order, got[:4], want[:4])
+		}
+	}
+}
+
+func TestRoleEntryValidation(t *testing.T) {
+	now := fixture.At(1000)
+	a, b := fixture.PDQ(1), fixture.PDQ(2)
+	sorted := []consortium.Signal{a, b}
+	consortium.SortSignals(sorted)
+	cert := func(mod func(c *pb.Certify)) *pb.Entry {
+		e := fixture.Certify(now, "ngo", pb.Category_CATEGORY_PARODY, sorted...)
+		mod(e.GetCertify())
+		return e
+	}
+	refer := func(mod func(r *pb.Refer)) *pb.Entry {
+		e := fixture.Refer(now, "irua", []string{"alpha", "bravo"}, sorted...)
+		mod(e.GetRefer())
+		return e
+	}
+	ref := fixture.Marshal(refer(func(*pb.Refer) {}))
+	answer := func(mod func(a *pb.Answer)) *pb.Entry {
+		e := fixture.Answer(now, ref, pb.Outcome_OUTCOME_DECLINED)
+		mod(e.GetAnswer())
+		return e
+	}
+	tests := []struct {
+		name string
+		e    *pb.Entry
+		want error
+		msg  string
+	}{
+		{"valid certify", cert(func(c *pb.Certify) { c.Subject = "@parody"; c.ExpiresUnixMs = now + 1 }), nil, ""},
+		{"certify without author", cert(func(c *pb.Certify) { c.Author = "" }), consortium.ErrInvalidEntry, "no author"},
+		{"certify without signals", cert(func(c *pb.Certify) { c.Signals = nil }), consortium.ErrInvalidEntry, "no signals"},
+		{"certify unsorted", cert(func(c *pb.Certify) { c.Signals[0], c.Signals[1] = c.Signals[1], c.Signals[0] }), consortium.ErrInvalidEntry, "sorted"},
+		{"certify repeated signal", cert(func(c *pb.Certify) { c.Signals[1] = c.Signals[0] }), consortium.ErrInvalidEntry, "no repeats"},
+		{"certify without category", cert(func(c *pb.Certify) { c.Category = 0 }), consortium.ErrInvalidEntry, "category missing"},
+		{"certify unknown category", cert(func(c *pb.Certify) { c.Category = 9 }), consortium.ErrInvalidEntry, "category 9"},
+		{"certify without reason", cert(func(c *pb.Certify) { c.Reason = "" }), consortium.ErrInvalidEntry, "no reason"},
+		{"certify subject with newline", cert(func(c *pb.Certify) { c.Subject = "a\nb" }), consortium.ErrInvalidEntry, "control characters"},
+		{"certify expired", cert(func(c *pb.Certify) { c.ExpiresUnixMs = now }), consortium.ErrExpired, "not after"},
+		{"uncertify short hash", &pb.Entry{TimeUnixMs: now, Op: &pb.Entry_Uncertify{Uncertify: &pb.Uncertify{Certification: []byte{1}}}}, consortium.ErrInvalidEntry, "1 bytes"},
+		{"uncertify nothing", &pb.Entry{TimeUnixMs: now, Op: &pb.Entry_Uncertify{Uncertify: &pb.Uncertify{Reason: "x"}}}, consortium.ErrInvalidEntry, "names no certification"},
+		{"valid refer", refer(func(r *pb.Refer) { r.Note = "video of the attack" }), nil, ""},
+		{"refer to all", refer(func(r *pb.Refer) { r.To = nil }), nil, ""},
+		{"refer without deadline", refer(func(r *pb.Refer) { r.DeadlineUnixMs = 0 }), consortium.ErrInvalidEntry, "no deadline"},
+		{"refer deadline not after time", refer(func(r *pb.Refer) { r.DeadlineUnixMs = now }), consortium.ErrInvalidEntry, "deadline"},
+		{"refer without basis", refer(func(r *pb.Refer) { r.LegalBasis = "" }), consortium.ErrInvalidEntry, "legal basis"},
+		{"refer unsorted to", refer(func(r *pb.Refer) { r.To = []string{"bravo", "alpha"} }), consortium.ErrInvalidEntry, "sorted"},
+		{"refer bad member id", refer(func(r *pb.Refer) { r.To = []string{"Alpha"} }), consortium.ErrInvalidMemberID, "Alpha"},
+		{"refer without author", refer(func(r *pb.Refer) { r.Author = "" }), consortium.ErrInvalidEntry, "no author"},
+		{"valid answer", answer(func(*pb.Answer) {}), nil, ""},
+		{"declined without reason", answer(func(a *pb.Answer) { a.Reason = "" }), consortium.ErrInvalidEntry, "no reason"},
+		{"answer without outcome", answer(func(a *pb.Answer) { a.Outcome = 0 }), consortium.ErrInvalidEntry, "outcome missing"},
+		{"answer unknown outcome", answer(func(a *pb.Answer) { a.Outcome = 7 }), consortium.ErrInvalidEntry, "outcome 7"},
+		{"answer short hash", answer(func(a *pb.Answer) { a.Referral = a.Referral[:5] }), consortium.ErrInvalidEntry, "5 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := consortium.MarshalEntry(tc.e)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("MarshalEntry: got %v, want nil", err)
+				}
+				back, err := consortium.ParseEntry(raw)
+				if err != nil || !proto.Equal(back, tc.e) {
+					t.Fatalf("ParseEntry round trip: got %v, %v", back, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("MarshalEntry: got %v, want %v mentioning %q", err, tc.want, tc.msg)
+			}
+		})
+	}
+	for _, c := range consortium.Categories() {
+		if v, err := consortium.ParseCategory(c); err != nil || consortium.CategoryName(v) != c {
+			t.Errorf("category %q: got %v, %v", c, v, err)
+		}
+	}
+	for _, r := range []string{"member", "observer", "civil-society", "authority"} {
+		if v, err := consortium.ParseRole(r); err != nil || consortium.RoleName(v) != r {
+			t.Errorf("role %q: got %v, %v", r, v, err)
 		}
 	}
 }
