@@ -433,3 +433,72 @@ func (s *State) digestRoles(h hash.Hash) {
 		}
 	}
 }
+
+// roleNoun names a role for messages: "an observer", or in the plural "observers".
+func roleNoun(r pb.Role, plural bool) string {
+	switch r {
+	case pb.Role_ROLE_MEMBER:
+		return map[bool]string{false: "a member", true: "members"}[plural]
+	case pb.Role_ROLE_OBSERVER:
+		return map[bool]string{false: "an observer", true: "observers"}[plural]
+	case pb.Role_ROLE_CIVIL_SOCIETY:
+		return map[bool]string{false: "a civil-society participant", true: "civil-society participants"}[plural]
+	case pb.Role_ROLE_AUTHORITY:
+		return map[bool]string{false: "a referral authority", true: "referral authorities"}[plural]
+	}
+	return RoleName(r)
+}
+
+// checkRoleOp is [State.Check] of a certify, uncertify, refer or answer entry: besides the replay
+// rules (the author field, one's own certification, one answer per referral) it refuses what would
+// count for nothing now: a certification by a role that does not certify, a referral by anyone but
+// a referral authority, and an answer by a non-member, to a referral not in force or not
+// addressed to the author.
+func (s *State) checkRoleOp(member string, mi uint16, m Member, raw []byte, v *entryView, ov *batchOverlay) error {
+	if (v.op == OpCertify || v.op == OpRefer) && string(v.author) != member {
+		return fmt.Errorf("%w: the %s names %q as its author, but it would be written in %q's log; a participant writes only in its own name",
+			ErrWrongAuthor, v.op, v.author, member)
+	}
+	switch v.op {
+	case OpCertify:
+		if !m.CanCertify() {
+			return fmt.Errorf("%w: %q is %s; only members and civil-society participants certify", ErrNotPermitted, member, roleNoun(m.Role, false))
+		}
+		h := LeafHash(raw)
+		if _, dup := s.roles.certs[h]; dup || ov.mine[h] {
+			return fmt.Errorf("%w: the same certification is already in force", ErrNotPermitted)
+		}
+		ov.mine[h] = true
+	case OpUncertify:
+		c, ok := s.roles.certs[v.proposal]
+		if !ov.mine[v.proposal] && (!ok || c.author != mi) {
+			return fmt.Errorf("%w: %s is no certification of %q in force; a participant withdraws only its own", ErrNotPermitted, shortHash(v.proposal), member)
+		}
+		delete(ov.mine, v.proposal)
+	case OpRefer:
+		if !m.CanRefer() {
+			return fmt.Errorf("%w: %q is %s; only referral authorities refer", ErrNotPermitted, member, roleNoun(m.Role, false))
+		}
+		if _, dup := s.roles.referrals[LeafHash(raw)]; dup {
+			return fmt.Errorf("%w: the same referral was already written", ErrNotPermitted)
+		}
+	case OpAnswer:
+		if !m.CanAdd() {
+			return fmt.Errorf("%w: %q is %s; only members answer referrals", ErrNotPermitted, member, roleNoun(m.Role, false))
+		}
+		r, ok := s.roles.referrals[v.proposal]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: answer to referral %s, which this node does not hold", ErrNotPermitted, shortHash(v.proposal))
+		case !s.referralInForce(r):
+			return fmt.Errorf("%w: answer to referral %s by %q, who is not a referral authority", ErrNotPermitted, shortHash(v.proposal), s.memberIDs[r.author])
+		case !s.addresses(r, m):
+			return fmt.Errorf("%w: referral %s does not address %q", ErrNotPermitted, shortHash(v.proposal), member)
+		}
+		if _, done := s.roles.answers[answerKey{v.proposal, mi}]; done || ov.mine[v.proposal] {
+			return fmt.Errorf("%w: %q already answered referral %s; a member answers a referral once", ErrNotPermitted, member, shortHash(v.proposal))
+		}
+		ov.mine[v.proposal] = true
+	}
+	return nil
+}

@@ -389,3 +389,54 @@ func TestRoleEntryValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRoleOps: a node refuses its own participant's entries that would count for nothing.
+func TestCheckRoleOps(t *testing.T) {
+	g, logs := rolesWorld(t)
+	c := appendTo(logs, "ngo", fixture.Certify(fixture.At(3000), "ngo", pb.Category_CATEGORY_PARODY, fixture.PDQ(1)))
+	ref := appendTo(logs, "irua", fixture.Refer(fixture.At(3000), "irua", []string{"alpha"}, fixture.PDQ(2)))
+	s := replay(t, g, logs)
+	now := fixture.At(4000)
+	ghost := fixture.Marshal(fixture.Refer(now, "irua", nil, fixture.PDQ(3)))
+	tests := []struct {
+		name, member string
+		e            *pb.Entry
+		want         error
+		msg          string
+	}{
+		{"ngo certifies", "ngo", fixture.Certify(now, "ngo", pb.Category_CATEGORY_NEWS, fixture.PDQ(5)), nil, ""},
+		{"member certifies", "bravo", fixture.Certify(now, "bravo", pb.Category_CATEGORY_NEWS, fixture.PDQ(5)), nil, ""},
+		{"authority certifies", "irua", fixture.Certify(now, "irua", pb.Category_CATEGORY_NEWS, fixture.PDQ(5)), consortium.ErrNotPermitted, "only members and civil-society participants certify"},
+		{"forged certification", "alpha", fixture.Certify(now, "ngo", pb.Category_CATEGORY_NEWS, fixture.PDQ(5)), consortium.ErrWrongAuthor, "own name"},
+		{"ngo adds", "ngo", fixture.Add(now, fixture.PDQ(5)), consortium.ErrNotPermitted, "civil-society participants cannot add"},
+		{"ngo endorses", "ngo", fixture.Endorse(now, 1, logs["alpha"][0]), consortium.ErrNotPermitted, "only members propose"},
+		{"withdraw another's certification", "alpha", fixture.Uncertify(now, c), consortium.ErrNotPermitted, "withdraws only its own"},
+		{"withdraw own", "ngo", fixture.Uncertify(now, c), nil, ""},
+		{"member refers", "alpha", fixture.Refer(now, "alpha", nil, fixture.PDQ(5)), consortium.ErrNotPermitted, "only referral authorities refer"},
+		{"authority refers", "irua", fixture.Refer(now, "irua", nil, fixture.PDQ(5)), nil, ""},
+		{"answer", "alpha", fixture.Answer(now, ref, pb.Outcome_OUTCOME_LISTED), nil, ""},
+		{"answer not addressed", "bravo", fixture.Answer(now, ref, pb.Outcome_OUTCOME_LISTED), consortium.ErrNotPermitted, "does not address"},
+		{"answer unknown", "alpha", fixture.Answer(now, ghost, pb.Outcome_OUTCOME_LISTED), consortium.ErrNotPermitted, "does not hold"},
+		{"ngo answers", "ngo", fixture.Answer(now, ref, pb.Outcome_OUTCOME_LISTED), consortium.ErrNotPermitted, "only members answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Check(tc.member, fixture.Marshal(tc.e))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tc.want, tc.msg)
+			}
+		})
+	}
+	// Two answers in one batch: the second is refused.
+	a := fixture.Marshal(fixture.Answer(now, ref, pb.Outcome_OUTCOME_LISTED))
+	b := fixture.Marshal(fixture.Answer(now+1, ref, pb.Outcome_OUTCOME_DECLINED))
+	if errs := s.CheckBatch("alpha", [][]byte{a, b}); errs[0] != nil || !errors.Is(errs[1], consortium.ErrNotPermitted) {
+		t.Errorf("two answers in one batch: got %v, want the second refused", errs)
+	}
+}
