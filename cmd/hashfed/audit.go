@@ -14,18 +14,20 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
 		return auditExport(ctx, e, args[1:])
 	}
-	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--require-heads K] [--json]")
+	fs := flagSet(e, "audit", "[--bundle DIR | --node ADDR] [--at TIME] [--require-cosignatures K] [--require-heads K] [--require-answers] [--json]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	bundle := fs.String("bundle", "", "audit this bundle directory (hashfed audit export writes one) instead of a running node")
 	at := fs.String("at", "", "compute the state at this time (RFC 3339)")
 	k := fs.Int("require-cosignatures", 0, "fail a log whose checkpoint has fewer cosignatures by members of the final roster other than its author")
 	h := fs.Int("require-heads", 1, "fail unless heads notes of at least this many members of the final roster say which logs exist (0: none required)")
+	answers := fs.Bool("require-answers", false, "fail when a member a referral addresses answered after its deadline or not at all by then")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	var opt consortium.AuditOptions
+	opt.RequireAnswers = *answers
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {

@@ -45,6 +45,12 @@ func init() {
 		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
 		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},
 		{"roster", "show|propose|endorse ...", "roster changes: admit or remove members, change the quorum", runRoster},
+		{"certify", "TYPE VALUE... --category C --reason R", "put an account or content on the protected list (civil society, members)", runCertify},
+		{"uncertify", "CERTIFICATION [--reason R]", "withdraw one of your certifications", runUncertify},
+		{"certifications", "[--json]", "the protected list: every certification in force", runCertifications},
+		{"refer", "TYPE VALUE... --basis B [--deadline 1h] [--to ID]...", "refer content to members (referral authorities)", runRefer},
+		{"referrals", "[--all] [--json]", "the referrals open for you, or all of them with answers and delays", runReferrals},
+		{"answer", "REFERRAL listed|declined [--reason R]", "answer a referral addressed to you", runAnswer},
 		{"audit", "[--bundle DIR | --node ADDR] [--at TIME] [--json] | audit export --out DIR", "verify every log, the roster and the state; export an audit bundle", runAudit},
 		{"demo", "[--dir DIR]", "a local consortium doing its whole story, in under 30 s", runDemo},
 	}
