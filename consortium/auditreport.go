@@ -42,10 +42,10 @@ type AuditReport struct {
 	Certifications int             `json:"certifications,omitempty"`
 	Referrals      []ReferralAudit `json:"referrals,omitempty"`
 	Digest         string          `json:"digest"`
-	At       time.Time `json:"at,omitzero"`
-	Failures []Failure `json:"failures"`
-	Warnings []string  `json:"warnings"`
-	OK       bool      `json:"ok"`
+	At             time.Time       `json:"at,omitzero"`
+	Failures       []Failure       `json:"failures"`
+	Warnings       []string        `json:"warnings"`
+	OK             bool            `json:"ok"`
 }
 
 // FailureText returns every failure, one per line.
