@@ -2,6 +2,7 @@ package consortium
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -213,8 +214,8 @@ func (s *State) Certifications() []Protection {
 		if c := strings.Compare(a.Author, b.Author); c != 0 {
 			return c
 		}
-		if a.Time != b.Time {
-			return int(a.Time - b.Time)
+		if c := cmp.Compare(a.Time, b.Time); c != 0 {
+			return c
 		}
 		return bytes.Compare(a.Hash[:], b.Hash[:])
 	})
@@ -321,11 +322,8 @@ func (s *State) Referrals() []Referral {
 func (s *State) sortedReferrals() []*referralRec {
 	rs := slices.Collect(maps.Values(s.roles.referrals))
 	slices.SortFunc(rs, func(a, b *referralRec) int {
-		if a.time != b.time {
-			if a.time < b.time {
-				return -1
-			}
-			return 1
+		if c := cmp.Compare(a.time, b.time); c != 0 {
+			return c
 		}
 		return bytes.Compare(a.hash[:], b.hash[:])
 	})
@@ -384,7 +382,7 @@ func (s *State) StrayAnswers() []StrayAnswer {
 		if c := strings.Compare(a.Member, b.Member); c != 0 {
 			return c
 		}
-		return int(a.Index) - int(b.Index)
+		return cmp.Compare(a.Index, b.Index)
 	})
 	return out
 }
