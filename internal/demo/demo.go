@@ -401,7 +401,7 @@ func (d *demo) run(images string) error {
 		return err
 	}
 	return d.step("an auditor exports the logs, verifies every signature and replays", func() (string, error) {
-		ok := localnet.WaitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(roleWait, func() bool {
 			var first string
 			for id := range d.nodes {
 				st, err := d.status(id)
@@ -422,7 +422,7 @@ func (d *demo) run(images string) error {
 			return true
 		})
 		if !ok {
-			return "", errors.New("the six nodes did not agree on one cosigned state within 15 s")
+			return "", fmt.Errorf("the six nodes did not agree on one cosigned state within %v", roleWait)
 		}
 		c, err := d.dial("charlie")
 		if err != nil {

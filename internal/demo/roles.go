@@ -18,6 +18,49 @@ import (
 // parodyAccount is the account the NGO certifies as parody.
 const parodyAccount = "https://social.example/@caliphate_cats"
 
+// roleWait bounds each wait of these steps for what a node learns from its peers, and
+// newNodeTimeout a call to a node that just started (which takes submissions only once it heard
+// its peers about its own log, up to 10 s): generous, so that a loaded machine does not fail them.
+const (
+	roleWait       = 30 * time.Second
+	newNodeTimeout = 30 * time.Second
+)
+
+// caughtUp waits until a node that just started holds the state alpha holds.
+func (d *demo) caughtUp(id string) error {
+	ok := localnet.WaitUntil(roleWait, func() bool {
+		want, err := d.status("alpha")
+		if err != nil {
+			return false
+		}
+		st, err := d.status(id)
+		return err == nil && st.StateDigest == want.StateDigest
+	})
+	if !ok {
+		return fmt.Errorf("%s's node did not reach alpha's state within %v", id, roleWait)
+	}
+	return nil
+}
+
+// submitWithin is submit with its own timeout.
+func (d *demo) submitWithin(id string, es []*pb.Entry, timeout time.Duration) ([]*pb.SubmitResult, error) {
+	c, err := d.dial(id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	results, err := c.Submit(d.ctx, es, timeout)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			return nil, errors.New(r.Error)
+		}
+	}
+	return results, nil
+}
+
 func (d *demo) runRoles() error {
 	members := []string{"alpha", "bravo", "charlie", "delta"}
 	if err := d.step("the members admit an NGO and a referral unit by quorum vote", func() (string, error) {
@@ -30,18 +73,18 @@ func (d *demo) runRoles() error {
 		}
 		h := consortium.LeafHash(res[0].Entry)
 		for _, id := range []string{"bravo", "charlie"} {
-			ok := localnet.WaitUntil(10*time.Second, func() bool {
+			ok := localnet.WaitUntil(roleWait, func() bool {
 				st, err := d.status(id)
 				return err == nil && len(st.Proposals) == 1
 			})
 			if !ok {
-				return "", fmt.Errorf("%s did not see the proposal within 10 s", id)
+				return "", fmt.Errorf("%s did not see the proposal within %v", id, roleWait)
 			}
 			if _, err := d.submit(id, []*pb.Entry{must(consortium.NewEndorse(0, 1, h))}); err != nil {
 				return "", err
 			}
 		}
-		ok := localnet.WaitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(roleWait, func() bool {
 			for _, id := range members {
 				st, err := d.status(id)
 				if err != nil || st.RosterEpoch != 2 {
@@ -51,7 +94,7 @@ func (d *demo) runRoles() error {
 			return true
 		})
 		if !ok {
-			return "", errors.New("the roster did not reach epoch 2 everywhere within 10 s")
+			return "", fmt.Errorf("the roster did not reach epoch 2 everywhere within %v", roleWait)
 		}
 		for _, id := range []string{"ngo", "iru"} {
 			if err := d.startNode(id); err != nil {
@@ -71,25 +114,21 @@ func (d *demo) runRoles() error {
 		if _, err := d.submit("delta", []*pb.Entry{must(consortium.NewAdd(0, acct, []string{"behaviour:glorification-of-terrorist-acts"}, consortium.AddOptions{}))}); err != nil {
 			return "", err
 		}
-		ok := localnet.WaitUntil(15*time.Second, func() bool {
-			st, err := d.status("ngo")
-			return err == nil && st.RosterEpoch == 2
-		})
-		if !ok {
-			return "", errors.New("the NGO's node did not catch up within 15 s")
+		if err := d.caughtUp("ngo"); err != nil {
+			return "", err
 		}
 		c := must(consortium.NewCertify(0, "ngo", []consortium.Signal{acct}, pb.Category_CATEGORY_PARODY,
 			"satirical account mocking the group's propaganda; followed by our monitors since 2024", consortium.CertifyOptions{Subject: "@caliphate_cats"}))
-		if _, err := d.submit("ngo", []*pb.Entry{c}); err != nil {
+		if _, err := d.submitWithin("ngo", []*pb.Entry{c}, newNodeTimeout); err != nil {
 			return "", err
 		}
 		var ms []*pb.MatchResult
-		ok = localnet.WaitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(roleWait, func() bool {
 			ms, err = d.match("bravo", acct, -1)
 			return err == nil && len(ms) == 1 && len(ms[0].Protected) == 1
 		})
 		if !ok {
-			return "", fmt.Errorf("bravo's match of the account is not protected within 10 s (%v)", err)
+			return "", fmt.Errorf("bravo's match of the account is not protected within %v (%v)", roleWait, err)
 		}
 		p := ms[0].Protected[0]
 		return fmt.Sprintf("bravo matches %s: listed by %s, PROTECTED: %s certified by %s: %q\n→ bravo's pipeline sends it to review, not to automated removal",
@@ -102,16 +141,12 @@ func (d *demo) runRoles() error {
 		return err
 	}
 	return d.step("the referral unit refers content to alpha and bravo; both answer", func() (string, error) {
-		ok := localnet.WaitUntil(15*time.Second, func() bool {
-			st, err := d.status("iru")
-			return err == nil && st.RosterEpoch == 2
-		})
-		if !ok {
-			return "", errors.New("the referral unit's node did not catch up within 15 s")
+		if err := d.caughtUp("iru"); err != nil {
+			return "", err
 		}
 		r := must(consortium.NewRefer(0, "iru", []consortium.Signal{referred}, "Regulation (EU) 2021/784 (TCO), article 3",
 			time.Now().Add(time.Hour).UnixMilli(), consortium.ReferOptions{OrderRef: "IRU-2026-0117", To: []string{"alpha", "bravo"}}))
-		res, err := d.submit("iru", []*pb.Entry{r})
+		res, err := d.submitWithin("iru", []*pb.Entry{r}, newNodeTimeout)
 		if err != nil {
 			return "", err
 		}
@@ -121,9 +156,9 @@ func (d *demo) runRoles() error {
 			"bravo": must(consortium.NewAnswer(0, h, pb.Outcome_OUTCOME_DECLINED, "news report about the attack, kept under our newsworthiness policy")),
 		}
 		for _, id := range []string{"alpha", "bravo"} {
-			ok := localnet.WaitUntil(10*time.Second, func() bool { return len(d.referrals(id, false)) == 1 })
+			ok := localnet.WaitUntil(roleWait, func() bool { return len(d.referrals(id, false)) == 1 })
 			if !ok {
-				return "", fmt.Errorf("%s's node does not show the open referral within 10 s", id)
+				return "", fmt.Errorf("%s's node does not show the open referral within %v", id, roleWait)
 			}
 			es := []*pb.Entry{answers[id]}
 			if id == "alpha" {
@@ -134,12 +169,12 @@ func (d *demo) runRoles() error {
 			}
 		}
 		var rs []*pb.ReferralView
-		ok = localnet.WaitUntil(10*time.Second, func() bool {
+		ok := localnet.WaitUntil(roleWait, func() bool {
 			rs = d.referrals("iru", true)
 			return len(rs) == 1 && len(rs[0].Answers) == 2
 		})
 		if !ok {
-			return "", errors.New("the referral unit does not see both answers within 10 s")
+			return "", fmt.Errorf("the referral unit does not see both answers within %v", roleWait)
 		}
 		out := []string{fmt.Sprintf("referral %x… (order IRU-2026-0117, due in 1h) to alpha and bravo", h[:6])}
 		for _, a := range rs[0].Answers {
