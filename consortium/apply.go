@@ -120,6 +120,14 @@ func (s *State) ApplyDecoded(member string, index uint64, raw []byte, d Decoded)
 			return nil
 		}
 		s.recomputeRosterFor(v.epoch)
+	case OpCertify, OpUncertify, OpRefer, OpAnswer:
+		perr, err := s.applyRoleOp(mi, index, raw, &v)
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			s.reject(member, index, perr)
+		}
 	}
 	return nil
 }

@@ -35,6 +35,10 @@ type AuditOptions struct {
 	// RequireHeads fails the audit unless valid heads notes of at least this many distinct members
 	// of the final roster are given. Every valid heads note is enforced whatever this is.
 	RequireHeads int
+	// RequireAnswers fails the audit when a member a referral addresses answered after the
+	// deadline, or has not answered and the deadline is past (at Until, or else at the latest
+	// entry time of the logs). Without it these are warnings.
+	RequireAnswers bool
 }
 
 // Audit rules: the name of each check an audit can fail, as reported in [Failure.Rule] (section
@@ -56,6 +60,7 @@ const (
 	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was
 	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
 	RuleReplay       = "replay"       // the replay itself failed
+	RuleDeadline     = "deadline"     // a referral answered late or not at all (with RequireAnswers)
 )
 
 // auditor carries one audit's report and its failure helpers.
@@ -231,6 +236,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		r.Rules = append(r.Rules, fmt.Sprintf("state at %s: entries written after it left out; listings expired by then not counted (7.2)", opt.Until.UTC().Format(time.RFC3339Nano)))
 		r.Signals, r.Listings = countAt(st, opt.Until)
 	}
+	a.auditReferrals(st, opt)
 	d := st.Digest()
 	r.Digest = fmt.Sprintf("%x", d[:])
 	for _, m := range members {

@@ -35,13 +35,17 @@ type AuditReport struct {
 	RejectedTotal int `json:"rejected_total"`
 	// Signals and Listings count the state's listed signals and listings; at a time (At), listings
 	// expired by then are left out, as export --at leaves them out. The digest never applies expiry.
-	Signals  int       `json:"signals"`
-	Listings int       `json:"listings"`
-	Digest   string    `json:"digest"`
-	At       time.Time `json:"at,omitzero"`
-	Failures []Failure `json:"failures"`
-	Warnings []string  `json:"warnings"`
-	OK       bool      `json:"ok"`
+	Signals  int `json:"signals"`
+	Listings int `json:"listings"`
+	// Certifications counts the certifications in force (the protected list); Referrals lists
+	// every referral in force with each addressed member's answer and its delay.
+	Certifications int             `json:"certifications,omitempty"`
+	Referrals      []ReferralAudit `json:"referrals,omitempty"`
+	Digest         string          `json:"digest"`
+	At             time.Time       `json:"at,omitzero"`
+	Failures       []Failure       `json:"failures"`
+	Warnings       []string        `json:"warnings"`
+	OK             bool            `json:"ok"`
 }
 
 // FailureText returns every failure, one per line.
@@ -138,6 +142,12 @@ func (r *AuditReport) String() string {
 		b.WriteString("state: ")
 	}
 	fmt.Fprintf(&b, "%d signals, %d listings, digest %s\n", r.Signals, r.Listings, r.Digest)
+	if r.Certifications > 0 {
+		fmt.Fprintf(&b, "protected list: %d certifications in force\n", r.Certifications)
+	}
+	for _, ref := range r.Referrals {
+		b.WriteString(ref.String())
+	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)
 	}

@@ -10,7 +10,8 @@ import (
 // Check reports whether member may append entry raw to its log now, given this state: the rules of
 // [ValidateEntry], plus the author is on the roster, only members add or vote, a proposal names
 // member as its author ([ErrWrongAuthor] otherwise), a revoke names a signal the author lists, votes
-// are for the current epoch and one per epoch, and time does not go backwards. A node runs it on
+// are for the current epoch and one per epoch, time does not go backwards, and the rules of the
+// roles (certifications, referrals and answers: PROTOCOL.md sections 15 and 15). A node runs it on
 // its own submissions before appending them.
 func (s *State) Check(member string, raw []byte) error {
 	return s.CheckBatch(member, [][]byte{raw})[0]
@@ -36,6 +37,7 @@ func (s *State) CheckBatch(member string, raws [][]byte) []error {
 		listed:   map[Signal]bool{},
 		raws:     map[uint64][]byte{},
 		votes:    map[uint64]Hash{},
+		mine:     map[Hash]bool{},
 	}
 	for i, raw := range raws {
 		if errs[i] = s.check(member, mi, m, raw, &ov); errs[i] == nil {
@@ -54,6 +56,8 @@ type batchOverlay struct {
 	listed   map[Signal]bool
 	raws     map[uint64][]byte
 	votes    map[uint64]Hash
+	// mine are the certifications (true) and answered referrals of the batch (roles.go).
+	mine map[Hash]bool
 }
 
 func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchOverlay) error {
@@ -68,7 +72,7 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 	switch v.op {
 	case OpAdd:
 		if !m.CanAdd() {
-			return fmt.Errorf("%w: %q is an observer; observers cannot add", ErrNotPermitted, member)
+			return fmt.Errorf("%w: %q is %s; %s cannot add", ErrNotPermitted, member, roleNoun(m.Role, false), roleNoun(m.Role, true))
 		}
 		ov.listed[v.sig] = true
 	case OpRevoke:
@@ -109,7 +113,7 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 				ErrWrongAuthor, v.author, member)
 		}
 		if !m.CanAdd() {
-			return fmt.Errorf("%w: %q is an observer; only members propose and endorse", ErrNotPermitted, member)
+			return fmt.Errorf("%w: %q is %s; only members propose and endorse", ErrNotPermitted, member, roleNoun(m.Role, false))
 		}
 		var vote Hash
 		if v.op == OpPropose {
@@ -142,6 +146,10 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 			return fmt.Errorf("%w: %q already voted in epoch %d for proposal %s", ErrDoubleEndorse, member, v.epoch, proposalHex(prev))
 		}
 		ov.votes[v.epoch] = vote
+	case OpCertify, OpUncertify, OpRefer, OpAnswer:
+		if err := s.checkRoleOp(member, mi, m, raw, &v, ov); err != nil {
+			return err
+		}
 	}
 	ov.lastTime = v.time
 	return nil

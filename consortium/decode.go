@@ -25,11 +25,13 @@ type entryView struct {
 	sig      Signal // add, revoke by signal, opinion
 	byIndex  bool   // revoke by index
 	index    uint64 // revoke target
-	expires  int64
+	expires  int64  // add and certify: expiry; refer: deadline
 	stance   pb.Stance
 	epoch    uint64
-	proposal Hash   // endorse
-	author   []byte // propose: the author id it names
+	proposal Hash   // endorse: the proposal; uncertify: the certification; answer: the referral
+	author   []byte // propose, certify, refer: the author id it names
+	category pb.Category
+	outcome  pb.Outcome
 }
 
 // fieldReader walks the fields of one message in canonical order.
@@ -132,7 +134,7 @@ func decodeEntry(raw []byte, v *entryView) error {
 		if !ok {
 			break
 		}
-		if num >= 2 && num <= 6 && v.op != OpInvalid {
+		if num >= 2 && num <= 10 && v.op != OpInvalid {
 			return fmt.Errorf("%w: entry has two operations", ErrMalformed)
 		}
 		// The five operations are spelled out rather than looked up in a table of decoders: the
@@ -189,6 +191,14 @@ func decodeEntry(raw []byte, v *entryView) error {
 			if err := decodeEndorse(b, v); err != nil {
 				return err
 			}
+		case 7, 8, 9, 10:
+			b, err := r.bytes(num, typ)
+			if err != nil {
+				return err
+			}
+			if err := decodeRoleOp(num, b, v); err != nil {
+				return err
+			}
 		default:
 			return r.unknown(num)
 		}
@@ -197,10 +207,16 @@ func decodeEntry(raw []byte, v *entryView) error {
 		return fmt.Errorf("%w: time missing", ErrInvalidEntry)
 	}
 	if v.op == OpInvalid {
-		return fmt.Errorf("%w: no operation (want add, revoke, opinion, propose or endorse)", ErrInvalidEntry)
+		return fmt.Errorf("%w: no operation (want add, revoke, opinion, propose, endorse, certify, uncertify, refer or answer)", ErrInvalidEntry)
 	}
 	if v.op == OpAdd && v.expires != 0 && v.expires <= v.time {
 		return fmt.Errorf("%w: add of %s expires at %d ms, not after its own time %d ms", ErrExpired, v.sig, v.expires, v.time)
+	}
+	if v.op == OpCertify && v.expires != 0 && v.expires <= v.time {
+		return fmt.Errorf("%w: certification expires at %d ms, not after its own time %d ms", ErrExpired, v.expires, v.time)
+	}
+	if v.op == OpRefer && v.expires <= v.time {
+		return fmt.Errorf("%w: referral deadline %d ms is not after its own time %d ms", ErrInvalidEntry, v.expires, v.time)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package consortium
 
 import (
 	"fmt"
-
-	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
 // This file decodes the roster operations of an entry, proposals (with their changes) and
@@ -156,8 +154,8 @@ func decodeMember(b []byte) error {
 	if len(key) != 32 {
 		return fmt.Errorf("%w: key of %q is %d bytes, want 32", ErrInvalidKey, string(id), len(key))
 	}
-	if role != uint64(pb.Role_ROLE_MEMBER) && role != uint64(pb.Role_ROLE_OBSERVER) {
-		return fmt.Errorf("%w: role of %q is %d, want member or observer", ErrMalformed, string(id), role)
+	if !validRole(role) {
+		return fmt.Errorf("%w: role of %q is %d, want member, observer, civil-society or authority", ErrMalformed, string(id), role)
 	}
 	return nil
 }
@@ -189,8 +187,8 @@ func decodeSetRole(b []byte) error {
 	if err := ValidateMemberID(str(id)); err != nil {
 		return err
 	}
-	if role != uint64(pb.Role_ROLE_MEMBER) && role != uint64(pb.Role_ROLE_OBSERVER) {
-		return fmt.Errorf("%w: role %d, want member or observer", ErrMalformed, role)
+	if !validRole(role) {
+		return fmt.Errorf("%w: role %d, want member, observer, civil-society or authority", ErrMalformed, role)
 	}
 	return nil
 }

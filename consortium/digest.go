@@ -10,8 +10,9 @@ import (
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
-// Digest returns the state digest: SHA-256 over a canonical encoding of the roster, every listing
-// and every opinion (docs/PROTOCOL.md, "State digest"). Equal logs give equal digests.
+// Digest returns the state digest: SHA-256 over a canonical encoding of the roster, every listing,
+// every opinion, and the certifications, referrals and answers that count (docs/PROTOCOL.md,
+// "State digest"). Equal logs give equal digests.
 func (s *State) Digest() Hash {
 	h := sha256.New()
 	h.Write([]byte("hashfed state v1\n"))
@@ -78,6 +79,7 @@ func (s *State) Digest() Hash {
 		}
 	}
 	write('O')
+	s.digestRoles(h)
 	var out Hash
 	h.Sum(out[:0])
 	return out

@@ -33,9 +33,13 @@ const (
 	OpOpinion
 	OpPropose
 	OpEndorse
+	OpCertify
+	OpUncertify
+	OpRefer
+	OpAnswer
 )
 
-var opNames = [...]string{"invalid", "add", "revoke", "opinion", "propose", "endorse"}
+var opNames = [...]string{"invalid", "add", "revoke", "opinion", "propose", "endorse", "certify", "uncertify", "refer", "answer"}
 
 // String returns the operation's name as the protocol spells it.
 func (o Op) String() string {
@@ -58,6 +62,14 @@ func OpOf(e *pb.Entry) Op {
 		return OpPropose
 	case *pb.Entry_Endorse:
 		return OpEndorse
+	case *pb.Entry_Certify:
+		return OpCertify
+	case *pb.Entry_Uncertify:
+		return OpUncertify
+	case *pb.Entry_Refer:
+		return OpRefer
+	case *pb.Entry_Answer:
+		return OpAnswer
 	}
 	return OpInvalid
 }
@@ -132,7 +144,7 @@ func ReasonName(r pb.RevokeReason) string {
 
 // Stances lists the opinion stances as the CLI spells them.
 func Stances() []string {
-	return []string{"agree", "disagree_with_labels", "false_positive", "outdated", "withdrawn"}
+	return []string{"agree", "disagree_with_labels", "false_positive", "outdated", "withdrawn", "dispute"}
 }
 
 // ParseStance parses an opinion stance as the CLI spells it (e.g. "false_positive").

@@ -53,9 +53,10 @@ var (
 	// ErrExpired means an add's expiry time is not after the time it is written.
 	ErrExpired = errors.New("expired")
 
-	// ErrWrongAuthor means a proposal's author field names someone other than the member whose log
-	// holds it: a copy of another member's proposal, which has no effect in the copier's log.
-	ErrWrongAuthor = errors.New("proposal author is not the log's owner")
+	// ErrWrongAuthor means the author field of a proposal, certification or referral names someone
+	// other than the member whose log holds it: a copy of another's entry (or a forgery in another's
+	// name), which has no effect in the copier's log.
+	ErrWrongAuthor = errors.New("author is not the log's owner")
 
 	// ErrDoubleEndorse means a member voted for two proposals of one roster epoch.
 	ErrDoubleEndorse = errors.New("second endorsement for one epoch")

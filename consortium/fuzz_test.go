@@ -12,10 +12,13 @@ import (
 	"github.com/hashfed/hashfed/internal/fixture"
 )
 
-// seedEntries returns the entries of the golden logs.
+// seedEntries returns the entries of the golden logs and of the roles case (certify, uncertify,
+// refer and answer entries).
 func seedEntries(f *testing.F) [][]byte {
 	var out [][]byte
 	paths, _ := filepath.Glob(filepath.Join(vectorsDir, "logs", "*.b64"))
+	more, _ := filepath.Glob(filepath.Join(vectorsDir, "cases", "roles", "logs", "*.b64"))
+	paths = append(paths, more...)
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {

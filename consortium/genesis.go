@@ -52,26 +52,43 @@ func (m Member) CanAdd() bool { return m.Role == pb.Role_ROLE_MEMBER }
 // PublicKey returns the member's key in the form [PublicKey.String] prints.
 func (m Member) PublicKey() PublicKey { return PublicKey{ID: m.ID, Key: m.Key} }
 
-// RoleName returns "member" or "observer".
+// CanCertify reports whether the member's role lets it certify accounts and content as protected:
+// members and civil-society participants.
+func (m Member) CanCertify() bool {
+	return m.Role == pb.Role_ROLE_MEMBER || m.Role == pb.Role_ROLE_CIVIL_SOCIETY
+}
+
+// CanRefer reports whether the member's role lets it write referrals: referral authorities.
+func (m Member) CanRefer() bool { return m.Role == pb.Role_ROLE_AUTHORITY }
+
+// RoleName returns "member", "observer", "civil-society" or "authority".
 func RoleName(r pb.Role) string {
 	switch r {
 	case pb.Role_ROLE_MEMBER:
 		return "member"
 	case pb.Role_ROLE_OBSERVER:
 		return "observer"
+	case pb.Role_ROLE_CIVIL_SOCIETY:
+		return "civil-society"
+	case pb.Role_ROLE_AUTHORITY:
+		return "authority"
 	}
 	return fmt.Sprintf("role(%d)", int32(r))
 }
 
-// ParseRole parses "member" or "observer".
+// ParseRole parses "member", "observer", "civil-society" or "authority".
 func ParseRole(s string) (pb.Role, error) {
-	switch s {
-	case "member":
-		return pb.Role_ROLE_MEMBER, nil
-	case "observer":
-		return pb.Role_ROLE_OBSERVER, nil
+	for r := pb.Role_ROLE_MEMBER; validRole(uint64(r)); r++ {
+		if RoleName(r) == s {
+			return r, nil
+		}
 	}
-	return 0, fmt.Errorf("%w: role %q is not member or observer", ErrMalformed, s)
+	return 0, fmt.Errorf("%w: role %q is not member, observer, civil-society or authority", ErrMalformed, s)
+}
+
+// validRole reports whether r is a role of this version.
+func validRole(r uint64) bool {
+	return r >= uint64(pb.Role_ROLE_MEMBER) && r <= uint64(pb.Role_ROLE_AUTHORITY)
 }
 
 // Genesis is a parsed, validated genesis document.
@@ -294,8 +311,8 @@ func memberFromProto(mp *pb.Member) (Member, error) {
 	if len(mp.PublicKey) != ed25519.PublicKeySize {
 		return Member{}, fmt.Errorf("%w: key of %q is %d bytes, want %d", ErrInvalidKey, mp.Id, len(mp.PublicKey), ed25519.PublicKeySize)
 	}
-	if mp.Role != pb.Role_ROLE_MEMBER && mp.Role != pb.Role_ROLE_OBSERVER {
-		return Member{}, fmt.Errorf("%w: role of %q is %v, want member or observer", ErrMalformed, mp.Id, mp.Role)
+	if !validRole(uint64(mp.Role)) {
+		return Member{}, fmt.Errorf("%w: role of %q is %v, want member, observer, civil-society or authority", ErrMalformed, mp.Id, mp.Role)
 	}
 	return Member{ID: mp.Id, Key: ed25519.PublicKey(slices.Clone(mp.PublicKey)), Role: mp.Role}, nil
 }

@@ -42,6 +42,20 @@ type goldenWorld struct {
 	g    *consortium.Genesis
 	logs map[string]*fixture.Log
 	ms   int64
+	// extra are logs a case adds to the golden ones (participants it admits), in id order.
+	extra []string
+}
+
+// members returns the ids of the world's logs, in id order.
+func (w *goldenWorld) members() []string {
+	return slices.Sorted(slices.Values(append(slices.Clone(goldenMembers), w.extra...)))
+}
+
+// join starts an empty log for a participant the case admits.
+func (w *goldenWorld) join(id string) *fixture.Log {
+	w.logs[id] = fixture.NewLog(w.g.ID, fixture.Key(id))
+	w.extra = append(w.extra, id)
+	return w.logs[id]
 }
 
 // goldenMembers are the golden logs, in id order.
@@ -112,7 +126,7 @@ func (w *goldenWorld) cosignAt() time.Time { return time.Unix(fixture.At(w.ms)/1
 func (w *goldenWorld) bundle(t *testing.T, cosigners func(author string) []string) consortium.AuditInput {
 	t.Helper()
 	in := consortium.AuditInput{Genesis: w.g.Marshal(), Logs: consortium.Logs{}, Checkpoints: map[string][][]byte{}, Heads: map[string][]byte{}}
-	for _, m := range goldenMembers {
+	for _, m := range w.members() {
 		in.Logs[m] = w.logs[m].Entries
 	}
 	s, err := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
@@ -120,7 +134,7 @@ func (w *goldenWorld) bundle(t *testing.T, cosigners func(author string) []strin
 		t.Fatal(err)
 	}
 	var heads []consortium.LogHead
-	for _, m := range goldenMembers {
+	for _, m := range w.members() {
 		cp, err := consortium.OpenCheckpoint(w.g.ID, s, w.logs[m].Checkpoint())
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +143,7 @@ func (w *goldenWorld) bundle(t *testing.T, cosigners func(author string) []strin
 		if cosigners != nil {
 			others = cosigners(m)
 		} else {
-			for _, o := range goldenMembers {
+			for _, o := range w.members() {
 				if o != m {
 					others = append(others, o)
 				}
@@ -641,6 +655,48 @@ func goldenCases() []goldenCase {
 				}
 				return in, ""
 			}, check: failsWith("heads-root alpha")},
+		{name: "roles", about: "the members admit a civil-society participant (ngo) and a referral authority (irua); ngo certifies a parody account, charlie's forgery of a certification in ngo's name is rejected, bravo disputes the certification, irua refers a signal to alpha and bravo, who answer within the deadline (sections 6, 7.1, 13 and 14)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				ngo, irua := w.join("ngo"), w.join("irua")
+				// Epoch 1 has four voters (effective quorum 3): alpha proposes, bravo and delta endorse.
+				i := w.logs["alpha"].Append(fixture.Propose(w.at(), "alpha", 1,
+					consortium.AdmitChange(fixture.Key("irua").Public(), pb.Role_ROLE_AUTHORITY),
+					consortium.AdmitChange(fixture.Key("ngo").Public(), pb.Role_ROLE_CIVIL_SOCIETY)))
+				w.logs["bravo"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				w.logs["delta"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				acct := goldenSignal(t, "url", "https://social.example/@caliphate_cats")
+				c := fixture.Certify(w.at(), "ngo", pb.Category_CATEGORY_PARODY, acct)
+				c.GetCertify().Subject = "@caliphate_cats"
+				ngo.Append(c)
+				w.logs["charlie"].Append(fixture.Certify(w.at(), "ngo", pb.Category_CATEGORY_NEWS, extraSig(t, 11)))
+				w.logs["bravo"].Append(fixture.Opinion(w.at(), acct, pb.Stance_STANCE_DISPUTE))
+				j := irua.Append(fixture.Refer(w.at(), "irua", []string{"alpha", "bravo"}, extraSig(t, 12)))
+				w.logs["alpha"].Append(fixture.Add(w.at(), extraSig(t, 12), "behaviour:threat-incitement"))
+				w.logs["alpha"].Append(fixture.Answer(w.at(), irua.Entries[j], pb.Outcome_OUTCOME_LISTED))
+				w.logs["bravo"].Append(fixture.Answer(w.at(), irua.Entries[j], pb.Outcome_OUTCOME_DECLINED))
+				return w.bundle(t, nil), "--require-answers"
+			}, check: passes(func(r *consortium.AuditReport) error {
+				if err := rejected("charlie 3")(r); err != nil {
+					return err
+				}
+				if r.Certifications != 1 || len(r.Referrals) != 1 || len(r.Referrals[0].Answers) != 2 || r.Referrals[0].Answers[0].Outcome != "listed" || r.Referrals[0].Answers[1].Outcome != "declined" {
+					return fmt.Errorf("certifications %d, referrals %+v: want 1 certification and one referral answered listed by alpha, declined by bravo", r.Certifications, r.Referrals)
+				}
+				return nil
+			})},
+		{name: "referral-deadline", about: "with --require-answers, a referral whose deadline passed (by the latest entry time of the logs) without an answer from an addressed member fails the audit (section 15)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				irua := w.join("irua")
+				i := w.logs["alpha"].Append(fixture.AdmitAs(w.at(), "alpha", 1, "irua", pb.Role_ROLE_AUTHORITY))
+				w.logs["bravo"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				w.logs["delta"].Append(fixture.Endorse(w.at(), 1, w.logs["alpha"].Entries[i]))
+				irua.Append(fixture.Refer(w.at(), "irua", []string{"charlie"}, extraSig(t, 13)))
+				w.ms += 2 * 3_600_000
+				w.logs["alpha"].Append(fixture.Add(w.at(), extraSig(t, 14)))
+				return w.bundle(t, nil), "--require-answers"
+			}, check: failsWith("deadline charlie")},
 		{name: "no-heads", about: "without heads notes nothing signed says which logs exist: --require-heads 1 (hashfed audit's default) fails (section 4.5)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				in := base(t).bundle(t, nil)
@@ -654,7 +710,15 @@ func goldenCases() []goldenCase {
 func caseOptions(args string) (consortium.AuditOptions, error) {
 	var opt consortium.AuditOptions
 	f := strings.Fields(args)
-	for i := 0; i+1 < len(f); i += 2 {
+	for i := 0; i < len(f); i += 2 {
+		if f[i] == "--require-answers" {
+			opt.RequireAnswers = true
+			i--
+			continue
+		}
+		if i+1 == len(f) {
+			return opt, fmt.Errorf("arguments %q are not pairs", args)
+		}
 		var err error
 		switch f[i] {
 		case "--at":
@@ -670,9 +734,6 @@ func caseOptions(args string) (consortium.AuditOptions, error) {
 			return opt, err
 		}
 	}
-	if len(f)%2 != 0 {
-		return opt, fmt.Errorf("arguments %q are not pairs", args)
-	}
 	return opt, nil
 }
 
@@ -683,6 +744,19 @@ func expectedText(c goldenCase, args string, r *consortium.AuditReport) string {
 	fmt.Fprintf(&b, "args %s\nok %v\nsignals %d\nlistings %d\ndigest %s\n", args, r.OK, r.Signals, r.Listings, r.Digest)
 	for _, x := range r.Rejections {
 		fmt.Fprintf(&b, "rejected %s %d\n", x.Member, x.Index)
+	}
+	if r.Certifications > 0 {
+		fmt.Fprintf(&b, "certifications %d\n", r.Certifications)
+	}
+	for _, ref := range r.Referrals {
+		fmt.Fprintf(&b, "referral %s %s %d\n", ref.Referral, ref.Author, ref.Index)
+		for _, a := range ref.Answers {
+			delay := "-"
+			if a.DelayMs != nil {
+				delay = strconv.FormatInt(*a.DelayMs, 10)
+			}
+			fmt.Fprintf(&b, "answer %s %s %s late=%v\n", a.Member, a.Outcome, delay, a.Late)
+		}
 	}
 	for _, f := range r.Failures {
 		log, idx := f.Log, "-"

@@ -17,12 +17,14 @@ import (
 // randomLogs writes n random entries across the logs of a small consortium, valid and invalid
 // alike: adds from a small pool of signals (so members overlap), revokes by signal and by index
 // (some of others' adds), opinions, proposals to admit or remove, endorsements (some double), and
-// now and then a time that goes backwards.
+// now and then a time that goes backwards; and the entries of the roles: certifications (some in
+// another's name), withdrawals, referrals, answers (some to referrals no log holds), admissions as
+// civil society or authority.
 func randomLogs(r *rand.Rand, n int) (*consortium.Genesis, consortium.Logs) {
 	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "charlie"}, fixture.Founder{ID: "oscar", Observer: true})
 	authors := []string{"alpha", "bravo", "charlie", "oscar", "delta", "echo"}
 	logs := consortium.Logs{}
-	var proposals [][]byte
+	var proposals, certs, refs [][]byte
 	clock := int64(0)
 	for i := 0; i < n; i++ {
 		who := authors[r.IntN(len(authors))]
@@ -36,6 +38,50 @@ func randomLogs(r *rand.Rand, n int) (*consortium.Genesis, consortium.Logs) {
 			sig = fixture.MD5(r.IntN(6))
 		}
 		var e *pb.Entry
+		if r.IntN(8) == 0 {
+			author := who
+			if r.IntN(4) == 0 {
+				author = authors[r.IntN(len(authors))]
+			}
+			switch r.IntN(5) {
+			case 0:
+				e = fixture.Certify(t, author, pb.Category(1+r.IntN(4)), sig)
+			case 1:
+				if len(certs) == 0 {
+					continue
+				}
+				e = fixture.Uncertify(t, certs[r.IntN(len(certs))])
+			case 2:
+				var to []string
+				if r.IntN(2) == 0 {
+					to = []string{"alpha", "charlie"}
+				}
+				e = fixture.Refer(t, author, to, sig)
+			case 3:
+				ref := fixture.Marshal(fixture.Refer(t, "delta", nil, sig))
+				if len(refs) > 0 && r.IntN(4) != 0 {
+					ref = refs[r.IntN(len(refs))]
+				}
+				e = fixture.Answer(t, ref, pb.Outcome(1+r.IntN(2)))
+			default:
+				role := []pb.Role{pb.Role_ROLE_CIVIL_SOCIETY, pb.Role_ROLE_AUTHORITY}[r.IntN(2)]
+				e = fixture.AdmitAs(t, who, uint64(r.IntN(3)), []string{"delta", "echo"}[r.IntN(2)], role)
+			}
+			raw, err := consortium.MarshalEntry(e)
+			if err != nil {
+				continue
+			}
+			switch {
+			case e.GetCertify() != nil:
+				certs = append(certs, raw)
+			case e.GetRefer() != nil:
+				refs = append(refs, raw)
+			case e.GetPropose() != nil:
+				proposals = append(proposals, raw)
+			}
+			logs[who] = append(logs[who], raw)
+			continue
+		}
 		switch k := r.IntN(100); {
 		case k < 45:
 			e = fixture.Add(t, sig, "behaviour:threat-incitement")

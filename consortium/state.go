@@ -160,6 +160,8 @@ type State struct {
 
 	rejected  []Rejection
 	nRejected int
+
+	roles roles
 }
 
 // NewState returns the state of a consortium whose logs are all empty. read resolves revokes by
@@ -177,6 +179,7 @@ func NewState(g *Genesis, read EntryReader) *State {
 		extra:     map[uint32][]listing{},
 		opinions:  map[opinionKey]opinion{},
 	}
+	s.initRoles()
 	r := GenesisRoster(g)
 	s.chain = []*Roster{r}
 	for _, m := range r.Members {

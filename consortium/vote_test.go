@@ -248,7 +248,7 @@ func TestAuditNamesCopiedProposal(t *testing.T) {
 		t.Fatalf("audit roster: got %+v, want epoch 1 proposed by alpha with delta", r.Roster)
 	}
 	text := r.String()
-	if want := `rejected: oscar entry 0: proposal author is not the log's owner: the author field names "alpha", not the log owner "oscar" (a copy of a proposal by "alpha")`; !strings.Contains(text, want) {
+	if want := `rejected: oscar entry 0: author is not the log's owner: the author field names "alpha", not the log owner "oscar" (a copy of a proposal by "alpha")`; !strings.Contains(text, want) {
 		t.Errorf("audit report does not name the copy; want %q in\n%s", want, text)
 	}
 }

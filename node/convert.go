@@ -16,6 +16,7 @@ func matchToProto(m store.Match) *pb.MatchResult {
 		Distance: uint32(m.Distance),
 		Hidden:   m.Hidden,
 	}
+	r.Protected = protectionsToProto(m.Protected)
 	r.Listings = make([]*pb.Listing, len(m.Listings))
 	for i, l := range m.Listings {
 		r.Listings[i] = listingToProto(l)

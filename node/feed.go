@@ -92,6 +92,7 @@ func (n *Node) feedEvents(evs []store.FeedEvent) []*pb.FeedEvent {
 			if !hasSig[i] {
 				continue
 			}
+			fe.Protected = protectionsToProto(s.Protections(sigs[i], now))
 			for _, l := range s.Listed(sigs[i]) {
 				if l.Expires == 0 || l.Expires > now {
 					fe.ListedBy = append(fe.ListedBy, l.Member)

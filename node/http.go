@@ -33,9 +33,13 @@ package node
 //	              "labels":["behaviour:threat-incitement"],"content_id":"c1","note":"...",
 //	              "expires":"2027-01-01T00:00:00Z","quality":92}],
 //	 "opinions":[{"author":"beta","index":4,"time":"...","stance":"false_positive","text":"..."}],
-//	 "hidden":"<why the local policy hides it>"}
+//	 "hidden":"<why the local policy hides it>",
+//	 "protected":[{"certification":"<leaf hash hex>","author":"ngo","index":0,"time":"...",
+//	              "category":"parody","reason":"...","subject":"@handle","expires":"..."}]}
 //
-// where content_id, note, expires, quality, opinions and hidden are left out when empty, and times
+// where content_id, note, expires, quality, opinions, hidden and protected are left out when empty
+// (protected, when present, means the match is certified counter-speech, parody, news or research:
+// send it to review, not automated removal; /v1/certifications and /v1/referrals: node/roles.go), and times
 // are RFC 3339 in UTC.
 //
 // Errors: 400 {"error":"<message naming the problem>"} for bad input (a bad hash, an unknown type,
@@ -105,6 +109,8 @@ func (n *Node) httpHandler() http.Handler {
 	n.registerHMA(mux)
 	n.registerBanks(mux)
 	mux.Handle(console.Prefix, n.consoleHandler()) // the web console: its own sign-in with the token (node/console.go)
+	mux.Handle("/v1/certifications", n.route(true, []string{http.MethodGet}, n.handleCertifications))
+	mux.Handle("/v1/referrals", n.route(true, []string{http.MethodGet}, n.handleReferrals))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
@@ -239,6 +245,8 @@ type MatchJSON struct {
 	Listings []ListingJSON `json:"listings"`
 	Opinions []OpinionJSON `json:"opinions,omitempty"`
 	Hidden   string        `json:"hidden,omitempty"`
+	// Protected are the certifications that protect the match (roles.go): route it to review.
+	Protected []ProtectionJSON `json:"protected,omitempty"`
 }
 
 // MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
@@ -283,6 +291,7 @@ func NewMatchJSON(m *pb.MatchResult) MatchJSON {
 		j.Opinions = append(j.Opinions, OpinionJSON{Author: o.Author, Index: o.Index, Time: rfc3339(time.UnixMilli(o.TimeUnixMs)),
 			Stance: consortium.StanceName(o.Stance), Text: o.Text})
 	}
+	j.Protected = newProtectionsJSON(m.GetProtected())
 	return j
 }
 

@@ -45,6 +45,9 @@ type Match struct {
 	// Hidden, when not empty, is the local policy that hides this match and why; only returned
 	// when the query includes hidden matches.
 	Hidden string
+	// Protected are the certifications in force, not expired, that protect the query's signal or
+	// this one (PROTOCOL.md section 14): the match belongs in review, not automated removal.
+	Protected []consortium.Protection
 }
 
 // ListingInfo is one member's listing, read from its add entry.
@@ -77,6 +80,8 @@ type candidate struct {
 	dist     int
 	listings []consortium.Listing
 	opinions []consortium.OpinionRecord
+	// protected are the certifications of the signal and of the query's (expiry not applied).
+	protected []consortium.Protection
 }
 
 // MatchPDQ returns the listed PDQ signals within q.Radius of h, nearest first.
@@ -109,6 +114,7 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 		}
 		cands = append(cands, s.candidateLocked(hit.ID, sig, hit.Distance))
 	}
+	s.protectLocked(cands, consortium.Signal{Type: consortium.PDQ, Value: h})
 	s.mu.RUnlock()
 	return s.finish(cands, q, false)
 }
@@ -174,6 +180,7 @@ func (s *Store) MatchSignal(sig consortium.Signal, q Query) ([]Match, error) {
 	if ok {
 		cands = append(cands, s.candidateLocked(id, sig, 0))
 	}
+	s.protectLocked(cands, sig)
 	s.mu.RUnlock()
 	return s.finish(cands, q, false)
 }
@@ -186,12 +193,31 @@ func (s *Store) Lookup(sig consortium.Signal) (m Match, ok bool, err error) {
 	if id, found := s.state.SignalID(sig); found {
 		c = s.candidateLocked(id, sig, 0)
 	}
+	c.protected = s.state.Protections(sig, 0)
 	s.mu.RUnlock()
 	ms, err := s.finish([]candidate{c}, Query{Radius: 0, Quality: -1, IncludeHidden: true}, true)
 	if err != nil || len(ms) == 0 {
 		return Match{Signal: sig}, false, err
 	}
 	return ms[0], true, nil
+}
+
+// protectLocked gives each candidate the certifications of its signal and of the query's signal q
+// (each certification once). Caller holds mu.
+func (s *Store) protectLocked(cands []candidate, q consortium.Signal) {
+	if len(cands) == 0 {
+		return
+	}
+	byQuery := s.state.Protections(q, 0)
+	for i := range cands {
+		ps := s.state.Protections(cands[i].sig, 0)
+		for _, p := range byQuery {
+			if !slices.ContainsFunc(ps, func(x consortium.Protection) bool { return x.Hash == p.Hash }) {
+				ps = append(ps, p)
+			}
+		}
+		cands[i].protected = ps
+	}
 }
 
 // candidateLocked gathers the state's records of a signal. Caller holds mu.
@@ -224,7 +250,12 @@ func (s *Store) finish(cands []candidate, q Query, keepUnlisted bool) ([]Match, 
 				}
 				m.Opinions = append(m.Opinions, oi)
 			}
-			if len(m.Listings) == 0 && (!keepUnlisted || len(m.Opinions) == 0) {
+			for _, p := range c.protected {
+				if p.Expires == 0 || p.Expires > now {
+					m.Protected = append(m.Protected, p)
+				}
+			}
+			if len(m.Listings) == 0 && (!keepUnlisted || len(m.Opinions) == 0 && len(m.Protected) == 0) {
 				continue
 			}
 			out = append(out, m)

@@ -107,6 +107,12 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 		if m.Hidden != "" {
 			fmt.Fprintf(e.stdout, "  hidden by local policy: %s\n", m.Hidden)
 		}
+		for _, p := range m.Protected {
+			printProtection(e, "  ", p)
+		}
+		if len(m.Protected) > 0 {
+			fmt.Fprintln(e.stdout, "  → review before any removal: the match is certified as protected")
+		}
 		for _, l := range m.Listings {
 			extra := ""
 			if l.ContentId != "" {

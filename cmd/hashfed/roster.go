@@ -55,12 +55,14 @@ func rosterShow(ctx context.Context, e *env, args []string) error {
 }
 
 func rosterPropose(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "roster propose", "[--admit KEY.pub]... [--observer KEY.pub]... [--remove ID]... [--quorum N] [--text T]")
+	fs := flagSet(e, "roster propose", "[--admit KEY.pub]... [--observer KEY.pub]... [--civil-society KEY.pub]... [--authority KEY.pub]... [--remove ID]... [--quorum N] [--text T]")
 	var nf nodeFlags
 	nf.register(fs, e)
-	var admit, observe, remove listFlag
+	var admit, observe, civil, authority, remove listFlag
 	fs.Var(&admit, "admit", "admit a member with this public key file (repeat)")
 	fs.Var(&observe, "observer", "admit an observer with this public key file (repeat)")
+	fs.Var(&civil, "civil-society", "admit a civil-society participant, who certifies accounts and content as protected, with this public key file (repeat)")
+	fs.Var(&authority, "authority", "admit a referral authority, who refers content to members, with this public key file (repeat)")
 	fs.Var(&remove, "remove", "remove this member id (repeat)")
 	quorum := fs.Int("quorum", 0, "set the configured quorum")
 	text := fs.String("text", "", "why")
@@ -75,12 +77,17 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 		}
 		changes = append(changes, consortium.AdmitChange(p, pb.Role_ROLE_MEMBER))
 	}
-	for _, f := range observe {
-		p, err := loadPublicKey(f)
-		if err != nil {
-			return err
+	for _, g := range []struct {
+		files listFlag
+		role  pb.Role
+	}{{observe, pb.Role_ROLE_OBSERVER}, {civil, pb.Role_ROLE_CIVIL_SOCIETY}, {authority, pb.Role_ROLE_AUTHORITY}} {
+		for _, f := range g.files {
+			p, err := loadPublicKey(f)
+			if err != nil {
+				return err
+			}
+			changes = append(changes, consortium.AdmitChange(p, g.role))
 		}
-		changes = append(changes, consortium.AdmitChange(p, pb.Role_ROLE_OBSERVER))
 	}
 	for _, id := range remove {
 		changes = append(changes, consortium.RemoveChange(id))
@@ -89,7 +96,7 @@ func rosterPropose(ctx context.Context, e *env, args []string) error {
 		changes = append(changes, consortium.QuorumChange(uint32(*quorum)))
 	}
 	if len(changes) == 0 {
-		return usageErr("roster propose needs at least one of --admit, --observer, --remove, --quorum")
+		return usageErr("roster propose needs at least one of --admit, --observer, --remove, --quorum (or --civil-society, --authority)")
 	}
 	st, err := fetchStatus(ctx, &nf)
 	if err != nil {

@@ -1,6 +1,8 @@
 // Package demo runs hashfed's demo: a consortium of three platforms on loopback doing its whole
 // story (keys, genesis, adds, a match of an edited copy, a dispute, a revoke, a fourth member
-// admitted and bootstrapped, an audit), through the same client the hashfed commands use.
+// admitted and bootstrapped, an NGO and a referral unit admitted, a parody account certified and
+// matched as protected, a referral answered by two members, an audit), through the same client the
+// hashfed commands use.
 package demo
 
 import (
@@ -172,7 +174,7 @@ func (d *demo) run(images string) error {
 	founders := []string{"alpha", "bravo", "charlie"}
 	if err := d.step("three platforms make their member keys", func() (string, error) {
 		var out []string
-		for _, id := range append(founders, "delta") {
+		for _, id := range append(founders, "delta", "ngo", "iru") {
 			k, err := consortium.GenerateKey(rand.Reader, id)
 			if err != nil {
 				return "", err
@@ -181,7 +183,7 @@ func (d *demo) run(images string) error {
 			if err := memberclient.WriteNew(filepath.Join(d.dir, id+".key"), []byte(k.String()+"\n"), 0o600); err != nil {
 				return "", err
 			}
-			if id != "delta" {
+			if len(out) < len(founders) {
 				out = append(out, k.Public().String())
 			}
 		}
@@ -395,10 +397,13 @@ func (d *demo) run(images string) error {
 	}); err != nil {
 		return err
 	}
+	if err := d.runRoles(); err != nil {
+		return err
+	}
 	return d.step("an auditor exports the logs, verifies every signature and replays", func() (string, error) {
-		ok := localnet.WaitUntil(15*time.Second, func() bool {
+		ok := localnet.WaitUntil(roleWait, func() bool {
 			var first string
-			for _, id := range []string{"alpha", "bravo", "charlie", "delta"} {
+			for id := range d.nodes {
 				st, err := d.status(id)
 				if err != nil || st.Logs == nil {
 					return false
@@ -417,7 +422,7 @@ func (d *demo) run(images string) error {
 			return true
 		})
 		if !ok {
-			return "", errors.New("the four nodes did not agree on one cosigned state within 15 s")
+			return "", fmt.Errorf("the six nodes did not agree on one cosigned state within %v", roleWait)
 		}
 		c, err := d.dial("charlie")
 		if err != nil {
@@ -435,7 +440,7 @@ func (d *demo) run(images string) error {
 		if err != nil {
 			return "", err
 		}
-		r := consortium.Audit(in, consortium.AuditOptions{RequireCosignatures: 2, RequireHeads: 1})
+		r := consortium.Audit(in, consortium.AuditOptions{RequireCosignatures: 2, RequireHeads: 1, RequireAnswers: true})
 		if !r.OK {
 			return "", fmt.Errorf("audit failed:\n%s", r)
 		}
@@ -447,7 +452,11 @@ func (d *demo) run(images string) error {
 		for _, l := range r.Logs {
 			logs = append(logs, fmt.Sprintf("%s %d entries (cosigned by %d)", l.Member, l.Verified, len(l.Cosigners)))
 		}
-		return fmt.Sprintf("%s\nroster epochs %d, %d signals, %d listings, heads notes of %d members\ndigest %s = every node's digest", strings.Join(logs, ", "), len(r.Roster), r.Signals, r.Listings, len(r.Heads), r.Digest), nil
+		var refs []string
+		for _, ref := range r.Referrals {
+			refs = append(refs, strings.TrimRight(ref.String(), "\n"))
+		}
+		return fmt.Sprintf("%s\nroster epochs %d, %d signals, %d listings, %d certifications, heads notes of %d members\n%s\ndigest %s = every node's digest", strings.Join(logs, ", "), len(r.Roster), r.Signals, r.Listings, r.Certifications, len(r.Heads), strings.Join(refs, "\n"), r.Digest), nil
 	})
 }
 

@@ -28,13 +28,17 @@ const (
 )
 
 // Role is what a roster member may do. Members add, revoke, propose and endorse; observers only
-// read, cosign and write opinions.
+// read, cosign and write opinions. A civil-society participant certifies accounts and content as
+// protected (PROTOCOL.md, "Certifications"); a referral authority writes referrals that members
+// answer (PROTOCOL.md, "Referrals"). Both also read and cosign.
 type Role int32
 
 const (
-	Role_ROLE_UNSPECIFIED Role = 0
-	Role_ROLE_MEMBER      Role = 1
-	Role_ROLE_OBSERVER    Role = 2
+	Role_ROLE_UNSPECIFIED   Role = 0
+	Role_ROLE_MEMBER        Role = 1
+	Role_ROLE_OBSERVER      Role = 2
+	Role_ROLE_CIVIL_SOCIETY Role = 3
+	Role_ROLE_AUTHORITY     Role = 4
 )
 
 // Enum value maps for Role.
@@ -43,11 +47,15 @@ var (
 		0: "ROLE_UNSPECIFIED",
 		1: "ROLE_MEMBER",
 		2: "ROLE_OBSERVER",
+		3: "ROLE_CIVIL_SOCIETY",
+		4: "ROLE_AUTHORITY",
 	}
 	Role_value = map[string]int32{
-		"ROLE_UNSPECIFIED": 0,
-		"ROLE_MEMBER":      1,
-		"ROLE_OBSERVER":    2,
+		"ROLE_UNSPECIFIED":   0,
+		"ROLE_MEMBER":        1,
+		"ROLE_OBSERVER":      2,
+		"ROLE_CIVIL_SOCIETY": 3,
+		"ROLE_AUTHORITY":     4,
 	}
 )
 
@@ -154,6 +162,9 @@ const (
 	Stance_STANCE_OUTDATED             Stance = 4
 	// STANCE_WITHDRAWN clears the author's earlier opinion on the signal.
 	Stance_STANCE_WITHDRAWN Stance = 5
+	// STANCE_DISPUTE disputes a certification of the signal as protected (PROTOCOL.md,
+	// "Certifications"): the author holds that it is not what the certification says.
+	Stance_STANCE_DISPUTE Stance = 6
 )
 
 // Enum value maps for Stance.
@@ -165,6 +176,7 @@ var (
 		3: "STANCE_FALSE_POSITIVE",
 		4: "STANCE_OUTDATED",
 		5: "STANCE_WITHDRAWN",
+		6: "STANCE_DISPUTE",
 	}
 	Stance_value = map[string]int32{
 		"STANCE_UNSPECIFIED":          0,
@@ -173,6 +185,7 @@ var (
 		"STANCE_FALSE_POSITIVE":       3,
 		"STANCE_OUTDATED":             4,
 		"STANCE_WITHDRAWN":            5,
+		"STANCE_DISPUTE":              6,
 	}
 )
 
@@ -201,6 +214,114 @@ func (x Stance) Number() protoreflect.EnumNumber {
 // Deprecated: Use Stance.Descriptor instead.
 func (Stance) EnumDescriptor() ([]byte, []int) {
 	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{2}
+}
+
+// Category is what a certification says a protected account or piece of content is.
+type Category int32
+
+const (
+	Category_CATEGORY_UNSPECIFIED    Category = 0
+	Category_CATEGORY_COUNTER_SPEECH Category = 1
+	Category_CATEGORY_PARODY         Category = 2
+	Category_CATEGORY_NEWS           Category = 3
+	Category_CATEGORY_RESEARCH       Category = 4
+)
+
+// Enum value maps for Category.
+var (
+	Category_name = map[int32]string{
+		0: "CATEGORY_UNSPECIFIED",
+		1: "CATEGORY_COUNTER_SPEECH",
+		2: "CATEGORY_PARODY",
+		3: "CATEGORY_NEWS",
+		4: "CATEGORY_RESEARCH",
+	}
+	Category_value = map[string]int32{
+		"CATEGORY_UNSPECIFIED":    0,
+		"CATEGORY_COUNTER_SPEECH": 1,
+		"CATEGORY_PARODY":         2,
+		"CATEGORY_NEWS":           3,
+		"CATEGORY_RESEARCH":       4,
+	}
+)
+
+func (x Category) Enum() *Category {
+	p := new(Category)
+	*p = x
+	return p
+}
+
+func (x Category) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Category) Descriptor() protoreflect.EnumDescriptor {
+	return file_hashfed_v1_hashfed_proto_enumTypes[3].Descriptor()
+}
+
+func (Category) Type() protoreflect.EnumType {
+	return &file_hashfed_v1_hashfed_proto_enumTypes[3]
+}
+
+func (x Category) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Category.Descriptor instead.
+func (Category) EnumDescriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{3}
+}
+
+// Outcome is a member's answer to a referral.
+type Outcome int32
+
+const (
+	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
+	// OUTCOME_LISTED: the member listed the referred signals (with its own add entries).
+	Outcome_OUTCOME_LISTED Outcome = 1
+	// OUTCOME_DECLINED: the member declined, giving a reason.
+	Outcome_OUTCOME_DECLINED Outcome = 2
+)
+
+// Enum value maps for Outcome.
+var (
+	Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_LISTED",
+		2: "OUTCOME_DECLINED",
+	}
+	Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED": 0,
+		"OUTCOME_LISTED":      1,
+		"OUTCOME_DECLINED":    2,
+	}
+)
+
+func (x Outcome) Enum() *Outcome {
+	p := new(Outcome)
+	*p = x
+	return p
+}
+
+func (x Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_hashfed_v1_hashfed_proto_enumTypes[4].Descriptor()
+}
+
+func (Outcome) Type() protoreflect.EnumType {
+	return &file_hashfed_v1_hashfed_proto_enumTypes[4]
+}
+
+func (x Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Outcome.Descriptor instead.
+func (Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{4}
 }
 
 // Member is one roster entry: a stable id, its Ed25519 public key and its role.
@@ -526,6 +647,10 @@ type Entry struct {
 	//	*Entry_Opinion
 	//	*Entry_Propose
 	//	*Entry_Endorse
+	//	*Entry_Certify
+	//	*Entry_Uncertify
+	//	*Entry_Refer
+	//	*Entry_Answer
 	Op            isEntry_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -620,6 +745,42 @@ func (x *Entry) GetEndorse() *Endorse {
 	return nil
 }
 
+func (x *Entry) GetCertify() *Certify {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Certify); ok {
+			return x.Certify
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetUncertify() *Uncertify {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Uncertify); ok {
+			return x.Uncertify
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetRefer() *Refer {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Refer); ok {
+			return x.Refer
+		}
+	}
+	return nil
+}
+
+func (x *Entry) GetAnswer() *Answer {
+	if x != nil {
+		if x, ok := x.Op.(*Entry_Answer); ok {
+			return x.Answer
+		}
+	}
+	return nil
+}
+
 type isEntry_Op interface {
 	isEntry_Op()
 }
@@ -644,6 +805,22 @@ type Entry_Endorse struct {
 	Endorse *Endorse `protobuf:"bytes,6,opt,name=endorse,proto3,oneof"`
 }
 
+type Entry_Certify struct {
+	Certify *Certify `protobuf:"bytes,7,opt,name=certify,proto3,oneof"`
+}
+
+type Entry_Uncertify struct {
+	Uncertify *Uncertify `protobuf:"bytes,8,opt,name=uncertify,proto3,oneof"`
+}
+
+type Entry_Refer struct {
+	Refer *Refer `protobuf:"bytes,9,opt,name=refer,proto3,oneof"`
+}
+
+type Entry_Answer struct {
+	Answer *Answer `protobuf:"bytes,10,opt,name=answer,proto3,oneof"`
+}
+
 func (*Entry_Add) isEntry_Op() {}
 
 func (*Entry_Revoke) isEntry_Op() {}
@@ -653,6 +830,14 @@ func (*Entry_Opinion) isEntry_Op() {}
 func (*Entry_Propose) isEntry_Op() {}
 
 func (*Entry_Endorse) isEntry_Op() {}
+
+func (*Entry_Certify) isEntry_Op() {}
+
+func (*Entry_Uncertify) isEntry_Op() {}
+
+func (*Entry_Refer) isEntry_Op() {}
+
+func (*Entry_Answer) isEntry_Op() {}
 
 // Add lists a signal on behalf of the log's author.
 type Add struct {
@@ -1205,6 +1390,317 @@ func (x *Endorse) GetProposal() []byte {
 	return nil
 }
 
+// Certify puts an account (its URL signal) or a piece of content (its hashes) on the protected list:
+// a match that also hits a certified signal is answered as protected, for review rather than
+// automated removal. Written by a civil-society participant or a member.
+type Certify struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// author is the id of the participant in whose log the certification is written (required); a
+	// copy in another log is rejected there (PROTOCOL.md, "Certifications").
+	Author string `protobuf:"bytes,1,opt,name=author,proto3" json:"author,omitempty"`
+	// signals certified, sorted by type name then value bytes, no repeats, 1 to 64.
+	Signals  []*Signal `protobuf:"bytes,2,rep,name=signals,proto3" json:"signals,omitempty"`
+	Category Category  `protobuf:"varint,3,opt,name=category,proto3,enum=hashfed.v1.Category" json:"category,omitempty"`
+	// reason is why the account or content is protected (required).
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// subject names what is certified for people (e.g. the account's URL or handle); optional.
+	Subject string `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	// expires_unix_ms, when non-zero, is the time after which the certification lapses.
+	ExpiresUnixMs int64 `protobuf:"varint,6,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certify) Reset() {
+	*x = Certify{}
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certify) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certify) ProtoMessage() {}
+
+func (x *Certify) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certify.ProtoReflect.Descriptor instead.
+func (*Certify) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Certify) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *Certify) GetSignals() []*Signal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+func (x *Certify) GetCategory() Category {
+	if x != nil {
+		return x.Category
+	}
+	return Category_CATEGORY_UNSPECIFIED
+}
+
+func (x *Certify) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Certify) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Certify) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+// Uncertify withdraws one of the author's own earlier certifications.
+type Uncertify struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certification is the RFC 6962 leaf hash of the Certify entry's bytes (32 bytes).
+	Certification []byte `protobuf:"bytes,1,opt,name=certification,proto3" json:"certification,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Uncertify) Reset() {
+	*x = Uncertify{}
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Uncertify) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Uncertify) ProtoMessage() {}
+
+func (x *Uncertify) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Uncertify.ProtoReflect.Descriptor instead.
+func (*Uncertify) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Uncertify) GetCertification() []byte {
+	if x != nil {
+		return x.Certification
+	}
+	return nil
+}
+
+func (x *Uncertify) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Refer is a referral: a referral authority asks members to act on signals, under a legal basis,
+// by a deadline.
+type Refer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// author is the id of the authority in whose log the referral is written (required).
+	Author string `protobuf:"bytes,1,opt,name=author,proto3" json:"author,omitempty"`
+	// signals referred, sorted by type name then value bytes, no repeats, 1 to 64.
+	Signals []*Signal `protobuf:"bytes,2,rep,name=signals,proto3" json:"signals,omitempty"`
+	// legal_basis is the law or power the referral rests on (required).
+	LegalBasis string `protobuf:"bytes,3,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	// order_ref is the reference of a removal order or case, when there is one.
+	OrderRef string `protobuf:"bytes,4,opt,name=order_ref,json=orderRef,proto3" json:"order_ref,omitempty"`
+	// deadline_unix_ms is when the authority expects answers (required, after the entry's time).
+	DeadlineUnixMs int64 `protobuf:"varint,5,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	// to names the members addressed, sorted, no repeats, at most 64; empty means every member.
+	To []string `protobuf:"bytes,6,rep,name=to,proto3" json:"to,omitempty"`
+	// note is free text for the members' reviewers.
+	Note          string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refer) Reset() {
+	*x = Refer{}
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refer) ProtoMessage() {}
+
+func (x *Refer) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refer.ProtoReflect.Descriptor instead.
+func (*Refer) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Refer) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *Refer) GetSignals() []*Signal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+func (x *Refer) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
+}
+
+func (x *Refer) GetOrderRef() string {
+	if x != nil {
+		return x.OrderRef
+	}
+	return ""
+}
+
+func (x *Refer) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *Refer) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *Refer) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// Answer is a member's answer to a referral addressed to it.
+type Answer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// referral is the RFC 6962 leaf hash of the Refer entry's bytes (32 bytes).
+	Referral []byte  `protobuf:"bytes,1,opt,name=referral,proto3" json:"referral,omitempty"`
+	Outcome  Outcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=hashfed.v1.Outcome" json:"outcome,omitempty"`
+	// reason is required when the outcome is declined.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Answer) Reset() {
+	*x = Answer{}
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Answer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Answer) ProtoMessage() {}
+
+func (x *Answer) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Answer.ProtoReflect.Descriptor instead.
+func (*Answer) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Answer) GetReferral() []byte {
+	if x != nil {
+		return x.Referral
+	}
+	return nil
+}
+
+func (x *Answer) GetOutcome() Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return Outcome_OUTCOME_UNSPECIFIED
+}
+
+func (x *Answer) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Head is a member log's size as one node knows it, with the signed checkpoint that proves it when
 // the sender has one to give.
 type Head struct {
@@ -1219,7 +1715,7 @@ type Head struct {
 
 func (x *Head) Reset() {
 	*x = Head{}
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[13]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1727,7 @@ func (x *Head) String() string {
 func (*Head) ProtoMessage() {}
 
 func (x *Head) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[13]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1740,7 @@ func (x *Head) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Head.ProtoReflect.Descriptor instead.
 func (*Head) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{13}
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Head) GetMember() string {
@@ -1278,7 +1774,7 @@ type HeadVector struct {
 
 func (x *HeadVector) Reset() {
 	*x = HeadVector{}
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[14]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1786,7 @@ func (x *HeadVector) String() string {
 func (*HeadVector) ProtoMessage() {}
 
 func (x *HeadVector) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[14]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1799,7 @@ func (x *HeadVector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadVector.ProtoReflect.Descriptor instead.
 func (*HeadVector) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{14}
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeadVector) GetHeads() []*Head {
@@ -1344,7 +1840,7 @@ type Equivocation struct {
 
 func (x *Equivocation) Reset() {
 	*x = Equivocation{}
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[15]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1852,7 @@ func (x *Equivocation) String() string {
 func (*Equivocation) ProtoMessage() {}
 
 func (x *Equivocation) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_hashfed_proto_msgTypes[15]
+	mi := &file_hashfed_v1_hashfed_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1865,7 @@ func (x *Equivocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Equivocation.ProtoReflect.Descriptor instead.
 func (*Equivocation) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{15}
+	return file_hashfed_v1_hashfed_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Equivocation) GetMember() string {
@@ -1490,7 +1986,7 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"2\n" +
 	"\x06Signal\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x95\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xd6\x03\n" +
 	"\x05Entry\x12 \n" +
 	"\ftime_unix_ms\x18\x01 \x01(\x03R\n" +
 	"timeUnixMs\x12#\n" +
@@ -1498,7 +1994,12 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x06revoke\x18\x03 \x01(\v2\x12.hashfed.v1.RevokeH\x00R\x06revoke\x12/\n" +
 	"\aopinion\x18\x04 \x01(\v2\x13.hashfed.v1.OpinionH\x00R\aopinion\x12/\n" +
 	"\apropose\x18\x05 \x01(\v2\x13.hashfed.v1.ProposeH\x00R\apropose\x12/\n" +
-	"\aendorse\x18\x06 \x01(\v2\x13.hashfed.v1.EndorseH\x00R\aendorseB\x04\n" +
+	"\aendorse\x18\x06 \x01(\v2\x13.hashfed.v1.EndorseH\x00R\aendorse\x12/\n" +
+	"\acertify\x18\a \x01(\v2\x13.hashfed.v1.CertifyH\x00R\acertify\x125\n" +
+	"\tuncertify\x18\b \x01(\v2\x15.hashfed.v1.UncertifyH\x00R\tuncertify\x12)\n" +
+	"\x05refer\x18\t \x01(\v2\x11.hashfed.v1.ReferH\x00R\x05refer\x12,\n" +
+	"\x06answer\x18\n" +
+	" \x01(\v2\x12.hashfed.v1.AnswerH\x00R\x06answerB\x04\n" +
 	"\x02op\"\xcf\x01\n" +
 	"\x03Add\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x16\n" +
@@ -1537,7 +2038,30 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x06author\x18\x04 \x01(\tR\x06author\";\n" +
 	"\aEndorse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\bproposal\x18\x02 \x01(\fR\bproposal\"R\n" +
+	"\bproposal\x18\x02 \x01(\fR\bproposal\"\xdb\x01\n" +
+	"\aCertify\x12\x16\n" +
+	"\x06author\x18\x01 \x01(\tR\x06author\x12,\n" +
+	"\asignals\x18\x02 \x03(\v2\x12.hashfed.v1.SignalR\asignals\x120\n" +
+	"\bcategory\x18\x03 \x01(\x0e2\x14.hashfed.v1.CategoryR\bcategory\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x06 \x01(\x03R\rexpiresUnixMs\"I\n" +
+	"\tUncertify\x12$\n" +
+	"\rcertification\x18\x01 \x01(\fR\rcertification\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xd9\x01\n" +
+	"\x05Refer\x12\x16\n" +
+	"\x06author\x18\x01 \x01(\tR\x06author\x12,\n" +
+	"\asignals\x18\x02 \x03(\v2\x12.hashfed.v1.SignalR\asignals\x12\x1f\n" +
+	"\vlegal_basis\x18\x03 \x01(\tR\n" +
+	"legalBasis\x12\x1b\n" +
+	"\torder_ref\x18\x04 \x01(\tR\borderRef\x12(\n" +
+	"\x10deadline_unix_ms\x18\x05 \x01(\x03R\x0edeadlineUnixMs\x12\x0e\n" +
+	"\x02to\x18\x06 \x03(\tR\x02to\x12\x12\n" +
+	"\x04note\x18\a \x01(\tR\x04note\"k\n" +
+	"\x06Answer\x12\x1a\n" +
+	"\breferral\x18\x01 \x01(\fR\breferral\x12-\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x13.hashfed.v1.OutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"R\n" +
 	"\x04Head\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
@@ -1567,11 +2091,13 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"nextProofA\x12 \n" +
 	"\fnext_proof_b\x18\r \x03(\fR\n" +
 	"nextProofBB\x0e\n" +
-	"\f_agreed_size*@\n" +
+	"\f_agreed_size*l\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x11\n" +
-	"\rROLE_OBSERVER\x10\x02*\x8b\x02\n" +
+	"\rROLE_OBSERVER\x10\x02\x12\x16\n" +
+	"\x12ROLE_CIVIL_SOCIETY\x10\x03\x12\x12\n" +
+	"\x0eROLE_AUTHORITY\x10\x04*\x8b\x02\n" +
 	"\fRevokeReason\x12\x1d\n" +
 	"\x19REVOKE_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cREVOKE_REASON_FALSE_POSITIVE\x10\x01\x12\"\n" +
@@ -1580,14 +2106,25 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x1dREVOKE_REASON_OUT_OF_TAXONOMY\x10\x04\x12\x1b\n" +
 	"\x17REVOKE_REASON_DUPLICATE\x10\x05\x12\x19\n" +
 	"\x15REVOKE_REASON_EXPIRED\x10\x06\x12\x17\n" +
-	"\x13REVOKE_REASON_OTHER\x10\a*\x99\x01\n" +
+	"\x13REVOKE_REASON_OTHER\x10\a*\xad\x01\n" +
 	"\x06Stance\x12\x16\n" +
 	"\x12STANCE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSTANCE_AGREE\x10\x01\x12\x1f\n" +
 	"\x1bSTANCE_DISAGREE_WITH_LABELS\x10\x02\x12\x19\n" +
 	"\x15STANCE_FALSE_POSITIVE\x10\x03\x12\x13\n" +
 	"\x0fSTANCE_OUTDATED\x10\x04\x12\x14\n" +
-	"\x10STANCE_WITHDRAWN\x10\x05B7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
+	"\x10STANCE_WITHDRAWN\x10\x05\x12\x12\n" +
+	"\x0eSTANCE_DISPUTE\x10\x06*\x80\x01\n" +
+	"\bCategory\x12\x18\n" +
+	"\x14CATEGORY_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17CATEGORY_COUNTER_SPEECH\x10\x01\x12\x13\n" +
+	"\x0fCATEGORY_PARODY\x10\x02\x12\x11\n" +
+	"\rCATEGORY_NEWS\x10\x03\x12\x15\n" +
+	"\x11CATEGORY_RESEARCH\x10\x04*L\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eOUTCOME_LISTED\x10\x01\x12\x14\n" +
+	"\x10OUTCOME_DECLINED\x10\x02B7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
 
 var (
 	file_hashfed_v1_hashfed_proto_rawDescOnce sync.Once
@@ -1601,53 +2138,67 @@ func file_hashfed_v1_hashfed_proto_rawDescGZIP() []byte {
 	return file_hashfed_v1_hashfed_proto_rawDescData
 }
 
-var file_hashfed_v1_hashfed_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hashfed_v1_hashfed_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_hashfed_v1_hashfed_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_hashfed_v1_hashfed_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_hashfed_v1_hashfed_proto_goTypes = []any{
 	(Role)(0),                // 0: hashfed.v1.Role
 	(RevokeReason)(0),        // 1: hashfed.v1.RevokeReason
 	(Stance)(0),              // 2: hashfed.v1.Stance
-	(*Member)(nil),           // 3: hashfed.v1.Member
-	(*Genesis)(nil),          // 4: hashfed.v1.Genesis
-	(*SignedGenesis)(nil),    // 5: hashfed.v1.SignedGenesis
-	(*GenesisSignature)(nil), // 6: hashfed.v1.GenesisSignature
-	(*Signal)(nil),           // 7: hashfed.v1.Signal
-	(*Entry)(nil),            // 8: hashfed.v1.Entry
-	(*Add)(nil),              // 9: hashfed.v1.Add
-	(*Revoke)(nil),           // 10: hashfed.v1.Revoke
-	(*Opinion)(nil),          // 11: hashfed.v1.Opinion
-	(*RosterChange)(nil),     // 12: hashfed.v1.RosterChange
-	(*SetRole)(nil),          // 13: hashfed.v1.SetRole
-	(*Propose)(nil),          // 14: hashfed.v1.Propose
-	(*Endorse)(nil),          // 15: hashfed.v1.Endorse
-	(*Head)(nil),             // 16: hashfed.v1.Head
-	(*HeadVector)(nil),       // 17: hashfed.v1.HeadVector
-	(*Equivocation)(nil),     // 18: hashfed.v1.Equivocation
+	(Category)(0),            // 3: hashfed.v1.Category
+	(Outcome)(0),             // 4: hashfed.v1.Outcome
+	(*Member)(nil),           // 5: hashfed.v1.Member
+	(*Genesis)(nil),          // 6: hashfed.v1.Genesis
+	(*SignedGenesis)(nil),    // 7: hashfed.v1.SignedGenesis
+	(*GenesisSignature)(nil), // 8: hashfed.v1.GenesisSignature
+	(*Signal)(nil),           // 9: hashfed.v1.Signal
+	(*Entry)(nil),            // 10: hashfed.v1.Entry
+	(*Add)(nil),              // 11: hashfed.v1.Add
+	(*Revoke)(nil),           // 12: hashfed.v1.Revoke
+	(*Opinion)(nil),          // 13: hashfed.v1.Opinion
+	(*RosterChange)(nil),     // 14: hashfed.v1.RosterChange
+	(*SetRole)(nil),          // 15: hashfed.v1.SetRole
+	(*Propose)(nil),          // 16: hashfed.v1.Propose
+	(*Endorse)(nil),          // 17: hashfed.v1.Endorse
+	(*Certify)(nil),          // 18: hashfed.v1.Certify
+	(*Uncertify)(nil),        // 19: hashfed.v1.Uncertify
+	(*Refer)(nil),            // 20: hashfed.v1.Refer
+	(*Answer)(nil),           // 21: hashfed.v1.Answer
+	(*Head)(nil),             // 22: hashfed.v1.Head
+	(*HeadVector)(nil),       // 23: hashfed.v1.HeadVector
+	(*Equivocation)(nil),     // 24: hashfed.v1.Equivocation
 }
 var file_hashfed_v1_hashfed_proto_depIdxs = []int32{
 	0,  // 0: hashfed.v1.Member.role:type_name -> hashfed.v1.Role
-	3,  // 1: hashfed.v1.Genesis.members:type_name -> hashfed.v1.Member
-	6,  // 2: hashfed.v1.SignedGenesis.signatures:type_name -> hashfed.v1.GenesisSignature
-	9,  // 3: hashfed.v1.Entry.add:type_name -> hashfed.v1.Add
-	10, // 4: hashfed.v1.Entry.revoke:type_name -> hashfed.v1.Revoke
-	11, // 5: hashfed.v1.Entry.opinion:type_name -> hashfed.v1.Opinion
-	14, // 6: hashfed.v1.Entry.propose:type_name -> hashfed.v1.Propose
-	15, // 7: hashfed.v1.Entry.endorse:type_name -> hashfed.v1.Endorse
-	7,  // 8: hashfed.v1.Add.signal:type_name -> hashfed.v1.Signal
-	1,  // 9: hashfed.v1.Revoke.reason:type_name -> hashfed.v1.RevokeReason
-	7,  // 10: hashfed.v1.Revoke.signal:type_name -> hashfed.v1.Signal
-	7,  // 11: hashfed.v1.Opinion.signal:type_name -> hashfed.v1.Signal
-	2,  // 12: hashfed.v1.Opinion.stance:type_name -> hashfed.v1.Stance
-	3,  // 13: hashfed.v1.RosterChange.admit:type_name -> hashfed.v1.Member
-	13, // 14: hashfed.v1.RosterChange.set_role:type_name -> hashfed.v1.SetRole
-	0,  // 15: hashfed.v1.SetRole.role:type_name -> hashfed.v1.Role
-	12, // 16: hashfed.v1.Propose.changes:type_name -> hashfed.v1.RosterChange
-	16, // 17: hashfed.v1.HeadVector.heads:type_name -> hashfed.v1.Head
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	5,  // 1: hashfed.v1.Genesis.members:type_name -> hashfed.v1.Member
+	8,  // 2: hashfed.v1.SignedGenesis.signatures:type_name -> hashfed.v1.GenesisSignature
+	11, // 3: hashfed.v1.Entry.add:type_name -> hashfed.v1.Add
+	12, // 4: hashfed.v1.Entry.revoke:type_name -> hashfed.v1.Revoke
+	13, // 5: hashfed.v1.Entry.opinion:type_name -> hashfed.v1.Opinion
+	16, // 6: hashfed.v1.Entry.propose:type_name -> hashfed.v1.Propose
+	17, // 7: hashfed.v1.Entry.endorse:type_name -> hashfed.v1.Endorse
+	18, // 8: hashfed.v1.Entry.certify:type_name -> hashfed.v1.Certify
+	19, // 9: hashfed.v1.Entry.uncertify:type_name -> hashfed.v1.Uncertify
+	20, // 10: hashfed.v1.Entry.refer:type_name -> hashfed.v1.Refer
+	21, // 11: hashfed.v1.Entry.answer:type_name -> hashfed.v1.Answer
+	9,  // 12: hashfed.v1.Add.signal:type_name -> hashfed.v1.Signal
+	1,  // 13: hashfed.v1.Revoke.reason:type_name -> hashfed.v1.RevokeReason
+	9,  // 14: hashfed.v1.Revoke.signal:type_name -> hashfed.v1.Signal
+	9,  // 15: hashfed.v1.Opinion.signal:type_name -> hashfed.v1.Signal
+	2,  // 16: hashfed.v1.Opinion.stance:type_name -> hashfed.v1.Stance
+	5,  // 17: hashfed.v1.RosterChange.admit:type_name -> hashfed.v1.Member
+	15, // 18: hashfed.v1.RosterChange.set_role:type_name -> hashfed.v1.SetRole
+	0,  // 19: hashfed.v1.SetRole.role:type_name -> hashfed.v1.Role
+	14, // 20: hashfed.v1.Propose.changes:type_name -> hashfed.v1.RosterChange
+	9,  // 21: hashfed.v1.Certify.signals:type_name -> hashfed.v1.Signal
+	3,  // 22: hashfed.v1.Certify.category:type_name -> hashfed.v1.Category
+	9,  // 23: hashfed.v1.Refer.signals:type_name -> hashfed.v1.Signal
+	4,  // 24: hashfed.v1.Answer.outcome:type_name -> hashfed.v1.Outcome
+	22, // 25: hashfed.v1.HeadVector.heads:type_name -> hashfed.v1.Head
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_hashfed_proto_init() }
@@ -1661,6 +2212,10 @@ func file_hashfed_v1_hashfed_proto_init() {
 		(*Entry_Opinion)(nil),
 		(*Entry_Propose)(nil),
 		(*Entry_Endorse)(nil),
+		(*Entry_Certify)(nil),
+		(*Entry_Uncertify)(nil),
+		(*Entry_Refer)(nil),
+		(*Entry_Answer)(nil),
 	}
 	file_hashfed_v1_hashfed_proto_msgTypes[6].OneofWrappers = []any{}
 	file_hashfed_v1_hashfed_proto_msgTypes[7].OneofWrappers = []any{
@@ -1673,14 +2228,14 @@ func file_hashfed_v1_hashfed_proto_init() {
 		(*RosterChange_SetQuorum)(nil),
 		(*RosterChange_SetRole)(nil),
 	}
-	file_hashfed_v1_hashfed_proto_msgTypes[15].OneofWrappers = []any{}
+	file_hashfed_v1_hashfed_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_hashfed_proto_rawDesc), len(file_hashfed_v1_hashfed_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   16,
+			NumEnums:      5,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -405,7 +405,11 @@ type MatchResult struct {
 	Listings []*Listing             `protobuf:"bytes,3,rep,name=listings,proto3" json:"listings,omitempty"`
 	Opinions []*OpinionView         `protobuf:"bytes,4,rep,name=opinions,proto3" json:"opinions,omitempty"`
 	// hidden, when set, is the local policy that hides this match and why.
-	Hidden        string `protobuf:"bytes,5,opt,name=hidden,proto3" json:"hidden,omitempty"`
+	Hidden string `protobuf:"bytes,5,opt,name=hidden,proto3" json:"hidden,omitempty"`
+	// protected lists the certifications in force (not expired) that protect the query's signal or
+	// this one: the match is counter-speech, parody, news or research by someone's account, and
+	// belongs in human review rather than automated removal (PROTOCOL.md section 14).
+	Protected     []*Protection `protobuf:"bytes,6,rep,name=protected,proto3" json:"protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,6 +479,521 @@ func (x *MatchResult) GetHidden() string {
 	return ""
 }
 
+func (x *MatchResult) GetProtected() []*Protection {
+	if x != nil {
+		return x.Protected
+	}
+	return nil
+}
+
+// Protection is a certification in force: who certified what, and why.
+type Protection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certification is the leaf hash of the certify entry (what hashfed uncertify names).
+	Certification []byte    `protobuf:"bytes,1,opt,name=certification,proto3" json:"certification,omitempty"`
+	Author        string    `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	Index         uint64    `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixMs    int64     `protobuf:"varint,4,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Category      Category  `protobuf:"varint,5,opt,name=category,proto3,enum=hashfed.v1.Category" json:"category,omitempty"`
+	Reason        string    `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Subject       string    `protobuf:"bytes,7,opt,name=subject,proto3" json:"subject,omitempty"`
+	ExpiresUnixMs int64     `protobuf:"varint,8,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	Signals       []*Signal `protobuf:"bytes,9,rep,name=signals,proto3" json:"signals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Protection) Reset() {
+	*x = Protection{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Protection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Protection) ProtoMessage() {}
+
+func (x *Protection) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Protection.ProtoReflect.Descriptor instead.
+func (*Protection) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Protection) GetCertification() []byte {
+	if x != nil {
+		return x.Certification
+	}
+	return nil
+}
+
+func (x *Protection) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *Protection) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Protection) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *Protection) GetCategory() Category {
+	if x != nil {
+		return x.Category
+	}
+	return Category_CATEGORY_UNSPECIFIED
+}
+
+func (x *Protection) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Protection) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Protection) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+func (x *Protection) GetSignals() []*Signal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+type CertificationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificationsRequest) Reset() {
+	*x = CertificationsRequest{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificationsRequest) ProtoMessage() {}
+
+func (x *CertificationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificationsRequest.ProtoReflect.Descriptor instead.
+func (*CertificationsRequest) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{7}
+}
+
+type CertificationsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Certifications []*Protection          `protobuf:"bytes,1,rep,name=certifications,proto3" json:"certifications,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CertificationsResponse) Reset() {
+	*x = CertificationsResponse{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificationsResponse) ProtoMessage() {}
+
+func (x *CertificationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificationsResponse.ProtoReflect.Descriptor instead.
+func (*CertificationsResponse) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CertificationsResponse) GetCertifications() []*Protection {
+	if x != nil {
+		return x.Certifications
+	}
+	return nil
+}
+
+type ReferralsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// all lists every referral in force, answered or not, addressed to the node's member or not.
+	All           bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferralsRequest) Reset() {
+	*x = ReferralsRequest{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferralsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferralsRequest) ProtoMessage() {}
+
+func (x *ReferralsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferralsRequest.ProtoReflect.Descriptor instead.
+func (*ReferralsRequest) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReferralsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type ReferralsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Referrals     []*ReferralView        `protobuf:"bytes,1,rep,name=referrals,proto3" json:"referrals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferralsResponse) Reset() {
+	*x = ReferralsResponse{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferralsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferralsResponse) ProtoMessage() {}
+
+func (x *ReferralsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferralsResponse.ProtoReflect.Descriptor instead.
+func (*ReferralsResponse) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReferralsResponse) GetReferrals() []*ReferralView {
+	if x != nil {
+		return x.Referrals
+	}
+	return nil
+}
+
+// ReferralView is a referral in force with the answers that count.
+type ReferralView struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// referral is the leaf hash of the refer entry (what hashfed answer names).
+	Referral       []byte    `protobuf:"bytes,1,opt,name=referral,proto3" json:"referral,omitempty"`
+	Author         string    `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	Index          uint64    `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixMs     int64     `protobuf:"varint,4,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	DeadlineUnixMs int64     `protobuf:"varint,5,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	Signals        []*Signal `protobuf:"bytes,6,rep,name=signals,proto3" json:"signals,omitempty"`
+	LegalBasis     string    `protobuf:"bytes,7,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	OrderRef       string    `protobuf:"bytes,8,opt,name=order_ref,json=orderRef,proto3" json:"order_ref,omitempty"`
+	Note           string    `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// to are the members the referral names (empty: every member); addressed are those of the
+	// current roster it addresses.
+	To            []string      `protobuf:"bytes,10,rep,name=to,proto3" json:"to,omitempty"`
+	Addressed     []string      `protobuf:"bytes,11,rep,name=addressed,proto3" json:"addressed,omitempty"`
+	Answers       []*AnswerView `protobuf:"bytes,12,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferralView) Reset() {
+	*x = ReferralView{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferralView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferralView) ProtoMessage() {}
+
+func (x *ReferralView) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferralView.ProtoReflect.Descriptor instead.
+func (*ReferralView) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReferralView) GetReferral() []byte {
+	if x != nil {
+		return x.Referral
+	}
+	return nil
+}
+
+func (x *ReferralView) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *ReferralView) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReferralView) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *ReferralView) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *ReferralView) GetSignals() []*Signal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+func (x *ReferralView) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
+}
+
+func (x *ReferralView) GetOrderRef() string {
+	if x != nil {
+		return x.OrderRef
+	}
+	return ""
+}
+
+func (x *ReferralView) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ReferralView) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ReferralView) GetAddressed() []string {
+	if x != nil {
+		return x.Addressed
+	}
+	return nil
+}
+
+func (x *ReferralView) GetAnswers() []*AnswerView {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+// AnswerView is one member's answer to a referral, with its delay from the log times.
+type AnswerView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Member        string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixMs    int64                  `protobuf:"varint,3,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Outcome       Outcome                `protobuf:"varint,4,opt,name=outcome,proto3,enum=hashfed.v1.Outcome" json:"outcome,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	DelayMs       int64                  `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	Late          bool                   `protobuf:"varint,7,opt,name=late,proto3" json:"late,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerView) Reset() {
+	*x = AnswerView{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerView) ProtoMessage() {}
+
+func (x *AnswerView) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerView.ProtoReflect.Descriptor instead.
+func (*AnswerView) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AnswerView) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *AnswerView) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AnswerView) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *AnswerView) GetOutcome() Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return Outcome_OUTCOME_UNSPECIFIED
+}
+
+func (x *AnswerView) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AnswerView) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *AnswerView) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
 // Listing is one member's current listing of a signal, from its add entry.
 type Listing struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -492,7 +1011,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +1023,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +1036,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{6}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Listing) GetMember() string {
@@ -590,7 +1109,7 @@ type OpinionView struct {
 
 func (x *OpinionView) Reset() {
 	*x = OpinionView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +1121,7 @@ func (x *OpinionView) String() string {
 func (*OpinionView) ProtoMessage() {}
 
 func (x *OpinionView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +1134,7 @@ func (x *OpinionView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpinionView.ProtoReflect.Descriptor instead.
 func (*OpinionView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{7}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OpinionView) GetAuthor() string {
@@ -662,7 +1181,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +1193,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +1206,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{8}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LookupRequest) GetSignal() *Signal {
@@ -708,7 +1227,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +1239,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +1252,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{9}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LookupResponse) GetFound() bool {
@@ -762,7 +1281,7 @@ type FeedRequest struct {
 
 func (x *FeedRequest) Reset() {
 	*x = FeedRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +1293,7 @@ func (x *FeedRequest) String() string {
 func (*FeedRequest) ProtoMessage() {}
 
 func (x *FeedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +1306,7 @@ func (x *FeedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedRequest.ProtoReflect.Descriptor instead.
 func (*FeedRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{10}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FeedRequest) GetCursor() uint64 {
@@ -823,14 +1342,17 @@ type FeedEvent struct {
 	Cutoff CutoffEffect `protobuf:"varint,7,opt,name=cutoff,proto3,enum=hashfed.v1.CutoffEffect" json:"cutoff,omitempty"`
 	// signal is the signal the entry is about: an add's, an opinion's or a revoke's (for a revoke
 	// by index, the signal of the add it names); unset for roster entries and unreadable entries.
-	Signal        *Signal `protobuf:"bytes,8,opt,name=signal,proto3" json:"signal,omitempty"`
+	Signal *Signal `protobuf:"bytes,8,opt,name=signal,proto3" json:"signal,omitempty"`
+	// protected lists the certifications in force that protect the entry's signal (adds): a takedown
+	// pipeline sends such a signal to review instead of removing automatically.
+	Protected     []*Protection `protobuf:"bytes,9,rep,name=protected,proto3" json:"protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FeedEvent) Reset() {
 	*x = FeedEvent{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1364,7 @@ func (x *FeedEvent) String() string {
 func (*FeedEvent) ProtoMessage() {}
 
 func (x *FeedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1377,7 @@ func (x *FeedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedEvent.ProtoReflect.Descriptor instead.
 func (*FeedEvent) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{11}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FeedEvent) GetSeq() uint64 {
@@ -914,6 +1436,13 @@ func (x *FeedEvent) GetSignal() *Signal {
 	return nil
 }
 
+func (x *FeedEvent) GetProtected() []*Protection {
+	if x != nil {
+		return x.Protected
+	}
+	return nil
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -922,7 +1451,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1463,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1476,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{12}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
 }
 
 type StatusResponse struct {
@@ -993,7 +1522,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1534,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1547,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetMember() string {
@@ -1207,7 +1736,7 @@ type RosterMember struct {
 
 func (x *RosterMember) Reset() {
 	*x = RosterMember{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1748,7 @@ func (x *RosterMember) String() string {
 func (*RosterMember) ProtoMessage() {}
 
 func (x *RosterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1761,7 @@ func (x *RosterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterMember.ProtoReflect.Descriptor instead.
 func (*RosterMember) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RosterMember) GetId() string {
@@ -1275,7 +1804,7 @@ type LogStatus struct {
 
 func (x *LogStatus) Reset() {
 	*x = LogStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1816,7 @@ func (x *LogStatus) String() string {
 func (*LogStatus) ProtoMessage() {}
 
 func (x *LogStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1829,7 @@ func (x *LogStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogStatus.ProtoReflect.Descriptor instead.
 func (*LogStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogStatus) GetMember() string {
@@ -1365,7 +1894,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1906,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1919,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeerStatus) GetMember() string {
@@ -1440,7 +1969,7 @@ type EquivocationStatus struct {
 
 func (x *EquivocationStatus) Reset() {
 	*x = EquivocationStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1981,7 @@ func (x *EquivocationStatus) String() string {
 func (*EquivocationStatus) ProtoMessage() {}
 
 func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1994,7 @@ func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EquivocationStatus.ProtoReflect.Descriptor instead.
 func (*EquivocationStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EquivocationStatus) GetMember() string {
@@ -1504,7 +2033,7 @@ type ProposalView struct {
 
 func (x *ProposalView) Reset() {
 	*x = ProposalView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +2045,7 @@ func (x *ProposalView) String() string {
 func (*ProposalView) ProtoMessage() {}
 
 func (x *ProposalView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +2058,7 @@ func (x *ProposalView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalView.ProtoReflect.Descriptor instead.
 func (*ProposalView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProposalView) GetHash() string {
@@ -1592,7 +2121,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +2133,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +2146,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExportRequest) GetAtUnixMs() int64 {
@@ -1637,7 +2166,7 @@ type ExportRecord struct {
 
 func (x *ExportRecord) Reset() {
 	*x = ExportRecord{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +2178,7 @@ func (x *ExportRecord) String() string {
 func (*ExportRecord) ProtoMessage() {}
 
 func (x *ExportRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +2191,7 @@ func (x *ExportRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecord.ProtoReflect.Descriptor instead.
 func (*ExportRecord) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExportRecord) GetSignal() *Signal {
@@ -1687,7 +2216,7 @@ type ExportLogsRequest struct {
 
 func (x *ExportLogsRequest) Reset() {
 	*x = ExportLogsRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +2228,7 @@ func (x *ExportLogsRequest) String() string {
 func (*ExportLogsRequest) ProtoMessage() {}
 
 func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +2241,7 @@ func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLogsRequest.ProtoReflect.Descriptor instead.
 func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{28}
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
@@ -1735,7 +2264,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +2276,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2289,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LogChunk) GetGenesis() []byte {
@@ -1840,13 +2369,59 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\rMatchResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\amatches\x18\x02 \x03(\v2\x17.hashfed.v1.MatchResultR\amatches\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xd3\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x89\x02\n" +
 	"\vMatchResult\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1a\n" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\x12/\n" +
 	"\blistings\x18\x03 \x03(\v2\x13.hashfed.v1.ListingR\blistings\x123\n" +
 	"\bopinions\x18\x04 \x03(\v2\x17.hashfed.v1.OpinionViewR\bopinions\x12\x16\n" +
-	"\x06hidden\x18\x05 \x01(\tR\x06hidden\"\xf7\x01\n" +
+	"\x06hidden\x18\x05 \x01(\tR\x06hidden\x124\n" +
+	"\tprotected\x18\x06 \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\xbc\x02\n" +
+	"\n" +
+	"Protection\x12$\n" +
+	"\rcertification\x18\x01 \x01(\fR\rcertification\x12\x16\n" +
+	"\x06author\x18\x02 \x01(\tR\x06author\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
+	"\ftime_unix_ms\x18\x04 \x01(\x03R\n" +
+	"timeUnixMs\x120\n" +
+	"\bcategory\x18\x05 \x01(\x0e2\x14.hashfed.v1.CategoryR\bcategory\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
+	"\asubject\x18\a \x01(\tR\asubject\x12&\n" +
+	"\x0fexpires_unix_ms\x18\b \x01(\x03R\rexpiresUnixMs\x12,\n" +
+	"\asignals\x18\t \x03(\v2\x12.hashfed.v1.SignalR\asignals\"\x17\n" +
+	"\x15CertificationsRequest\"X\n" +
+	"\x16CertificationsResponse\x12>\n" +
+	"\x0ecertifications\x18\x01 \x03(\v2\x16.hashfed.v1.ProtectionR\x0ecertifications\"$\n" +
+	"\x10ReferralsRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"K\n" +
+	"\x11ReferralsResponse\x126\n" +
+	"\treferrals\x18\x01 \x03(\v2\x18.hashfed.v1.ReferralViewR\treferrals\"\x84\x03\n" +
+	"\fReferralView\x12\x1a\n" +
+	"\breferral\x18\x01 \x01(\fR\breferral\x12\x16\n" +
+	"\x06author\x18\x02 \x01(\tR\x06author\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12 \n" +
+	"\ftime_unix_ms\x18\x04 \x01(\x03R\n" +
+	"timeUnixMs\x12(\n" +
+	"\x10deadline_unix_ms\x18\x05 \x01(\x03R\x0edeadlineUnixMs\x12,\n" +
+	"\asignals\x18\x06 \x03(\v2\x12.hashfed.v1.SignalR\asignals\x12\x1f\n" +
+	"\vlegal_basis\x18\a \x01(\tR\n" +
+	"legalBasis\x12\x1b\n" +
+	"\torder_ref\x18\b \x01(\tR\borderRef\x12\x12\n" +
+	"\x04note\x18\t \x01(\tR\x04note\x12\x0e\n" +
+	"\x02to\x18\n" +
+	" \x03(\tR\x02to\x12\x1c\n" +
+	"\taddressed\x18\v \x03(\tR\taddressed\x120\n" +
+	"\aanswers\x18\f \x03(\v2\x16.hashfed.v1.AnswerViewR\aanswers\"\xd2\x01\n" +
+	"\n" +
+	"AnswerView\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12 \n" +
+	"\ftime_unix_ms\x18\x03 \x01(\x03R\n" +
+	"timeUnixMs\x12-\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2\x13.hashfed.v1.OutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x19\n" +
+	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x12\n" +
+	"\x04late\x18\a \x01(\bR\x04late\"\xf7\x01\n" +
 	"\aListing\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12 \n" +
@@ -1874,7 +2449,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\v2\x17.hashfed.v1.MatchResultR\x06result\"=\n" +
 	"\vFeedRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"\x8b\x02\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\"\xc1\x02\n" +
 	"\tFeedEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x12\x14\n" +
@@ -1883,7 +2458,8 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\tlisted_by\x18\x05 \x03(\tR\blistedBy\x12\x1a\n" +
 	"\brejected\x18\x06 \x01(\tR\brejected\x120\n" +
 	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\x12*\n" +
-	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\"\x0f\n" +
+	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x124\n" +
+	"\tprotected\x18\t \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\x0f\n" +
 	"\rStatusRequest\"\xca\a\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
@@ -1970,7 +2546,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x16CUTOFF_EFFECT_UNLISTED\x10\x01\x12\x18\n" +
 	"\x14CUTOFF_EFFECT_LISTED\x10\x02\x12!\n" +
 	"\x1dCUTOFF_EFFECT_OPINION_REMOVED\x10\x03\x12!\n" +
-	"\x1dCUTOFF_EFFECT_OPINION_APPLIED\x10\x042\x98\x04\n" +
+	"\x1dCUTOFF_EFFECT_OPINION_APPLIED\x10\x042\xbb\x05\n" +
 	"\rMemberService\x12?\n" +
 	"\x06Submit\x12\x19.hashfed.v1.SubmitRequest\x1a\x1a.hashfed.v1.SubmitResponse\x12<\n" +
 	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12F\n" +
@@ -1980,7 +2556,9 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06Status\x12\x19.hashfed.v1.StatusRequest\x1a\x1a.hashfed.v1.StatusResponse\x12?\n" +
 	"\x06Export\x12\x19.hashfed.v1.ExportRequest\x1a\x18.hashfed.v1.ExportRecord0\x01\x12C\n" +
 	"\n" +
-	"ExportLogs\x12\x1d.hashfed.v1.ExportLogsRequest\x1a\x14.hashfed.v1.LogChunk0\x01B7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
+	"ExportLogs\x12\x1d.hashfed.v1.ExportLogsRequest\x1a\x14.hashfed.v1.LogChunk0\x01\x12W\n" +
+	"\x0eCertifications\x12!.hashfed.v1.CertificationsRequest\x1a\".hashfed.v1.CertificationsResponse\x12H\n" +
+	"\tReferrals\x12\x1c.hashfed.v1.ReferralsRequest\x1a\x1d.hashfed.v1.ReferralsResponseB7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
 
 var (
 	file_hashfed_v1_member_proto_rawDescOnce sync.Once
@@ -1995,80 +2573,102 @@ func file_hashfed_v1_member_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfed_v1_member_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_hashfed_v1_member_proto_goTypes = []any{
-	(CutoffEffect)(0),          // 0: hashfed.v1.CutoffEffect
-	(*SubmitRequest)(nil),      // 1: hashfed.v1.SubmitRequest
-	(*SubmitResponse)(nil),     // 2: hashfed.v1.SubmitResponse
-	(*SubmitResult)(nil),       // 3: hashfed.v1.SubmitResult
-	(*MatchRequest)(nil),       // 4: hashfed.v1.MatchRequest
-	(*MatchResponse)(nil),      // 5: hashfed.v1.MatchResponse
-	(*MatchResult)(nil),        // 6: hashfed.v1.MatchResult
-	(*Listing)(nil),            // 7: hashfed.v1.Listing
-	(*OpinionView)(nil),        // 8: hashfed.v1.OpinionView
-	(*LookupRequest)(nil),      // 9: hashfed.v1.LookupRequest
-	(*LookupResponse)(nil),     // 10: hashfed.v1.LookupResponse
-	(*FeedRequest)(nil),        // 11: hashfed.v1.FeedRequest
-	(*FeedEvent)(nil),          // 12: hashfed.v1.FeedEvent
-	(*StatusRequest)(nil),      // 13: hashfed.v1.StatusRequest
-	(*StatusResponse)(nil),     // 14: hashfed.v1.StatusResponse
-	(*RosterMember)(nil),       // 15: hashfed.v1.RosterMember
-	(*LogStatus)(nil),          // 16: hashfed.v1.LogStatus
-	(*PeerStatus)(nil),         // 17: hashfed.v1.PeerStatus
-	(*EquivocationStatus)(nil), // 18: hashfed.v1.EquivocationStatus
-	(*ProposalView)(nil),       // 19: hashfed.v1.ProposalView
-	(*ExportRequest)(nil),      // 20: hashfed.v1.ExportRequest
-	(*ExportRecord)(nil),       // 21: hashfed.v1.ExportRecord
-	(*ExportLogsRequest)(nil),  // 22: hashfed.v1.ExportLogsRequest
-	(*LogChunk)(nil),           // 23: hashfed.v1.LogChunk
-	(*Entry)(nil),              // 24: hashfed.v1.Entry
-	(*Signal)(nil),             // 25: hashfed.v1.Signal
-	(Stance)(0),                // 26: hashfed.v1.Stance
-	(Role)(0),                  // 27: hashfed.v1.Role
+	(CutoffEffect)(0),              // 0: hashfed.v1.CutoffEffect
+	(*SubmitRequest)(nil),          // 1: hashfed.v1.SubmitRequest
+	(*SubmitResponse)(nil),         // 2: hashfed.v1.SubmitResponse
+	(*SubmitResult)(nil),           // 3: hashfed.v1.SubmitResult
+	(*MatchRequest)(nil),           // 4: hashfed.v1.MatchRequest
+	(*MatchResponse)(nil),          // 5: hashfed.v1.MatchResponse
+	(*MatchResult)(nil),            // 6: hashfed.v1.MatchResult
+	(*Protection)(nil),             // 7: hashfed.v1.Protection
+	(*CertificationsRequest)(nil),  // 8: hashfed.v1.CertificationsRequest
+	(*CertificationsResponse)(nil), // 9: hashfed.v1.CertificationsResponse
+	(*ReferralsRequest)(nil),       // 10: hashfed.v1.ReferralsRequest
+	(*ReferralsResponse)(nil),      // 11: hashfed.v1.ReferralsResponse
+	(*ReferralView)(nil),           // 12: hashfed.v1.ReferralView
+	(*AnswerView)(nil),             // 13: hashfed.v1.AnswerView
+	(*Listing)(nil),                // 14: hashfed.v1.Listing
+	(*OpinionView)(nil),            // 15: hashfed.v1.OpinionView
+	(*LookupRequest)(nil),          // 16: hashfed.v1.LookupRequest
+	(*LookupResponse)(nil),         // 17: hashfed.v1.LookupResponse
+	(*FeedRequest)(nil),            // 18: hashfed.v1.FeedRequest
+	(*FeedEvent)(nil),              // 19: hashfed.v1.FeedEvent
+	(*StatusRequest)(nil),          // 20: hashfed.v1.StatusRequest
+	(*StatusResponse)(nil),         // 21: hashfed.v1.StatusResponse
+	(*RosterMember)(nil),           // 22: hashfed.v1.RosterMember
+	(*LogStatus)(nil),              // 23: hashfed.v1.LogStatus
+	(*PeerStatus)(nil),             // 24: hashfed.v1.PeerStatus
+	(*EquivocationStatus)(nil),     // 25: hashfed.v1.EquivocationStatus
+	(*ProposalView)(nil),           // 26: hashfed.v1.ProposalView
+	(*ExportRequest)(nil),          // 27: hashfed.v1.ExportRequest
+	(*ExportRecord)(nil),           // 28: hashfed.v1.ExportRecord
+	(*ExportLogsRequest)(nil),      // 29: hashfed.v1.ExportLogsRequest
+	(*LogChunk)(nil),               // 30: hashfed.v1.LogChunk
+	(*Entry)(nil),                  // 31: hashfed.v1.Entry
+	(*Signal)(nil),                 // 32: hashfed.v1.Signal
+	(Category)(0),                  // 33: hashfed.v1.Category
+	(Outcome)(0),                   // 34: hashfed.v1.Outcome
+	(Stance)(0),                    // 35: hashfed.v1.Stance
+	(Role)(0),                      // 36: hashfed.v1.Role
 }
 var file_hashfed_v1_member_proto_depIdxs = []int32{
-	24, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
+	31, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
 	3,  // 1: hashfed.v1.SubmitResponse.results:type_name -> hashfed.v1.SubmitResult
-	25, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
+	32, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
 	6,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
-	25, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
-	7,  // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
-	8,  // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
-	26, // 7: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
-	25, // 8: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
-	6,  // 9: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
-	24, // 10: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
-	0,  // 11: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
-	25, // 12: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
-	15, // 13: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
-	16, // 14: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
-	17, // 15: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
-	18, // 16: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
-	19, // 17: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
-	27, // 18: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
-	25, // 19: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
-	7,  // 20: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	1,  // 21: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	4,  // 22: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	4,  // 23: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	9,  // 24: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	11, // 25: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	13, // 26: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	20, // 27: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	22, // 28: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	2,  // 29: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	5,  // 30: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	5,  // 31: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	10, // 32: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	12, // 33: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	14, // 34: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	21, // 35: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	23, // 36: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	29, // [29:37] is the sub-list for method output_type
-	21, // [21:29] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	32, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
+	14, // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
+	15, // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
+	7,  // 7: hashfed.v1.MatchResult.protected:type_name -> hashfed.v1.Protection
+	33, // 8: hashfed.v1.Protection.category:type_name -> hashfed.v1.Category
+	32, // 9: hashfed.v1.Protection.signals:type_name -> hashfed.v1.Signal
+	7,  // 10: hashfed.v1.CertificationsResponse.certifications:type_name -> hashfed.v1.Protection
+	12, // 11: hashfed.v1.ReferralsResponse.referrals:type_name -> hashfed.v1.ReferralView
+	32, // 12: hashfed.v1.ReferralView.signals:type_name -> hashfed.v1.Signal
+	13, // 13: hashfed.v1.ReferralView.answers:type_name -> hashfed.v1.AnswerView
+	34, // 14: hashfed.v1.AnswerView.outcome:type_name -> hashfed.v1.Outcome
+	35, // 15: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
+	32, // 16: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
+	6,  // 17: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
+	31, // 18: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
+	0,  // 19: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
+	32, // 20: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
+	7,  // 21: hashfed.v1.FeedEvent.protected:type_name -> hashfed.v1.Protection
+	22, // 22: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
+	23, // 23: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
+	24, // 24: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
+	25, // 25: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
+	26, // 26: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
+	36, // 27: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
+	32, // 28: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
+	14, // 29: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
+	1,  // 30: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 31: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	4,  // 32: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	16, // 33: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	18, // 34: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	20, // 35: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	27, // 36: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	29, // 37: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	8,  // 38: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
+	10, // 39: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
+	2,  // 40: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 41: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	5,  // 42: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	17, // 43: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	19, // 44: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	21, // 45: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	28, // 46: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	30, // 47: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	9,  // 48: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
+	11, // 49: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }
@@ -2078,14 +2678,14 @@ func file_hashfed_v1_member_proto_init() {
 	}
 	file_hashfed_v1_hashfed_proto_init()
 	file_hashfed_v1_member_proto_msgTypes[3].OneofWrappers = []any{}
-	file_hashfed_v1_member_proto_msgTypes[6].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_member_proto_rawDesc), len(file_hashfed_v1_member_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,14 +22,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MemberService_Submit_FullMethodName      = "/hashfed.v1.MemberService/Submit"
-	MemberService_Match_FullMethodName       = "/hashfed.v1.MemberService/Match"
-	MemberService_MatchStream_FullMethodName = "/hashfed.v1.MemberService/MatchStream"
-	MemberService_Lookup_FullMethodName      = "/hashfed.v1.MemberService/Lookup"
-	MemberService_Feed_FullMethodName        = "/hashfed.v1.MemberService/Feed"
-	MemberService_Status_FullMethodName      = "/hashfed.v1.MemberService/Status"
-	MemberService_Export_FullMethodName      = "/hashfed.v1.MemberService/Export"
-	MemberService_ExportLogs_FullMethodName  = "/hashfed.v1.MemberService/ExportLogs"
+	MemberService_Submit_FullMethodName         = "/hashfed.v1.MemberService/Submit"
+	MemberService_Match_FullMethodName          = "/hashfed.v1.MemberService/Match"
+	MemberService_MatchStream_FullMethodName    = "/hashfed.v1.MemberService/MatchStream"
+	MemberService_Lookup_FullMethodName         = "/hashfed.v1.MemberService/Lookup"
+	MemberService_Feed_FullMethodName           = "/hashfed.v1.MemberService/Feed"
+	MemberService_Status_FullMethodName         = "/hashfed.v1.MemberService/Status"
+	MemberService_Export_FullMethodName         = "/hashfed.v1.MemberService/Export"
+	MemberService_ExportLogs_FullMethodName     = "/hashfed.v1.MemberService/ExportLogs"
+	MemberService_Certifications_FullMethodName = "/hashfed.v1.MemberService/Certifications"
+	MemberService_Referrals_FullMethodName      = "/hashfed.v1.MemberService/Referrals"
 )
 
 // MemberServiceClient is the client API for MemberService service.
@@ -60,6 +62,11 @@ type MemberServiceClient interface {
 	// ExportLogs streams the audit bundle: the genesis, every log's entries, checkpoints and
 	// equivocation evidence, for an auditor to verify offline.
 	ExportLogs(ctx context.Context, in *ExportLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	// Certifications lists the protected list: every certification in force (PROTOCOL.md section 14).
+	Certifications(ctx context.Context, in *CertificationsRequest, opts ...grpc.CallOption) (*CertificationsResponse, error)
+	// Referrals lists the referrals in force with their answers (PROTOCOL.md section 15); by default
+	// only those open for the node's own member (addressed to it, not answered yet).
+	Referrals(ctx context.Context, in *ReferralsRequest, opts ...grpc.CallOption) (*ReferralsResponse, error)
 }
 
 type memberServiceClient struct {
@@ -180,6 +187,26 @@ func (c *memberServiceClient) ExportLogs(ctx context.Context, in *ExportLogsRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MemberService_ExportLogsClient = grpc.ServerStreamingClient[LogChunk]
 
+func (c *memberServiceClient) Certifications(ctx context.Context, in *CertificationsRequest, opts ...grpc.CallOption) (*CertificationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificationsResponse)
+	err := c.cc.Invoke(ctx, MemberService_Certifications_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *memberServiceClient) Referrals(ctx context.Context, in *ReferralsRequest, opts ...grpc.CallOption) (*ReferralsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReferralsResponse)
+	err := c.cc.Invoke(ctx, MemberService_Referrals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MemberServiceServer is the server API for MemberService service.
 // All implementations must embed UnimplementedMemberServiceServer
 // for forward compatibility.
@@ -208,6 +235,11 @@ type MemberServiceServer interface {
 	// ExportLogs streams the audit bundle: the genesis, every log's entries, checkpoints and
 	// equivocation evidence, for an auditor to verify offline.
 	ExportLogs(*ExportLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
+	// Certifications lists the protected list: every certification in force (PROTOCOL.md section 14).
+	Certifications(context.Context, *CertificationsRequest) (*CertificationsResponse, error)
+	// Referrals lists the referrals in force with their answers (PROTOCOL.md section 15); by default
+	// only those open for the node's own member (addressed to it, not answered yet).
+	Referrals(context.Context, *ReferralsRequest) (*ReferralsResponse, error)
 	mustEmbedUnimplementedMemberServiceServer()
 }
 
@@ -241,6 +273,12 @@ func (UnimplementedMemberServiceServer) Export(*ExportRequest, grpc.ServerStream
 }
 func (UnimplementedMemberServiceServer) ExportLogs(*ExportLogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
 	return status.Error(codes.Unimplemented, "method ExportLogs not implemented")
+}
+func (UnimplementedMemberServiceServer) Certifications(context.Context, *CertificationsRequest) (*CertificationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Certifications not implemented")
+}
+func (UnimplementedMemberServiceServer) Referrals(context.Context, *ReferralsRequest) (*ReferralsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Referrals not implemented")
 }
 func (UnimplementedMemberServiceServer) mustEmbedUnimplementedMemberServiceServer() {}
 func (UnimplementedMemberServiceServer) testEmbeddedByValue()                       {}
@@ -375,6 +413,42 @@ func _MemberService_ExportLogs_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MemberService_ExportLogsServer = grpc.ServerStreamingServer[LogChunk]
 
+func _MemberService_Certifications_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).Certifications(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_Certifications_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).Certifications(ctx, req.(*CertificationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MemberService_Referrals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReferralsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).Referrals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_Referrals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).Referrals(ctx, req.(*ReferralsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MemberService_ServiceDesc is the grpc.ServiceDesc for MemberService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -397,6 +471,14 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _MemberService_Status_Handler,
+		},
+		{
+			MethodName: "Certifications",
+			Handler:    _MemberService_Certifications_Handler,
+		},
+		{
+			MethodName: "Referrals",
+			Handler:    _MemberService_Referrals_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,59 @@
+package node
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+)
+
+// TestProtectedThroughAPIs: a certified signal's match says so over gRPC and HTTP, its feed event
+// carries the protection, and the protected list is served.
+func TestProtectedThroughAPIs(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	c := dialMember(t, n)
+	ctx := testCtx(t)
+	u := urlSignal(t, "https://social.example/@caliphate_cats")
+	cert := fixture.Certify(0, "alpha", pb.Category_CATEGORY_PARODY, u)
+	cert.GetCertify().Subject = "@caliphate_cats"
+	submit(t, ctx, c, addEntry(u), cert)
+
+	resp, err := c.Match(ctx, &pb.MatchRequest{Signal: u.Proto()})
+	if err != nil || len(resp.Matches) != 1 || len(resp.Matches[0].Protected) != 1 || resp.Matches[0].Protected[0].Subject != "@caliphate_cats" {
+		t.Fatalf("gRPC match: got %v, %v; want one match protected", resp, err)
+	}
+	code, _, body := httpDo(t, n, "GET", "/v1/match?type=url&value=https://social.example/@caliphate_cats", "", "")
+	var got matchesJSON
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil || len(got.Matches) != 1 || len(got.Matches[0].Protected) != 1 {
+		t.Fatalf("HTTP match: got %d %s (%v)", code, body, err)
+	}
+	if p := got.Matches[0].Protected[0]; p.Author != "alpha" || p.Category != "parody" || p.Reason == "" || len(p.Certification) != 64 {
+		t.Errorf("HTTP protection: got %+v", p)
+	}
+	stream, err := c.Feed(ctx, &pb.FeedRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := stream.Recv()
+	if err != nil || ev.Entry.GetAdd() == nil || len(ev.Protected) != 1 {
+		t.Errorf("feed event of the add: got %v, %v; want it protected", ev, err)
+	}
+	code, _, body = httpDo(t, n, "GET", "/v1/certifications", "", "")
+	if code != 200 || !strings.Contains(body, `"subject":"@caliphate_cats"`) {
+		t.Errorf("/v1/certifications: got %d %s", code, body)
+	}
+	code, _, body = httpDo(t, n, "GET", "/v1/referrals?all=maybe", "", "")
+	if code != 400 || !strings.Contains(body, "want true or false") {
+		t.Errorf("/v1/referrals?all=maybe: got %d %s, want 400", code, body)
+	}
+	if code, _, body = httpDo(t, n, "GET", "/v1/referrals", "", ""); code != 200 {
+		t.Errorf("/v1/referrals: got %d %s", code, body)
+	}
+	// A member's node refuses to write a certification in another's name.
+	r, err := c.Submit(ctx, &pb.SubmitRequest{Entries: []*pb.Entry{fixture.Certify(0, "beta", pb.Category_CATEGORY_NEWS, u)}})
+	if err != nil || !strings.Contains(r.Results[0].Error, "writes only in its own name") {
+		t.Errorf("forged certification: got %v, %v; want it refused", r, err)
+	}
+}
