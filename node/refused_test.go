@@ -58,6 +58,7 @@ func refusedCount(n *Node, reasons ...string) float64 {
 // its source.
 func TestRefusedTrafficLogged(t *testing.T) {
 	logs := &captured{}
+	start := time.Now()
 	c := newCluster(t, 1, "alpha", "bravo")
 	c.tweak = func(cfg *Config) { cfg.Logger = slog.New(logs) }
 	a := c.start("alpha")
@@ -124,8 +125,11 @@ func TestRefusedTrafficLogged(t *testing.T) {
 
 	lines := logs.lines()
 	t.Logf("%d log lines", len(lines))
-	if len(lines) > 100 {
-		t.Errorf("%d log lines for %d refused packets and 40 refused handshakes, want at most 100", len(lines), total)
+	// The limiter lets each kind log one more line (and a summary) every logEvery: a run slowed by
+	// a loaded machine may log that much more, and no more.
+	limit := 100 + 2*len(refusalReasons)*int(time.Since(start)/logEvery)
+	if len(lines) > limit {
+		t.Errorf("%d log lines for %d refused packets and 40 refused handshakes in %v, want at most %d", len(lines), total, time.Since(start).Round(time.Second), limit)
 	}
 	summaries := 0
 	for _, r := range lines {
