@@ -40,7 +40,7 @@ func init() {
 		{"revoke", "TYPE VALUE | --index N  --reason R", "withdraw one of your adds", runRevoke},
 		{"dispute", "TYPE VALUE --stance S [--text T]", "record your opinion on a signal others list", runDispute},
 		{"import", "FILE [--format te|csv|jsonl]", "add hashes in bulk from a file", runImport},
-		{"hash", "FILE...", "PDQ (with quality), MD5 and SHA-256 of image files", runHash},
+		{"hash", "FILE...", "MD5 and SHA-256 of any file, PDQ (with quality) of images, vPDQ of videos", runHash},
 		{"match", "TYPE VALUE | --image FILE [--radius R] [--json]", "match a hash or an image against the shared set", runMatch},
 		{"export", "[--at TIME] [--format te|csv|jsonl]", "write the shared set, now or at a past time", runExport},
 		{"status", "[--json]", "the node: peers, every log's head and lag, cosignatures, counts, equivocations", runStatus},

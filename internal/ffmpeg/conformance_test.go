@@ -13,19 +13,42 @@ import (
 	"github.com/hashfed/hashfed/consortium/vpdq"
 )
 
-// samples is the directory of the vPDQ reference's sample videos and frame hashes
-// (facebook/ThreatExchange tmk/sample-videos and vpdq/sample-hashes), overridable with
-// HASHFED_VPDQ_SAMPLES.
-func samples(t testing.TB) string {
+// conformanceSets lists (video, reference hashes, downsample) to check: the two sample videos
+// kept in testdata, or all 14 when HASHFED_VPDQ_SAMPLES names a directory with the reference's
+// videos/ and sample-hashes/.
+func conformanceSets(t testing.TB) []conformanceSet {
 	t.Helper()
-	dir := os.Getenv("HASHFED_VPDQ_SAMPLES")
-	if dir == "" {
-		dir = "/work/shared/vpdq"
+	var sets []conformanceSet
+	if dir := os.Getenv("HASHFED_VPDQ_SAMPLES"); dir != "" {
+		videos, _ := filepath.Glob(filepath.Join(dir, "videos", "*.mp4"))
+		if len(videos) == 0 {
+			t.Fatalf("HASHFED_VPDQ_SAMPLES=%s: no videos/*.mp4", dir)
+		}
+		for _, v := range videos {
+			name := strings.TrimSuffix(filepath.Base(v), ".mp4")
+			sets = append(sets,
+				conformanceSet{name, v, filepath.Join(dir, "sample-hashes", name+".txt"), 0},
+				conformanceSet{name, v, filepath.Join(dir, "sample-hashes", name+"-128x128.txt"), 128})
+		}
+		return sets
 	}
-	if _, err := os.Stat(filepath.Join(dir, "videos")); err != nil {
-		t.Skipf("vPDQ samples not found (%v); set HASHFED_VPDQ_SAMPLES", err)
+	ref := filepath.Join("..", "..", "consortium", "vpdq", "testdata", "sample-hashes")
+	return []conformanceSet{
+		{"doorknob-hd-no-bar", filepath.Join("testdata", "doorknob-hd-no-bar.mp4"), filepath.Join(ref, "doorknob-hd-no-bar.txt"), 0},
+		{"doorknob-hd-no-bar", filepath.Join("testdata", "doorknob-hd-no-bar.mp4"), filepath.Join(ref, "doorknob-hd-no-bar-128x128.txt"), 128},
+		{"test-padded-dimensions", filepath.Join("testdata", "test-padded-dimensions.mp4"), filepath.Join(ref, "test-padded-dimensions.txt"), 0},
 	}
-	return dir
+}
+
+type conformanceSet struct {
+	name, video, ref string
+	downsample       int
+}
+
+// sample returns the path of a sample video kept in testdata.
+func sample(t *testing.T, name string) string {
+	t.Helper()
+	return filepath.Join("testdata", name)
 }
 
 // needFFmpeg skips a test when ffmpeg is not installed.
@@ -40,9 +63,9 @@ func needFFmpeg(t testing.TB) {
 
 // distStats summarizes distances between our frame hashes and the reference's.
 type distStats struct {
-	frames, compared, within  int
-	median, p95, max          int
-	qualityDiffers, missing   int
+	frames, compared, within int
+	median, p95, max         int
+	qualityDiffers, missing  int
 }
 
 func (s distStats) share() float64 { return 100 * float64(s.within) / float64(max(1, s.compared)) }
@@ -89,54 +112,37 @@ func compareToReference(got, want []vpdq.Frame) distStats {
 // docs/BENCHMARKS.md records (go test -run TestConformance -v ./internal/ffmpeg/).
 func TestConformance(t *testing.T) {
 	needFFmpeg(t)
-	dir := samples(t)
-	if testing.Short() {
-		t.Skip("hashes 14 videos twice")
-	}
-	videos, _ := filepath.Glob(filepath.Join(dir, "videos", "*.mp4"))
-	if len(videos) == 0 {
-		t.Fatal("no sample videos")
-	}
 	var table []string
-	for _, v := range videos {
-		name := strings.TrimSuffix(filepath.Base(v), ".mp4")
-		for _, ds := range []int{0, 128} {
-			ref := filepath.Join(dir, "sample-hashes", name+".txt")
-			if ds > 0 {
-				ref = filepath.Join(dir, "sample-hashes", fmt.Sprintf("%s-%dx%d.txt", name, ds, ds))
-			}
-			f, err := os.Open(ref)
-			if err != nil {
-				continue
-			}
-			want, err := vpdq.ParseText(f)
-			f.Close()
-			if err != nil {
-				t.Fatalf("%s: %v", ref, err)
-			}
-			t.Run(fmt.Sprintf("%s/%d", name, ds), func(t *testing.T) {
-				_, got, err := DefaultConfig().Hash(t.Context(), v, vpdq.HashOptions{Downsample: ds})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != len(want) {
-					// test-padded-dimensions.txt in the reference tree lists 150 frames of a different
-					// video: report, do not judge.
-					t.Logf("got %d frames, reference lists %d", len(got), len(want))
-				}
-				s := compareToReference(got, want)
-				for i := range min(len(got), len(want)) {
-					if got[i].Number != want[i].Number || got[i].MS != want[i].MS {
-						t.Fatalf("frame %d: got number %d at %d ms, want %d at %d ms", i, got[i].Number, got[i].MS, want[i].Number, want[i].MS)
-					}
-				}
-				line := fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %.1f %% |", name, ds, s.frames, s.compared, s.median, s.p95, s.max, s.share())
-				table = append(table, line)
-				if s.share() < 95 {
-					t.Errorf("%.1f %% of %d frames within distance 31 of the reference (median %d, p95 %d, max %d), want at least 95 %%", s.share(), s.compared, s.median, s.p95, s.max)
-				}
-			})
+	for _, cs := range conformanceSets(t) {
+		f, err := os.Open(cs.ref)
+		if err != nil {
+			t.Logf("skipping %s: %v", cs.name, err)
+			continue
 		}
+		want, err := vpdq.ParseText(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", cs.ref, err)
+		}
+		t.Run(fmt.Sprintf("%s/%d", cs.name, cs.downsample), func(t *testing.T) {
+			_, got, err := DefaultConfig().Hash(t.Context(), cs.video, vpdq.HashOptions{Downsample: cs.downsample})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Errorf("got %d frames, reference lists %d", len(got), len(want))
+			}
+			for i := range min(len(got), len(want)) {
+				if got[i].Number != want[i].Number || got[i].MS != want[i].MS {
+					t.Fatalf("frame %d: got number %d at %d ms, want %d at %d ms", i, got[i].Number, got[i].MS, want[i].Number, want[i].MS)
+				}
+			}
+			s := compareToReference(got, want)
+			table = append(table, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %.1f %% |", cs.name, cs.downsample, s.frames, s.compared, s.median, s.p95, s.max, s.share()))
+			if s.share() < 95 {
+				t.Errorf("%.1f %% of %d frames within distance 31 of the reference (median %d, p95 %d, max %d), want at least 95 %%", s.share(), s.compared, s.median, s.p95, s.max)
+			}
+		})
 	}
 	t.Log("| video | downsample | reference frames | compared (both quality ≥ 50) | median | p95 | max | within 31 |\n" + strings.Join(table, "\n"))
 }

@@ -99,6 +99,8 @@ func (c Config) Frames(ctx context.Context, path string, step int64, width, heig
 		return fmt.Errorf("%s: %w: %s", path, ErrDecode, firstLine(stderr.String(), waitErr.Error()))
 	case k == 0:
 		return fmt.Errorf("%s: %w: no frame decoded", path, ErrDecode)
+	case stderr.Len() > 0 && !c.AllowDecodeErrors:
+		return fmt.Errorf("%s: %w after %d frames (a truncated or corrupt file): %s", path, ErrDecode, k, firstLine(stderr.String(), ""))
 	}
 	return nil
 }

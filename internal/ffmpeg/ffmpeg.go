@@ -44,6 +44,10 @@ type Config struct {
 	MaxDuration time.Duration
 	// Threads is ffmpeg's decoding thread count (1: one core).
 	Threads int
+	// AllowDecodeErrors keeps the frames of a file the decoder reported errors in (a truncated
+	// or corrupt file); by default such a file is refused with [ErrDecode], since its hashes
+	// would describe only the part that decoded.
+	AllowDecodeErrors bool
 }
 
 // DefaultConfig returns the defaults: ffmpeg and ffprobe from PATH; frames up to 4096×4096;
