@@ -109,7 +109,7 @@ func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
 	if shadow == nil {
 		return
 	}
-	s.state, s.pdq, s.expiry = shadow.state, shadow.pdq, shadow.expiry
+	s.state, s.pdq, s.expiry, s.video = shadow.state, shadow.pdq, shadow.expiry, shadow.video
 	s.state.OnChange(s.onChange)
 	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
 }

@@ -145,6 +145,7 @@ type Store struct {
 	heads    map[string]*consortium.Checkpoint
 	evidence map[string]*consortium.Evidence
 	pdq      *pdqindex.Index
+	video    *videoIndex // the listed videos' frames (video.go)
 	expiry   expiryHeap
 	// pending collects PDQ index adds during a large write (nil otherwise).
 	pending  map[uint32]pdqindex.Hash
