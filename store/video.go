@@ -235,8 +235,8 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 	now := s.opts.Now().UnixMilli()
 
 	type videoAcc struct {
-		queryHit []int                // query frame indexes that match, in order
-		best     map[int]FramePair    // query frame index -> nearest listed frame
+		queryHit []int                 // query frame indexes that match, in order
+		best     map[int]FramePair     // query frame index -> nearest listed frame
 		hit      map[pdq.Hash]struct{} // listed frame hashes that match
 	}
 	s.mu.RLock()
