@@ -16,6 +16,9 @@ func matchToProto(m store.Match) *pb.MatchResult {
 		Distance: uint32(m.Distance),
 		Hidden:   m.Hidden,
 	}
+	if m.Signal.Type == consortium.VPDQ {
+		r.FrameMs = &m.FrameMS
+	}
 	r.Listings = make([]*pb.Listing, len(m.Listings))
 	for i, l := range m.Listings {
 		r.Listings[i] = listingToProto(l)

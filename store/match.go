@@ -42,6 +42,9 @@ type Match struct {
 	// Hidden, when not empty, is the local policy that hides this match and why; only returned
 	// when the query includes hidden matches.
 	Hidden string
+	// FrameMS, for a vpdq signal that an image query matched (a frame of a listed video), is the
+	// frame's timestamp in milliseconds; see [Store.MatchPDQFrames].
+	FrameMS int64
 }
 
 // ListingInfo is one member's listing, read from its add entry.
@@ -76,7 +79,8 @@ type candidate struct {
 	opinions []consortium.OpinionRecord
 }
 
-// MatchPDQ returns the listed PDQ signals within q.Radius of h, nearest first.
+// MatchPDQ returns the listed PDQ signals within q.Radius of h, and the frames of listed videos
+// within it ([Store.MatchPDQFrames]), nearest first.
 func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	if q.Radius < 0 || q.Radius > MaxRadius {
 		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
@@ -91,7 +95,7 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	s.mu.RUnlock()
 	hits := index.Search(pdqindex.Hash(h), q.Radius, nil)
 	if len(hits) == 0 {
-		return nil, nil
+		return s.MatchPDQFrames(h, q)
 	}
 	s.mu.RLock()
 	if s.state != state {
@@ -107,7 +111,11 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 		cands = append(cands, s.candidateLocked(hit.ID, sig, hit.Distance))
 	}
 	s.mu.RUnlock()
-	return s.finish(cands, q, false)
+	ms, err := s.finish(cands, q, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.withFrames(ms, h, q)
 }
 
 // MatchSignal matches a signal: by Hamming distance for pdq, exactly for the other types.

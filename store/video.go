@@ -381,17 +381,10 @@ func (s *Store) firstMS(sig consortium.Signal) int {
 	return int(v.frames[v.bySig[id][0]].f.MS)
 }
 
-// FrameMatch is a frame of a listed video within the radius of a query image.
-type FrameMatch struct {
-	// Match is the part (a vpdq signal) holding the frame, with its listings and opinions.
-	Match
-	// FrameMS is the frame's timestamp in the video.
-	FrameMS int64
-}
-
-// MatchPDQFrames returns the frames of listed videos within q.Radius of an image's PDQ hash h,
-// nearest first, one per part (its nearest frame).
-func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]FrameMatch, error) {
+// MatchPDQFrames returns the parts of listed videos (vpdq signals) holding a frame within
+// q.Radius of an image's PDQ hash h, nearest first, each with the timestamp of its nearest frame
+// in FrameMS.
+func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]Match, error) {
 	if q.Radius < 0 || q.Radius > MaxRadius {
 		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
 	}
@@ -420,10 +413,20 @@ func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]FrameMatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]FrameMatch, 0, len(ms))
-	for _, m := range ms {
-		id, _ := s.state.SignalID(m.Signal)
-		out = append(out, FrameMatch{Match: m, FrameMS: best[id]})
+	for i := range ms {
+		id, _ := s.state.SignalID(ms[i].Signal)
+		ms[i].FrameMS = best[id]
 	}
-	return out, nil
+	return ms, nil
+}
+
+// withFrames adds to ms, the image matches of h, the frames of listed videos near h.
+func (s *Store) withFrames(ms []Match, h [32]byte, q Query) ([]Match, error) {
+	fm, err := s.MatchPDQFrames(h, q)
+	if err != nil || len(fm) == 0 {
+		return ms, err
+	}
+	ms = append(ms, fm...)
+	slices.SortStableFunc(ms, func(a, b Match) int { return a.Distance - b.Distance })
+	return ms, nil
 }

@@ -129,7 +129,11 @@ func TestMatchVideo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fm) != 1 || fm[0].FrameMS != still.MS || fm[0].Distance != 0 {
+		// MatchPDQ gives bravo's still and the frame of alpha's video.
+		if all, _ := s.MatchPDQ(still.Hash, store.DefaultQuery()); len(all) != 2 || all[0].Signal.Type != consortium.PDQ && all[1].Signal.Type != consortium.PDQ {
+			t.Fatalf("MatchPDQ of the still: got %+v, want the still and the frame", all)
+		}
+		if len(fm) != 1 || fm[0].FrameMS != still.MS || fm[0].Distance != 0 || fm[0].Signal.Type != consortium.VPDQ {
 			t.Fatalf("image against frames: got %+v, want the frame at %d ms", fm, still.MS)
 		}
 	}
