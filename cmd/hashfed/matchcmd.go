@@ -14,13 +14,17 @@ import (
 )
 
 func runMatch(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "match", "TYPE VALUE | --image FILE [--radius R] [--json]")
+	fs := flagSet(e, "match", "TYPE VALUE | FILE | --image FILE [--radius R] [--json]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	image := fs.String("image", "", "an image file to hash and match (its PDQ, MD5 and SHA-256)")
 	radius := fs.Int("radius", 31, "PDQ Hamming radius, 0 to 63")
 	hidden := fs.Bool("include-hidden", false, "also show matches the node's policy hides")
 	asJSON := fs.Bool("json", false, "print JSON")
+	var vf videoFlags
+	vf.register(fs)
+	var mf matchFlags
+	mf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -29,7 +33,13 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		return usageErr("--radius %d: want 0 to 63", *radius)
 	}
 	var qs []memberclient.ImageSignal
-	if *image != "" {
+	var video *pb.MatchVideoResponse
+	if *image == "" && len(pos) == 1 && isFile(pos[0]) {
+		// Any file: an image by its PDQ, a video by its frames, and both by MD5 and SHA-256.
+		if qs, video, err = matchFile(ctx, e, &nf, &vf, &mf, pos[0], *radius, *hidden, *asJSON); err != nil {
+			return err
+		}
+	} else if *image != "" {
 		if len(pos) > 0 {
 			return usageErr("give either TYPE VALUE or --image, not both")
 		}
@@ -60,10 +70,20 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 		}
 		all = append(all, ms...)
 	}
+	if video != nil && *asJSON {
+		printVideoJSON(e, video, all)
+		return nil
+	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
+	}
+	if video != nil {
+		printVideoMatches(e, video)
+		if len(video.Videos)+len(video.Images) > 0 && len(all) == 0 {
+			return nil
+		}
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(e.stdout, "no match")

@@ -38,7 +38,7 @@ func parseExpiry(s string, now time.Time) (int64, error) {
 }
 
 func runAdd(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... [flags]")
+	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... | --video FILE... [flags]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	var labels, images listFlag
@@ -48,6 +48,10 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	expires := fs.String("expires", "", "when the listing lapses: 90d, 12h or an RFC 3339 time (default never)")
 	note := fs.String("note", "", "free text for other members' reviewers")
 	quality := fs.Int("quality", -1, "the PDQ quality your hasher reported (0-100)")
+	var videos listFlag
+	fs.Var(&videos, "video", "a video file: adds its vPDQ frame hashes (vpdq parts), MD5 and SHA-256 under one content id (repeat)")
+	var vf videoFlags
+	vf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -58,7 +62,21 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	}
 	var entries []*pb.Entry
 	var what []string
-	if len(images) > 0 {
+	if len(videos) > 0 {
+		if len(pos) > 0 || len(images) > 0 {
+			return usageErr("give one of TYPE VALUE, --image or --video")
+		}
+		if len(videos) > 1 && *contentID != "" {
+			return usageErr("--content-id names one video: give one --video with it")
+		}
+		for _, path := range videos {
+			es, ws, err := videoAdds(ctx, &vf, path, labels, consortium.AddOptions{ContentID: *contentID, Note: *note, ExpiresUnixMs: exp})
+			if err != nil {
+				return err
+			}
+			entries, what = append(entries, es...), append(what, ws...)
+		}
+	} else if len(images) > 0 {
 		if len(pos) > 0 {
 			return usageErr("give either TYPE VALUE or --image, not both")
 		}
