@@ -430,3 +430,11 @@ func (s *Store) withFrames(ms []Match, h [32]byte, q Query) ([]Match, error) {
 	slices.SortStableFunc(ms, func(a, b Match) int { return a.Distance - b.Distance })
 	return ms, nil
 }
+
+// VideoIndexStats returns the statistics of the listed videos' frame index.
+func (s *Store) VideoIndexStats() pdqindex.Stats {
+	s.mu.RLock()
+	v := s.videoIdx()
+	s.mu.RUnlock()
+	return v.idx.Stats()
+}
