@@ -290,7 +290,7 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 	}
 	var res VideoResult
 	for k, a := range accs {
-		total, parts := v.videoFrames(k, o.Quality)
+		total, parts := v.videoFrames(k, o.Quality, func(id uint32) bool { return s.listedLive(k.member, id, now) })
 		vm := VideoMatch{Member: k.member, ContentID: k.contentID, QueryFrames: len(qf), ComparedFrames: total,
 			QueryPercent: vpdq.Percent(len(a.queryHit), len(qf)), ComparedPercent: vpdq.Percent(len(a.hit), total)}
 		if !o.Holds(vm.QueryPercent, vm.ComparedPercent, len(qf), total) {
@@ -355,11 +355,14 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 }
 
 // videoFrames returns the number of distinct frame hashes of quality at least minQuality in a
-// video's listed parts, and the parts' signal ids.
-func (v *videoIndex) videoFrames(k videoKey, minQuality int) (int, []uint32) {
+// video's listed parts for which live holds, and those parts' signal ids.
+func (v *videoIndex) videoFrames(k videoKey, minQuality int, live func(uint32) bool) (int, []uint32) {
 	seen := map[pdq.Hash]struct{}{}
 	var parts []uint32
 	for id := range v.videos[k] {
+		if !live(id) {
+			continue
+		}
 		parts = append(parts, id)
 		for _, fid := range v.bySig[id] {
 			if f := v.frames[fid].f; int(f.Quality) >= minQuality {
@@ -369,6 +372,16 @@ func (v *videoIndex) videoFrames(k videoKey, minQuality int) (int, []uint32) {
 	}
 	slices.Sort(parts)
 	return len(seen), parts
+}
+
+// listedLive reports whether member's listing of signal id has not expired at now. Caller holds mu.
+func (s *Store) listedLive(member string, id uint32, now int64) bool {
+	for _, l := range s.state.ListedByID(id) {
+		if l.Member == member {
+			return l.Expires == 0 || l.Expires > now
+		}
+	}
+	return false
 }
 
 // firstMS returns the timestamp of a part's first frame. Caller holds mu.

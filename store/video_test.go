@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/consortium/vpdq"
@@ -183,5 +184,33 @@ func TestMatchVideoRefusals(t *testing.T) {
 		if _, err := s.MatchVideo(tc.frames, tc.q); err == nil {
 			t.Errorf("%s: got no error", tc.name)
 		}
+	}
+}
+
+// TestMatchVideoExpiry lets one part of a two-part video expire: the video then counts and
+// matches the other part only.
+func TestMatchVideoExpiry(t *testing.T) {
+	c := &clock{t: fixture.Epoch.Add(time.Hour)}
+	o := testOptions()
+	o.Now = c.now
+	s := openStore(t, filepath.Join(t.TempDir(), "hashfed.db"), fixture.Genesis(1, founders...), o)
+	chair := sampleFrames(t, "chair-19-sd-bar")
+	adds, _ := videoAdds(t, chair, "video-1", 2)
+	adds[1].GetAdd().ExpiresUnixMs = c.now().Add(time.Hour).UnixMilli()
+	submit(t, s, "alpha", adds...)
+	query := sampleFrames(t, "chair-20-sd-bar")
+	res, err := s.MatchVideo(query, store.DefaultVideoQuery())
+	if err != nil || len(res.Videos) != 1 {
+		t.Fatalf("got %+v, %v", res.Videos, err)
+	}
+	both := res.Videos[0].ComparedFrames
+	c.add(2 * time.Hour)
+	res, err = s.MatchVideo(query, store.DefaultVideoQuery())
+	if err != nil || len(res.Videos) != 1 {
+		t.Fatalf("after expiry: got %+v, %v", res.Videos, err)
+	}
+	want := vpdq.Compare(query, listedFrames(t, adds[:1]), vpdq.DefaultMatchOptions())
+	if v := res.Videos[0]; len(v.Parts) != 1 || v.ComparedFrames != want.ComparedFrames || v.ComparedFrames >= both || math.Abs(v.ComparedPercent-want.ComparedPercent) > 1e-9 {
+		t.Fatalf("after expiry: got %d parts, %d frames, %.2f %%; want 1 part, %d frames (of %d before), %.2f %%", len(v.Parts), v.ComparedFrames, v.ComparedPercent, want.ComparedFrames, both, want.ComparedPercent)
 	}
 }
