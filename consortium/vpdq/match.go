@@ -1,7 +1,9 @@
 package vpdq
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/hashfed/hashfed/consortium/pdq"
 )
@@ -103,17 +105,20 @@ func Compare(query, compared []Frame, o MatchOptions) Result {
 	}
 	cHit := make([]bool, len(c))
 	qHits := 0
+	cw := hashWords(c)
 	for _, fq := range q {
 		first := -1
-		for j, fc := range c {
-			d := pdq.Distance(fq.Hash, fc.Hash)
+		a := hashWords([]Frame{fq})[0]
+		for j := range cw {
+			b := &cw[j]
+			d := bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) + bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
 			if d > o.Distance {
 				continue
 			}
 			cHit[j] = true
 			if first < 0 {
 				first = j
-				r.Pairs = append(r.Pairs, Pair{fq, fc, d})
+				r.Pairs = append(r.Pairs, Pair{fq, c[j], d})
 			}
 		}
 		if first >= 0 {
@@ -130,6 +135,17 @@ func Compare(query, compared []Frame, o MatchOptions) Result {
 	r.ComparedPercent = Percent(cHits, len(c))
 	r.Match = o.Holds(r.QueryPercent, r.ComparedPercent, len(q), len(c))
 	return r
+}
+
+// hashWords returns the frames' hashes as 64-bit words, for fast distances.
+func hashWords(fs []Frame) [][4]uint64 {
+	out := make([][4]uint64, len(fs))
+	for i, f := range fs {
+		for k := range 4 {
+			out[i][k] = binary.LittleEndian.Uint64(f.Hash[8*k:])
+		}
+	}
+	return out
 }
 
 // Percent returns 100 × n / total, or 0 when total is 0.

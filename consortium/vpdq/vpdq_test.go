@@ -73,29 +73,40 @@ func TestSampleOutcomes(t *testing.T) {
 	}
 	o := DefaultMatchOptions()
 	matches, exceptions := 0, 0
-	for _, q := range names {
-		for _, c := range names {
-			if q == c {
-				continue
-			}
+	for i, q := range names {
+		for _, c := range names[i+1:] {
 			r := Compare(frames[q], frames[c], o)
-			want := family(q) == family(c)
-			why := ""
-			if want {
-				if why = frameLimit(q, c); why != "" {
-					want = false
-					exceptions++
-				}
-			}
-			if r.Match != want {
-				t.Errorf("%s against %s: got match %v (query %.1f %%, compared %.1f %%), want %v %s", q, c, r.Match, r.QueryPercent, r.ComparedPercent, want, why)
-			}
-			if r.Match {
-				matches++
+			// The other direction swaps the two percentages.
+			back := Result{QueryPercent: r.ComparedPercent, ComparedPercent: r.QueryPercent, QueryFrames: r.ComparedFrames, ComparedFrames: r.QueryFrames}
+			back.Match = o.Holds(back.QueryPercent, back.ComparedPercent, back.QueryFrames, back.ComparedFrames)
+			for _, x := range []struct {
+				q, c string
+				r    Result
+			}{{q, c, r}, {c, q, back}} {
+				checkOutcome(t, x.q, x.c, x.r, &matches, &exceptions)
 			}
 		}
 	}
 	t.Logf("%d ordered pairs match; %d same-footage pairs do not, as frameLimit says", matches, exceptions)
+}
+
+// checkOutcome checks one ordered pair's result against the expected outcome.
+func checkOutcome(t *testing.T, q, c string, r Result, matches, exceptions *int) {
+	t.Helper()
+	want := family(q) == family(c)
+	why := ""
+	if want {
+		if why = frameLimit(q, c); why != "" {
+			want = false
+			*exceptions++
+		}
+	}
+	if r.Match != want {
+		t.Errorf("%s against %s: got match %v (query %.1f %%, compared %.1f %%), want %v %s", q, c, r.Match, r.QueryPercent, r.ComparedPercent, want, why)
+	}
+	if r.Match {
+		*matches++
+	}
 }
 
 func hashOf(t testing.TB, s string) pdq.Hash {
