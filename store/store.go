@@ -243,6 +243,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	if s.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
 		return nil, err
 	}
+	s.video = newVideoIndex()
 	if err := s.rebuild(); err != nil {
 		return nil, err
 	}

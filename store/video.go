@@ -54,13 +54,9 @@ func newVideoIndex() *videoIndex {
 	return &videoIndex{idx: idx, bySig: map[uint32][]uint32{}, videos: map[videoKey]map[uint32]struct{}{}, cid: map[listingKey]string{}}
 }
 
-// videoIdx returns the store's video index, creating it on first use.
-func (s *Store) videoIdx() *videoIndex {
-	if s.video == nil {
-		s.video = newVideoIndex()
-	}
-	return s.video
-}
+// videoIdx returns the store's video index, made with the store (or the shadow store of a
+// rebuild) before anyone can read it.
+func (s *Store) videoIdx() *videoIndex { return s.video }
 
 // videoChange keeps the video index in step with the state. It runs under mu, during Apply.
 func (s *Store) videoChange(c consortium.Change) {
