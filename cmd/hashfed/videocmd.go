@@ -94,6 +94,10 @@ func matchFile(ctx context.Context, e *env, nf *nodeFlags, vf *videoFlags, mf *m
 	if err != nil {
 		return nil, nil, err
 	}
+	o := vpdq.MatchOptions{Distance: radius, Quality: mf.quality, QueryPercent: mf.queryPercent, ComparedPercent: mf.comparedPercent}
+	if err := o.Validate(); err != nil {
+		return nil, nil, usageErr("%v", err)
+	}
 	h, err := vf.hashFile(ctx, path, vo)
 	if err != nil {
 		return nil, nil, err
@@ -118,10 +122,6 @@ func matchFile(ctx context.Context, e *env, nf *nodeFlags, vf *videoFlags, mf *m
 	}
 	if h.Kind != "video" {
 		return qs, nil, nil
-	}
-	o := vpdq.MatchOptions{Distance: radius, Quality: mf.quality, QueryPercent: mf.queryPercent, ComparedPercent: mf.comparedPercent}
-	if err := o.Validate(); err != nil {
-		return nil, nil, usageErr("%v", err)
 	}
 	c, err := nf.dial()
 	if err != nil {
