@@ -261,7 +261,8 @@ func decodeAdd(b []byte, v *entryView) error {
 	r := fieldReader{b: b, msg: "add"}
 	var prevLabel []byte
 	nLabels := 0
-	hasSignal, hasQuality := false, false
+	hasSignal, hasQuality, hasContentID := false, false, false
+	var frames []byte
 	for {
 		num, typ, ok, err := r.next(2)
 		if err != nil {
@@ -300,6 +301,7 @@ func decodeAdd(b []byte, v *entryView) error {
 			if err := validateText("content id", str(c), MaxContentIDSize, false); err != nil {
 				return err
 			}
+			hasContentID = true
 		case 4:
 			e, err := r.nonzero(num, typ)
 			if err != nil {
@@ -326,12 +328,19 @@ func decodeAdd(b []byte, v *entryView) error {
 				return fmt.Errorf("%w: add: pdq quality %d, want 0 to 100", ErrInvalidEntry, q)
 			}
 			hasQuality = true
+		case 7:
+			if frames, err = r.nonempty(num, typ); err != nil {
+				return err
+			}
 		default:
 			return r.unknown(num)
 		}
 	}
 	if !hasSignal {
 		return fmt.Errorf("%w: add: %w: signal missing", ErrInvalidEntry, ErrInvalidSignal)
+	}
+	if err := checkVideoAdd(v.sig, frames, hasContentID); err != nil {
+		return err
 	}
 	if hasQuality && v.sig.Type != PDQ {
 		return fmt.Errorf("%w: add: quality is only for pdq signals, not %s", ErrInvalidEntry, v.sig.Type)

@@ -420,7 +420,7 @@ func (w *goldenWorld) forkAlpha(t *testing.T, in consortium.AuditInput) (a, b *c
 func goldenCases() []goldenCase {
 	base := func(t *testing.T) *goldenWorld { return newGoldenWorld(t) }
 	extraSig := func(t *testing.T, n int) consortium.Signal { return fixture.PDQ(n) }
-	return []goldenCase{
+	return append(videoGoldenCases(), []goldenCase{
 		{name: "equivocation", about: "unresolved evidence that alpha signed two trees of one size is a warning: the replay applies none of alpha's log (section 5.2)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
@@ -703,7 +703,7 @@ func goldenCases() []goldenCase {
 				in.Heads = nil
 				return in, "--require-heads 1"
 			}, check: failsWith("heads-count ")},
-	}
+	}...)
 }
 
 // caseOptions parses the hashfed audit arguments a case uses.

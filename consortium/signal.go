@@ -26,6 +26,9 @@ const (
 	// URL is a URL, stored as the SHA-256 of its canonical form so that the set leaks no URLs;
 	// matched exactly.
 	URL
+	// VPDQ is one part of a video's vPDQ hash: the value is the SHA-256 of the part's frame records,
+	// which the add carries (see video.go); matched frame by frame.
+	VPDQ
 )
 
 var signalTypes = [...]struct {
@@ -36,10 +39,11 @@ var signalTypes = [...]struct {
 	MD5:    {"md5", 16},
 	SHA256: {"sha256", 32},
 	URL:    {"url", 32},
+	VPDQ:   {"vpdq", 32},
 }
 
 // SignalTypes lists every known signal type.
-func SignalTypes() []SignalType { return []SignalType{PDQ, MD5, SHA256, URL} }
+func SignalTypes() []SignalType { return []SignalType{PDQ, MD5, SHA256, URL, VPDQ} }
 
 // String returns the wire name of the type.
 func (t SignalType) String() string {
@@ -67,7 +71,7 @@ func ParseSignalType(name string) (SignalType, error) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q (known: pdq, md5, sha256, url)", ErrUnknownSignalType, truncate(name, 40))
+	return 0, fmt.Errorf("%w: %q (known: pdq, md5, sha256, url, vpdq)", ErrUnknownSignalType, truncate(name, 40))
 }
 
 // Signal is one shareable hash in canonical binary form. It is comparable, so it serves as a map key.

@@ -34,8 +34,10 @@ func TestParseSignal(t *testing.T) {
 		{"url", "sha256:" + strings.Repeat("cd", 32), "url sha256:" + strings.Repeat("cd", 32), nil, ""},
 		{"url", "sha256:xyz", "", consortium.ErrInvalidSignal, "want 64 hex digits"},
 		{"url", "ftp://example.com/x", "", consortium.ErrInvalidSignal, "scheme"},
-		{"vpdq", "00", "", consortium.ErrUnknownSignalType, "vpdq"},
-		{"", "00", "", consortium.ErrUnknownSignalType, "known: pdq, md5, sha256, url"},
+		{"vpdq", "00", "", consortium.ErrInvalidSignal, "want 64 hex digits"},
+		{"vpdq", strings.Repeat("ab", 32), "vpdq " + strings.Repeat("ab", 32), nil, ""},
+		{"tmk", "00", "", consortium.ErrUnknownSignalType, "tmk"},
+		{"", "00", "", consortium.ErrUnknownSignalType, "known: pdq, md5, sha256, url, vpdq"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.typ+"/"+tc.value, func(t *testing.T) {

@@ -17,6 +17,9 @@ func matchToProto(m store.Match) *pb.MatchResult {
 		Hidden:   m.Hidden,
 	}
 	r.Protected = protectionsToProto(m.Protected)
+	if m.Signal.Type == consortium.VPDQ {
+		r.FrameMs = &m.FrameMS
+	}
 	r.Listings = make([]*pb.Listing, len(m.Listings))
 	for i, l := range m.Listings {
 		r.Listings[i] = listingToProto(l)

@@ -111,6 +111,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle(console.Prefix, n.consoleHandler()) // the web console: its own sign-in with the token (node/console.go)
 	mux.Handle("/v1/certifications", n.route(true, []string{http.MethodGet}, n.handleCertifications))
 	mux.Handle("/v1/referrals", n.route(true, []string{http.MethodGet}, n.handleReferrals))
+	mux.Handle("/v1/match/video", n.route(true, []string{http.MethodPost}, n.handleMatchVideo))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
@@ -247,6 +248,9 @@ type MatchJSON struct {
 	Hidden   string        `json:"hidden,omitempty"`
 	// Protected are the certifications that protect the match (roles.go): route it to review.
 	Protected []ProtectionJSON `json:"protected,omitempty"`
+	// FrameSeconds is set when the signal is a vpdq part whose frame an image matched: the frame's
+	// timestamp in the video.
+	FrameSeconds *float64 `json:"frame_seconds,omitempty"`
 }
 
 // MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
@@ -271,6 +275,10 @@ func NewMatchesJSON(ms []*pb.MatchResult) MatchesJSON {
 // NewMatchJSON returns the JSON form of a match in its wire form.
 func NewMatchJSON(m *pb.MatchResult) MatchJSON {
 	j := MatchJSON{Distance: int(m.GetDistance()), Listings: make([]ListingJSON, len(m.GetListings())), Hidden: m.GetHidden()}
+	if m.FrameMs != nil {
+		sec := float64(*m.FrameMs) / 1000
+		j.FrameSeconds = &sec
+	}
 	if sig, err := consortium.SignalFromProto(m.GetSignal()); err == nil {
 		j.Signal = SignalJSON{Type: sig.Type.String(), Value: sig.Text()}
 	} else {

@@ -49,6 +49,9 @@ func (s *Store) onChange(c consortium.Change) {
 			s.pdq.Remove(c.SignalID)
 		}
 	}
+	if c.Signal.Type == consortium.VPDQ && (c.Kind == consortium.Listed || c.Kind == consortium.Unlisted) {
+		s.videoChange(c)
+	}
 	if s.opts.OnChange != nil {
 		s.opts.OnChange(c)
 	}

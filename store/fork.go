@@ -110,7 +110,7 @@ func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
 	if shadow == nil {
 		return
 	}
-	s.state, s.pdq, s.expiry = shadow.state, shadow.pdq, shadow.expiry
+	s.state, s.pdq, s.expiry, s.video = shadow.state, shadow.pdq, shadow.expiry, shadow.video
 	s.state.OnChange(s.onChange)
 	s.log.Warn("state rebuilt with equivocation cutoffs", "cutoffs", cut)
 }
@@ -121,7 +121,7 @@ func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
 // replay; heads and evidence are not reopened, as their keys may come from entries the cutoffs
 // leave out (a member admitted with the vote of the forking member).
 func (s *Store) replayCut(cut map[string]uint64) (*Store, error) {
-	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut}
+	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut, video: newVideoIndex()}
 	var err error
 	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
 		return nil, err

@@ -48,6 +48,9 @@ type Match struct {
 	// Protected are the certifications in force, not expired, that protect the query's signal or
 	// this one (PROTOCOL.md section 14): the match belongs in review, not automated removal.
 	Protected []consortium.Protection
+	// FrameMS, for a vpdq signal that an image query matched (a frame of a listed video), is the
+	// frame's timestamp in milliseconds; see [Store.MatchPDQFrames].
+	FrameMS int64
 }
 
 // ListingInfo is one member's listing, read from its add entry.
@@ -84,7 +87,8 @@ type candidate struct {
 	protected []consortium.Protection
 }
 
-// MatchPDQ returns the listed PDQ signals within q.Radius of h, nearest first.
+// MatchPDQ returns the listed PDQ signals within q.Radius of h, and the frames of listed videos
+// within it ([Store.MatchPDQFrames]), nearest first.
 func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	if q.Radius < 0 || q.Radius > MaxRadius {
 		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
@@ -99,7 +103,7 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	s.mu.RUnlock()
 	hits := index.Search(pdqindex.Hash(h), q.Radius, nil)
 	if len(hits) == 0 {
-		return nil, nil
+		return s.MatchPDQFrames(h, q)
 	}
 	s.mu.RLock()
 	if s.state != state {
@@ -116,7 +120,11 @@ func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
 	}
 	s.protectLocked(cands, consortium.Signal{Type: consortium.PDQ, Value: h})
 	s.mu.RUnlock()
-	return s.finish(cands, q, false)
+	ms, err := s.finish(cands, q, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.withFrames(ms, h, q)
 }
 
 // MatchPDQBatch is [Store.MatchPDQ] for several hashes with one query: result i is what MatchPDQ(hs[i],
@@ -146,20 +154,26 @@ func (s *Store) MatchPDQBatch(hs [][32]byte, q Query) ([][]Match, error) {
 			s.mu.RUnlock()
 			continue
 		}
-		for i, hs := range hits {
-			for _, hit := range hs {
+		for i, found := range hits {
+			for _, hit := range found {
 				if sig, ok := s.state.SignalByID(hit.ID); ok {
 					cands[i] = append(cands[i], s.candidateLocked(hit.ID, sig, hit.Distance))
 				}
 			}
+			s.protectLocked(cands[i], consortium.Signal{Type: consortium.PDQ, Value: hs[i]})
 		}
 		s.mu.RUnlock()
 		out := make([][]Match, len(hs))
 		for i, c := range cands {
-			if len(c) == 0 {
-				continue
+			var ms []Match
+			if len(c) > 0 {
+				var err error
+				if ms, err = s.finish(c, q, false); err != nil {
+					return nil, err
+				}
 			}
-			ms, err := s.finish(c, q, false)
+			// As MatchPDQ: the frames of listed videos within the radius too.
+			ms, err := s.withFrames(ms, hs[i], q)
 			if err != nil {
 				return nil, err
 			}

@@ -329,6 +329,7 @@ func (s *Store) loadIndex() {
 			return true
 		})
 	})
+	s.loadVideos()
 }
 
 // readEntry is the state's entry reader, for revokes by index: within the rebuild's transaction

@@ -183,6 +183,7 @@ type Store struct {
 	heads    map[string]*consortium.Checkpoint
 	evidence map[string]*consortium.Evidence
 	pdq      *pdqindex.Index
+	video    *videoIndex // the listed videos' frames (video.go)
 	expiry   expiryHeap
 	// pending collects PDQ index adds during a large write (nil otherwise).
 	pending  map[uint32]pdqindex.Hash
@@ -289,6 +290,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	if s.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
 		return nil, err
 	}
+	s.video = newVideoIndex()
 	if err := s.rebuild(); err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ import (
 
 func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation, bootstrap, catchup or import")
+		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation, bootstrap, catchup, import or video")
 	}
 	rest := args[1:]
 	switch args[0] {
@@ -43,8 +43,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return benchCatchup(ctx, e, rest)
 	case "import":
 		return benchImport(ctx, e, rest)
+	case "video":
+		return benchVideo(ctx, e, rest)
 	}
-	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap, catchup or import", args[0])
+	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap, catchup, import or video", args[0])
 }
 
 // profile writes a CPU profile of the timed part of a benchmark (bench open: the open; bench

@@ -30,7 +30,7 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 }
 
 func match(ctx context.Context, e *env, args []string) (bool, error) {
-	fs := flagSet(e, "match", "TYPE VALUE | --image FILE [--radius R] [--json] [--wait D]\n\n"+
+	fs := flagSet(e, "match", "TYPE VALUE | FILE | --image FILE [--radius R] [--json] [--wait D]\n\n"+
 		"Exit status: 0 when something matched, 1 when nothing did, 2 on an error (like grep).")
 	var nf nodeFlags
 	nf.register(fs, e)
@@ -39,6 +39,10 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 	hidden := fs.Bool("include-hidden", false, "also show matches the node's policy hides")
 	asJSON := fs.Bool("json", false, "print JSON")
 	wait := fs.Duration("wait", 0, "when nothing matches, ask again until something does or this long has passed (an entry just added elsewhere takes a moment to reach this node)")
+	var vf videoFlags
+	vf.register(fs)
+	var mf matchFlags
+	mf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return false, err
@@ -50,7 +54,13 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 		return false, usageErr("--wait %v: want a duration like 10s", *wait)
 	}
 	var qs []memberclient.ImageSignal
-	if *image != "" {
+	var video *pb.MatchVideoResponse
+	if *image == "" && len(pos) == 1 && isFile(pos[0]) {
+		// Any file: an image by its PDQ, a video by its frames, and both by MD5 and SHA-256.
+		if qs, video, err = matchFile(ctx, e, &nf, &vf, &mf, pos[0], *radius, *hidden, *asJSON); err != nil {
+			return false, err
+		}
+	} else if *image != "" {
 		if len(pos) > 0 {
 			return false, usageErr("give either TYPE VALUE or --image, not both")
 		}
@@ -92,10 +102,20 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
 		}
 	}
+	if video != nil && *asJSON {
+		printVideoJSON(e, video, all)
+		return len(video.Videos)+len(video.Images)+len(all) > 0, nil
+	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return len(all) > 0, nil
+	}
+	if video != nil {
+		printVideoMatches(e, video)
+		if len(video.Videos)+len(video.Images) > 0 && len(all) == 0 {
+			return true, nil
+		}
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(e.stdout, "no match")

@@ -64,7 +64,7 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 }
 
 func runAdd(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... [flags]")
+	fs := flagSet(e, "add", "TYPE VALUE | --image FILE... | --video FILE... [flags]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	var labels, images listFlag
@@ -75,6 +75,10 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	note := fs.String("note", "", "free text for other members' reviewers")
 	quality := fs.Int("quality", -1, "the PDQ quality your hasher reported (0-100)")
 	wait := fs.Duration("wait", 0, "after adding, wait up to this long until every other member's node holds the entries (has cosigned your log past them), so a match there finds them")
+	var videos listFlag
+	fs.Var(&videos, "video", "a video file: adds its vPDQ frame hashes (vpdq parts), MD5 and SHA-256 under one content id (repeat)")
+	var vf videoFlags
+	vf.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -85,7 +89,21 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	}
 	var entries []*pb.Entry
 	var what []string
-	if len(images) > 0 {
+	if len(videos) > 0 {
+		if len(pos) > 0 || len(images) > 0 {
+			return usageErr("give one of TYPE VALUE, --image or --video")
+		}
+		if len(videos) > 1 && *contentID != "" {
+			return usageErr("--content-id names one video: give one --video with it")
+		}
+		for _, path := range videos {
+			es, ws, err := videoAdds(ctx, &vf, path, labels, consortium.AddOptions{ContentID: *contentID, Note: *note, ExpiresUnixMs: exp})
+			if err != nil {
+				return err
+			}
+			entries, what = append(entries, es...), append(what, ws...)
+		}
+	} else if len(images) > 0 {
 		if len(pos) > 0 {
 			return usageErr("give either TYPE VALUE or --image, not both")
 		}

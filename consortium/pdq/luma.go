@@ -75,6 +75,8 @@ func lumaReader(img image.Image) rowReader {
 		return nrgba64Reader{m, a}
 	case *image.CMYK:
 		return cmykReader{m, a}
+	case *RGB24:
+		return rgb24Reader{m, a}
 	}
 	return genericReader{img, a}
 }

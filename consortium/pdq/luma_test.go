@@ -116,6 +116,10 @@ func typedImages(r *rand.Rand) []image.Image {
 	randomFill(r, cmyk.Pix)
 	imgs = append(imgs, sub(cmyk))
 
+	rgb24 := &RGB24{Pix: make([]uint8, 3*outer.Dx()*outer.Dy()), Stride: 3 * outer.Dx(), Rect: outer}
+	randomFill(r, rgb24.Pix)
+	imgs = append(imgs, rgb24, &RGB24{Pix: rgb24.Pix[rgb24.PixOffset(rect.Min.X, rect.Min.Y):], Stride: rgb24.Stride, Rect: rect})
+
 	alpha := image.NewAlpha(outer) // no reader of its own: the generic path itself
 	randomFill(r, alpha.Pix)
 	imgs = append(imgs, sub(alpha))

@@ -581,7 +581,7 @@ func (x *GenesisSignature) GetSignature() []byte {
 // Signal is one shareable hash: a type name and its canonical binary value.
 type Signal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// type is a signal type name as python-threatexchange spells it: pdq, md5, sha256, url.
+	// type is a signal type name as python-threatexchange spells it: pdq, md5, sha256, url, vpdq.
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// value is the canonical binary value: 32 bytes for pdq and sha256, 16 for md5, and for url the
 	// 32-byte SHA-256 of the canonical URL.
@@ -852,7 +852,12 @@ type Add struct {
 	// note is free text for other members' reviewers.
 	Note string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
 	// quality is the PDQ quality (0-100) the author's hasher reported, when known.
-	Quality       *uint32 `protobuf:"varint,6,opt,name=quality,proto3,oneof" json:"quality,omitempty"`
+	Quality *uint32 `protobuf:"varint,6,opt,name=quality,proto3,oneof" json:"quality,omitempty"`
+	// frames carries a vpdq signal's frame hashes (and is set for vpdq only): 37-byte records, each
+	// a frame's 32-byte PDQ hash, its quality (one byte, 0-100) and its timestamp in milliseconds
+	// (4 bytes, big-endian), timestamps strictly increasing, PDQ hashes all different. The signal's
+	// value is the SHA-256 of these bytes. See "vpdq" in PROTOCOL.md.
+	Frames        []byte `protobuf:"bytes,7,opt,name=frames,proto3" json:"frames,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -927,6 +932,13 @@ func (x *Add) GetQuality() uint32 {
 		return *x.Quality
 	}
 	return 0
+}
+
+func (x *Add) GetFrames() []byte {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
 }
 
 // Revoke withdraws one of the author's own earlier adds, named by its index in the author's log or by
@@ -2000,7 +2012,7 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"\x05refer\x18\t \x01(\v2\x11.hashfed.v1.ReferH\x00R\x05refer\x12,\n" +
 	"\x06answer\x18\n" +
 	" \x01(\v2\x12.hashfed.v1.AnswerH\x00R\x06answerB\x04\n" +
-	"\x02op\"\xcf\x01\n" +
+	"\x02op\"\xe7\x01\n" +
 	"\x03Add\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x16\n" +
 	"\x06labels\x18\x02 \x03(\tR\x06labels\x12\x1d\n" +
@@ -2008,7 +2020,8 @@ const file_hashfed_v1_hashfed_proto_rawDesc = "" +
 	"content_id\x18\x03 \x01(\tR\tcontentId\x12&\n" +
 	"\x0fexpires_unix_ms\x18\x04 \x01(\x03R\rexpiresUnixMs\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\x12\x1d\n" +
-	"\aquality\x18\x06 \x01(\rH\x00R\aquality\x88\x01\x01B\n" +
+	"\aquality\x18\x06 \x01(\rH\x00R\aquality\x88\x01\x01\x12\x16\n" +
+	"\x06frames\x18\a \x01(\fR\x06framesB\n" +
 	"\n" +
 	"\b_quality\"\x9e\x01\n" +
 	"\x06Revoke\x120\n" +

@@ -409,7 +409,10 @@ type MatchResult struct {
 	// protected lists the certifications in force (not expired) that protect the query's signal or
 	// this one: the match is counter-speech, parody, news or research by someone's account, and
 	// belongs in human review rather than automated removal (PROTOCOL.md section 14).
-	Protected     []*Protection `protobuf:"bytes,6,rep,name=protected,proto3" json:"protected,omitempty"`
+	Protected []*Protection `protobuf:"bytes,6,rep,name=protected,proto3" json:"protected,omitempty"`
+	// frame_ms is set when the signal is a vpdq part and the query (an image) matched one of its
+	// frames: that frame's timestamp in the video, in milliseconds.
+	FrameMs       *int64 `protobuf:"varint,7,opt,name=frame_ms,json=frameMs,proto3,oneof" json:"frame_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +487,13 @@ func (x *MatchResult) GetProtected() []*Protection {
 		return x.Protected
 	}
 	return nil
+}
+
+func (x *MatchResult) GetFrameMs() int64 {
+	if x != nil && x.FrameMs != nil {
+		return *x.FrameMs
+	}
+	return 0
 }
 
 // Protection is a certification in force: who certified what, and why.
@@ -994,6 +1004,439 @@ func (x *AnswerView) GetLate() bool {
 	return false
 }
 
+// MatchVideoRequest is a video's frame hashes and the match rule's parameters (unset: the node's
+// defaults, distance 31, quality 50, 80 % of the listed video, 0 % of the query).
+type MatchVideoRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// frames, at most 50,000, in any order; repeats and frames below the quality are left out.
+	Frames          []*VideoFrame `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	Distance        *uint32       `protobuf:"varint,2,opt,name=distance,proto3,oneof" json:"distance,omitempty"`
+	Quality         *uint32       `protobuf:"varint,3,opt,name=quality,proto3,oneof" json:"quality,omitempty"`
+	QueryPercent    *float64      `protobuf:"fixed64,4,opt,name=query_percent,json=queryPercent,proto3,oneof" json:"query_percent,omitempty"`
+	ComparedPercent *float64      `protobuf:"fixed64,5,opt,name=compared_percent,json=comparedPercent,proto3,oneof" json:"compared_percent,omitempty"`
+	IncludeHidden   bool          `protobuf:"varint,6,opt,name=include_hidden,json=includeHidden,proto3" json:"include_hidden,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MatchVideoRequest) Reset() {
+	*x = MatchVideoRequest{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchVideoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchVideoRequest) ProtoMessage() {}
+
+func (x *MatchVideoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchVideoRequest.ProtoReflect.Descriptor instead.
+func (*MatchVideoRequest) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MatchVideoRequest) GetFrames() []*VideoFrame {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
+func (x *MatchVideoRequest) GetDistance() uint32 {
+	if x != nil && x.Distance != nil {
+		return *x.Distance
+	}
+	return 0
+}
+
+func (x *MatchVideoRequest) GetQuality() uint32 {
+	if x != nil && x.Quality != nil {
+		return *x.Quality
+	}
+	return 0
+}
+
+func (x *MatchVideoRequest) GetQueryPercent() float64 {
+	if x != nil && x.QueryPercent != nil {
+		return *x.QueryPercent
+	}
+	return 0
+}
+
+func (x *MatchVideoRequest) GetComparedPercent() float64 {
+	if x != nil && x.ComparedPercent != nil {
+		return *x.ComparedPercent
+	}
+	return 0
+}
+
+func (x *MatchVideoRequest) GetIncludeHidden() bool {
+	if x != nil {
+		return x.IncludeHidden
+	}
+	return false
+}
+
+// VideoFrame is one frame hash of a video.
+type VideoFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pdq is the frame's 32-byte PDQ hash.
+	Pdq           []byte `protobuf:"bytes,1,opt,name=pdq,proto3" json:"pdq,omitempty"`
+	Quality       uint32 `protobuf:"varint,2,opt,name=quality,proto3" json:"quality,omitempty"`
+	TimeMs        int64  `protobuf:"varint,3,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoFrame) Reset() {
+	*x = VideoFrame{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoFrame) ProtoMessage() {}
+
+func (x *VideoFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoFrame.ProtoReflect.Descriptor instead.
+func (*VideoFrame) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *VideoFrame) GetPdq() []byte {
+	if x != nil {
+		return x.Pdq
+	}
+	return nil
+}
+
+func (x *VideoFrame) GetQuality() uint32 {
+	if x != nil {
+		return x.Quality
+	}
+	return 0
+}
+
+func (x *VideoFrame) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+type MatchVideoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// videos are the listed videos the query matches, best first.
+	Videos []*VideoMatch `protobuf:"bytes,1,rep,name=videos,proto3" json:"videos,omitempty"`
+	// images are the listed images (pdq signals) some frame of the query matches.
+	Images        []*FrameImageMatch `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchVideoResponse) Reset() {
+	*x = MatchVideoResponse{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchVideoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchVideoResponse) ProtoMessage() {}
+
+func (x *MatchVideoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchVideoResponse.ProtoReflect.Descriptor instead.
+func (*MatchVideoResponse) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MatchVideoResponse) GetVideos() []*VideoMatch {
+	if x != nil {
+		return x.Videos
+	}
+	return nil
+}
+
+func (x *MatchVideoResponse) GetImages() []*FrameImageMatch {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+// VideoMatch is a listed video (the vpdq parts one member lists under one content id) that the
+// query matches.
+type VideoMatch struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Member    string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	ContentId string                 `protobuf:"bytes,2,opt,name=content_id,json=contentId,proto3" json:"content_id,omitempty"`
+	// query_percent is the share of the query's frames that match a frame of the video;
+	// compared_percent the share of the video's frames that match a frame of the query.
+	QueryPercent    float64 `protobuf:"fixed64,3,opt,name=query_percent,json=queryPercent,proto3" json:"query_percent,omitempty"`
+	ComparedPercent float64 `protobuf:"fixed64,4,opt,name=compared_percent,json=comparedPercent,proto3" json:"compared_percent,omitempty"`
+	QueryFrames     uint32  `protobuf:"varint,5,opt,name=query_frames,json=queryFrames,proto3" json:"query_frames,omitempty"`
+	ComparedFrames  uint32  `protobuf:"varint,6,opt,name=compared_frames,json=comparedFrames,proto3" json:"compared_frames,omitempty"`
+	// frames pairs each matching query frame with the nearest listed frame, in query order.
+	Frames []*FramePair `protobuf:"bytes,7,rep,name=frames,proto3" json:"frames,omitempty"`
+	// parts are the video's parts, with listings and opinions.
+	Parts         []*MatchResult `protobuf:"bytes,8,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoMatch) Reset() {
+	*x = VideoMatch{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoMatch) ProtoMessage() {}
+
+func (x *VideoMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoMatch.ProtoReflect.Descriptor instead.
+func (*VideoMatch) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *VideoMatch) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *VideoMatch) GetContentId() string {
+	if x != nil {
+		return x.ContentId
+	}
+	return ""
+}
+
+func (x *VideoMatch) GetQueryPercent() float64 {
+	if x != nil {
+		return x.QueryPercent
+	}
+	return 0
+}
+
+func (x *VideoMatch) GetComparedPercent() float64 {
+	if x != nil {
+		return x.ComparedPercent
+	}
+	return 0
+}
+
+func (x *VideoMatch) GetQueryFrames() uint32 {
+	if x != nil {
+		return x.QueryFrames
+	}
+	return 0
+}
+
+func (x *VideoMatch) GetComparedFrames() uint32 {
+	if x != nil {
+		return x.ComparedFrames
+	}
+	return 0
+}
+
+func (x *VideoMatch) GetFrames() []*FramePair {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
+func (x *VideoMatch) GetParts() []*MatchResult {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// FramePair is a query frame and the listed frame it matched.
+type FramePair struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	QueryMs  int64                  `protobuf:"varint,1,opt,name=query_ms,json=queryMs,proto3" json:"query_ms,omitempty"`
+	ListedMs int64                  `protobuf:"varint,2,opt,name=listed_ms,json=listedMs,proto3" json:"listed_ms,omitempty"`
+	Distance uint32                 `protobuf:"varint,3,opt,name=distance,proto3" json:"distance,omitempty"`
+	// part is the vpdq signal holding the listed frame.
+	Part          *Signal `protobuf:"bytes,4,opt,name=part,proto3" json:"part,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FramePair) Reset() {
+	*x = FramePair{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FramePair) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FramePair) ProtoMessage() {}
+
+func (x *FramePair) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FramePair.ProtoReflect.Descriptor instead.
+func (*FramePair) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *FramePair) GetQueryMs() int64 {
+	if x != nil {
+		return x.QueryMs
+	}
+	return 0
+}
+
+func (x *FramePair) GetListedMs() int64 {
+	if x != nil {
+		return x.ListedMs
+	}
+	return 0
+}
+
+func (x *FramePair) GetDistance() uint32 {
+	if x != nil {
+		return x.Distance
+	}
+	return 0
+}
+
+func (x *FramePair) GetPart() *Signal {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+// FrameImageMatch is a listed image that a frame of the query matches.
+type FrameImageMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// query_ms is the timestamp of the query frame nearest the image.
+	QueryMs       int64        `protobuf:"varint,1,opt,name=query_ms,json=queryMs,proto3" json:"query_ms,omitempty"`
+	Match         *MatchResult `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrameImageMatch) Reset() {
+	*x = FrameImageMatch{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrameImageMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrameImageMatch) ProtoMessage() {}
+
+func (x *FrameImageMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrameImageMatch.ProtoReflect.Descriptor instead.
+func (*FrameImageMatch) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FrameImageMatch) GetQueryMs() int64 {
+	if x != nil {
+		return x.QueryMs
+	}
+	return 0
+}
+
+func (x *FrameImageMatch) GetMatch() *MatchResult {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
 // Listing is one member's current listing of a signal, from its add entry.
 type Listing struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1011,7 +1454,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1466,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1479,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Listing) GetMember() string {
@@ -1109,7 +1552,7 @@ type OpinionView struct {
 
 func (x *OpinionView) Reset() {
 	*x = OpinionView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1564,7 @@ func (x *OpinionView) String() string {
 func (*OpinionView) ProtoMessage() {}
 
 func (x *OpinionView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1577,7 @@ func (x *OpinionView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpinionView.ProtoReflect.Descriptor instead.
 func (*OpinionView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpinionView) GetAuthor() string {
@@ -1181,7 +1624,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1636,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1649,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LookupRequest) GetSignal() *Signal {
@@ -1227,7 +1670,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1682,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1695,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LookupResponse) GetFound() bool {
@@ -1281,7 +1724,7 @@ type FeedRequest struct {
 
 func (x *FeedRequest) Reset() {
 	*x = FeedRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1736,7 @@ func (x *FeedRequest) String() string {
 func (*FeedRequest) ProtoMessage() {}
 
 func (x *FeedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1749,7 @@ func (x *FeedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedRequest.ProtoReflect.Descriptor instead.
 func (*FeedRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FeedRequest) GetCursor() uint64 {
@@ -1352,7 +1795,7 @@ type FeedEvent struct {
 
 func (x *FeedEvent) Reset() {
 	*x = FeedEvent{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1807,7 @@ func (x *FeedEvent) String() string {
 func (*FeedEvent) ProtoMessage() {}
 
 func (x *FeedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1820,7 @@ func (x *FeedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedEvent.ProtoReflect.Descriptor instead.
 func (*FeedEvent) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FeedEvent) GetSeq() uint64 {
@@ -1451,7 +1894,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1906,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1919,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{25}
 }
 
 type StatusResponse struct {
@@ -1522,7 +1965,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1977,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1990,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusResponse) GetMember() string {
@@ -1736,7 +2179,7 @@ type RosterMember struct {
 
 func (x *RosterMember) Reset() {
 	*x = RosterMember{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +2191,7 @@ func (x *RosterMember) String() string {
 func (*RosterMember) ProtoMessage() {}
 
 func (x *RosterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +2204,7 @@ func (x *RosterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterMember.ProtoReflect.Descriptor instead.
 func (*RosterMember) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RosterMember) GetId() string {
@@ -1804,7 +2247,7 @@ type LogStatus struct {
 
 func (x *LogStatus) Reset() {
 	*x = LogStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2259,7 @@ func (x *LogStatus) String() string {
 func (*LogStatus) ProtoMessage() {}
 
 func (x *LogStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2272,7 @@ func (x *LogStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogStatus.ProtoReflect.Descriptor instead.
 func (*LogStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LogStatus) GetMember() string {
@@ -1894,7 +2337,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[23]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2349,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[23]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2362,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{23}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PeerStatus) GetMember() string {
@@ -1969,7 +2412,7 @@ type EquivocationStatus struct {
 
 func (x *EquivocationStatus) Reset() {
 	*x = EquivocationStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[24]
+	mi := &file_hashfed_v1_member_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2424,7 @@ func (x *EquivocationStatus) String() string {
 func (*EquivocationStatus) ProtoMessage() {}
 
 func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[24]
+	mi := &file_hashfed_v1_member_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2437,7 @@ func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EquivocationStatus.ProtoReflect.Descriptor instead.
 func (*EquivocationStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{24}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EquivocationStatus) GetMember() string {
@@ -2033,7 +2476,7 @@ type ProposalView struct {
 
 func (x *ProposalView) Reset() {
 	*x = ProposalView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[25]
+	mi := &file_hashfed_v1_member_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2488,7 @@ func (x *ProposalView) String() string {
 func (*ProposalView) ProtoMessage() {}
 
 func (x *ProposalView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[25]
+	mi := &file_hashfed_v1_member_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2501,7 @@ func (x *ProposalView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalView.ProtoReflect.Descriptor instead.
 func (*ProposalView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{25}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ProposalView) GetHash() string {
@@ -2121,7 +2564,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[26]
+	mi := &file_hashfed_v1_member_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2576,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[26]
+	mi := &file_hashfed_v1_member_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2589,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{26}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExportRequest) GetAtUnixMs() int64 {
@@ -2166,7 +2609,7 @@ type ExportRecord struct {
 
 func (x *ExportRecord) Reset() {
 	*x = ExportRecord{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[27]
+	mi := &file_hashfed_v1_member_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2621,7 @@ func (x *ExportRecord) String() string {
 func (*ExportRecord) ProtoMessage() {}
 
 func (x *ExportRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[27]
+	mi := &file_hashfed_v1_member_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2634,7 @@ func (x *ExportRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecord.ProtoReflect.Descriptor instead.
 func (*ExportRecord) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{27}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExportRecord) GetSignal() *Signal {
@@ -2216,7 +2659,7 @@ type ExportLogsRequest struct {
 
 func (x *ExportLogsRequest) Reset() {
 	*x = ExportLogsRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[28]
+	mi := &file_hashfed_v1_member_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2671,7 @@ func (x *ExportLogsRequest) String() string {
 func (*ExportLogsRequest) ProtoMessage() {}
 
 func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[28]
+	mi := &file_hashfed_v1_member_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2684,7 @@ func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLogsRequest.ProtoReflect.Descriptor instead.
 func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{28}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{34}
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
@@ -2264,7 +2707,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[29]
+	mi := &file_hashfed_v1_member_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2719,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[29]
+	mi := &file_hashfed_v1_member_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2732,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{29}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogChunk) GetGenesis() []byte {
@@ -2369,14 +2812,16 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\rMatchResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\amatches\x18\x02 \x03(\v2\x17.hashfed.v1.MatchResultR\amatches\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x89\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xb6\x02\n" +
 	"\vMatchResult\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1a\n" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\x12/\n" +
 	"\blistings\x18\x03 \x03(\v2\x13.hashfed.v1.ListingR\blistings\x123\n" +
 	"\bopinions\x18\x04 \x03(\v2\x17.hashfed.v1.OpinionViewR\bopinions\x12\x16\n" +
 	"\x06hidden\x18\x05 \x01(\tR\x06hidden\x124\n" +
-	"\tprotected\x18\x06 \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\xbc\x02\n" +
+	"\tprotected\x18\x06 \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\x12\x1e\n" +
+	"\bframe_ms\x18\a \x01(\x03H\x00R\aframeMs\x88\x01\x01B\v\n" +
+	"\t_frame_ms\"\xbc\x02\n" +
 	"\n" +
 	"Protection\x12$\n" +
 	"\rcertification\x18\x01 \x01(\fR\rcertification\x12\x16\n" +
@@ -2421,7 +2866,46 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\aoutcome\x18\x04 \x01(\x0e2\x13.hashfed.v1.OutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x19\n" +
 	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x12\n" +
-	"\x04late\x18\a \x01(\bR\x04late\"\xf7\x01\n" +
+	"\x04late\x18\a \x01(\bR\x04late\"\xc4\x02\n" +
+	"\x11MatchVideoRequest\x12.\n" +
+	"\x06frames\x18\x01 \x03(\v2\x16.hashfed.v1.VideoFrameR\x06frames\x12\x1f\n" +
+	"\bdistance\x18\x02 \x01(\rH\x00R\bdistance\x88\x01\x01\x12\x1d\n" +
+	"\aquality\x18\x03 \x01(\rH\x01R\aquality\x88\x01\x01\x12(\n" +
+	"\rquery_percent\x18\x04 \x01(\x01H\x02R\fqueryPercent\x88\x01\x01\x12.\n" +
+	"\x10compared_percent\x18\x05 \x01(\x01H\x03R\x0fcomparedPercent\x88\x01\x01\x12%\n" +
+	"\x0einclude_hidden\x18\x06 \x01(\bR\rincludeHiddenB\v\n" +
+	"\t_distanceB\n" +
+	"\n" +
+	"\b_qualityB\x10\n" +
+	"\x0e_query_percentB\x13\n" +
+	"\x11_compared_percent\"Q\n" +
+	"\n" +
+	"VideoFrame\x12\x10\n" +
+	"\x03pdq\x18\x01 \x01(\fR\x03pdq\x12\x18\n" +
+	"\aquality\x18\x02 \x01(\rR\aquality\x12\x17\n" +
+	"\atime_ms\x18\x03 \x01(\x03R\x06timeMs\"y\n" +
+	"\x12MatchVideoResponse\x12.\n" +
+	"\x06videos\x18\x01 \x03(\v2\x16.hashfed.v1.VideoMatchR\x06videos\x123\n" +
+	"\x06images\x18\x02 \x03(\v2\x1b.hashfed.v1.FrameImageMatchR\x06images\"\xbd\x02\n" +
+	"\n" +
+	"VideoMatch\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1d\n" +
+	"\n" +
+	"content_id\x18\x02 \x01(\tR\tcontentId\x12#\n" +
+	"\rquery_percent\x18\x03 \x01(\x01R\fqueryPercent\x12)\n" +
+	"\x10compared_percent\x18\x04 \x01(\x01R\x0fcomparedPercent\x12!\n" +
+	"\fquery_frames\x18\x05 \x01(\rR\vqueryFrames\x12'\n" +
+	"\x0fcompared_frames\x18\x06 \x01(\rR\x0ecomparedFrames\x12-\n" +
+	"\x06frames\x18\a \x03(\v2\x15.hashfed.v1.FramePairR\x06frames\x12-\n" +
+	"\x05parts\x18\b \x03(\v2\x17.hashfed.v1.MatchResultR\x05parts\"\x87\x01\n" +
+	"\tFramePair\x12\x19\n" +
+	"\bquery_ms\x18\x01 \x01(\x03R\aqueryMs\x12\x1b\n" +
+	"\tlisted_ms\x18\x02 \x01(\x03R\blistedMs\x12\x1a\n" +
+	"\bdistance\x18\x03 \x01(\rR\bdistance\x12&\n" +
+	"\x04part\x18\x04 \x01(\v2\x12.hashfed.v1.SignalR\x04part\"[\n" +
+	"\x0fFrameImageMatch\x12\x19\n" +
+	"\bquery_ms\x18\x01 \x01(\x03R\aqueryMs\x12-\n" +
+	"\x05match\x18\x02 \x01(\v2\x17.hashfed.v1.MatchResultR\x05match\"\xf7\x01\n" +
 	"\aListing\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12 \n" +
@@ -2546,10 +3030,12 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x16CUTOFF_EFFECT_UNLISTED\x10\x01\x12\x18\n" +
 	"\x14CUTOFF_EFFECT_LISTED\x10\x02\x12!\n" +
 	"\x1dCUTOFF_EFFECT_OPINION_REMOVED\x10\x03\x12!\n" +
-	"\x1dCUTOFF_EFFECT_OPINION_APPLIED\x10\x042\xbb\x05\n" +
+	"\x1dCUTOFF_EFFECT_OPINION_APPLIED\x10\x042\x88\x06\n" +
 	"\rMemberService\x12?\n" +
 	"\x06Submit\x12\x19.hashfed.v1.SubmitRequest\x1a\x1a.hashfed.v1.SubmitResponse\x12<\n" +
-	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12F\n" +
+	"\x05Match\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse\x12K\n" +
+	"\n" +
+	"MatchVideo\x12\x1d.hashfed.v1.MatchVideoRequest\x1a\x1e.hashfed.v1.MatchVideoResponse\x12F\n" +
 	"\vMatchStream\x12\x18.hashfed.v1.MatchRequest\x1a\x19.hashfed.v1.MatchResponse(\x010\x01\x12?\n" +
 	"\x06Lookup\x12\x19.hashfed.v1.LookupRequest\x1a\x1a.hashfed.v1.LookupResponse\x128\n" +
 	"\x04Feed\x12\x17.hashfed.v1.FeedRequest\x1a\x15.hashfed.v1.FeedEvent0\x01\x12?\n" +
@@ -2573,7 +3059,7 @@ func file_hashfed_v1_member_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfed_v1_member_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_hashfed_v1_member_proto_goTypes = []any{
 	(CutoffEffect)(0),              // 0: hashfed.v1.CutoffEffect
 	(*SubmitRequest)(nil),          // 1: hashfed.v1.SubmitRequest
@@ -2589,86 +3075,101 @@ var file_hashfed_v1_member_proto_goTypes = []any{
 	(*ReferralsResponse)(nil),      // 11: hashfed.v1.ReferralsResponse
 	(*ReferralView)(nil),           // 12: hashfed.v1.ReferralView
 	(*AnswerView)(nil),             // 13: hashfed.v1.AnswerView
-	(*Listing)(nil),                // 14: hashfed.v1.Listing
-	(*OpinionView)(nil),            // 15: hashfed.v1.OpinionView
-	(*LookupRequest)(nil),          // 16: hashfed.v1.LookupRequest
-	(*LookupResponse)(nil),         // 17: hashfed.v1.LookupResponse
-	(*FeedRequest)(nil),            // 18: hashfed.v1.FeedRequest
-	(*FeedEvent)(nil),              // 19: hashfed.v1.FeedEvent
-	(*StatusRequest)(nil),          // 20: hashfed.v1.StatusRequest
-	(*StatusResponse)(nil),         // 21: hashfed.v1.StatusResponse
-	(*RosterMember)(nil),           // 22: hashfed.v1.RosterMember
-	(*LogStatus)(nil),              // 23: hashfed.v1.LogStatus
-	(*PeerStatus)(nil),             // 24: hashfed.v1.PeerStatus
-	(*EquivocationStatus)(nil),     // 25: hashfed.v1.EquivocationStatus
-	(*ProposalView)(nil),           // 26: hashfed.v1.ProposalView
-	(*ExportRequest)(nil),          // 27: hashfed.v1.ExportRequest
-	(*ExportRecord)(nil),           // 28: hashfed.v1.ExportRecord
-	(*ExportLogsRequest)(nil),      // 29: hashfed.v1.ExportLogsRequest
-	(*LogChunk)(nil),               // 30: hashfed.v1.LogChunk
-	(*Entry)(nil),                  // 31: hashfed.v1.Entry
-	(*Signal)(nil),                 // 32: hashfed.v1.Signal
-	(Category)(0),                  // 33: hashfed.v1.Category
-	(Outcome)(0),                   // 34: hashfed.v1.Outcome
-	(Stance)(0),                    // 35: hashfed.v1.Stance
-	(Role)(0),                      // 36: hashfed.v1.Role
+	(*MatchVideoRequest)(nil),      // 14: hashfed.v1.MatchVideoRequest
+	(*VideoFrame)(nil),             // 15: hashfed.v1.VideoFrame
+	(*MatchVideoResponse)(nil),     // 16: hashfed.v1.MatchVideoResponse
+	(*VideoMatch)(nil),             // 17: hashfed.v1.VideoMatch
+	(*FramePair)(nil),              // 18: hashfed.v1.FramePair
+	(*FrameImageMatch)(nil),        // 19: hashfed.v1.FrameImageMatch
+	(*Listing)(nil),                // 20: hashfed.v1.Listing
+	(*OpinionView)(nil),            // 21: hashfed.v1.OpinionView
+	(*LookupRequest)(nil),          // 22: hashfed.v1.LookupRequest
+	(*LookupResponse)(nil),         // 23: hashfed.v1.LookupResponse
+	(*FeedRequest)(nil),            // 24: hashfed.v1.FeedRequest
+	(*FeedEvent)(nil),              // 25: hashfed.v1.FeedEvent
+	(*StatusRequest)(nil),          // 26: hashfed.v1.StatusRequest
+	(*StatusResponse)(nil),         // 27: hashfed.v1.StatusResponse
+	(*RosterMember)(nil),           // 28: hashfed.v1.RosterMember
+	(*LogStatus)(nil),              // 29: hashfed.v1.LogStatus
+	(*PeerStatus)(nil),             // 30: hashfed.v1.PeerStatus
+	(*EquivocationStatus)(nil),     // 31: hashfed.v1.EquivocationStatus
+	(*ProposalView)(nil),           // 32: hashfed.v1.ProposalView
+	(*ExportRequest)(nil),          // 33: hashfed.v1.ExportRequest
+	(*ExportRecord)(nil),           // 34: hashfed.v1.ExportRecord
+	(*ExportLogsRequest)(nil),      // 35: hashfed.v1.ExportLogsRequest
+	(*LogChunk)(nil),               // 36: hashfed.v1.LogChunk
+	(*Entry)(nil),                  // 37: hashfed.v1.Entry
+	(*Signal)(nil),                 // 38: hashfed.v1.Signal
+	(Category)(0),                  // 39: hashfed.v1.Category
+	(Outcome)(0),                   // 40: hashfed.v1.Outcome
+	(Stance)(0),                    // 41: hashfed.v1.Stance
+	(Role)(0),                      // 42: hashfed.v1.Role
 }
 var file_hashfed_v1_member_proto_depIdxs = []int32{
-	31, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
+	37, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
 	3,  // 1: hashfed.v1.SubmitResponse.results:type_name -> hashfed.v1.SubmitResult
-	32, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
+	38, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
 	6,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
-	32, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
-	14, // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
-	15, // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
+	38, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
+	20, // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
+	21, // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
 	7,  // 7: hashfed.v1.MatchResult.protected:type_name -> hashfed.v1.Protection
-	33, // 8: hashfed.v1.Protection.category:type_name -> hashfed.v1.Category
-	32, // 9: hashfed.v1.Protection.signals:type_name -> hashfed.v1.Signal
+	39, // 8: hashfed.v1.Protection.category:type_name -> hashfed.v1.Category
+	38, // 9: hashfed.v1.Protection.signals:type_name -> hashfed.v1.Signal
 	7,  // 10: hashfed.v1.CertificationsResponse.certifications:type_name -> hashfed.v1.Protection
 	12, // 11: hashfed.v1.ReferralsResponse.referrals:type_name -> hashfed.v1.ReferralView
-	32, // 12: hashfed.v1.ReferralView.signals:type_name -> hashfed.v1.Signal
+	38, // 12: hashfed.v1.ReferralView.signals:type_name -> hashfed.v1.Signal
 	13, // 13: hashfed.v1.ReferralView.answers:type_name -> hashfed.v1.AnswerView
-	34, // 14: hashfed.v1.AnswerView.outcome:type_name -> hashfed.v1.Outcome
-	35, // 15: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
-	32, // 16: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
-	6,  // 17: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
-	31, // 18: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
-	0,  // 19: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
-	32, // 20: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
-	7,  // 21: hashfed.v1.FeedEvent.protected:type_name -> hashfed.v1.Protection
-	22, // 22: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
-	23, // 23: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
-	24, // 24: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
-	25, // 25: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
-	26, // 26: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
-	36, // 27: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
-	32, // 28: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
-	14, // 29: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	1,  // 30: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	4,  // 31: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	4,  // 32: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	16, // 33: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	18, // 34: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	20, // 35: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	27, // 36: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	29, // 37: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	8,  // 38: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
-	10, // 39: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
-	2,  // 40: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	5,  // 41: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	5,  // 42: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	17, // 43: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	19, // 44: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	21, // 45: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	28, // 46: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	30, // 47: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	9,  // 48: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
-	11, // 49: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	40, // 14: hashfed.v1.AnswerView.outcome:type_name -> hashfed.v1.Outcome
+	15, // 15: hashfed.v1.MatchVideoRequest.frames:type_name -> hashfed.v1.VideoFrame
+	17, // 16: hashfed.v1.MatchVideoResponse.videos:type_name -> hashfed.v1.VideoMatch
+	19, // 17: hashfed.v1.MatchVideoResponse.images:type_name -> hashfed.v1.FrameImageMatch
+	18, // 18: hashfed.v1.VideoMatch.frames:type_name -> hashfed.v1.FramePair
+	6,  // 19: hashfed.v1.VideoMatch.parts:type_name -> hashfed.v1.MatchResult
+	38, // 20: hashfed.v1.FramePair.part:type_name -> hashfed.v1.Signal
+	6,  // 21: hashfed.v1.FrameImageMatch.match:type_name -> hashfed.v1.MatchResult
+	41, // 22: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
+	38, // 23: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
+	6,  // 24: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
+	37, // 25: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
+	0,  // 26: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
+	38, // 27: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
+	7,  // 28: hashfed.v1.FeedEvent.protected:type_name -> hashfed.v1.Protection
+	28, // 29: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
+	29, // 30: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
+	30, // 31: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
+	31, // 32: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
+	32, // 33: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
+	42, // 34: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
+	38, // 35: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
+	20, // 36: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
+	1,  // 37: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 38: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	14, // 39: hashfed.v1.MemberService.MatchVideo:input_type -> hashfed.v1.MatchVideoRequest
+	4,  // 40: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	22, // 41: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	24, // 42: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	26, // 43: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	33, // 44: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	35, // 45: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	8,  // 46: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
+	10, // 47: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
+	2,  // 48: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 49: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	16, // 50: hashfed.v1.MemberService.MatchVideo:output_type -> hashfed.v1.MatchVideoResponse
+	5,  // 51: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	23, // 52: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	25, // 53: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	27, // 54: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	34, // 55: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	36, // 56: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	9,  // 57: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
+	11, // 58: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
+	48, // [48:59] is the sub-list for method output_type
+	37, // [37:48] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }
@@ -2678,14 +3179,16 @@ func file_hashfed_v1_member_proto_init() {
 	}
 	file_hashfed_v1_hashfed_proto_init()
 	file_hashfed_v1_member_proto_msgTypes[3].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[5].OneofWrappers = []any{}
 	file_hashfed_v1_member_proto_msgTypes[13].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_member_proto_rawDesc), len(file_hashfed_v1_member_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

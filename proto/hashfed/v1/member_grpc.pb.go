@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	MemberService_Submit_FullMethodName         = "/hashfed.v1.MemberService/Submit"
 	MemberService_Match_FullMethodName          = "/hashfed.v1.MemberService/Match"
+	MemberService_MatchVideo_FullMethodName     = "/hashfed.v1.MemberService/MatchVideo"
 	MemberService_MatchStream_FullMethodName    = "/hashfed.v1.MemberService/MatchStream"
 	MemberService_Lookup_FullMethodName         = "/hashfed.v1.MemberService/Lookup"
 	MemberService_Feed_FullMethodName           = "/hashfed.v1.MemberService/Feed"
@@ -47,6 +48,9 @@ type MemberServiceClient interface {
 	Submit(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (*SubmitResponse, error)
 	// Match finds the listed signals matching one query.
 	Match(ctx context.Context, in *MatchRequest, opts ...grpc.CallOption) (*MatchResponse, error)
+	// MatchVideo matches a video's vPDQ frame hashes against every listed video by the vPDQ rule
+	// (PROTOCOL.md section 3.3, vpdq), and each frame against the listed images.
+	MatchVideo(ctx context.Context, in *MatchVideoRequest, opts ...grpc.CallOption) (*MatchVideoResponse, error)
 	// MatchStream matches many queries over one stream (bulk); each response carries the request id.
 	MatchStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MatchRequest, MatchResponse], error)
 	// Lookup returns what the consortium says of exactly one signal, listed or not.
@@ -91,6 +95,16 @@ func (c *memberServiceClient) Match(ctx context.Context, in *MatchRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MatchResponse)
 	err := c.cc.Invoke(ctx, MemberService_Match_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *memberServiceClient) MatchVideo(ctx context.Context, in *MatchVideoRequest, opts ...grpc.CallOption) (*MatchVideoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MatchVideoResponse)
+	err := c.cc.Invoke(ctx, MemberService_MatchVideo_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +234,9 @@ type MemberServiceServer interface {
 	Submit(context.Context, *SubmitRequest) (*SubmitResponse, error)
 	// Match finds the listed signals matching one query.
 	Match(context.Context, *MatchRequest) (*MatchResponse, error)
+	// MatchVideo matches a video's vPDQ frame hashes against every listed video by the vPDQ rule
+	// (PROTOCOL.md section 3.3, vpdq), and each frame against the listed images.
+	MatchVideo(context.Context, *MatchVideoRequest) (*MatchVideoResponse, error)
 	// MatchStream matches many queries over one stream (bulk); each response carries the request id.
 	MatchStream(grpc.BidiStreamingServer[MatchRequest, MatchResponse]) error
 	// Lookup returns what the consortium says of exactly one signal, listed or not.
@@ -255,6 +272,9 @@ func (UnimplementedMemberServiceServer) Submit(context.Context, *SubmitRequest) 
 }
 func (UnimplementedMemberServiceServer) Match(context.Context, *MatchRequest) (*MatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Match not implemented")
+}
+func (UnimplementedMemberServiceServer) MatchVideo(context.Context, *MatchVideoRequest) (*MatchVideoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MatchVideo not implemented")
 }
 func (UnimplementedMemberServiceServer) MatchStream(grpc.BidiStreamingServer[MatchRequest, MatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method MatchStream not implemented")
@@ -333,6 +353,24 @@ func _MemberService_Match_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MemberServiceServer).Match(ctx, req.(*MatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MemberService_MatchVideo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MatchVideoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemberServiceServer).MatchVideo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemberService_MatchVideo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemberServiceServer).MatchVideo(ctx, req.(*MatchVideoRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -463,6 +501,10 @@ var MemberService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Match",
 			Handler:    _MemberService_Match_Handler,
+		},
+		{
+			MethodName: "MatchVideo",
+			Handler:    _MemberService_MatchVideo_Handler,
 		},
 		{
 			MethodName: "Lookup",

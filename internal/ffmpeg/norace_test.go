@@ -1,0 +1,5 @@
+//go:build !race
+
+package ffmpeg
+
+const raceEnabled = false
