@@ -230,9 +230,12 @@ type MatchJSON struct {
 	Hidden   string        `json:"hidden,omitempty"`
 }
 
-// MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
+// MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints: the matches,
+// and how many the node's local policy hides (left out unless include_hidden) and why.
 type MatchesJSON struct {
-	Matches []MatchJSON `json:"matches"`
+	Matches       []MatchJSON `json:"matches"`
+	HiddenCount   int         `json:"hidden_count"`
+	HiddenReasons []string    `json:"hidden_reasons,omitempty"`
 }
 
 // matchesJSON is the name the HTTP tests use.
@@ -244,6 +247,24 @@ func NewMatchesJSON(ms []*pb.MatchResult) MatchesJSON {
 	for i, m := range ms {
 		out.Matches[i] = NewMatchJSON(m)
 	}
+	return out
+}
+
+// NewMatchResponseJSON returns the JSON form of the answers to one or more queries (the queries
+// of one image, say), their matches and hidden counts put together.
+func NewMatchResponseJSON(resps ...*pb.MatchResponse) MatchesJSON {
+	var all []*pb.MatchResult
+	out := MatchesJSON{}
+	for _, r := range resps {
+		all = append(all, r.GetMatches()...)
+		out.HiddenCount += int(r.GetHiddenCount())
+		for _, why := range r.GetHiddenReasons() {
+			if !slices.Contains(out.HiddenReasons, why) {
+				out.HiddenReasons = append(out.HiddenReasons, why)
+			}
+		}
+	}
+	out.Matches = NewMatchesJSON(all).Matches
 	return out
 }
 
@@ -387,12 +408,12 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	ms, err := n.match(sig, q)
+	res, err := n.match(sig, q)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewMatchesJSON(matchesToProto(ms)))
+	writeJSON(w, http.StatusOK, NewMatchResponseJSON(res.response("")))
 }
 
 func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {

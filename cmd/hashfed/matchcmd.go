@@ -53,17 +53,23 @@ func runMatch(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	var all []*pb.MatchResult
+	var resps []*pb.MatchResponse
 	for _, q := range qs {
-		ms, err := c.Match(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
+		resp, err := c.MatchResponse(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
 		if err != nil {
 			return err
 		}
-		all = append(all, ms...)
+		all = append(all, resp.Matches...)
+		resps = append(resps, resp)
 	}
+	res := node.NewMatchResponseJSON(resps...)
 	if *asJSON {
-		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
+		b, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
+	}
+	if res.HiddenCount > 0 {
+		defer fmt.Fprintf(e.stdout, "%d hidden by this node's policy (--include-hidden shows them): %s\n", res.HiddenCount, strings.Join(res.HiddenReasons, "; "))
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(e.stdout, "no match")
