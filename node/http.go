@@ -7,8 +7,8 @@ package node
 //	                 member); 503 {"status":"shutting down",...} while the node stops.
 //	GET  /metrics    Prometheus text format. Requires the token when Config.MemberToken is set
 //	                 (Prometheus: authorization.credentials in the scrape config).
-//	GET  /v1/status  the member API's StatusResponse as protojson (proto field names, 64-bit
-//	                 integers as strings).
+//	GET  /v1/status  the member API's StatusResponse in hashfed's JSON ([MessageJSON]: proto field
+//	                 names, integers as numbers, bytes in hex, times in RFC 3339).
 //	GET  /v1/lookup?type=pdq&value=<value>
 //	                 {"found":true,"result":<match>}; found is false when no member lists the
 //	                 signal and nobody has an opinion on it (result then holds only the signal).
@@ -60,7 +60,6 @@ import (
 	"github.com/hashfed/hashfed/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // maxBodyBytes bounds an HTTP request body.
@@ -183,13 +182,7 @@ func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.Status())
-	if err != nil {
-		writeErr(w, fmt.Errorf("encode status: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	writeJSON(w, http.StatusOK, MessageJSON(n.Status()))
 }
 
 // SignalJSON is a signal in hashfed's JSON: its type and its value as users write it.

@@ -235,3 +235,34 @@ func TestHTTPHiddenAndUnlisted(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPStatusJSON checks that /v1/status writes integers as JSON numbers, enums by name, times
+// in RFC 3339, and every field even when zero.
+func TestHTTPStatusJSON(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	submit(t, testCtx(t), dialMember(t, n), addEntry(fixture.MD5(60)))
+	_, _, body := httpDo(t, n, "GET", "/v1/status", "", "")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"roster_epoch", "signals", "listings", "rejected_entries", "feed_end", "uptime_ms", "gossip_nodes"} {
+		if _, ok := st[f].(float64); !ok {
+			t.Errorf("%s: got %#v, want a JSON number", f, st[f])
+		}
+	}
+	if st["signals"] != float64(1) || st["feed_end"] != float64(1) || st["rejected_entries"] != float64(0) {
+		t.Errorf("got signals %v feed_end %v rejected_entries %v, want 1, 1, 0", st["signals"], st["feed_end"], st["rejected_entries"])
+	}
+	roster, _ := st["roster"].([]any)
+	if len(roster) == 0 {
+		t.Fatalf("got roster %#v, want the members", st["roster"])
+	}
+	m := roster[0].(map[string]any)
+	if m["role"] != "member" || m["id"] != "alpha" {
+		t.Errorf("got roster member %v, want alpha, role member", m)
+	}
+	if eq, ok := st["equivocations"].([]any); !ok || len(eq) != 0 {
+		t.Errorf("got equivocations %#v, want []", st["equivocations"])
+	}
+}
