@@ -16,6 +16,10 @@ package node
 //	                 (radius, quality and include_hidden optional; radius defaults to 31).
 //	GET  /v1/match?type=pdq&value=<value>&radius=31&quality=80&include_hidden=true
 //	                 the same, for curl. Both answer {"matches":[<match>...]}, nearest first.
+//	POST /v1/match/batch
+//	                 body {"queries":[{"id":"q1","type":"pdq","value":"...","radius":31},...]}, at
+//	                 most 1,000 queries; answers {"results":[{"id":"q1","matches":[...],
+//	                 "hidden_count":0,"error":"<this query's problem>"},...]} in order (httpbatch.go).
 //	GET  /v1/feed?cursor=<cursor>&limit=1000&wait=30
 //	                 the feed as JSON Lines, or as server-sent events with "Accept:
 //	                 text/event-stream" (httpfeed.go; docs/API.md has the records).
@@ -97,6 +101,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/status", n.route(true, []string{http.MethodGet}, n.handleStatus))
 	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
+	mux.Handle("/v1/match/batch", n.route(true, []string{http.MethodPost}, n.handleMatchBatch))
 	mux.Handle("/v1/feed", n.route(true, []string{http.MethodGet}, n.handleFeed))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
