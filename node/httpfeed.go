@@ -149,9 +149,11 @@ func (n *Node) serveFeedLines(ctx context.Context, w http.ResponseWriter, p feed
 	h.Set("Hashfed-Cursor", FormatCursor(n.id, next))
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
+	var buf []byte
 	for _, ev := range n.feedEvents(evs) {
-		if err := enc.Encode(NewFeedRecordJSON(n.id, ev)); err != nil {
+		rec := NewFeedRecordJSON(n.id, ev)
+		buf = append(rec.AppendJSON(buf[:0]), '\n')
+		if _, err := bw.Write(buf); err != nil {
 			return
 		}
 	}
@@ -220,17 +222,14 @@ func (n *Node) serveFeedEvents(ctx context.Context, w http.ResponseWriter, p fee
 			}
 			continue
 		}
+		var buf []byte
 		for _, ev := range n.feedEvents(evs) {
 			rec := NewFeedRecordJSON(n.id, ev)
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return
-			}
-			bw.WriteString("id: ")
-			bw.WriteString(rec.Cursor)
-			bw.WriteString("\ndata: ")
-			bw.Write(b)
-			bw.WriteString("\n\n")
+			buf = append(buf[:0], "id: "...)
+			buf = append(buf, rec.Cursor...)
+			buf = append(buf, "\ndata: "...)
+			buf = append(rec.AppendJSON(buf), "\n\n"...)
+			bw.Write(buf)
 			if bw.Buffered() > 16<<10 && !flush() {
 				return
 			}
