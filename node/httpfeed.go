@@ -26,14 +26,15 @@ const (
 	// feedMaxWait is the longest a request is held waiting for a new record (a larger wait is
 	// lowered to it).
 	feedMaxWait = 60 * time.Second
-	// feedWriteTimeout is how long a reader may take to accept one page (JSON Lines: the whole
-	// answer) before the node drops the connection: a reader that stops reading holds no more than
-	// one page of memory, and not for long.
-	feedWriteTimeout = 30 * time.Second
 	// feedKeepAlive is how often an idle event stream gets a comment line, so that proxies keep
 	// it open and a vanished reader is noticed.
 	feedKeepAlive = 15 * time.Second
 )
+
+// feedWriteTimeout is how long a reader may take to accept one page (JSON Lines: the whole
+// answer) before the node drops the connection: a reader that stops reading holds no more than one
+// page of memory and one stream slot, and not for long. A variable for the tests.
+var feedWriteTimeout = 30 * time.Second
 
 // feedParams are the parsed parameters of a feed request.
 type feedParams struct {

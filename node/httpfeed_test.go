@@ -338,3 +338,39 @@ func TestHTTPFeedSSE(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPFeedSlowReader checks that a reader that stops reading an event stream is dropped once
+// it has not taken a page for feedWriteTimeout: it does not keep its stream slot, nor the page.
+func TestHTTPFeedSlowReader(t *testing.T) {
+	old := feedWriteTimeout
+	feedWriteTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { feedWriteTimeout = old })
+	n := startTestNode(t, "alpha", nil)
+	c := dialMember(t, n)
+	ctx := testCtx(t)
+	// More records than the loopback socket buffers hold (about 280 bytes each).
+	const total = 40_000
+	for i := 0; i < total; i += 10_000 {
+		es := make([]*pb.Entry, 10_000)
+		for j := range es {
+			es[j] = addEntry(fixture.MD5(100_000+i+j), "behaviour:threat-incitement")
+		}
+		submit(t, ctx, c, es...)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.HTTPAddr()+"/v1/feed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read nothing: the node's writes block, then time out.
+	waitFor(t, 10*time.Second, "the stalled stream to be dropped", func() bool { return len(n.memberStreams) == 0 })
+	got, _ := io.ReadAll(resp.Body)
+	if evs := strings.Count(string(got), "\nid: ") + 1; evs >= total {
+		t.Errorf("a reader that stopped reading got all %d records, want the stream cut", evs)
+	}
+}
