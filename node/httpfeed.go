@@ -102,6 +102,8 @@ func (n *Node) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	// Every answer from here on says where to resume, errors included.
+	w.Header().Set("Hashfed-Cursor", FormatCursor(n.id, p.pos))
 	ctx, end, err := n.beginStream(r.Context())
 	if err != nil {
 		w.Header().Set("Retry-After", "1")

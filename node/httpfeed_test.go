@@ -216,6 +216,24 @@ func TestHTTPFeedLongPoll(t *testing.T) {
 			t.Errorf("answered after %v, want it held for the wait (300ms)", d)
 		}
 	})
+	t.Run("node closes", func(t *testing.T) {
+		n, _ := feedNode(t)
+		go func() {
+			// Close once the long-poll holds its slot (or after 5 s: the test then fails on timing).
+			for deadline := time.Now().Add(5 * time.Second); len(n.memberStreams) == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			n.Close()
+		}()
+		start := time.Now()
+		code, hdr, body := httpDo(t, n, "GET", "/v1/feed?cursor=alpha.7&wait=30", "", "")
+		if code != 503 || hdr.Get("Hashfed-Cursor") != "alpha.7" || !strings.Contains(body, "resume the feed from cursor alpha.7") {
+			t.Errorf("got %d, Hashfed-Cursor %q, %s; want 503 saying to resume from alpha.7", code, hdr.Get("Hashfed-Cursor"), body)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("answered %v after the request, want promptly when the node closes", d)
+		}
+	})
 	t.Run("new record", func(t *testing.T) {
 		c := dialMember(t, n)
 		go func() {
