@@ -366,12 +366,14 @@ func TestHTTPFeedSlowReader(t *testing.T) {
 	n := startTestNode(t, "alpha", nil)
 	c := dialMember(t, n)
 	ctx := testCtx(t)
-	// More records than the loopback socket buffers hold (about 280 bytes each).
-	const total = 40_000
-	for i := 0; i < total; i += 10_000 {
-		es := make([]*pb.Entry, 10_000)
+	// More records than the loopback socket buffers hold: 3,000 of about 4 KB.
+	const total = 3000
+	note := strings.Repeat("n", consortium.MaxTextSize-10)
+	for i := 0; i < total; i += 500 {
+		es := make([]*pb.Entry, 500)
 		for j := range es {
 			es[j] = addEntry(fixture.MD5(100_000+i+j), "behaviour:threat-incitement")
+			es[j].GetAdd().Note = note
 		}
 		submit(t, ctx, c, es...)
 	}
