@@ -11,11 +11,13 @@ package node
 //	                 names, integers as numbers, bytes in hex, times in RFC 3339).
 //	GET  /v1/lookup?type=pdq&value=<value>
 //	                 {"found":true,"result":<match>}; found is false when no member lists the
-//	                 signal and nobody has an opinion on it (result then holds only the signal).
+//	                 signal now (result then holds the signal and any opinions on it).
 //	POST /v1/match   body {"type":"pdq","value":"<64 hex>","radius":31,"quality":80,"include_hidden":false}
 //	                 (radius, quality and include_hidden optional; radius defaults to 31).
 //	GET  /v1/match?type=pdq&value=<value>&radius=31&quality=80&include_hidden=true
-//	                 the same, for curl. Both answer {"matches":[<match>...]}, nearest first.
+//	                 the same, for curl. Both answer {"matches":[<match>...],"hidden_count":0},
+//	                 nearest first (hidden_count, with hidden_reasons when not 0: the matches the
+//	                 dispute policy hid).
 //	POST /v1/match/batch
 //	                 body {"queries":[{"id":"q1","type":"pdq","value":"...","radius":31},...]}, at
 //	                 most 1,000 queries; answers {"results":[{"id":"q1","matches":[...],
