@@ -47,6 +47,11 @@ type Config struct {
 	MemberToken string
 	// HTTPListen is the address of /metrics, /healthz and the JSON API; empty disables them.
 	HTTPListen string
+	// HashURLAllow lists the hosts (each with its subdomains) from which the HMA endpoints
+	// GET /h/hash?url= and GET /m/lookup?url= may fetch a file to hash. Empty (the default)
+	// turns hashing by URL off: a node fetching what a caller names is a server-side request
+	// forgery risk.
+	HashURLAllow []string
 
 	// CheckpointInterval is the least time between two checkpoints of the node's own log. A log
 	// that grows after a quiet spell is signed at once; under load, once per interval.

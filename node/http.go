@@ -105,6 +105,9 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
 	mux.Handle("/v1/match/batch", n.route(true, []string{http.MethodPost}, n.handleMatchBatch))
 	mux.Handle("/v1/feed", n.route(true, []string{http.MethodGet}, n.handleFeed))
+	mux.Handle("/v1/opinion", n.route(true, []string{http.MethodPost}, n.handleOpinion))
+	n.registerHMA(mux)
+	n.registerBanks(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s (see /v1/match, /v1/lookup, /v1/feed, /v1/status, /healthz, /metrics)", r.URL.Path))
 	})
@@ -114,6 +117,11 @@ func (n *Node) httpHandler() http.Handler {
 // route wraps a handler with the method check, the token check (when auth and a token is set) and
 // the body limit.
 func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handler {
+	return n.routeLimit(auth, methods, maxBodyBytes, h)
+}
+
+// routeLimit is route with a body limit of limit bytes.
+func (n *Node) routeLimit(auth bool, methods []string, limit int64, h http.HandlerFunc) http.Handler {
 	allow := strings.Join(methods, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok := false
@@ -137,7 +145,7 @@ func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handl
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h(w, r)
 	})
 }
@@ -236,6 +244,8 @@ type MatchesJSON struct {
 	Matches       []MatchJSON `json:"matches"`
 	HiddenCount   int         `json:"hidden_count"`
 	HiddenReasons []string    `json:"hidden_reasons,omitempty"`
+	// Local are the matches in this node's local banks (never shared), each marked local.
+	Local []LocalMatchJSON `json:"local,omitempty"`
 }
 
 // matchesJSON is the name the HTTP tests use.
@@ -298,6 +308,8 @@ func NewMatchJSON(m *pb.MatchResult) MatchJSON {
 type lookupJSON struct {
 	Found  bool      `json:"found"`
 	Result MatchJSON `json:"result"`
+	// Local are the entries of this node's local banks with the signal, each marked local.
+	Local []LocalMatchJSON `json:"local,omitempty"`
 }
 
 // matchRequestJSON is the body of POST /v1/match.
@@ -413,7 +425,12 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewMatchResponseJSON(res.response("")))
+	out := NewMatchResponseJSON(res.response(""))
+	if out.Local, err = n.localMatches(sig, q.Radius); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
@@ -437,5 +454,10 @@ func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: NewMatchJSON(matchToProto(m))})
+	local, err := n.localMatches(sig, 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lookupJSON{Found: found, Result: NewMatchJSON(matchToProto(m)), Local: local})
 }

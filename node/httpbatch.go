@@ -85,6 +85,10 @@ func (n *Node) handleMatchBatch(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		res.MatchesJSON = NewMatchResponseJSON(m.response(""))
+		if res.Local, err = n.localMatches(sig, mq.Radius); err != nil {
+			writeErr(w, err)
+			return
+		}
 		out.Results[i] = res
 	}
 	writeJSON(w, http.StatusOK, out)

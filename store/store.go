@@ -145,6 +145,9 @@ type Store struct {
 	// that an opinion after an add of the same signal in one batch is allowed.
 	batchAdds map[consortium.Signal]bool
 
+	// local holds the local banks (localbank.go), apart from everything replicated.
+	local localBanks
+
 	// mu guards everything below it; readers take it shared.
 	mu       sync.RWMutex
 	state    *consortium.State

@@ -14,11 +14,11 @@ import (
 )
 
 func runExport(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "export", "[--at TIME] [--format te|csv|jsonl] [--out FILE]")
+	fs := flagSet(e, "export", "[--at TIME] [--format te|csv|pytx-csv|jsonl] [--out FILE]")
 	var nf nodeFlags
 	nf.register(fs, e)
 	at := fs.String("at", "", "export the set as it was at this time (RFC 3339); default now")
-	format := fs.String("format", "te", "te (TYPE VALUE per line, python-threatexchange local_file), csv or jsonl (with labels and members)")
+	format := fs.String("format", "te", "te (python-threatexchange local_file: TYPE VALUE per line, pytx type names), csv or jsonl (with labels and members), pytx-csv (threatexchange dataset --csv)")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -59,7 +59,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n := 0
+	n, hashedURLs := 0, 0
 	for {
 		rec, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -73,6 +73,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("node sent a bad signal: %w", err)
 		}
 		n++
+		if sig.Type == consortium.URL {
+			hashedURLs++
+		}
 		out := hashlist.Record{Type: sig.Type.String(), Value: sig.Text()}
 		for _, l := range rec.Listings {
 			out.Labels = append(out.Labels, l.Labels...)
@@ -85,6 +88,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	if err := hw.Flush(); err != nil {
 		return err
+	}
+	if hashedURLs > 0 && (f == hashlist.TE || f == hashlist.PytxCSV) {
+		fmt.Fprintf(e.stderr, "%d url signals written as %s: pytx and HMA have no type for a hashed URL and skip them\n", hashedURLs, hashlist.HashedURLType)
 	}
 	if tmp != nil {
 		if err := tmp.Close(); err != nil {

@@ -21,14 +21,15 @@ import (
 const importLimit = 100_000
 
 func runImport(ctx context.Context, e *env, args []string) error {
-	fs := flagSet(e, "import", "FILE [--format te|csv|jsonl] [--label L]...")
+	fs := flagSet(e, "import", "FILE [--format te|csv|pytx-csv|jsonl] [--label L]...")
 	var nf nodeFlags
 	nf.register(fs, e)
-	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line), csv (header: type,value[,labels,content_id,note,expires,quality,members]) or jsonl; default from the file name")
+	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line; pytx or hashfed type names), csv (header: type,value[,labels,content_id,note,expires,quality,members], or pytx's signal_type,signal_str,collab,category,tags), pytx-csv (the same) or jsonl; default from the file name")
 	var labels listFlag
 	fs.Var(&labels, "label", "a label for every line (repeat)")
 	expires := fs.String("expires", "", "expiry for every line without one: 90d, 12h or RFC 3339")
 	dryRun := fs.Bool("dry-run", false, "check the file and report, without sending anything")
+	valueType := fs.String("type", "", "every line is one value of this type (pytx's local_file with a signal_type: video_md5, pdq, ...)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -53,7 +54,13 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	bar := newProgress(e, "reading "+name)
-	recs, bad, err := hashlist.Read(r, f, bar.tick)
+	var recs []hashlist.Record
+	var bad []*hashlist.LineError
+	if *valueType != "" {
+		recs, err = hashlist.ReadValues(r, *valueType, bar.tick)
+	} else {
+		recs, bad, err = hashlist.Read(r, f, bar.tick)
+	}
 	bar.done()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

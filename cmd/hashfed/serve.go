@@ -37,8 +37,9 @@ type fileConfig struct {
 		off       bool
 	} `toml:"member_api"`
 	HTTP struct {
-		Listen string `toml:"listen"`
-		off    bool
+		Listen       string   `toml:"listen"`
+		HashURLAllow []string `toml:"hash_url_allow"`
+		off          bool
 	} `toml:"http"`
 	Match struct {
 		QualityGate      *int `toml:"quality_gate"`
@@ -205,6 +206,7 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 		cfg.MemberToken = t
 	}
 	str(&cfg.HTTPListen, fc.HTTP.Listen)
+	cfg.HashURLAllow = fc.HTTP.HashURLAllow
 	if fc.Match.QualityGate != nil {
 		cfg.Store.QualityGate = *fc.Match.QualityGate
 	}

@@ -1,6 +1,6 @@
 // Package hashlist reads and writes the hash-list files members exchange outside the logs: the
-// python-threatexchange local_file format ("te": one "TYPE VALUE" per line), CSV with a header,
-// and JSON Lines. Every format carries the same [Record]; a format that cannot hold a field (te
+// python-threatexchange local_file format ("te": one "TYPE VALUE" per line), CSV with a header
+// (hashfed's columns, or pytx's `threatexchange dataset --csv` columns), and JSON Lines. Every format carries the same [Record]; a format that cannot hold a field (te
 // holds only the type and the value) leaves it out.
 //
 // The package only parses and prints: it does not check that a type is a known signal type, that
@@ -17,7 +17,8 @@ import (
 
 // Record is one line of a hash list.
 type Record struct {
-	// Type is the signal type as written (pdq, md5, sha256, url, ...).
+	// Type is the signal type: hashfed's name (pdq, md5, sha256, url, ...), lowercased; readers
+	// turn pytx's names into hashfed's (see [NormalType]).
 	Type string `json:"type"`
 	// Value is the hash or URL as written.
 	Value string `json:"value"`
@@ -43,25 +44,31 @@ type Format string
 
 // The formats.
 const (
-	// TE is python-threatexchange's local_file format: "TYPE VALUE" per line, # comments.
+	// TE is python-threatexchange's local_file format: "TYPE VALUE" per line, # comments. The
+	// writer uses pytx's type names (video_md5, video_sha256, pdq, url) and [HashedURLType].
 	TE Format = "te"
 	// CSV has a header naming its columns (type and value required; any of labels, content_id,
 	// note, expires, quality and members); labels are separated by ";" and # starts a comment.
 	CSV Format = "csv"
 	// JSONL is one JSON object per line with the fields of [Record].
 	JSONL Format = "jsonl"
+	// PytxCSV is python-threatexchange's CSV (`threatexchange dataset -P --csv`): header
+	// signal_type,signal_str,collab,category,tags, with pytx's type names, one row per member (the
+	// collab), category POSITIVE_CLASS and the labels as space-separated tags. Reading it is
+	// reading [CSV]: the reader knows the header.
+	PytxCSV Format = "pytx-csv"
 )
 
-// ErrUnknownFormat means a format name is not te, csv or jsonl.
+// ErrUnknownFormat means a format name is not te, csv, pytx-csv or jsonl.
 var ErrUnknownFormat = errors.New("unknown hash-list format")
 
 // ParseFormat returns the format named s.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case TE, CSV, JSONL:
+	case TE, CSV, JSONL, PytxCSV:
 		return f, nil
 	}
-	return "", fmt.Errorf("%w %q: want te, csv or jsonl", ErrUnknownFormat, s)
+	return "", fmt.Errorf("%w %q: want te, csv, pytx-csv or jsonl", ErrUnknownFormat, s)
 }
 
 // FormatOf guesses a file's format from its name: .csv is CSV, .jsonl, .ndjson and .json are

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -23,7 +24,7 @@ func Read(r io.Reader, f Format, progress func(line int)) (recs []Record, bad []
 	switch f {
 	case TE, JSONL:
 		return readLines(r, f, progress)
-	case CSV:
+	case CSV, PytxCSV:
 		return readCSV(r, progress)
 	}
 	_, err = ParseFormat(string(f))
@@ -70,7 +71,8 @@ func parseTE(line string) (Record, error) {
 	if err := checkName(f[0]); err != nil {
 		return Record{}, err
 	}
-	return Record{Type: f[0], Value: f[1]}, nil
+	t, v := NormalType(f[0], f[1])
+	return Record{Type: t, Value: v}, nil
 }
 
 func parseJSON(line string) (Record, error) {
@@ -89,6 +91,7 @@ func parseJSON(line string) (Record, error) {
 	if rec.Value == "" {
 		return Record{}, errors.New("no value")
 	}
+	rec.Type, rec.Value = NormalType(rec.Type, rec.Value)
 	if len(rec.Labels) == 0 {
 		rec.Labels = nil
 	}
@@ -123,17 +126,18 @@ func readCSV(r io.Reader, progress func(int)) (recs []Record, bad []*LineError, 
 		}
 		col[h] = i
 	}
-	for _, need := range []string{"type", "value"} {
+	pytx := isPytxHeader(col)
+	known, need := columns, []string{"type", "value"}
+	if pytx {
+		known, need = pytxColumns, pytxColumns[:2]
+	}
+	for _, need := range need {
 		if _, ok := col[need]; !ok {
-			return nil, nil, fmt.Errorf("csv header has no %q column (want type,value[,%s])", need, strings.Join(columns[2:], ","))
+			return nil, nil, fmt.Errorf("csv header has no %q column (want type,value[,%s], or pytx's %s)", need, strings.Join(columns[2:], ","), strings.Join(pytxColumns, ","))
 		}
 	}
 	for h := range col {
-		known := false
-		for _, c := range columns {
-			known = known || c == h
-		}
-		if !known {
+		if !slices.Contains(known, h) {
 			return nil, nil, fmt.Errorf("csv header has an unknown column %q", h)
 		}
 	}
@@ -154,13 +158,21 @@ func readCSV(r io.Reader, progress func(int)) (recs []Record, bad []*LineError, 
 		if progress != nil {
 			progress(line)
 		}
-		rec, err := csvRecord(row, col)
+		var rec Record
+		if pytx {
+			rec, err = pytxRow(row, col)
+		} else {
+			rec, err = csvRecord(row, col)
+		}
 		if err != nil {
 			bad = append(bad, &LineError{line, err})
 			continue
 		}
 		rec.Line = line
 		recs = append(recs, rec)
+	}
+	if pytx {
+		recs = mergePytx(recs)
 	}
 	return recs, bad, nil
 }
@@ -180,6 +192,7 @@ func csvRecord(row []string, col map[string]int) (Record, error) {
 	if rec.Value == "" {
 		return Record{}, errors.New("no value")
 	}
+	rec.Type, rec.Value = NormalType(rec.Type, rec.Value)
 	if q := get("quality"); q != "" {
 		v, err := strconv.Atoi(q)
 		if err != nil {

@@ -26,7 +26,7 @@ func NewWriter(w io.Writer, f Format) (*Writer, error) {
 		return nil, err
 	}
 	wr := &Writer{f: f, w: w}
-	if f == CSV {
+	if f == CSV || f == PytxCSV {
 		wr.cw = csv.NewWriter(w)
 	}
 	return wr, nil
@@ -47,8 +47,23 @@ func (w *Writer) Write(rec Record) error {
 		if strings.IndexFunc(rec.Value, unicode.IsSpace) >= 0 {
 			return fmt.Errorf("te cannot hold the value %q: it has white space", rec.Value)
 		}
-		_, err := fmt.Fprintf(w.w, "%s %s\n", rec.Type, rec.Value)
+		t, v := PytxType(rec.Type, rec.Value)
+		_, err := fmt.Fprintf(w.w, "%s %s\n", t, v)
 		return err
+	case PytxCSV:
+		rows, err := pytxRows(rec)
+		if err != nil {
+			return err
+		}
+		if err := w.writeHeader(); err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if err := w.cw.Write(row); err != nil {
+				return err
+			}
+		}
+		return nil
 	case CSV:
 		if err := w.writeHeader(); err != nil {
 			return err
@@ -86,6 +101,9 @@ func (w *Writer) writeHeader() error {
 		return nil
 	}
 	w.header = true
+	if w.f == PytxCSV {
+		return w.cw.Write(pytxColumns)
+	}
 	return w.cw.Write(columns)
 }
 

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"encoding/json"
+	"maps"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+)
+
+// TestLocalBanksHTTP imports programmes' lists into local banks, matches them through the JSON API
+// and HMA's endpoints (marked local), applies their deletions, and checks that nothing of it
+// reaches the member's log or the shared state.
+func TestLocalBanksHTTP(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	ctx := testCtx(t)
+	submit(t, ctx, dialMember(t, n), addEntry(fixture.MD5(1)))
+	sizes := n.store.Sizes()
+	var digest consortium.Hash
+	n.store.View(func(s *consortium.State) { digest = s.Digest() })
+
+	post := func(bank, query, body string) (int, map[string]any) {
+		t.Helper()
+		code, _, b := httpDo(t, n, "POST", "/v1/banks/"+bank+"?"+query, body, "")
+		var out map[string]any
+		json.Unmarshal([]byte(b), &out)
+		return code, out
+	}
+	ncmec, err := os.ReadFile("../consortium/hashlist/testdata/entries.ncmec.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, res := post("ncmec", "format=ncmec", string(ncmec))
+	if code != 200 || res["added"] != 3.0 || res["skipped"] != 1.0 || res["size"] != 3.0 {
+		t.Fatalf("ncmec import: got %d %v, want 3 added, 1 skipped", code, res)
+	}
+	const img1MD5 = "0cc175b9c0f1b6a831c399e269772661"
+
+	// The JSON API: no consortium match, one local match, marked local.
+	_, _, body := httpDo(t, n, "GET", "/v1/match?type=md5&value="+img1MD5, "", "")
+	var m matchesJSON
+	json.Unmarshal([]byte(body), &m)
+	if len(m.Matches) != 0 || len(m.Local) != 1 || !m.Local[0].Local || m.Local[0].Bank != "ncmec" || m.Local[0].ContentID != "ncmec:7-img-1" || strings.Join(m.Local[0].Labels, ",") != "ncmec-classification:B1" {
+		t.Fatalf("got %s, want one local match in ncmec", body)
+	}
+	// HMA: the bank is local:ncmec, listed in /c/banks with local true.
+	code, body = hmaDo(t, n, "GET", "/m/lookup?"+url.Values{"signal_type": {"video_md5"}, "signal": {img1MD5}, "detail": {"true"}}.Encode(), "", nil)
+	if code != 200 || !strings.Contains(body, `"local:ncmec":[{"bank_content_id":`) || !strings.Contains(body, `"local":true`) {
+		t.Errorf("HMA lookup: got %d %s", code, body)
+	}
+	_, body = hmaDo(t, n, "GET", "/c/banks", "", nil)
+	if !strings.Contains(body, `{"name":"local:ncmec","matching_enabled_ratio":1,"local":true}`) {
+		t.Errorf("/c/banks: got %s", body)
+	}
+
+	// NCMEC withdraws img-1: both its signals go, vid-1 stays.
+	del := `<queryResult><images><deletedImage><member id="7"/><id>img-1</id></deletedImage></images></queryResult>`
+	if code, res := post("ncmec", "format=ncmec", del); code != 200 || res["deleted"] != 2.0 || res["size"] != 1.0 {
+		t.Fatalf("ncmec delete: got %d %v", code, res)
+	}
+	_, _, body = httpDo(t, n, "GET", "/v1/match?type=md5&value="+img1MD5, "", "")
+	if strings.Contains(body, `"local"`) {
+		t.Errorf("withdrawn entry still matches: %s", body)
+	}
+
+	// StopNCII: an active hash added, a withdrawn one deleted.
+	stop, _ := os.ReadFile("../consortium/hashlist/testdata/fetch.stopncii.json")
+	if code, res := post("stopncii", "format=stopncii", string(stop)); code != 200 || res["added"] != 1.0 || res["skipped"] != 1.0 {
+		t.Fatalf("stopncii: got %d %v", code, res)
+	}
+	// A platform's own list in pytx's local_file format, then replaced.
+	te := "video_md5 92eb5ffee6ae2fec3ad71c777531578f\npdq f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22\nmd5 zz\n"
+	code, res = post("own", "format=te", te)
+	if code != 200 || res["added"] != 2.0 || len(res["refused"].([]any)) != 1 {
+		t.Fatalf("te: got %d %v, want 2 added, 1 refused", code, res)
+	}
+	if code, res := post("own", "format=te&replace=true", "pdq f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22\n"); code != 200 || res["deleted"] != 1.0 || res["size"] != 1.0 {
+		t.Fatalf("replace: got %d %v", code, res)
+	}
+	code, hdr, body := httpDo(t, n, "GET", "/v1/banks/own", "", "")
+	if code != 200 || body != "pdq f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22\n" || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+		t.Errorf("export: got %d %q", code, body)
+	}
+	_, _, body = httpDo(t, n, "GET", "/v1/banks", "", "")
+	if body != `{"banks":[{"name":"ncmec","size":1,"local":true},{"name":"own","size":1,"local":true},{"name":"stopncii","size":1,"local":true}]}`+"\n" {
+		t.Errorf("list: got %s", body)
+	}
+
+	// Errors name the problem.
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"POST", "/v1/banks/Bad!", "", 400, "invalid local bank name"},
+		{"POST", "/v1/banks/x", "", 400, "format missing"},
+		{"POST", "/v1/banks/x?format=xml", "", 400, "unknown hash-list format"},
+		{"POST", "/v1/banks/x?format=ncmec", "{}", 400, "not a file of this format ncmec"},
+		{"GET", "/v1/banks/nothere", "", 404, "no such local bank"},
+		{"DELETE", "/v1/banks/nothere", "", 404, "no such local bank"},
+	} {
+		code, _, body := httpDo(t, n, tc.method, tc.path, tc.body, "")
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s %s: got %d %s, want %d %q", tc.method, tc.path, code, body, tc.code, tc.msg)
+		}
+	}
+	if code, _, body := httpDo(t, n, "DELETE", "/v1/banks/own", "", ""); code != 200 {
+		t.Errorf("delete: got %d %s", code, body)
+	}
+
+	// None of it is in alpha's log or the shared state.
+	if got := n.store.Sizes(); !maps.Equal(got, sizes) {
+		t.Errorf("local banks wrote to a log: sizes %v, want %v", got, sizes)
+	}
+	n.store.View(func(s *consortium.State) {
+		if s.Digest() != digest {
+			t.Error("local banks changed the shared state's digest")
+		}
+	})
+}
