@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -184,4 +185,90 @@ func NewFeedRecordJSON(node string, ev *pb.FeedEvent) FeedRecordJSON {
 		r.ListedBy = []string{}
 	}
 	return r
+}
+
+// AppendJSON appends the record's JSON, the bytes encoding/json writes for it (without a
+// newline), written by hand because the feed sends millions of records.
+func (r *FeedRecordJSON) AppendJSON(b []byte) []byte {
+	b = append(b, `{"cursor":`...)
+	b = appendJSONString(b, r.Cursor)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"member":`...)
+	b = appendJSONString(b, r.Member)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendUint(b, r.Index, 10)
+	b = append(b, `,"op":`...)
+	b = appendJSONString(b, r.Op)
+	str := func(name, v string) {
+		if v != "" {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, v)
+		}
+	}
+	list := func(name string, vs []string) {
+		if vs == nil {
+			return
+		}
+		b = append(b, `,"`...)
+		b = append(b, name...)
+		b = append(b, `":[`...)
+		for i, v := range vs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, v)
+		}
+		b = append(b, ']')
+	}
+	num := func(name string, v *uint64) {
+		if v != nil {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b = strconv.AppendUint(b, *v, 10)
+		}
+	}
+	str("time", r.Time)
+	if r.Signal != nil {
+		b = append(b, `,"signal":{"type":`...)
+		b = appendJSONString(b, r.Signal.Type)
+		b = append(b, `,"value":`...)
+		b = appendJSONString(b, r.Signal.Value)
+		b = append(b, '}')
+	}
+	list("labels", r.Labels)
+	str("content_id", r.ContentID)
+	str("note", r.Note)
+	str("expires", r.Expires)
+	if r.Quality != nil {
+		b = append(b, `,"quality":`...)
+		b = strconv.AppendUint(b, uint64(*r.Quality), 10)
+	}
+	str("reason", r.Reason)
+	num("revokes_index", r.RevokesIndex)
+	str("stance", r.Stance)
+	str("text", r.Text)
+	num("epoch", r.Epoch)
+	str("changes", r.Changes)
+	str("proposal", r.Proposal)
+	list("listed_by", r.ListedBy)
+	str("rejected", r.Rejected)
+	str("cutoff", r.Cutoff)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

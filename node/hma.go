@@ -185,12 +185,12 @@ type hmaBankMatches map[string][]hmaMatch
 func (n *Node) hmaLookup(sig consortium.Signal, quality int, p hmaParams) (hmaBankMatches, error) {
 	q := store.DefaultQuery()
 	q.Radius, q.Quality = p.maxDistance, quality
-	ms, err := n.match(sig, q)
+	res, err := n.match(sig, q)
 	if err != nil {
 		return nil, err
 	}
 	out := hmaBankMatches{}
-	for _, m := range ms {
+	for _, m := range res.matches {
 		j := NewMatchJSON(matchToProto(m))
 		dist := "-" // pytx's "no distance" for exact types
 		if sig.Type == consortium.PDQ {

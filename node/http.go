@@ -7,15 +7,21 @@ package node
 //	                 member); 503 {"status":"shutting down",...} while the node stops.
 //	GET  /metrics    Prometheus text format. Requires the token when Config.MemberToken is set
 //	                 (Prometheus: authorization.credentials in the scrape config).
-//	GET  /v1/status  the member API's StatusResponse as protojson (proto field names, 64-bit
-//	                 integers as strings).
+//	GET  /v1/status  the member API's StatusResponse in hashfed's JSON ([MessageJSON]: proto field
+//	                 names, integers as numbers, bytes in hex, times in RFC 3339).
 //	GET  /v1/lookup?type=pdq&value=<value>
 //	                 {"found":true,"result":<match>}; found is false when no member lists the
-//	                 signal and nobody has an opinion on it (result then holds only the signal).
+//	                 signal now (result then holds the signal and any opinions on it).
 //	POST /v1/match   body {"type":"pdq","value":"<64 hex>","radius":31,"quality":80,"include_hidden":false}
 //	                 (radius, quality and include_hidden optional; radius defaults to 31).
 //	GET  /v1/match?type=pdq&value=<value>&radius=31&quality=80&include_hidden=true
-//	                 the same, for curl. Both answer {"matches":[<match>...]}, nearest first.
+//	                 the same, for curl. Both answer {"matches":[<match>...],"hidden_count":0},
+//	                 nearest first (hidden_count, with hidden_reasons when not 0: the matches the
+//	                 dispute policy hid).
+//	POST /v1/match/batch
+//	                 body {"queries":[{"id":"q1","type":"pdq","value":"...","radius":31},...]}, at
+//	                 most 1,000 queries; answers {"results":[{"id":"q1","matches":[...],
+//	                 "hidden_count":0,"error":"<this query's problem>"},...]} in order (httpbatch.go).
 //	GET  /v1/feed?cursor=<cursor>&limit=1000&wait=30
 //	                 the feed as JSON Lines, or as server-sent events with "Accept:
 //	                 text/event-stream" (httpfeed.go; docs/API.md has the records).
@@ -66,7 +72,6 @@ import (
 	"github.com/hashfed/hashfed/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // maxBodyBytes bounds an HTTP request body.
@@ -104,6 +109,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("/v1/status", n.route(true, []string{http.MethodGet}, n.handleStatus))
 	mux.Handle("/v1/lookup", n.route(true, []string{http.MethodGet}, n.handleLookup))
 	mux.Handle("/v1/match", n.route(true, []string{http.MethodGet, http.MethodPost}, n.handleMatch))
+	mux.Handle("/v1/match/batch", n.route(true, []string{http.MethodPost}, n.handleMatchBatch))
 	mux.Handle("/v1/feed", n.route(true, []string{http.MethodGet}, n.handleFeed))
 	mux.Handle("/v1/opinion", n.route(true, []string{http.MethodPost}, n.handleOpinion))
 	n.registerHMA(mux)
@@ -201,13 +207,7 @@ func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(n.Status())
-	if err != nil {
-		writeErr(w, fmt.Errorf("encode status: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	writeJSON(w, http.StatusOK, MessageJSON(n.Status()))
 }
 
 // SignalJSON is a signal in hashfed's JSON: its type and its value as users write it.
@@ -253,9 +253,12 @@ type MatchJSON struct {
 	FrameSeconds *float64 `json:"frame_seconds,omitempty"`
 }
 
-// MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints.
+// MatchesJSON is the answer of /v1/match and what `hashfed match --json` prints: the matches,
+// and how many the node's local policy hides (left out unless include_hidden) and why.
 type MatchesJSON struct {
-	Matches []MatchJSON `json:"matches"`
+	Matches       []MatchJSON `json:"matches"`
+	HiddenCount   int         `json:"hidden_count"`
+	HiddenReasons []string    `json:"hidden_reasons,omitempty"`
 	// Local are the matches in this node's local banks (never shared), each marked local.
 	Local []LocalMatchJSON `json:"local,omitempty"`
 }
@@ -269,6 +272,24 @@ func NewMatchesJSON(ms []*pb.MatchResult) MatchesJSON {
 	for i, m := range ms {
 		out.Matches[i] = NewMatchJSON(m)
 	}
+	return out
+}
+
+// NewMatchResponseJSON returns the JSON form of the answers to one or more queries (the queries
+// of one image, say), their matches and hidden counts put together.
+func NewMatchResponseJSON(resps ...*pb.MatchResponse) MatchesJSON {
+	var all []*pb.MatchResult
+	out := MatchesJSON{}
+	for _, r := range resps {
+		all = append(all, r.GetMatches()...)
+		out.HiddenCount += int(r.GetHiddenCount())
+		for _, why := range r.GetHiddenReasons() {
+			if !slices.Contains(out.HiddenReasons, why) {
+				out.HiddenReasons = append(out.HiddenReasons, why)
+			}
+		}
+	}
+	out.Matches = NewMatchesJSON(all).Matches
 	return out
 }
 
@@ -419,12 +440,12 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	ms, err := n.match(sig, q)
+	res, err := n.match(sig, q)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := NewMatchesJSON(matchesToProto(ms))
+	out := NewMatchResponseJSON(res.response(""))
 	if out.Local, err = n.localMatches(sig, q.Radius); err != nil {
 		writeErr(w, err)
 		return

@@ -82,8 +82,8 @@ func TestHTTP(t *testing.T) {
 		}
 	}
 	noMatch := func(t *testing.T, body string) {
-		if strings.TrimSpace(body) != `{"matches":[]}` {
-			t.Errorf(`got %s, want {"matches":[]}`, body)
+		if strings.TrimSpace(body) != `{"matches":[],"hidden_count":0}` {
+			t.Errorf(`got %s, want {"matches":[],"hidden_count":0}`, body)
 		}
 	}
 	contains := func(subs ...string) func(t *testing.T, body string) {
@@ -177,5 +177,92 @@ func TestHTTPToken(t *testing.T) {
 				t.Errorf("401: got header %q body %s, want WWW-Authenticate and a message about the bearer token", hdr.Get("WWW-Authenticate"), body)
 			}
 		})
+	}
+}
+
+// TestHTTPHiddenAndUnlisted checks that a match answer says how many matches the dispute policy
+// hid and why, that a dispute of a signal nobody lists is refused, and that a lookup of a signal
+// nobody lists answers found false.
+func TestHTTPHiddenAndUnlisted(t *testing.T) {
+	n := startTestNode(t, "alpha", func(c *Config) { c.Store.DisputeThreshold = 1 })
+	c := dialMember(t, n)
+	ctx := testCtx(t)
+	disputed, revoked, never := fixture.MD5(50), fixture.MD5(51), fixture.MD5(52)
+	submit(t, ctx, c, addEntry(disputed), addEntry(revoked))
+	submit(t, ctx, c, fixture.Opinion(0, disputed, pb.Stance_STANCE_FALSE_POSITIVE), fixture.Opinion(0, revoked, pb.Stance_STANCE_AGREE))
+	submit(t, ctx, c, fixture.RevokeSignal(0, revoked))
+
+	resp, err := c.Submit(ctx, &pb.SubmitRequest{Entries: []*pb.Entry{fixture.Opinion(0, never, pb.Stance_STANCE_FALSE_POSITIVE)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Results[0].Error; !strings.Contains(got, "no member lists md5 "+never.Text()+" here") {
+		t.Errorf("dispute of an unlisted signal: got %q, want it refused saying nobody lists it", got)
+	}
+
+	_, _, body := httpDo(t, n, "GET", "/v1/match?type=md5&value="+disputed.Text(), "", "")
+	var got matchesJSON
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Matches) != 0 || got.HiddenCount != 1 || len(got.HiddenReasons) != 1 || !strings.Contains(got.HiddenReasons[0], "1 members call it a false positive") {
+		t.Errorf("disputed: got %s, want no match, hidden_count 1 with the reason", body)
+	}
+	_, _, body = httpDo(t, n, "GET", "/v1/match?type=md5&include_hidden=true&value="+disputed.Text(), "", "")
+	got = matchesJSON{}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Matches) != 1 || got.Matches[0].Hidden == "" || got.HiddenCount != 0 {
+		t.Errorf("include_hidden: got %s, want the match with its reason and hidden_count 0", body)
+	}
+	mr, err := c.Match(ctx, &pb.MatchRequest{Signal: disputed.Proto()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mr.Matches) != 0 || mr.HiddenCount != 1 || len(mr.HiddenReasons) != 1 {
+		t.Errorf("gRPC: got %d matches, %d hidden %v; want 0, 1 with its reason", len(mr.Matches), mr.HiddenCount, mr.HiddenReasons)
+	}
+
+	for _, sig := range []consortium.Signal{never, revoked} {
+		_, _, body := httpDo(t, n, "GET", "/v1/lookup?type=md5&value="+sig.Text(), "", "")
+		var l lookupJSON
+		if err := json.Unmarshal([]byte(body), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Found || len(l.Result.Listings) != 0 || l.Result.Signal.Value != sig.Text() {
+			t.Errorf("lookup %s: got %s, want found false, no listings", sig, body)
+		}
+	}
+}
+
+// TestHTTPStatusJSON checks that /v1/status writes integers as JSON numbers, enums by name, times
+// in RFC 3339, and every field even when zero.
+func TestHTTPStatusJSON(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	submit(t, testCtx(t), dialMember(t, n), addEntry(fixture.MD5(60)))
+	_, _, body := httpDo(t, n, "GET", "/v1/status", "", "")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"roster_epoch", "signals", "listings", "rejected_entries", "feed_end", "uptime_ms", "gossip_nodes"} {
+		if _, ok := st[f].(float64); !ok {
+			t.Errorf("%s: got %#v, want a JSON number", f, st[f])
+		}
+	}
+	if st["signals"] != float64(1) || st["feed_end"] != float64(1) || st["rejected_entries"] != float64(0) {
+		t.Errorf("got signals %v feed_end %v rejected_entries %v, want 1, 1, 0", st["signals"], st["feed_end"], st["rejected_entries"])
+	}
+	roster, _ := st["roster"].([]any)
+	if len(roster) == 0 {
+		t.Fatalf("got roster %#v, want the members", st["roster"])
+	}
+	m := roster[0].(map[string]any)
+	if m["role"] != "member" || m["id"] != "alpha" {
+		t.Errorf("got roster member %v, want alpha, role member", m)
+	}
+	if eq, ok := st["equivocations"].([]any); !ok || len(eq) != 0 {
+		t.Errorf("got equivocations %#v, want []", st["equivocations"])
 	}
 }

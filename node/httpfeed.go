@@ -26,14 +26,15 @@ const (
 	// feedMaxWait is the longest a request is held waiting for a new record (a larger wait is
 	// lowered to it).
 	feedMaxWait = 60 * time.Second
-	// feedWriteTimeout is how long a reader may take to accept one page (JSON Lines: the whole
-	// answer) before the node drops the connection: a reader that stops reading holds no more than
-	// one page of memory, and not for long.
-	feedWriteTimeout = 30 * time.Second
 	// feedKeepAlive is how often an idle event stream gets a comment line, so that proxies keep
 	// it open and a vanished reader is noticed.
 	feedKeepAlive = 15 * time.Second
 )
+
+// feedWriteTimeout is how long a reader may take to accept one page (JSON Lines: the whole
+// answer) before the node drops the connection: a reader that stops reading holds no more than one
+// page of memory and one stream slot, and not for long. A variable for the tests.
+var feedWriteTimeout = 30 * time.Second
 
 // feedParams are the parsed parameters of a feed request.
 type feedParams struct {
@@ -101,6 +102,8 @@ func (n *Node) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	// Every answer from here on says where to resume, errors included.
+	w.Header().Set("Hashfed-Cursor", FormatCursor(n.id, p.pos))
 	ctx, end, err := n.beginStream(r.Context())
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
@@ -149,9 +152,11 @@ func (n *Node) serveFeedLines(ctx context.Context, w http.ResponseWriter, p feed
 	h.Set("Hashfed-Cursor", FormatCursor(n.id, next))
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
+	var buf []byte
 	for _, ev := range n.feedEvents(evs) {
-		if err := enc.Encode(NewFeedRecordJSON(n.id, ev)); err != nil {
+		rec := NewFeedRecordJSON(n.id, ev)
+		buf = append(rec.AppendJSON(buf[:0]), '\n')
+		if _, err := bw.Write(buf); err != nil {
 			return
 		}
 	}
@@ -220,17 +225,14 @@ func (n *Node) serveFeedEvents(ctx context.Context, w http.ResponseWriter, p fee
 			}
 			continue
 		}
+		var buf []byte
 		for _, ev := range n.feedEvents(evs) {
 			rec := NewFeedRecordJSON(n.id, ev)
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return
-			}
-			bw.WriteString("id: ")
-			bw.WriteString(rec.Cursor)
-			bw.WriteString("\ndata: ")
-			bw.Write(b)
-			bw.WriteString("\n\n")
+			buf = append(buf[:0], "id: "...)
+			buf = append(buf, rec.Cursor...)
+			buf = append(buf, "\ndata: "...)
+			buf = append(rec.AppendJSON(buf), "\n\n"...)
+			bw.Write(buf)
 			if bw.Buffered() > 16<<10 && !flush() {
 				return
 			}

@@ -216,6 +216,24 @@ func TestHTTPFeedLongPoll(t *testing.T) {
 			t.Errorf("answered after %v, want it held for the wait (300ms)", d)
 		}
 	})
+	t.Run("node closes", func(t *testing.T) {
+		n, _ := feedNode(t)
+		go func() {
+			// Close once the long-poll holds its slot (or after 5 s: the test then fails on timing).
+			for deadline := time.Now().Add(5 * time.Second); len(n.memberStreams) == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			n.Close()
+		}()
+		start := time.Now()
+		code, hdr, body := httpDo(t, n, "GET", "/v1/feed?cursor=alpha.7&wait=30", "", "")
+		if code != 503 || hdr.Get("Hashfed-Cursor") != "alpha.7" || !strings.Contains(body, "resume the feed from cursor alpha.7") {
+			t.Errorf("got %d, Hashfed-Cursor %q, %s; want 503 saying to resume from alpha.7", code, hdr.Get("Hashfed-Cursor"), body)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("answered %v after the request, want promptly when the node closes", d)
+		}
+	})
 	t.Run("new record", func(t *testing.T) {
 		c := dialMember(t, n)
 		go func() {
@@ -337,4 +355,42 @@ func TestHTTPFeedSSE(t *testing.T) {
 			t.Errorf("got %d %s, want 400 naming the node", resp.StatusCode, b)
 		}
 	})
+}
+
+// TestHTTPFeedSlowReader checks that a reader that stops reading an event stream is dropped once
+// it has not taken a page for feedWriteTimeout: it does not keep its stream slot, nor the page.
+func TestHTTPFeedSlowReader(t *testing.T) {
+	old := feedWriteTimeout
+	feedWriteTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { feedWriteTimeout = old })
+	n := startTestNode(t, "alpha", nil)
+	c := dialMember(t, n)
+	ctx := testCtx(t)
+	// More records than the loopback socket buffers hold: 3,000 of about 4 KB.
+	const total = 3000
+	note := strings.Repeat("n", consortium.MaxTextSize-10)
+	for i := 0; i < total; i += 500 {
+		es := make([]*pb.Entry, 500)
+		for j := range es {
+			es[j] = addEntry(fixture.MD5(100_000+i+j), "behaviour:threat-incitement")
+			es[j].GetAdd().Note = note
+		}
+		submit(t, ctx, c, es...)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.HTTPAddr()+"/v1/feed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read nothing: the node's writes block, then time out.
+	waitFor(t, 10*time.Second, "the stalled stream to be dropped", func() bool { return len(n.memberStreams) == 0 })
+	got, _ := io.ReadAll(resp.Body)
+	if evs := strings.Count(string(got), "\nid: ") + 1; evs >= total {
+		t.Errorf("a reader that stopped reading got all %d records, want the stream cut", evs)
+	}
 }

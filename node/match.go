@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -45,10 +46,48 @@ func typeLabel(name string) string {
 	return name
 }
 
-// match answers one query and records its latency and outcome in the metrics.
-func (n *Node) match(sig consortium.Signal, q store.Query) ([]store.Match, error) {
+// maxHiddenReasons bounds the distinct reasons a match answer gives for hidden matches.
+const maxHiddenReasons = 10
+
+// matched is the answer to one query: the matches, and those the local policy hides when the query
+// did not ask for them.
+type matched struct {
+	matches []store.Match
+	hidden  []store.Match
+}
+
+// response returns the answer's wire form.
+func (m matched) response(id string) *pb.MatchResponse {
+	resp := &pb.MatchResponse{Id: id, Matches: matchesToProto(m.matches), HiddenCount: uint32(len(m.hidden))}
+	for _, h := range m.hidden {
+		if len(resp.HiddenReasons) < maxHiddenReasons && !slices.Contains(resp.HiddenReasons, h.Hidden) {
+			resp.HiddenReasons = append(resp.HiddenReasons, h.Hidden)
+		}
+	}
+	return resp
+}
+
+// match answers one query and records its latency and outcome in the metrics. Matches the local
+// policy hides are returned apart unless the query includes them, so that the answer can say how
+// many were hidden and why.
+func (n *Node) match(sig consortium.Signal, q store.Query) (matched, error) {
 	start := time.Now()
-	ms, err := n.store.MatchSignal(sig, q)
+	include := q.IncludeHidden
+	q.IncludeHidden = true
+	all, err := n.store.MatchSignal(sig, q)
+	var res matched
+	if include {
+		res.matches = all
+	} else {
+		for _, m := range all {
+			if m.Hidden != "" {
+				res.hidden = append(res.hidden, m)
+			} else {
+				res.matches = append(res.matches, m)
+			}
+		}
+	}
+	ms := res.matches
 	typ := sig.Type.String()
 	n.metrics.matchLatency.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	outcome := "miss"
@@ -59,7 +98,7 @@ func (n *Node) match(sig consortium.Signal, q store.Query) ([]store.Match, error
 		outcome = "hit"
 	}
 	n.metrics.matchQueries.WithLabelValues(typ, outcome).Inc()
-	return ms, err
+	return res, err
 }
 
 // matchRequest validates and answers one match request.
@@ -69,11 +108,11 @@ func (n *Node) matchRequest(req *pb.MatchRequest) (*pb.MatchResponse, error) {
 		n.metrics.matchQueries.WithLabelValues(typeLabel(req.GetSignal().GetType()), "error").Inc()
 		return nil, err
 	}
-	ms, err := n.match(sig, q)
+	res, err := n.match(sig, q)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.MatchResponse{Id: req.Id, Matches: matchesToProto(ms)}, nil
+	return res.response(req.Id), nil
 }
 
 // maxMatchBatch is the most queued stream queries answered together.

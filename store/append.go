@@ -112,6 +112,7 @@ func (s *Store) drain() {
 func (s *Store) commitBatch(batch []*submission) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	clear(s.batchAdds)
 	type pending struct {
 		sub *submission
 		i   int
@@ -200,13 +201,23 @@ func (s *Store) commitBatch(batch []*submission) {
 	}
 }
 
-// stamp stamps an entry's time and checks the quality gate; commitBatch then encodes it.
+// stamp stamps an entry's time, checks the quality gate and that an opinion is about a listed
+// signal; commitBatch then encodes it. Caller holds mu.
 func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
 	if e.TimeUnixMs == 0 {
 		e.TimeUnixMs = max(now, s.lastTime(member))
 	}
 	if a := e.GetAdd(); a != nil && a.Quality != nil && a.GetSignal().GetType() == "pdq" && int(*a.Quality) < s.opts.QualityGate {
 		return fmt.Errorf("%w: pdq quality %d is below the quality gate %d (too little detail to match reliably)", ErrLowQuality, *a.Quality, s.opts.QualityGate)
+	}
+	if err := s.checkOpinionTarget(e.GetOpinion(), now); err != nil {
+		return err
+	}
+	if sig, err := consortium.SignalFromProto(e.GetAdd().GetSignal()); err == nil {
+		if s.batchAdds == nil {
+			s.batchAdds = map[consortium.Signal]bool{}
+		}
+		s.batchAdds[sig] = true
 	}
 	return nil
 }
@@ -472,4 +483,28 @@ func decodeFeedRecord(k, v []byte) (feedRecord, error) {
 	}
 	r.member = string(v[n:])
 	return r, nil
+}
+
+// checkOpinionTarget refuses an opinion on a signal that no member lists here now (expired
+// listings do not count) nor an add earlier in the batch: such an opinion would be about nothing, and a lookup would then report
+// a signal nobody lists. Withdrawing an opinion is always allowed (the signal may have been revoked
+// since). Replay accepts such opinions from other logs (another member may see the listing
+// first); this is a rule of this node's own submissions. Caller holds mu.
+func (s *Store) checkOpinionTarget(o *pb.Opinion, now int64) error {
+	if o == nil || o.Stance == pb.Stance_STANCE_WITHDRAWN {
+		return nil
+	}
+	sig, err := consortium.SignalFromProto(o.Signal)
+	if err != nil || s.batchAdds[sig] {
+		return nil // MarshalEntry reports a bad signal; an add earlier in the batch lists it
+	}
+	for _, l := range s.state.Listed(sig) {
+		if l.Expires == 0 || l.Expires > now {
+			return nil
+		}
+	}
+	if len(s.state.Protections(sig, now)) > 0 {
+		return nil // certified as protected: an opinion on it (a dispute) is about the certification
+	}
+	return fmt.Errorf("%w: no member lists %s here and no certification names it, so there is nothing to give an opinion on (if it was listed or certified moments ago, retry once this node has its entry)", ErrNotListed, sig)
 }

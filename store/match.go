@@ -200,7 +200,8 @@ func (s *Store) MatchSignal(sig consortium.Signal, q Query) ([]Match, error) {
 }
 
 // Lookup returns what the consortium says of exactly this signal: current listings and opinions,
-// whether or not a policy hides it. ok is false when no member lists it and nobody has an opinion.
+// whether or not a policy hides it. ok is false when no member lists it now (opinions on it, if
+// any, are still returned in m).
 func (s *Store) Lookup(sig consortium.Signal) (m Match, ok bool, err error) {
 	s.mu.RLock()
 	c := candidate{sig: sig, opinions: s.state.Opinions(sig)}
@@ -213,7 +214,7 @@ func (s *Store) Lookup(sig consortium.Signal) (m Match, ok bool, err error) {
 	if err != nil || len(ms) == 0 {
 		return Match{Signal: sig}, false, err
 	}
-	return ms[0], true, nil
+	return ms[0], len(ms[0].Listings) > 0, nil
 }
 
 // protectLocked gives each candidate the certifications of its signal and of the query's signal q

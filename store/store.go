@@ -54,6 +54,10 @@ var (
 	// ErrLowQuality means a PDQ hash's quality is below the store's quality gate.
 	ErrLowQuality = errors.New("pdq quality below the gate")
 
+	// ErrNotListed means an opinion is about a signal no member lists here: there is nothing to
+	// agree with or dispute (a local rule of the submit path, not of replay).
+	ErrNotListed = errors.New("no member lists the signal")
+
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store closed")
 
@@ -172,6 +176,9 @@ type Store struct {
 	// wmu serializes writers: a writer holds it across its bbolt transaction and the in-memory
 	// update that follows, so trees and sizes read under wmu are stable.
 	wmu sync.Mutex
+	// batchAdds are the signals of the adds prepared in the batch being committed (under wmu), so
+	// that an opinion after an add of the same signal in one batch is allowed.
+	batchAdds map[consortium.Signal]bool
 
 	// local holds the local banks (localbank.go), apart from everything replicated.
 	local localBanks

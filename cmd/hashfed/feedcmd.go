@@ -47,6 +47,9 @@ func runFeed(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--cursor: %w", err)
 	}
+	if start > st.FeedEnd {
+		return fmt.Errorf("--cursor %s is past the end of this node's feed (%d records): a cursor is only valid on the node that gave it, and a node restored from a backup forgets what it stored after", node.FormatCursor(st.Member, start), st.FeedEnd)
+	}
 	last, count := node.FormatCursor(st.Member, start), 0
 	if !*asJSON {
 		fmt.Fprintf(e.stdout, "%-12s %-10s %-14s %s\n", "CURSOR", "OP", "LOG/INDEX", "SIGNAL AND DETAILS")

@@ -84,14 +84,17 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 	}
 	defer c.Close()
 	var all []*pb.MatchResult
+	var resps []*pb.MatchResponse
 	deadline := time.Now().Add(*wait)
 	for {
+		resps = resps[:0]
 		for _, q := range qs {
-			ms, err := c.Match(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
+			resp, err := c.MatchResponse(ctx, memberclient.MatchRequest(q.Signal, q.Quality, *radius, *hidden), nf.timeout)
 			if err != nil {
 				return false, err
 			}
-			all = append(all, ms...)
+			all = append(all, resp.Matches...)
+			resps = append(resps, resp)
 		}
 		if len(all) > 0 || !time.Now().Before(deadline) {
 			break
@@ -106,8 +109,9 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 		printVideoJSON(e, video, all)
 		return len(video.Videos)+len(video.Images)+len(all) > 0, nil
 	}
+	res := node.NewMatchResponseJSON(resps...)
 	if *asJSON {
-		b, _ := json.MarshalIndent(node.NewMatchesJSON(all), "", "  ")
+		b, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return len(all) > 0, nil
 	}
@@ -116,6 +120,9 @@ func match(ctx context.Context, e *env, args []string) (bool, error) {
 		if len(video.Videos)+len(video.Images) > 0 && len(all) == 0 {
 			return true, nil
 		}
+	}
+	if res.HiddenCount > 0 {
+		defer fmt.Fprintf(e.stdout, "%d hidden by this node's policy (--include-hidden shows them): %s\n", res.HiddenCount, strings.Join(res.HiddenReasons, "; "))
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(e.stdout, "no match")

@@ -9,22 +9,14 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/hashfed/hashfed/node"
 	"google.golang.org/protobuf/proto"
 )
 
-// stableJSON renders a message as indented JSON with proto field names. protojson varies its
-// whitespace on purpose; re-indenting gives a stable output for people and scripts.
+// stableJSON renders a message as indented JSON in the shape of the HTTP API (/v1/status gives
+// the same): see [node.MessageJSON].
 func stableJSON(m proto.Message) string {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return fmt.Sprintf("{\"error\": %q}", err.Error())
-	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return string(b)
-	}
-	out, _ := json.MarshalIndent(v, "", "  ")
+	out, _ := json.MarshalIndent(node.MessageJSON(m), "", "  ")
 	return string(out)
 }
 

@@ -174,7 +174,8 @@ func TestFetchResume(t *testing.T) {
 			if listed[i] && rng.IntN(4) == 0 {
 				es = append(es, fixture.RevokeSignal(0, signal(t, i)))
 				delete(listed, i)
-			} else if rng.IntN(8) == 0 {
+			} else if listed[i] && rng.IntN(8) == 0 {
+				// Only on listed signals: the node refuses an opinion on one nobody lists.
 				es = append(es, fixture.Opinion(0, signal(t, i), pb.Stance_STANCE_AGREE))
 			}
 		}

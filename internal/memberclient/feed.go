@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
@@ -33,4 +34,16 @@ func (c *Client) Feed(ctx context.Context, cursor uint64, follow bool, fn func(*
 			return err
 		}
 	}
+}
+
+// MatchResponse asks the node for the whole answer to one request (the matches, and how many the
+// node's policy hid and why), within timeout (0 for none).
+func (c *Client) MatchResponse(ctx context.Context, req *pb.MatchRequest, timeout time.Duration) (*pb.MatchResponse, error) {
+	cctx, cancel := c.Ctx(ctx, timeout)
+	defer cancel()
+	resp, err := c.MemberServiceClient.Match(cctx, req)
+	if err != nil {
+		return nil, c.Err(err)
+	}
+	return resp, nil
 }

@@ -341,7 +341,11 @@ type MatchResponse struct {
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Matches []*MatchResult         `protobuf:"bytes,2,rep,name=matches,proto3" json:"matches,omitempty"`
 	// error, on a stream, says why this query failed (the stream goes on).
-	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// hidden_count is how many matches the node's local policy hides and left out (include_hidden
+	// returns them, each with its reason); hidden_reasons are their distinct reasons.
+	HiddenCount   uint32   `protobuf:"varint,4,opt,name=hidden_count,json=hiddenCount,proto3" json:"hidden_count,omitempty"`
+	HiddenReasons []string `protobuf:"bytes,5,rep,name=hidden_reasons,json=hiddenReasons,proto3" json:"hidden_reasons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -395,6 +399,20 @@ func (x *MatchResponse) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *MatchResponse) GetHiddenCount() uint32 {
+	if x != nil {
+		return x.HiddenCount
+	}
+	return 0
+}
+
+func (x *MatchResponse) GetHiddenReasons() []string {
+	if x != nil {
+		return x.HiddenReasons
+	}
+	return nil
 }
 
 // MatchResult is one stored signal that matches, with who lists it and what others think.
@@ -1661,7 +1679,8 @@ func (x *LookupRequest) GetSignal() *Signal {
 
 type LookupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// found is false when no member lists the signal and nobody has an opinion on it.
+	// found is false when no member lists the signal now; result then holds the signal and any
+	// opinions on it.
 	Found         bool         `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	Result        *MatchResult `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2808,11 +2827,13 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x0einclude_hidden\x18\x05 \x01(\bR\rincludeHiddenB\t\n" +
 	"\a_radiusB\n" +
 	"\n" +
-	"\b_quality\"h\n" +
+	"\b_quality\"\xb2\x01\n" +
 	"\rMatchResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\amatches\x18\x02 \x03(\v2\x17.hashfed.v1.MatchResultR\amatches\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xb6\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12!\n" +
+	"\fhidden_count\x18\x04 \x01(\rR\vhiddenCount\x12%\n" +
+	"\x0ehidden_reasons\x18\x05 \x03(\tR\rhiddenReasons\"\xb6\x02\n" +
 	"\vMatchResult\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1a\n" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\x12/\n" +
