@@ -219,8 +219,13 @@ func TestHistoryAndDisputed(t *testing.T) {
 	g := fixture.Genesis(2, founders...)
 	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
 	sig, other := fixture.PDQ(1), fixture.PDQ(2)
-	submit(t, s, "alpha", fixture.Add(fixture.At(0), sig, "content:manifesto"), fixture.Add(fixture.At(1), other), fixture.RevokeIndex(fixture.At(2), 0))
+	submit(t, s, "alpha", fixture.Add(fixture.At(0), sig, "content:manifesto"), fixture.Add(fixture.At(1), other))
+	// bravo's opinions come while sig is listed (an opinion on a signal nobody lists is refused).
 	submit(t, s, "bravo", fixture.Opinion(fixture.At(3), sig, pb.Stance_STANCE_FALSE_POSITIVE), fixture.Opinion(fixture.At(3), other, pb.Stance_STANCE_AGREE))
+	if ds, err := s.Disputed(10); err != nil || len(ds) != 1 || ds[0].Signal != sig {
+		t.Errorf("disputed: got %+v (%v), want %v alone", ds, err, sig)
+	}
+	submit(t, s, "alpha", fixture.RevokeIndex(fixture.At(4), 0))
 	hist, err := s.History(sig)
 	if err != nil {
 		t.Fatal(err)
@@ -240,10 +245,9 @@ func TestHistoryAndDisputed(t *testing.T) {
 	if hist[0].Checkpoint != 3 || hist[0].Proof != "verified" || hist[2].Checkpoint != 0 || hist[2].Proof != "" {
 		t.Errorf("signature status: got %+v", hist)
 	}
-	// sig is disputed but no longer listed: Lookup still finds it by its opinion.
-	ds, err := s.Disputed(10)
-	if err != nil || len(ds) != 1 || ds[0].Signal != sig {
-		t.Errorf("disputed: got %+v (%v), want %v alone", ds, err, sig)
+	// sig is disputed but no longer listed: nothing is left to review (Lookup finds no listing).
+	if ds, err := s.Disputed(10); err != nil || len(ds) != 0 {
+		t.Errorf("disputed after the revoke: got %+v (%v), want none", ds, err)
 	}
 }
 
