@@ -52,6 +52,25 @@ type FeedRecordJSON struct {
 	// Cutoff marks an event that is not a newly stored entry: an equivocation cutoff changed this
 	// entry's effect (unlisted, listed, opinion_removed, opinion_applied).
 	Cutoff string `json:"cutoff,omitempty"`
+	// Certify, uncertify, refer and answer (PROTOCOL.md sections 14 and 15): the signals a
+	// certification or a referral names; a certification's category and subject (its reason is
+	// Reason, its expiry Expires); the leaf hash (hex) of the certification a certify is or an
+	// uncertify withdraws, and of the referral a refer is or an answer names; a referral's legal
+	// basis, order reference, deadline, addressees (empty: every member) and note (Note); an
+	// answer's outcome (listed or declined, its reason is Reason).
+	Signals       []SignalJSON `json:"signals,omitzero"`
+	Category      string       `json:"category,omitempty"`
+	Subject       string       `json:"subject,omitempty"`
+	Certification string       `json:"certification,omitempty"`
+	Referral      string       `json:"referral,omitempty"`
+	LegalBasis    string       `json:"legal_basis,omitempty"`
+	OrderRef      string       `json:"order_ref,omitempty"`
+	Deadline      string       `json:"deadline,omitempty"`
+	To            []string     `json:"to,omitzero"`
+	Outcome       string       `json:"outcome,omitempty"`
+	// Protected are the certifications in force that protect an add's signal: a takedown pipeline
+	// routes such a signal to human review instead of automated removal.
+	Protected []ProtectionJSON `json:"protected,omitzero"`
 }
 
 // errBadCursor is wrapped by the errors of a feed cursor this node cannot resume from.
@@ -165,19 +184,39 @@ func NewFeedRecordJSON(node string, ev *pb.FeedEvent) FeedRecordJSON {
 		r.Op = "propose"
 		epoch := p.Epoch
 		r.Epoch, r.Changes, r.Text = &epoch, consortium.DescribeChanges(p.Changes), p.Text
-		// Entries are canonical (PROTOCOL.md): encoding the decoded entry again gives its bytes.
-		if raw, err := consortium.MarshalEntry(e); err == nil {
-			h := consortium.LeafHash(raw)
-			r.Proposal = hex.EncodeToString(h[:])
-		}
+		r.Proposal = leafHex(e)
 	case *pb.Entry_Endorse:
 		en := op.Endorse
 		r.Op = "endorse"
 		epoch := en.Epoch
 		r.Epoch, r.Proposal = &epoch, hex.EncodeToString(en.Proposal)
+	case *pb.Entry_Certify:
+		c := op.Certify
+		r.Op = "certify"
+		r.Signals, r.Category, r.Reason, r.Subject = signalsJSON(c.Signals), consortium.CategoryName(c.Category), c.Reason, c.Subject
+		if c.ExpiresUnixMs != 0 {
+			r.Expires = rfc3339(time.UnixMilli(c.ExpiresUnixMs))
+		}
+		r.Certification = leafHex(e)
+	case *pb.Entry_Uncertify:
+		r.Op = "uncertify"
+		r.Certification, r.Reason = hex.EncodeToString(op.Uncertify.Certification), op.Uncertify.Reason
+	case *pb.Entry_Refer:
+		f := op.Refer
+		r.Op = "refer"
+		r.Signals, r.LegalBasis, r.OrderRef, r.To, r.Note = signalsJSON(f.Signals), f.LegalBasis, f.OrderRef, f.To, f.Note
+		if f.DeadlineUnixMs != 0 {
+			r.Deadline = rfc3339(time.UnixMilli(f.DeadlineUnixMs))
+		}
+		r.Referral = leafHex(e)
+	case *pb.Entry_Answer:
+		a := op.Answer
+		r.Op = "answer"
+		r.Referral, r.Outcome, r.Reason = hex.EncodeToString(a.Referral), consortium.OutcomeName(a.Outcome), a.Reason
 	default:
 		r.Op = "unreadable"
 	}
+	r.Protected = newProtectionsJSON(ev.Protected)
 	if r.Signal == nil && ev.Signal != nil {
 		sig(ev.Signal)
 	}
@@ -185,6 +224,29 @@ func NewFeedRecordJSON(node string, ev *pb.FeedEvent) FeedRecordJSON {
 		r.ListedBy = []string{}
 	}
 	return r
+}
+
+// leafHex returns the hex leaf hash of an entry (what names a proposal, a certification or a
+// referral). Entries are canonical (PROTOCOL.md): encoding the decoded entry again gives its bytes.
+func leafHex(e *pb.Entry) string {
+	raw, err := consortium.MarshalEntry(e)
+	if err != nil {
+		return ""
+	}
+	h := consortium.LeafHash(raw)
+	return hex.EncodeToString(h[:])
+}
+
+// signalsJSON returns the JSON form of a certification's or a referral's signals (those that
+// decode; the entry was verified when stored).
+func signalsJSON(ps []*pb.Signal) []SignalJSON {
+	var out []SignalJSON
+	for _, p := range ps {
+		if s, err := consortium.SignalFromProto(p); err == nil {
+			out = append(out, SignalJSON{Type: s.Type.String(), Value: s.Text()})
+		}
+	}
+	return out
 }
 
 // AppendJSON appends the record's JSON, the bytes encoding/json writes for it (without a
@@ -257,6 +319,35 @@ func (r *FeedRecordJSON) AppendJSON(b []byte) []byte {
 	list("listed_by", r.ListedBy)
 	str("rejected", r.Rejected)
 	str("cutoff", r.Cutoff)
+	if r.Signals != nil {
+		b = append(b, `,"signals":[`...)
+		for i, sg := range r.Signals {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"type":`...)
+			b = appendJSONString(b, sg.Type)
+			b = append(b, `,"value":`...)
+			b = appendJSONString(b, sg.Value)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	str("category", r.Category)
+	str("subject", r.Subject)
+	str("certification", r.Certification)
+	str("referral", r.Referral)
+	str("legal_basis", r.LegalBasis)
+	str("order_ref", r.OrderRef)
+	str("deadline", r.Deadline)
+	list("to", r.To)
+	str("outcome", r.Outcome)
+	if r.Protected != nil {
+		// Rare (certified signals only): encoding/json writes these.
+		p, _ := json.Marshal(r.Protected)
+		b = append(b, `,"protected":`...)
+		b = append(b, p...)
+	}
 	return append(b, '}')
 }
 

@@ -23,6 +23,13 @@ func feedRecordSamples() []FeedRecordJSON {
 		{Cursor: "alpha.4", Seq: 3, Member: "charlie", Index: 1, Op: "opinion", Signal: sig, Stance: "agree", ListedBy: []string{"alpha"}, Rejected: "no", Cutoff: "opinion_removed"},
 		{Cursor: "alpha.5", Seq: 4, Member: "charlie", Index: 2, Op: "propose", Epoch: &epoch, Changes: "admit delta (member)", Proposal: "ab12"},
 		{Cursor: "alpha.6", Seq: 5, Member: "alpha", Index: 4, Op: "unreadable", Rejected: "malformed: \x00\xff"},
+		{Cursor: "alpha.7", Seq: 6, Member: "ngo", Index: 0, Op: "certify", Signals: []SignalJSON{*sig, {Type: "url", Value: "https://example.org/@parody"}},
+			Category: "parody", Reason: "a <parody> account", Subject: "@parody", Expires: "2027-01-01T00:00:00Z", Certification: "cd34"},
+		{Cursor: "alpha.8", Seq: 7, Member: "irua", Index: 0, Op: "refer", Signals: []SignalJSON{*sig}, LegalBasis: "TCO art. 3", OrderRef: "R-1",
+			Deadline: "2026-01-01T01:00:00Z", To: []string{"alpha"}, Note: "n", Referral: "ef56"},
+		{Cursor: "alpha.9", Seq: 8, Member: "alpha", Index: 5, Op: "answer", Referral: "ef56", Outcome: "declined", Reason: "not terrorist content"},
+		{Cursor: "alpha.10", Seq: 9, Member: "alpha", Index: 6, Op: "add", Signal: sig, Labels: []string{}, ListedBy: []string{"alpha"},
+			Protected: []ProtectionJSON{{Certification: "cd34", Author: "ngo", Time: "2026-01-01T00:00:00Z", Category: "news", Reason: "r&d"}}},
 	}
 }
 

@@ -40,6 +40,11 @@ func TestProtectedThroughAPIs(t *testing.T) {
 	if err != nil || ev.Entry.GetAdd() == nil || len(ev.Protected) != 1 {
 		t.Errorf("feed event of the add: got %v, %v; want it protected", ev, err)
 	}
+	// The HTTP feed names the certification and marks the add protected.
+	code, _, body = httpDo(t, n, "GET", "/v1/feed?limit=100", "", "")
+	if code != 200 || !strings.Contains(body, `"op":"certify"`) || !strings.Contains(body, `"subject":"@caliphate_cats"`) || !strings.Contains(body, `"protected":[{`) {
+		t.Errorf("/v1/feed: got %d %s, want the certify record and a protected add", code, body)
+	}
 	code, _, body = httpDo(t, n, "GET", "/v1/certifications", "", "")
 	if code != 200 || !strings.Contains(body, `"subject":"@caliphate_cats"`) {
 		t.Errorf("/v1/certifications: got %d %s", code, body)
