@@ -58,6 +58,9 @@ type Config struct {
 	GossipNodes    int
 	// SweepInterval is how often expired listings are taken out of the match index.
 	SweepInterval time.Duration
+	// PushFanout is how many peers a node pushes each new verified checkpoint to directly (the
+	// children of its place in the log's push tree, see push.go); 0 leaves propagation to gossip.
+	PushFanout int
 	// FetchParallel bounds the logs fetched at once.
 	FetchParallel int
 	// ChunkEntries is how many entries one range message carries at most.
@@ -112,6 +115,7 @@ func DefaultConfig() Config {
 		GossipInterval:      100 * time.Millisecond,
 		GossipNodes:         4,
 		SweepInterval:       5 * time.Second,
+		PushFanout:          6,
 		FetchParallel:       8,
 		ChunkEntries:        16384,
 		MaxMessageBytes:     64 << 20,
@@ -159,6 +163,9 @@ func (c *Config) validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrConfig, p.name)
 		}
+	}
+	if c.PushFanout < 0 {
+		return fmt.Errorf("%w: push fan-out must not be negative", ErrConfig)
 	}
 	if c.FetchParallel <= 0 || c.ChunkEntries <= 0 || c.MaxMessageBytes < 1<<20 || c.MaxMatchStreams <= 0 || c.MaxInflight <= 0 || c.MaxPeerStreams <= 0 || c.GossipNodes <= 0 {
 		return fmt.Errorf("%w: fetch parallelism, chunk size, stream limits and gossip nodes must be positive, message size at least 1 MiB", ErrConfig)

@@ -69,6 +69,7 @@ type Node struct {
 	fetchSem       chan struct{}
 	ownGrew        chan struct{}
 	own            ownLog
+	push           pushState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 		own:            ownLog{restored: make(chan struct{}), heard: map[string]bool{}},
 	}
 	n.metrics = newMetrics(n)
+	n.initPush()
 	n.refused = newRefusals(n.log, n.metrics.refused)
 	so := cfg.Store
 	so.Logger = n.log
@@ -342,6 +344,7 @@ func (n *Node) signer() {
 		if cp != nil {
 			n.noteKnown(n.id, cp.Size)
 			n.broadcastCheckpoint(cp)
+			n.pushOn(cp)
 		}
 	}
 }

@@ -40,9 +40,10 @@ func (n *Node) startPeerAPI() error {
 	}
 	n.peerSrv = grpc.NewServer(
 		grpc.Creds(&refusingCreds{TransportCredentials: credentials.NewTLS(n.serverTLS()), n: n}),
-		grpc.MaxRecvMsgSize(n.cfg.MaxMessageBytes),
+		grpc.MaxRecvMsgSize(min(n.cfg.MaxMessageBytes, maxPeerRequest)),
 		grpc.MaxSendMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(4*n.cfg.MaxPeerStreams)),
+		grpc.InTapHandle(n.pushTap),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

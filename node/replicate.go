@@ -226,7 +226,8 @@ func (n *Node) fetchFrom(peer, member string, start uint64) error {
 	return nil
 }
 
-// verified runs when member's log reached a new signed checkpoint here: cosign it and gossip it.
+// verified runs when member's log reached a new signed checkpoint here: cosign it, gossip it and
+// push it on (see push.go).
 func (n *Node) verified(member string) {
 	n.metrics.logSize.WithLabelValues(member).Set(float64(n.store.Size(member)))
 	if member == n.id {
@@ -235,9 +236,11 @@ func (n *Node) verified(member string) {
 	cp, err := n.store.Cosign(member, n.key, time.Now())
 	if err != nil {
 		n.log.Debug("cosign", "log", member, "err", err)
-		return
+		cp, _ = n.store.Head(member)
+	} else {
+		n.broadcastCheckpoint(cp)
 	}
-	n.broadcastCheckpoint(cp)
+	n.pushOn(cp)
 }
 
 // badPeer records that peer served data of member's log that does not verify, so the range is
