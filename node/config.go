@@ -102,7 +102,7 @@ type Config struct {
 }
 
 // DefaultConfig returns a configuration with the documented defaults: peer API on :7400, gossip on
-// :7946, member API on 127.0.0.1:7401, HTTP on 127.0.0.1:7402, checkpoints at most every 250 ms,
+// :7946, member API on 127.0.0.1:7401, HTTP on 127.0.0.1:7402, checkpoints at most every 100 ms,
 // anti-entropy every 2 s, gossip every 100 ms to 4 nodes.
 func DefaultConfig() Config {
 	return Config{
@@ -110,7 +110,7 @@ func DefaultConfig() Config {
 		GossipListen:        ":7946",
 		MemberListen:        "127.0.0.1:7401",
 		HTTPListen:          "127.0.0.1:7402",
-		CheckpointInterval:  250 * time.Millisecond,
+		CheckpointInterval:  100 * time.Millisecond,
 		AntiEntropyInterval: 2 * time.Second,
 		GossipInterval:      100 * time.Millisecond,
 		GossipNodes:         4,

@@ -233,14 +233,16 @@ func (n *Node) verified(member string) {
 	if member == n.id {
 		return
 	}
+	// Pushed first: the peers need the author's signature, not this node's.
+	if cp, ok := n.store.Head(member); ok {
+		n.pushOn(cp)
+	}
 	cp, err := n.store.Cosign(member, n.key, time.Now())
 	if err != nil {
 		n.log.Debug("cosign", "log", member, "err", err)
-		cp, _ = n.store.Head(member)
-	} else {
-		n.broadcastCheckpoint(cp)
+		return
 	}
-	n.pushOn(cp)
+	n.broadcastCheckpoint(cp)
 }
 
 // badPeer records that peer served data of member's log that does not verify, so the range is

@@ -49,6 +49,7 @@ type fileConfig struct {
 		AntiEntropyInterval string `toml:"anti_entropy_interval"`
 		GossipInterval      string `toml:"gossip_interval"`
 		GossipNodes         int    `toml:"gossip_nodes"`
+		PushFanout          *int   `toml:"push_fanout"`
 		FetchParallel       int    `toml:"fetch_parallel"`
 		MaxMatchStreams     int    `toml:"max_match_streams"`
 		MaxPeerStreams      int    `toml:"max_peer_streams"`
@@ -233,6 +234,9 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	num(&cfg.MaxMatchStreams, fc.Tuning.MaxMatchStreams)
 	num(&cfg.MaxPeerStreams, fc.Tuning.MaxPeerStreams)
 	num(&cfg.MaxMessageBytes, fc.Tuning.MaxMessageBytes)
+	if fc.Tuning.PushFanout != nil {
+		cfg.PushFanout = *fc.Tuning.PushFanout
+	}
 	level := slog.LevelInfo
 	if fc.Log.Level != "" {
 		if err := level.UnmarshalText([]byte(fc.Log.Level)); err != nil {
