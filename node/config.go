@@ -86,6 +86,17 @@ type Config struct {
 	// it the peers hold (which it waits for however long it takes).
 	Recover bool
 
+	// Follow, when set, makes the node a read replica (see replica.go) of the member node whose
+	// peer API is at this host:port: Key is then the replica's own key (listed in that node's
+	// Replicas), not a member key; the peer API, gossip and the listen addresses for them are not
+	// used, and submissions are refused with [ErrReadReplica].
+	Follow string
+	// FollowInterval is how often a read replica asks the member node for its heads.
+	FollowInterval time.Duration
+	// Replicas are the keys of the read replicas that may replicate from this node: they may call
+	// the peer API's reads (Heads, GetRange, GetConsistency, GetEvidence) and nothing else.
+	Replicas []ReplicaKey
+
 	// Store configures the store.
 	Store store.Options
 	// Logger receives the node's logs (memberlist's too); nil discards them.
@@ -116,6 +127,7 @@ func DefaultConfig() Config {
 		GossipNodes:         4,
 		SweepInterval:       5 * time.Second,
 		PushFanout:          6,
+		FollowInterval:      200 * time.Millisecond,
 		FetchParallel:       8,
 		ChunkEntries:        16384,
 		MaxMessageBytes:     64 << 20,
@@ -141,7 +153,15 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: no data directory", ErrConfig)
 	}
-	if c.PeerListen == "" || c.GossipListen == "" {
+	if c.Follow != "" {
+		if !validPeerAddr(c.Follow) {
+			return fmt.Errorf("%w: follow address %q is not host:port", ErrConfig, c.Follow)
+		}
+		if c.FollowInterval <= 0 {
+			return fmt.Errorf("%w: follow interval must be positive", ErrConfig)
+		}
+		c.PushFanout = 0
+	} else if c.PeerListen == "" || c.GossipListen == "" {
 		return fmt.Errorf("%w: peer and gossip listen addresses are required", ErrConfig)
 	}
 	if c.MemberListen != "" && c.MemberToken == "" && !isLocal(c.MemberListen) {

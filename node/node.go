@@ -127,6 +127,8 @@ func New(cfg Config) (*Node, error) {
 		known, sameKey = ok, ok && k.Equal(cfg.Key.Public().Key)
 	})
 	switch {
+	case n.replica():
+		// A read replica's key is its own, not a member's (see replica.go).
 	case known && !sameKey:
 		st.Close()
 		return nil, fmt.Errorf("%w: the roster has another key for %q than the one configured", ErrConfig, n.id)
@@ -160,6 +162,9 @@ func (n *Node) Start() (err error) {
 			n.Close()
 		}
 	}()
+	if n.replica() {
+		return n.startReplica()
+	}
 	if err := n.startPeerAPI(); err != nil {
 		return err
 	}
@@ -379,6 +384,9 @@ func (n *Node) sweeper() {
 // the member equivocated (an error wrapping [store.ErrForked]), or when it is not on the current
 // roster ([consortium.ErrUnknownMember]): entries accepted then would reach no one.
 func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appended, error) {
+	if n.replica() {
+		return nil, fmt.Errorf("%w of the member node at %s: submit to the member node", ErrReadReplica, n.cfg.Follow)
+	}
 	if err := n.checkOwnLog(ctx); err != nil {
 		return nil, err
 	}

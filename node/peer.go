@@ -48,6 +48,9 @@ func (n *Node) startPeerAPI() error {
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			ctx, err := n.authPeer(ctx)
+			if err == nil {
+				err = checkReplicaCall(ctx, info.FullMethod)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -55,6 +58,9 @@ func (n *Node) startPeerAPI() error {
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			ctx, err := n.authPeer(ss.Context())
+			if err == nil {
+				err = checkReplicaCall(ctx, info.FullMethod)
+			}
 			if err != nil {
 				return err
 			}

@@ -95,7 +95,7 @@ func TestPushPropagatesWithoutGossip(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, 5*time.Second, "bravo pushes on to its two children", func() bool { return pushCount(c.nodes["bravo"], "sent", "ok") >= 2 })
 	for _, id := range ids {
 		n := c.nodes[id]
 		t.Logf("%s: recv stored %v known %v fetching %v refused %v; sent ok %v error %v skipped %v", id, pushCount(n, "recv", "stored"), pushCount(n, "recv", "known"), pushCount(n, "recv", "fetching"), pushCount(n, "recv", "refused"), pushCount(n, "sent", "ok"), pushCount(n, "sent", "error"), pushCount(n, "sent", "skipped"))

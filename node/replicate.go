@@ -230,7 +230,7 @@ func (n *Node) fetchFrom(peer, member string, start uint64) error {
 // push it on (see push.go).
 func (n *Node) verified(member string) {
 	n.metrics.logSize.WithLabelValues(member).Set(float64(n.store.Size(member)))
-	if member == n.id {
+	if member == n.id || n.replica() {
 		return
 	}
 	// Pushed first: the peers need the author's signature, not this node's.
