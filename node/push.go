@@ -141,6 +141,11 @@ func (n *Node) takePush(ctx context.Context, from string, req *pb.PushRequest) (
 	if end != cp.Size {
 		return nil, n.refusePush(from, codes.InvalidArgument, "pushed entries [%d, %d) of %s do not end at the checkpoint's size %d", req.Start, end, cp.Member, cp.Size)
 	}
+	if have >= end {
+		// Stored meanwhile, by a fetch or another push.
+		n.push.recv.WithLabelValues("known").Inc()
+		return resp()
+	}
 	if req.Start > have {
 		// A gap: the entries before start are fetched from the sender.
 		n.push.recv.WithLabelValues("fetching").Inc()

@@ -161,7 +161,30 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("submit: %v %v", err, out)
 	}
 	if !localnet.WaitUntil(60*time.Second, func() bool { _, all := arr.last(ids, consortium.Listed, warm); return all }) {
-		return fmt.Errorf("the warm-up add did not reach every node within 60 s")
+		h, _ := author.Store().Head(author.ID())
+		var lacking []string
+		for _, n := range ns {
+			if n.Store().Size(author.ID()) == 0 {
+				st := n.Status()
+				alive, errs := 0, map[string]int{}
+				for _, p := range st.Peers {
+					if p.State == "alive" {
+						alive++
+					}
+					if p.LastError != "" {
+						errs[p.LastError]++
+					}
+				}
+				known := uint64(0)
+				for _, l := range st.Logs {
+					if l.Member == author.ID() {
+						known = l.KnownSize
+					}
+				}
+				lacking = append(lacking, fmt.Sprintf("%s (gossip members %d, peers %d alive %d, known size %d, errors %v)", n.ID(), n.GossipMembers(), len(st.Peers), alive, known, errs))
+			}
+		}
+		return fmt.Errorf("the warm-up add did not reach every node within 60 s (author's head %v; nodes without it: %s)", h != nil, strings.Join(lacking, ","))
 	}
 	for i := 0; i < *adds; i++ {
 		sig := fixture.PDQ(1_000_000 + i)
