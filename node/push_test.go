@@ -87,7 +87,7 @@ func TestPushPropagatesWithoutGossip(t *testing.T) {
 	a := c.nodes["alpha"]
 	// alpha's tree with fan-out 2: alpha -> bravo, charlie; bravo -> delta, echo.
 	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
-	waitFor(t, 3*time.Second, "every node matches the add", func() bool {
+	waitFor(t, 15*time.Second, "every node matches the add", func() bool {
 		for _, n := range c.nodes {
 			if len(matches(n, fixture.PDQ(1))) != 1 {
 				return false
@@ -95,7 +95,7 @@ func TestPushPropagatesWithoutGossip(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 5*time.Second, "bravo pushes on to its two children", func() bool { return pushCount(c.nodes["bravo"], "sent", "ok") >= 2 })
+	waitFor(t, 15*time.Second, "bravo pushes on to its two children", func() bool { return pushCount(c.nodes["bravo"], "sent", "ok") >= 2 })
 	for _, id := range ids {
 		n := c.nodes[id]
 		t.Logf("%s: recv stored %v known %v fetching %v refused %v; sent ok %v error %v skipped %v", id, pushCount(n, "recv", "stored"), pushCount(n, "recv", "known"), pushCount(n, "recv", "fetching"), pushCount(n, "recv", "refused"), pushCount(n, "sent", "ok"), pushCount(n, "sent", "error"), pushCount(n, "sent", "skipped"))
@@ -112,7 +112,7 @@ func TestPushPropagatesWithoutGossip(t *testing.T) {
 	// bravo goes down: alpha pushes to its children in its place.
 	c.stop("bravo")
 	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(2)))
-	waitFor(t, 5*time.Second, "the live nodes match the second add", func() bool {
+	waitFor(t, 15*time.Second, "the live nodes match the second add", func() bool {
 		for _, n := range c.nodes {
 			if len(matches(n, fixture.PDQ(2))) != 1 {
 				return false
@@ -171,7 +171,7 @@ func TestPushHostile(t *testing.T) {
 	if resp, err := cl.Push(ctx, &pb.PushRequest{Checkpoint: good, Entries: l.Entries}); err != nil || resp.Size != 2 {
 		t.Fatalf("good push: got %v, %v; want size 2", resp, err)
 	}
-	waitFor(t, 3*time.Second, "bravo pushes on to charlie", func() bool { return pushCount(b, "sent", "ok") == 1 })
+	waitFor(t, 10*time.Second, "bravo pushes on to charlie", func() bool { return pushCount(b, "sent", "ok") == 1 })
 	if got := pushCount(ch, "recv", "stored"); got != 1 || ch.store.Size("alpha") != 2 {
 		t.Errorf("charlie stored %v pushes and holds %d entries of alpha's log, want 1 and 2", got, ch.store.Size("alpha"))
 	}
