@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/node"
 )
 
@@ -21,9 +22,13 @@ type fileConfig struct {
 	Key     string `toml:"key"`
 	DataDir string `toml:"data_dir"`
 	Peer    struct {
-		Listen    string `toml:"listen"`
-		Advertise string `toml:"advertise"`
+		Listen    string   `toml:"listen"`
+		Advertise string   `toml:"advertise"`
+		Replicas  []string `toml:"replicas"`
 	} `toml:"peer"`
+	Replica struct {
+		Follow string `toml:"follow"`
+	} `toml:"replica"`
 	Gossip struct {
 		Listen       string   `toml:"listen"`
 		Advertise    string   `toml:"advertise"`
@@ -73,6 +78,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&over.Peer.Listen, "peer-listen", "", "peer API address (overrides the config)")
 	fs.StringVar(&over.Gossip.Listen, "gossip-listen", "", "gossip address (overrides the config)")
 	fs.Var(&join, "join", "gossip address of a node to join (repeat; overrides the config)")
+	fs.StringVar(&over.Replica.Follow, "follow", "", "run as a read replica of the member node whose peer API is at host:port (--key is then the replica's key, listed in that node's [peer] replicas)")
 	fs.StringVar(&over.MemberAPI.Listen, "member-listen", "", "member API address, host:port or unix:PATH (overrides the config)")
 	fs.StringVar(&over.HTTP.Listen, "http-listen", "", "HTTP address for /metrics, /healthz and the JSON API (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
@@ -113,7 +119,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "hashfed node %s serving: member API %s, peer API %s, gossip %s, http %s\n", n.ID(), orNone(n.MemberAddr()), n.PeerAddr(), n.GossipAddr(), orNone(n.HTTPAddr()))
+	if cfg.Follow != "" {
+		fmt.Fprintf(e.stdout, "hashfed read replica %s of the node at %s serving: member API %s, http %s (submissions go to the member node)\n", n.ID(), cfg.Follow, orNone(n.MemberAddr()), orNone(n.HTTPAddr()))
+	} else {
+		fmt.Fprintf(e.stdout, "hashfed node %s serving: member API %s, peer API %s, gossip %s, http %s\n", n.ID(), orNone(n.MemberAddr()), n.PeerAddr(), n.GossipAddr(), orNone(n.HTTPAddr()))
+	}
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "stopping")
 	return n.Close()
@@ -139,6 +149,7 @@ func mergeOverrides(fc, over *fileConfig, join []string) {
 	set(&fc.Gossip.Listen, over.Gossip.Listen)
 	set(&fc.MemberAPI.Listen, over.MemberAPI.Listen)
 	set(&fc.HTTP.Listen, over.HTTP.Listen)
+	set(&fc.Replica.Follow, over.Replica.Follow)
 	if len(join) > 0 {
 		fc.Gossip.Join = join
 	}
@@ -176,6 +187,14 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	str(&cfg.GossipAdvertise, fc.Gossip.Advertise)
 	str(&cfg.ClusterLabel, fc.Gossip.ClusterLabel)
 	cfg.Join = fc.Gossip.Join
+	cfg.Follow = fc.Replica.Follow
+	for i, r := range fc.Peer.Replicas {
+		k, err := consortium.ParsePublicKey(strings.TrimSpace(r))
+		if err != nil {
+			return cfg, fmt.Errorf("peer replica key %d: %v", i, err)
+		}
+		cfg.Replicas = append(cfg.Replicas, k)
+	}
 	for i, k := range fc.Gossip.Keys {
 		b, err := base64.StdEncoding.DecodeString(k)
 		if err != nil {
