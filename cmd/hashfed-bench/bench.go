@@ -41,8 +41,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return benchBootstrap(ctx, e, rest)
 	case "catchup":
 		return benchCatchup(ctx, e, rest)
+	case "replica":
+		return benchReplica(ctx, e, rest)
 	}
-	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap or catchup", args[0])
+	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap, catchup or replica", args[0])
 }
 
 // profile writes a CPU profile of the timed part of a benchmark (bench open: the open; bench
