@@ -188,10 +188,19 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	str(&cfg.ClusterLabel, fc.Gossip.ClusterLabel)
 	cfg.Join = fc.Gossip.Join
 	cfg.Follow = fc.Replica.Follow
-	for i, r := range fc.Peer.Replicas {
-		k, err := consortium.ParsePublicKey(strings.TrimSpace(r))
+	for _, r := range fc.Peer.Replicas {
+		// A public key, or the path of a .pub file holding one.
+		text := strings.TrimSpace(r)
+		if strings.HasSuffix(text, ".pub") {
+			b, err := os.ReadFile(rel(text))
+			if err != nil {
+				return cfg, fmt.Errorf("peer replica key file: %w", err)
+			}
+			text = strings.TrimSpace(string(b))
+		}
+		k, err := consortium.ParsePublicKey(text)
 		if err != nil {
-			return cfg, fmt.Errorf("peer replica key %d: %v", i, err)
+			return cfg, fmt.Errorf("peer replica key %q: %v", r, err)
 		}
 		cfg.Replicas = append(cfg.Replicas, k)
 	}
