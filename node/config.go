@@ -67,6 +67,9 @@ type Config struct {
 	GossipNodes    int
 	// SweepInterval is how often expired listings are taken out of the match index.
 	SweepInterval time.Duration
+	// PushFanout is how many peers a node pushes each new verified checkpoint to directly (the
+	// children of its place in the log's push tree, see push.go); 0 leaves propagation to gossip.
+	PushFanout int
 	// FetchParallel bounds the logs fetched at once.
 	FetchParallel int
 	// ChunkEntries is how many entries one range message carries at most.
@@ -92,6 +95,17 @@ type Config struct {
 	// it the peers hold (which it waits for however long it takes).
 	Recover bool
 
+	// Follow, when set, makes the node a read replica (see replica.go) of the member node whose
+	// peer API is at this host:port: Key is then the replica's own key (listed in that node's
+	// Replicas), not a member key; the peer API, gossip and the listen addresses for them are not
+	// used, and submissions are refused with [ErrReadReplica].
+	Follow string
+	// FollowInterval is how often a read replica asks the member node for its heads.
+	FollowInterval time.Duration
+	// Replicas are the keys of the read replicas that may replicate from this node: they may call
+	// the peer API's reads (Heads, GetRange, GetConsistency, GetEvidence) and nothing else.
+	Replicas []ReplicaKey
+
 	// Store configures the store.
 	Store store.Options
 	// Logger receives the node's logs (memberlist's too); nil discards them.
@@ -108,7 +122,7 @@ type Config struct {
 }
 
 // DefaultConfig returns a configuration with the documented defaults: peer API on :7400, gossip on
-// :7946, member API on 127.0.0.1:7401, HTTP on 127.0.0.1:7402, checkpoints at most every 250 ms,
+// :7946, member API on 127.0.0.1:7401, HTTP on 127.0.0.1:7402, checkpoints at most every 100 ms,
 // anti-entropy every 2 s, gossip every 100 ms to 4 nodes.
 func DefaultConfig() Config {
 	return Config{
@@ -116,11 +130,13 @@ func DefaultConfig() Config {
 		GossipListen:        ":7946",
 		MemberListen:        "127.0.0.1:7401",
 		HTTPListen:          "127.0.0.1:7402",
-		CheckpointInterval:  250 * time.Millisecond,
+		CheckpointInterval:  100 * time.Millisecond,
 		AntiEntropyInterval: 2 * time.Second,
 		GossipInterval:      100 * time.Millisecond,
 		GossipNodes:         4,
 		SweepInterval:       5 * time.Second,
+		PushFanout:          6,
+		FollowInterval:      200 * time.Millisecond,
 		FetchParallel:       8,
 		ChunkEntries:        16384,
 		MaxMessageBytes:     64 << 20,
@@ -146,7 +162,15 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: no data directory", ErrConfig)
 	}
-	if c.PeerListen == "" || c.GossipListen == "" {
+	if c.Follow != "" {
+		if !validPeerAddr(c.Follow) {
+			return fmt.Errorf("%w: follow address %q is not host:port", ErrConfig, c.Follow)
+		}
+		if c.FollowInterval <= 0 {
+			return fmt.Errorf("%w: follow interval must be positive", ErrConfig)
+		}
+		c.PushFanout = 0
+	} else if c.PeerListen == "" || c.GossipListen == "" {
 		return fmt.Errorf("%w: peer and gossip listen addresses are required", ErrConfig)
 	}
 	if c.MemberListen != "" && c.MemberToken == "" && !isLocal(c.MemberListen) {
@@ -168,6 +192,9 @@ func (c *Config) validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrConfig, p.name)
 		}
+	}
+	if c.PushFanout < 0 {
+		return fmt.Errorf("%w: push fan-out must not be negative", ErrConfig)
 	}
 	if c.FetchParallel <= 0 || c.ChunkEntries <= 0 || c.MaxMessageBytes < 1<<20 || c.MaxMatchStreams <= 0 || c.MaxInflight <= 0 || c.MaxPeerStreams <= 0 || c.GossipNodes <= 0 {
 		return fmt.Errorf("%w: fetch parallelism, chunk size, stream limits and gossip nodes must be positive, message size at least 1 MiB", ErrConfig)

@@ -103,12 +103,13 @@ func FuzzPeerHandlers(f *testing.F) {
 		&pb.ConsistencyRequest{Member: "alpha", OldSize: 3, NewSize: 40},
 		&pb.EvidenceRequest{Member: "alpha"},
 		&pb.CosignRequest{Checkpoint: h.Note},
+		&pb.PushRequest{Checkpoint: h.Note, Start: 50, Entries: [][]byte{[]byte("not an entry")}},
 	)
 	srv := &peerServer{n: n}
 	f.Fuzz(func(t *testing.T, which byte, raw []byte) {
 		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), callerKey{}, "bravo"), 2*time.Second)
 		defer cancel()
-		switch which % 5 {
+		switch which % 6 {
 		case 0:
 			var req pb.HeadsRequest
 			if proto.Unmarshal(raw, &req) == nil {
@@ -134,6 +135,11 @@ func FuzzPeerHandlers(f *testing.F) {
 			if proto.Unmarshal(raw, &req) == nil {
 				srv.Cosign(ctx, &req)
 			}
+		case 5:
+			var req pb.PushRequest
+			if proto.Unmarshal(raw, &req) == nil {
+				srv.Push(ctx, &req)
+			}
 		}
 		if n.store.Size("alpha") < 51 {
 			t.Fatal("a peer request changed the log")
@@ -157,7 +163,7 @@ func FuzzMemberHandlers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which byte, raw []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		switch which % 5 {
+		switch which % 6 {
 		case 0:
 			var req pb.MatchRequest
 			if proto.Unmarshal(raw, &req) == nil {

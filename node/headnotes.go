@@ -44,6 +44,9 @@ func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, e
 
 // ownHeadsNote is this node's heads note for a Heads exchange, or nil (logged) when it cannot sign.
 func (n *Node) ownHeadsNote() []byte {
+	if n.replica() {
+		return nil // a read replica's key is no member's
+	}
 	b, err := n.signHeadsNote()
 	if err != nil {
 		n.log.Warn("sign heads note", "err", err)

@@ -69,6 +69,7 @@ type Node struct {
 	fetchSem       chan struct{}
 	ownGrew        chan struct{}
 	own            ownLog
+	push           pushState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 		own:            ownLog{restored: make(chan struct{}), heard: map[string]bool{}},
 	}
 	n.metrics = newMetrics(n)
+	n.initPush()
 	n.refused = newRefusals(n.log, n.metrics.refused)
 	so := cfg.Store
 	so.Logger = n.log
@@ -126,6 +128,8 @@ func New(cfg Config) (*Node, error) {
 		known, sameKey = ok, ok && k.Equal(cfg.Key.Public().Key)
 	})
 	switch {
+	case n.replica():
+		// A read replica's key is its own, not a member's (see replica.go).
 	case known && !sameKey:
 		st.Close()
 		return nil, fmt.Errorf("%w: the roster has another key for %q than the one configured", ErrConfig, n.id)
@@ -159,6 +163,9 @@ func (n *Node) Start() (err error) {
 			n.Close()
 		}
 	}()
+	if n.replica() {
+		return n.startReplica()
+	}
 	if err := n.startPeerAPI(); err != nil {
 		return err
 	}
@@ -343,6 +350,7 @@ func (n *Node) signer() {
 		if cp != nil {
 			n.noteKnown(n.id, cp.Size)
 			n.broadcastCheckpoint(cp)
+			n.pushOn(cp)
 		}
 	}
 }
@@ -377,6 +385,9 @@ func (n *Node) sweeper() {
 // the member equivocated (an error wrapping [store.ErrForked]), or when it is not on the current
 // roster ([consortium.ErrUnknownMember]): entries accepted then would reach no one.
 func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appended, error) {
+	if n.replica() {
+		return nil, fmt.Errorf("%w of the member node at %s: submit to the member node", ErrReadReplica, n.cfg.Follow)
+	}
 	if err := n.checkOwnLog(ctx); err != nil {
 		return nil, err
 	}

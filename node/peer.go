@@ -40,13 +40,17 @@ func (n *Node) startPeerAPI() error {
 	}
 	n.peerSrv = grpc.NewServer(
 		grpc.Creds(&refusingCreds{TransportCredentials: credentials.NewTLS(n.serverTLS()), n: n}),
-		grpc.MaxRecvMsgSize(n.cfg.MaxMessageBytes),
+		grpc.MaxRecvMsgSize(min(n.cfg.MaxMessageBytes, maxPeerRequest)),
 		grpc.MaxSendMsgSize(n.cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(4*n.cfg.MaxPeerStreams)),
+		grpc.InTapHandle(n.pushTap),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			ctx, err := n.authPeer(ctx)
+			if err == nil {
+				err = checkReplicaCall(ctx, info.FullMethod)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -54,6 +58,9 @@ func (n *Node) startPeerAPI() error {
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			ctx, err := n.authPeer(ss.Context())
+			if err == nil {
+				err = checkReplicaCall(ctx, info.FullMethod)
+			}
 			if err != nil {
 				return err
 			}

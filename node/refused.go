@@ -33,7 +33,7 @@ const (
 
 // refusalReasons lists every reason, so each counter shows in /metrics from the start.
 var refusalReasons = []string{refGossipMalformed, refGossipCheckpoint, refGossipEvidence, refGossipState, refGossipOversized,
-	refGossipNode, refGossipPacket, refTLSUnknownKey, refTLSBadCert, refTLSHandshake, refPeerAddrWrongKey, refHeadsOversized}
+	refGossipNode, refGossipPacket, refTLSUnknownKey, refTLSBadCert, refTLSHandshake, refPeerAddrWrongKey, refHeadsOversized, refPushRefused}
 
 const (
 	// logBurst lines of one kind may be logged at once; then one more every logEvery.

@@ -226,11 +226,16 @@ func (n *Node) fetchFrom(peer, member string, start uint64) error {
 	return nil
 }
 
-// verified runs when member's log reached a new signed checkpoint here: cosign it and gossip it.
+// verified runs when member's log reached a new signed checkpoint here: cosign it, gossip it and
+// push it on (see push.go).
 func (n *Node) verified(member string) {
 	n.metrics.logSize.WithLabelValues(member).Set(float64(n.store.Size(member)))
-	if member == n.id {
+	if member == n.id || n.replica() {
 		return
+	}
+	// Pushed first: the peers need the author's signature, not this node's.
+	if cp, ok := n.store.Head(member); ok {
+		n.pushOn(cp)
 	}
 	cp, err := n.store.Cosign(member, n.key, time.Now())
 	if err != nil {

@@ -83,6 +83,9 @@ func (n *Node) serverTLS() *tls.Config {
 				return err
 			}
 			if _, ok := n.memberByKey(pub); !ok {
+				if _, ok := n.replicaByKey(pub); ok {
+					return nil
+				}
 				n.metrics.refusedPeers.Inc()
 				return ErrNotOnRoster
 			}
@@ -144,6 +147,9 @@ func (n *Node) callerMember(ctx context.Context) (string, error) {
 	}
 	id, ok := n.memberByKey(pub)
 	if !ok {
+		if id, ok := n.replicaByKey(pub); ok {
+			return id, nil
+		}
 		return "", ErrNotOnRoster
 	}
 	return id, nil

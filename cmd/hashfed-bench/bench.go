@@ -21,7 +21,7 @@ import (
 
 func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation, bootstrap, catchup, import, video or feed")
+		return usageErr("bench needs a benchmark: match, hash, ingest, replay, open, propagation, bootstrap, catchup, import, video, feed or replica")
 	}
 	rest := args[1:]
 	switch args[0] {
@@ -47,8 +47,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return benchVideo(ctx, e, rest)
 	case "feed":
 		return benchFeed(ctx, e, rest)
+	case "replica":
+		return benchReplica(ctx, e, rest)
 	}
-	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap, catchup, import, video or feed", args[0])
+	return usageErr("unknown benchmark %q: want match, hash, ingest, replay, open, propagation, bootstrap, catchup, import, video, feed or replica", args[0])
 }
 
 // profile writes a CPU profile of the timed part of a benchmark (bench open: the open; bench

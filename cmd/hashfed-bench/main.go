@@ -40,7 +40,7 @@ func mainExit() int {
 	e := &env{stdout: os.Stdout, stderr: os.Stderr}
 	args := os.Args[1:]
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(e.stdout, "Usage: hashfed-bench match|hash|ingest|replay|open|propagation|bootstrap|catchup|import|video|feed [flags]\n\nThe last line of each is key=value figures. hashfed-bench BENCHMARK -h lists its flags.")
+		fmt.Fprintln(e.stdout, "Usage: hashfed-bench match|hash|ingest|replay|open|propagation|bootstrap|catchup|import|video|feed|replica [flags]\n\nThe last line of each is key=value figures. hashfed-bench BENCHMARK -h lists its flags.")
 		return 0
 	}
 	err := runBench(ctx, e, args)

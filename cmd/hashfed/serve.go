@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/node"
 )
 
@@ -21,9 +22,13 @@ type fileConfig struct {
 	Key     string `toml:"key"`
 	DataDir string `toml:"data_dir"`
 	Peer    struct {
-		Listen    string `toml:"listen"`
-		Advertise string `toml:"advertise"`
+		Listen    string   `toml:"listen"`
+		Advertise string   `toml:"advertise"`
+		Replicas  []string `toml:"replicas"`
 	} `toml:"peer"`
+	Replica struct {
+		Follow string `toml:"follow"`
+	} `toml:"replica"`
 	Gossip struct {
 		Listen       string   `toml:"listen"`
 		Advertise    string   `toml:"advertise"`
@@ -52,6 +57,7 @@ type fileConfig struct {
 		AntiEntropyInterval string `toml:"anti_entropy_interval"`
 		GossipInterval      string `toml:"gossip_interval"`
 		GossipNodes         int    `toml:"gossip_nodes"`
+		PushFanout          *int   `toml:"push_fanout"`
 		FetchParallel       int    `toml:"fetch_parallel"`
 		MaxMatchStreams     int    `toml:"max_match_streams"`
 		MaxPeerStreams      int    `toml:"max_peer_streams"`
@@ -75,6 +81,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&over.Peer.Listen, "peer-listen", "", "peer API address (overrides the config)")
 	fs.StringVar(&over.Gossip.Listen, "gossip-listen", "", "gossip address (overrides the config)")
 	fs.Var(&join, "join", "gossip address of a node to join (repeat; overrides the config)")
+	fs.StringVar(&over.Replica.Follow, "follow", "", "run as a read replica of the member node whose peer API is at host:port (--key is then the replica's key, listed in that node's [peer] replicas)")
 	fs.StringVar(&over.MemberAPI.Listen, "member-listen", "", "member API address, host:port or unix:PATH (overrides the config)")
 	fs.StringVar(&over.HTTP.Listen, "http-listen", "", "HTTP address for /metrics, /healthz and the JSON API (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
@@ -115,7 +122,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "hashfed node %s serving: member API %s, peer API %s, gossip %s, http %s\n", n.ID(), orNone(n.MemberAddr()), n.PeerAddr(), n.GossipAddr(), orNone(n.HTTPAddr()))
+	if cfg.Follow != "" {
+		fmt.Fprintf(e.stdout, "hashfed read replica %s of the node at %s serving: member API %s, http %s (submissions go to the member node)\n", n.ID(), cfg.Follow, orNone(n.MemberAddr()), orNone(n.HTTPAddr()))
+	} else {
+		fmt.Fprintf(e.stdout, "hashfed node %s serving: member API %s, peer API %s, gossip %s, http %s\n", n.ID(), orNone(n.MemberAddr()), n.PeerAddr(), n.GossipAddr(), orNone(n.HTTPAddr()))
+	}
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "stopping")
 	return n.Close()
@@ -141,6 +152,7 @@ func mergeOverrides(fc, over *fileConfig, join []string) {
 	set(&fc.Gossip.Listen, over.Gossip.Listen)
 	set(&fc.MemberAPI.Listen, over.MemberAPI.Listen)
 	set(&fc.HTTP.Listen, over.HTTP.Listen)
+	set(&fc.Replica.Follow, over.Replica.Follow)
 	if len(join) > 0 {
 		fc.Gossip.Join = join
 	}
@@ -178,6 +190,23 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	str(&cfg.GossipAdvertise, fc.Gossip.Advertise)
 	str(&cfg.ClusterLabel, fc.Gossip.ClusterLabel)
 	cfg.Join = fc.Gossip.Join
+	cfg.Follow = fc.Replica.Follow
+	for _, r := range fc.Peer.Replicas {
+		// A public key, or the path of a .pub file holding one.
+		text := strings.TrimSpace(r)
+		if strings.HasSuffix(text, ".pub") {
+			b, err := os.ReadFile(rel(text))
+			if err != nil {
+				return cfg, fmt.Errorf("peer replica key file: %w", err)
+			}
+			text = strings.TrimSpace(string(b))
+		}
+		k, err := consortium.ParsePublicKey(text)
+		if err != nil {
+			return cfg, fmt.Errorf("peer replica key %q: %v", r, err)
+		}
+		cfg.Replicas = append(cfg.Replicas, k)
+	}
 	for i, k := range fc.Gossip.Keys {
 		b, err := base64.StdEncoding.DecodeString(k)
 		if err != nil {
@@ -238,6 +267,9 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	num(&cfg.MaxMatchStreams, fc.Tuning.MaxMatchStreams)
 	num(&cfg.MaxPeerStreams, fc.Tuning.MaxPeerStreams)
 	num(&cfg.MaxMessageBytes, fc.Tuning.MaxMessageBytes)
+	if fc.Tuning.PushFanout != nil {
+		cfg.PushFanout = *fc.Tuning.PushFanout
+	}
 	level := slog.LevelInfo
 	if fc.Log.Level != "" {
 		if err := level.UnmarshalText([]byte(fc.Log.Level)); err != nil {

@@ -582,6 +582,114 @@ func (x *CosignResponse) GetCheckpoint() []byte {
 	return nil
 }
 
+type PushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// checkpoint is the signed checkpoint (author's signature, cosignatures optional).
+	Checkpoint []byte `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// entries are entries [start, start + len(entries)) of the checkpoint's log, ending at its size;
+	// empty when the range is too large to push (the responder fetches it from the caller).
+	Start         uint64   `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	Entries       [][]byte `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRequest) Reset() {
+	*x = PushRequest{}
+	mi := &file_hashfed_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRequest) ProtoMessage() {}
+
+func (x *PushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
+func (*PushRequest) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PushRequest) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *PushRequest) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *PushRequest) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type PushResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// size is the number of entries of the log the responder holds after the push.
+	Size          uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushResponse) Reset() {
+	*x = PushResponse{}
+	mi := &file_hashfed_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushResponse) ProtoMessage() {}
+
+func (x *PushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
+func (*PushResponse) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PushResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Gossip is a memberlist message: small, one per packet.
 type Gossip struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -599,7 +707,7 @@ type Gossip struct {
 
 func (x *Gossip) Reset() {
 	*x = Gossip{}
-	mi := &file_hashfed_v1_peer_proto_msgTypes[10]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +719,7 @@ func (x *Gossip) String() string {
 func (*Gossip) ProtoMessage() {}
 
 func (x *Gossip) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_peer_proto_msgTypes[10]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +732,7 @@ func (x *Gossip) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gossip.ProtoReflect.Descriptor instead.
 func (*Gossip) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Gossip) GetFrom() string {
@@ -693,7 +801,7 @@ type NodeMeta struct {
 
 func (x *NodeMeta) Reset() {
 	*x = NodeMeta{}
-	mi := &file_hashfed_v1_peer_proto_msgTypes[11]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +813,7 @@ func (x *NodeMeta) String() string {
 func (*NodeMeta) ProtoMessage() {}
 
 func (x *NodeMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_peer_proto_msgTypes[11]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +826,7 @@ func (x *NodeMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeMeta.ProtoReflect.Descriptor instead.
 func (*NodeMeta) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeMeta) GetMember() string {
@@ -760,7 +868,7 @@ type GossipState struct {
 
 func (x *GossipState) Reset() {
 	*x = GossipState{}
-	mi := &file_hashfed_v1_peer_proto_msgTypes[12]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +880,7 @@ func (x *GossipState) String() string {
 func (*GossipState) ProtoMessage() {}
 
 func (x *GossipState) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_peer_proto_msgTypes[12]
+	mi := &file_hashfed_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +893,7 @@ func (x *GossipState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipState.ProtoReflect.Descriptor instead.
 func (*GossipState) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_hashfed_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GossipState) GetHeads() []*Head {
@@ -845,7 +953,15 @@ const file_hashfed_v1_peer_proto_rawDesc = "" +
 	"\x0eCosignResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
-	"checkpoint\"}\n" +
+	"checkpoint\"]\n" +
+	"\vPushRequest\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\fR\n" +
+	"checkpoint\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x18\n" +
+	"\aentries\x18\x03 \x03(\fR\aentries\"\"\n" +
+	"\fPushResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\"}\n" +
 	"\x06Gossip\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12 \n" +
 	"\n" +
@@ -861,13 +977,14 @@ const file_hashfed_v1_peer_proto_rawDesc = "" +
 	"consortium\x18\x04 \x01(\tR\n" +
 	"consortium\"5\n" +
 	"\vGossipState\x12&\n" +
-	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads2\xe9\x02\n" +
+	"\x05heads\x18\x01 \x03(\v2\x10.hashfed.v1.HeadR\x05heads2\xa4\x03\n" +
 	"\vPeerService\x12<\n" +
 	"\x05Heads\x12\x18.hashfed.v1.HeadsRequest\x1a\x19.hashfed.v1.HeadsResponse\x12>\n" +
 	"\bGetRange\x12\x18.hashfed.v1.RangeRequest\x1a\x16.hashfed.v1.RangeChunk0\x01\x12Q\n" +
 	"\x0eGetConsistency\x12\x1e.hashfed.v1.ConsistencyRequest\x1a\x1f.hashfed.v1.ConsistencyResponse\x12H\n" +
 	"\vGetEvidence\x12\x1b.hashfed.v1.EvidenceRequest\x1a\x1c.hashfed.v1.EvidenceResponse\x12?\n" +
-	"\x06Cosign\x12\x19.hashfed.v1.CosignRequest\x1a\x1a.hashfed.v1.CosignResponseB7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
+	"\x06Cosign\x12\x19.hashfed.v1.CosignRequest\x1a\x1a.hashfed.v1.CosignResponse\x129\n" +
+	"\x04Push\x12\x17.hashfed.v1.PushRequest\x1a\x18.hashfed.v1.PushResponseB7Z5github.com/hashfed/hashfed/proto/hashfed/v1;hashfedv1b\x06proto3"
 
 var (
 	file_hashfed_v1_peer_proto_rawDescOnce sync.Once
@@ -881,7 +998,7 @@ func file_hashfed_v1_peer_proto_rawDescGZIP() []byte {
 	return file_hashfed_v1_peer_proto_rawDescData
 }
 
-var file_hashfed_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_hashfed_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hashfed_v1_peer_proto_goTypes = []any{
 	(*HeadsRequest)(nil),        // 0: hashfed.v1.HeadsRequest
 	(*HeadsResponse)(nil),       // 1: hashfed.v1.HeadsResponse
@@ -893,30 +1010,34 @@ var file_hashfed_v1_peer_proto_goTypes = []any{
 	(*EvidenceResponse)(nil),    // 7: hashfed.v1.EvidenceResponse
 	(*CosignRequest)(nil),       // 8: hashfed.v1.CosignRequest
 	(*CosignResponse)(nil),      // 9: hashfed.v1.CosignResponse
-	(*Gossip)(nil),              // 10: hashfed.v1.Gossip
-	(*NodeMeta)(nil),            // 11: hashfed.v1.NodeMeta
-	(*GossipState)(nil),         // 12: hashfed.v1.GossipState
-	(*Head)(nil),                // 13: hashfed.v1.Head
-	(*Equivocation)(nil),        // 14: hashfed.v1.Equivocation
+	(*PushRequest)(nil),         // 10: hashfed.v1.PushRequest
+	(*PushResponse)(nil),        // 11: hashfed.v1.PushResponse
+	(*Gossip)(nil),              // 12: hashfed.v1.Gossip
+	(*NodeMeta)(nil),            // 13: hashfed.v1.NodeMeta
+	(*GossipState)(nil),         // 14: hashfed.v1.GossipState
+	(*Head)(nil),                // 15: hashfed.v1.Head
+	(*Equivocation)(nil),        // 16: hashfed.v1.Equivocation
 }
 var file_hashfed_v1_peer_proto_depIdxs = []int32{
-	13, // 0: hashfed.v1.HeadsRequest.heads:type_name -> hashfed.v1.Head
-	13, // 1: hashfed.v1.HeadsResponse.heads:type_name -> hashfed.v1.Head
-	14, // 2: hashfed.v1.EvidenceResponse.evidence:type_name -> hashfed.v1.Equivocation
-	14, // 3: hashfed.v1.Gossip.evidence:type_name -> hashfed.v1.Equivocation
-	13, // 4: hashfed.v1.GossipState.heads:type_name -> hashfed.v1.Head
+	15, // 0: hashfed.v1.HeadsRequest.heads:type_name -> hashfed.v1.Head
+	15, // 1: hashfed.v1.HeadsResponse.heads:type_name -> hashfed.v1.Head
+	16, // 2: hashfed.v1.EvidenceResponse.evidence:type_name -> hashfed.v1.Equivocation
+	16, // 3: hashfed.v1.Gossip.evidence:type_name -> hashfed.v1.Equivocation
+	15, // 4: hashfed.v1.GossipState.heads:type_name -> hashfed.v1.Head
 	0,  // 5: hashfed.v1.PeerService.Heads:input_type -> hashfed.v1.HeadsRequest
 	2,  // 6: hashfed.v1.PeerService.GetRange:input_type -> hashfed.v1.RangeRequest
 	4,  // 7: hashfed.v1.PeerService.GetConsistency:input_type -> hashfed.v1.ConsistencyRequest
 	6,  // 8: hashfed.v1.PeerService.GetEvidence:input_type -> hashfed.v1.EvidenceRequest
 	8,  // 9: hashfed.v1.PeerService.Cosign:input_type -> hashfed.v1.CosignRequest
-	1,  // 10: hashfed.v1.PeerService.Heads:output_type -> hashfed.v1.HeadsResponse
-	3,  // 11: hashfed.v1.PeerService.GetRange:output_type -> hashfed.v1.RangeChunk
-	5,  // 12: hashfed.v1.PeerService.GetConsistency:output_type -> hashfed.v1.ConsistencyResponse
-	7,  // 13: hashfed.v1.PeerService.GetEvidence:output_type -> hashfed.v1.EvidenceResponse
-	9,  // 14: hashfed.v1.PeerService.Cosign:output_type -> hashfed.v1.CosignResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	10, // 10: hashfed.v1.PeerService.Push:input_type -> hashfed.v1.PushRequest
+	1,  // 11: hashfed.v1.PeerService.Heads:output_type -> hashfed.v1.HeadsResponse
+	3,  // 12: hashfed.v1.PeerService.GetRange:output_type -> hashfed.v1.RangeChunk
+	5,  // 13: hashfed.v1.PeerService.GetConsistency:output_type -> hashfed.v1.ConsistencyResponse
+	7,  // 14: hashfed.v1.PeerService.GetEvidence:output_type -> hashfed.v1.EvidenceResponse
+	9,  // 15: hashfed.v1.PeerService.Cosign:output_type -> hashfed.v1.CosignResponse
+	11, // 16: hashfed.v1.PeerService.Push:output_type -> hashfed.v1.PushResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -928,7 +1049,7 @@ func file_hashfed_v1_peer_proto_init() {
 		return
 	}
 	file_hashfed_v1_hashfed_proto_init()
-	file_hashfed_v1_peer_proto_msgTypes[10].OneofWrappers = []any{
+	file_hashfed_v1_peer_proto_msgTypes[12].OneofWrappers = []any{
 		(*Gossip_Checkpoint)(nil),
 		(*Gossip_Evidence)(nil),
 	}
@@ -938,7 +1059,7 @@ func file_hashfed_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_peer_proto_rawDesc), len(file_hashfed_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	PeerService_GetConsistency_FullMethodName = "/hashfed.v1.PeerService/GetConsistency"
 	PeerService_GetEvidence_FullMethodName    = "/hashfed.v1.PeerService/GetEvidence"
 	PeerService_Cosign_FullMethodName         = "/hashfed.v1.PeerService/Cosign"
+	PeerService_Push_FullMethodName           = "/hashfed.v1.PeerService/Push"
 )
 
 // PeerServiceClient is the client API for PeerService service.
@@ -52,6 +53,11 @@ type PeerServiceClient interface {
 	// Cosign asks the responder to cosign a checkpoint; it does so only for a checkpoint it has
 	// verified itself (its own stored head of that log), and returns the cosigned checkpoint.
 	Cosign(ctx context.Context, in *CosignRequest, opts ...grpc.CallOption) (*CosignResponse, error)
+	// Push hands the responder a log's checkpoint the moment the caller holds it verified (its
+	// author signed it, or the caller stored the range up to it), with the entries since the
+	// caller's previous push of that log when they are few. The responder verifies the checkpoint
+	// and the entries against it before it stores anything or pushes on (PROTOCOL.md section 4.6).
+	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error)
 }
 
 type peerServiceClient struct {
@@ -121,6 +127,16 @@ func (c *peerServiceClient) Cosign(ctx context.Context, in *CosignRequest, opts 
 	return out, nil
 }
 
+func (c *peerServiceClient) Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushResponse)
+	err := c.cc.Invoke(ctx, PeerService_Push_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServiceServer is the server API for PeerService service.
 // All implementations must embed UnimplementedPeerServiceServer
 // for forward compatibility.
@@ -143,6 +159,11 @@ type PeerServiceServer interface {
 	// Cosign asks the responder to cosign a checkpoint; it does so only for a checkpoint it has
 	// verified itself (its own stored head of that log), and returns the cosigned checkpoint.
 	Cosign(context.Context, *CosignRequest) (*CosignResponse, error)
+	// Push hands the responder a log's checkpoint the moment the caller holds it verified (its
+	// author signed it, or the caller stored the range up to it), with the entries since the
+	// caller's previous push of that log when they are few. The responder verifies the checkpoint
+	// and the entries against it before it stores anything or pushes on (PROTOCOL.md section 4.6).
+	Push(context.Context, *PushRequest) (*PushResponse, error)
 	mustEmbedUnimplementedPeerServiceServer()
 }
 
@@ -167,6 +188,9 @@ func (UnimplementedPeerServiceServer) GetEvidence(context.Context, *EvidenceRequ
 }
 func (UnimplementedPeerServiceServer) Cosign(context.Context, *CosignRequest) (*CosignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cosign not implemented")
+}
+func (UnimplementedPeerServiceServer) Push(context.Context, *PushRequest) (*PushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Push not implemented")
 }
 func (UnimplementedPeerServiceServer) mustEmbedUnimplementedPeerServiceServer() {}
 func (UnimplementedPeerServiceServer) testEmbeddedByValue()                     {}
@@ -272,6 +296,24 @@ func _PeerService_Cosign_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerService_Push_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServiceServer).Push(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerService_Push_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServiceServer).Push(ctx, req.(*PushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerService_ServiceDesc is the grpc.ServiceDesc for PeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -294,6 +336,10 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cosign",
 			Handler:    _PeerService_Cosign_Handler,
+		},
+		{
+			MethodName: "Push",
+			Handler:    _PeerService_Push_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

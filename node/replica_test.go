@@ -1,0 +1,154 @@
+package node
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// startReplica starts a read replica with key id following the node at addr.
+func (c *cluster) startReplica(t *testing.T, id, addr string) *Node {
+	t.Helper()
+	cfg := c.config(id)
+	cfg.Key = fixture.Key(id)
+	cfg.DataDir = filepath.Join(c.dir, id)
+	cfg.Follow = addr
+	cfg.FollowInterval = 50 * time.Millisecond
+	cfg.Join, cfg.netFilter = nil, nil
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("replica %s: %v", id, err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatalf("start replica %s: %v", id, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestReadReplica: a replica of alpha's node catches up on every log, matches, sees revokes,
+// refuses submissions, may only read on the peer API, and follows alpha's node again after it
+// restarts.
+func TestReadReplica(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	peerAddr := ""
+	c.tweak = func(cfg *Config) {
+		if cfg.Key.ID() == "alpha" {
+			cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()}
+			if peerAddr != "" {
+				cfg.PeerListen = peerAddr // restarted on the same address, as behind a Service
+			}
+		}
+	}
+	a := c.start("alpha")
+	peerAddr = a.PeerAddr()
+	b := c.start("bravo")
+	var es []*pb.Entry
+	for i := range 1000 {
+		es = append(es, fixture.Add(fixture.At(1), fixture.PDQ(i)))
+	}
+	submitOK(t, a, es...)
+	submitOK(t, b, fixture.Add(fixture.At(1), fixture.MD5(1)))
+	r := c.startReplica(t, "alpha-r1", peerAddr)
+	waitFor(t, 10*time.Second, "the replica catches up", func() bool {
+		return r.store.Size("alpha") == 1000 && r.store.Size("bravo") == 1
+	})
+	waitFor(t, 5*time.Second, "the replica's state is alpha's", func() bool { return digestOf(r) == digestOf(a) })
+	if len(matches(r, fixture.PDQ(999))) != 1 || len(matches(r, fixture.MD5(1))) != 1 {
+		t.Error("the replica does not match what it replicated")
+	}
+
+	// Revokes reach it.
+	submitOK(t, a, fixture.RevokeSignal(fixture.At(2), fixture.PDQ(5)))
+	waitFor(t, 5*time.Second, "the replica sees the revoke", func() bool { return len(matches(r, fixture.PDQ(5))) == 0 })
+
+	// It refuses submissions, and signs, cosigns and pushes nothing.
+	_, err := r.Submit(t.Context(), []*pb.Entry{fixture.Add(fixture.At(3), fixture.PDQ(5000))})
+	if !errors.Is(err, ErrReadReplica) || codeOf(err) != codes.FailedPrecondition {
+		t.Errorf("submit to a replica: got %v (code %v), want ErrReadReplica, FAILED_PRECONDITION", err, codeOf(err))
+	}
+	if hasCosigner(mustHead(t, r, "alpha"), "alpha-r1") {
+		t.Error("the replica cosigned alpha's log")
+	}
+	if _, ok := r.store.Head("alpha-r1"); ok {
+		t.Error("the replica signed a log of its own")
+	}
+
+	// On alpha's peer API the replica's key may read and nothing else; an unlisted replica key
+	// is refused at the handshake.
+	rc := peerClient(t, a, "alpha-r1")
+	if _, err := rc.Heads(t.Context(), &pb.HeadsRequest{}); err != nil {
+		t.Errorf("replica Heads: %v", err)
+	}
+	h := mustHead(t, a, "bravo")
+	if _, err := rc.Cosign(t.Context(), &pb.CosignRequest{Checkpoint: h.Note}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("replica Cosign: got %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := rc.Push(t.Context(), &pb.PushRequest{Checkpoint: h.Note}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("replica Push: got %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := peerClient(t, a, "alpha-r2").Heads(t.Context(), &pb.HeadsRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("unlisted replica key: got %v, want UNAVAILABLE (handshake refused)", err)
+	}
+
+	// alpha's node restarts on the same address; the replica follows it again.
+	c.stop("alpha")
+	a = c.start("alpha")
+	if a.PeerAddr() != peerAddr {
+		t.Fatalf("alpha restarted on %s, want %s", a.PeerAddr(), peerAddr)
+	}
+	submitOK(t, a, fixture.Add(fixture.At(4), fixture.PDQ(6000)))
+	waitFor(t, 15*time.Second, "the replica follows alpha after its restart", func() bool { return len(matches(r, fixture.PDQ(6000))) == 1 })
+}
+
+func mustHead(t *testing.T, n *Node, member string) *consortium.Checkpoint {
+	t.Helper()
+	h, ok := n.store.Head(member)
+	if !ok {
+		t.Fatalf("%s holds no head of %s", n.id, member)
+	}
+	return h
+}
+
+func hasCosigner(cp *consortium.Checkpoint, id string) bool {
+	for _, c := range cp.Cosigners {
+		if c.Member == id {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReadReplicaVerifies: a replica following a node that serves tampered ranges stores none of
+// them.
+func TestReadReplicaVerifies(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	c.tweak = func(cfg *Config) {
+		cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()}
+		cfg.tamperRange = func(ch *pb.RangeChunk) {
+			if len(ch.Entries) > 0 {
+				ch.Entries[0] = fixture.Marshal(fixture.Add(fixture.At(9), fixture.PDQ(7777)))
+			}
+		}
+	}
+	a := c.start("alpha")
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)), fixture.Add(fixture.At(1), fixture.PDQ(2)))
+	waitFor(t, 5*time.Second, "alpha signs", func() bool { _, ok := a.store.Head("alpha"); return ok })
+	r := c.startReplica(t, "alpha-r1", a.PeerAddr())
+	waitFor(t, 5*time.Second, "the replica hears of alpha's checkpoint", func() bool {
+		return metricValue(r.metrics.badRanges.WithLabelValues("alpha")) > 0
+	})
+	if got := r.store.Size("alpha"); got != 0 {
+		t.Errorf("the replica stored %d tampered entries, want 0", got)
+	}
+	if len(matches(r, fixture.PDQ(7777))) != 0 {
+		t.Error("the replica matches a tampered entry")
+	}
+}
