@@ -221,29 +221,46 @@ func (s *memberServer) MatchStream(stream grpc.BidiStreamingServer[pb.MatchReque
 		case <-ctx.Done():
 			return s.n.endedStatus(stream.Context(), "reconnect and send the unanswered queries again")
 		case err := <-recvErr:
-			if err == io.EOF {
-				return nil
+			if err != io.EOF {
+				return err
 			}
-			return err
-		case req := <-reqs:
-			// Queries already waiting are answered together (see matchRequests), in order.
-			batch := []*pb.MatchRequest{req}
-		drain:
-			for len(batch) < maxMatchBatch {
-				select {
-				case r := <-reqs:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-			for _, resp := range s.n.matchRequests(batch) {
-				if err := stream.Send(resp); err != nil {
+			// The client is done sending: every query it sent is in reqs already (the receiver
+			// puts each one there before it reports the end), and each is answered before the
+			// stream ends. (Returning at once dropped the queries still waiting: found by
+			// TestMemberSubmitMatchLookup's batch.)
+			for len(reqs) > 0 {
+				if err := s.answerWaiting(stream, <-reqs, reqs); err != nil {
 					return err
 				}
 			}
+			return nil
+		case req := <-reqs:
+			if err := s.answerWaiting(stream, req, reqs); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// answerWaiting answers req and the queries already waiting in reqs (up to a batch) together (see
+// matchRequests), in order.
+func (s *memberServer) answerWaiting(stream grpc.BidiStreamingServer[pb.MatchRequest, pb.MatchResponse], req *pb.MatchRequest, reqs chan *pb.MatchRequest) error {
+	batch := []*pb.MatchRequest{req}
+drain:
+	for len(batch) < maxMatchBatch {
+		select {
+		case r := <-reqs:
+			batch = append(batch, r)
+		default:
+			break drain
+		}
+	}
+	for _, resp := range s.n.matchRequests(batch) {
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Lookup returns what the consortium says of exactly one signal.

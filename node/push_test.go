@@ -172,8 +172,10 @@ func TestPushHostile(t *testing.T) {
 		t.Fatalf("good push: got %v, %v; want size 2", resp, err)
 	}
 	waitFor(t, 10*time.Second, "bravo pushes on to charlie", func() bool { return pushCount(b, "sent", "ok") == 1 })
-	if got := pushCount(ch, "recv", "stored"); got != 1 || ch.store.Size("alpha") != 2 {
-		t.Errorf("charlie stored %v pushes and holds %d entries of alpha's log, want 1 and 2", got, ch.store.Size("alpha"))
+	// charlie takes the push (or, on a slow machine, already fetched the range from bravo over the
+	// pull path, and the push is then known): one push arrived, and charlie holds the log.
+	if got := pushCount(ch, "recv", "stored") + pushCount(ch, "recv", "known"); got != 1 || ch.store.Size("alpha") != 2 {
+		t.Errorf("charlie received %v pushes (stored or known) and holds %d entries of alpha's log, want 1 and 2", got, ch.store.Size("alpha"))
 	}
 	sent := pushCount(b, "sent", "ok")
 

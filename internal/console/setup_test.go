@@ -69,6 +69,10 @@ func consortiumUp(t *testing.T) map[string]*node.Node {
 	add := fixture.Add(fixture.At(0), listed, "behaviour:threat-incitement", "content:manifesto")
 	add.GetAdd().Note = hostile
 	submit(t, a, add, fixture.Add(fixture.At(1), disputed), fixture.Add(fixture.At(2), flood), fixture.Add(fixture.At(3), exact), fixture.Add(fixture.At(4), img, "content:branded-publication"))
+	// bravo's node takes an opinion only on a signal it holds a listing of: wait for alpha's adds.
+	if !localnet.WaitUntil(20*time.Second, func() bool { return b.Store().Size("alpha") == 5 }) {
+		t.Fatal("alpha's log did not reach bravo")
+	}
 	submit(t, b, fixture.Opinion(fixture.At(4), disputed, pb.Stance_STANCE_FALSE_POSITIVE))
 	if !localnet.WaitUntil(20*time.Second, func() bool {
 		return b.Store().Size("alpha") == 5 && a.Store().Size("bravo") == 1
