@@ -60,9 +60,13 @@ func CanonicalURL(raw string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: URL %q has no host", ErrInvalidSignal, truncate(raw, 80))
 	}
-	// Without a scheme, a word is not taken for a host: "not-a-url" is a typo, not a page.
-	if schemeless && !strings.Contains(host, ".") && !strings.Contains(host, ":") && host != "localhost" {
-		return "", fmt.Errorf("%w: %q is not a URL: no scheme, and %q is not a domain name or an IP address (want https://example.com/page or example.com/page)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+	// A word is not taken for a host: "not-a-url" is a typo, not a page. This holds with a scheme
+	// too: the canonical form drops the scheme, and must canonicalize again to itself.
+	if !strings.Contains(host, ".") && !strings.Contains(host, ":") && host != "localhost" {
+		if schemeless {
+			return "", fmt.Errorf("%w: %q is not a URL: no scheme, and %q is not a domain name or an IP address (want https://example.com/page or example.com/page)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+		}
+		return "", fmt.Errorf("%w: URL %q: host %q is not a domain name or an IP address (want a name with a dot, such as example.com)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		if ip.To4() == nil {
