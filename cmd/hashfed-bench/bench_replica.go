@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,8 +33,12 @@ func benchReplica(ctx context.Context, e *env, args []string) error {
 	clients := fs.Int("clients", 8, "concurrent match clients")
 	dur := fs.Duration("d", 3*time.Second, "time each match measurement runs")
 	sync := fs.Bool("fsync", true, "fsync appends")
+	batch := fs.Int("batch", 64, "queries per call in the bulk measurements (MatchStream, /v1/match/batch; at most 1,000)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *batch < 1 || *batch > 1000 {
+		return fmt.Errorf("-batch %d: want 1 to 1,000 queries a call", *batch)
 	}
 	dir, err := os.MkdirTemp("", "hashfed-bench-replica-")
 	if err != nil {
@@ -154,9 +159,105 @@ func benchReplica(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Bulk: each client keeps one MatchStream open and sends -batch queries before reading their
+	// answers, or POSTs -batch queries at a time to /v1/match/batch; a call counts -batch queries.
+	streamQPS := func(addrs ...string) (float64, error) {
+		var streams []pb.MemberService_MatchStreamClient
+		for w := range *clients {
+			ad := addrs[w%len(addrs)]
+			conn, err := grpc.NewClient("unix://"+strings.TrimPrefix(ad, "unix:"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+			st, err := pb.NewMemberServiceClient(conn).MatchStream(ctx)
+			if err != nil {
+				return 0, err
+			}
+			defer st.CloseSend()
+			streams = append(streams, st)
+		}
+		calls, err := loadRun(*clients, *dur, func(w, i int) error {
+			st := streams[w]
+			sent := make(chan error, 1)
+			go func() {
+				for k := range *batch {
+					if err := st.Send(&pb.MatchRequest{Id: fmt.Sprint(k), Signal: sigs[(i**batch+k)%len(sigs)].Proto()}); err != nil {
+						sent <- err
+						return
+					}
+				}
+				sent <- nil
+			}()
+			for range *batch {
+				resp, err := st.Recv()
+				if err != nil {
+					return err
+				}
+				if len(resp.Matches) == 0 {
+					return fmt.Errorf("no match for a listed signal (stream)")
+				}
+			}
+			return <-sent
+		})
+		return calls * float64(*batch), err
+	}
+	batchQPS := func(addrs ...string) (float64, error) {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients}}
+		calls, err := loadRun(*clients, *dur, func(w, i int) error {
+			var body strings.Builder
+			body.WriteString(`{"queries":[`)
+			for k := range *batch {
+				if k > 0 {
+					body.WriteByte(',')
+				}
+				fmt.Fprintf(&body, `{"id":"%d","type":"pdq","value":"%s"}`, k, hex.EncodeToString(sigs[(i**batch+k)%len(sigs)].Bytes()))
+			}
+			body.WriteString(`]}`)
+			resp, err := hc.Post("http://"+addrs[w%len(addrs)]+"/v1/match/batch", "application/json", strings.NewReader(body.String()))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			var out node.BatchJSON
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				return err
+			}
+			if len(out.Results) != *batch {
+				return fmt.Errorf("batch: %d results for %d queries", len(out.Results), *batch)
+			}
+			for _, res := range out.Results {
+				if res.Error != "" || len(res.Matches) == 0 {
+					return fmt.Errorf("batch: no match for a listed signal (%s)", res.Error)
+				}
+			}
+			return nil
+		})
+		return calls * float64(*batch), err
+	}
+	s1, err := streamQPS(a.MemberAddr())
+	if err != nil {
+		return err
+	}
+	s2, err := streamQPS(a.MemberAddr(), r.MemberAddr())
+	if err != nil {
+		return err
+	}
+	b1, err := batchQPS(a.HTTPAddr())
+	if err != nil {
+		return err
+	}
+	b2, err := batchQPS(a.HTTPAddr(), r.HTTPAddr())
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "match queries/s with %d clients, %v each: gRPC node %.0f, node+replica %.0f; HTTP node %.0f, node+replica %.0f\n", *clients, *dur, g1, g2, h1, h2)
-	fmt.Fprintf(e.stdout, "entries=%d catchup_s=%.2f catchup_entries_per_s=%.0f grpc_node_qps=%.0f grpc_node_replica_qps=%.0f http_node_qps=%.0f http_node_replica_qps=%.0f rss_mb=%.0f\n",
-		*count, catchup.Seconds(), float64(*count)/catchup.Seconds(), g1, g2, h1, h2, peakRSS())
+	fmt.Fprintf(e.stdout, "bulk match queries/s (%d queries a call): gRPC MatchStream node %.0f, node+replica %.0f; HTTP /v1/match/batch node %.0f, node+replica %.0f\n", *batch, s1, s2, b1, b2)
+	fmt.Fprintf(e.stdout, "entries=%d catchup_s=%.2f catchup_entries_per_s=%.0f grpc_node_qps=%.0f grpc_node_replica_qps=%.0f http_node_qps=%.0f http_node_replica_qps=%.0f stream_node_qps=%.0f stream_node_replica_qps=%.0f batch_node_qps=%.0f batch_node_replica_qps=%.0f rss_mb=%.0f\n",
+		*count, catchup.Seconds(), float64(*count)/catchup.Seconds(), g1, g2, h1, h2, s1, s2, b1, b2, peakRSS())
 	return nil
 }
 
