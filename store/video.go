@@ -394,11 +394,8 @@ func (s *Store) firstMS(sig consortium.Signal) int {
 // q.Radius of an image's PDQ hash h, nearest first, each with the timestamp of its nearest frame
 // in FrameMS.
 func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]Match, error) {
-	if q.Radius < 0 || q.Radius > MaxRadius {
-		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
-	}
-	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
-		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
+	if err := s.checkQuery(q); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
