@@ -210,7 +210,8 @@ func (s *Store) Lookup(sig consortium.Signal) (m Match, ok bool, err error) {
 }
 
 // protectLocked gives each candidate the certifications of its signal and of the query's signal q
-// (each certification once). Caller holds mu.
+// (each certification once). q is the zero Signal for a query without a signal of its own (a
+// video's frames): then each candidate gets its own. Caller holds mu.
 func (s *Store) protectLocked(cands []candidate, q consortium.Signal) {
 	if len(cands) == 0 {
 		return
