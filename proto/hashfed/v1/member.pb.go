@@ -1978,8 +1978,13 @@ type StatusResponse struct {
 	DisputeThreshold uint32 `protobuf:"varint,24,opt,name=dispute_threshold,json=disputeThreshold,proto3" json:"dispute_threshold,omitempty"`
 	// gossip_suspect is how many nodes gossip currently suspects of having failed.
 	GossipSuspect uint32 `protobuf:"varint,25,opt,name=gossip_suspect,json=gossipSuspect,proto3" json:"gossip_suspect,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// open_referrals is how many referrals in force address the node's member and await its answer
+	// (the Referrals call lists them); next_referral_deadline_unix_ms is the earliest of their
+	// deadlines, possibly past (0 when there are none).
+	OpenReferrals              uint32 `protobuf:"varint,26,opt,name=open_referrals,json=openReferrals,proto3" json:"open_referrals,omitempty"`
+	NextReferralDeadlineUnixMs int64  `protobuf:"varint,27,opt,name=next_referral_deadline_unix_ms,json=nextReferralDeadlineUnixMs,proto3" json:"next_referral_deadline_unix_ms,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2183,6 +2188,20 @@ func (x *StatusResponse) GetDisputeThreshold() uint32 {
 func (x *StatusResponse) GetGossipSuspect() uint32 {
 	if x != nil {
 		return x.GossipSuspect
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetOpenReferrals() uint32 {
+	if x != nil {
+		return x.OpenReferrals
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetNextReferralDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.NextReferralDeadlineUnixMs
 	}
 	return 0
 }
@@ -2965,7 +2984,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\x12*\n" +
 	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x124\n" +
 	"\tprotected\x18\t \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\x0f\n" +
-	"\rStatusRequest\"\xca\a\n" +
+	"\rStatusRequest\"\xb5\b\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
 	"\n" +
@@ -2994,7 +3013,9 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\fhttp_address\x18\x16 \x01(\tR\vhttpAddress\x12!\n" +
 	"\fquality_gate\x18\x17 \x01(\rR\vqualityGate\x12+\n" +
 	"\x11dispute_threshold\x18\x18 \x01(\rR\x10disputeThreshold\x12%\n" +
-	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\"c\n" +
+	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\x12%\n" +
+	"\x0eopen_referrals\x18\x1a \x01(\rR\ropenReferrals\x12B\n" +
+	"\x1enext_referral_deadline_unix_ms\x18\x1b \x01(\x03R\x1anextReferralDeadlineUnixMs\"c\n" +
 	"\fRosterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\x12\x1d\n" +
