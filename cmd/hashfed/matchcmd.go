@@ -180,12 +180,7 @@ func printMatch(e *env, m *pb.MatchResult) {
 	if m.Hidden != "" {
 		fmt.Fprintf(e.stdout, "  hidden by local policy: %s\n", m.Hidden)
 	}
-	for _, p := range m.Protected {
-		printProtection(e, "  ", p)
-	}
-	if len(m.Protected) > 0 {
-		fmt.Fprintln(e.stdout, "  → review before any removal: the match is certified as protected")
-	}
+	printProtections(e, "  ", m.Protected)
 	for _, l := range m.Listings {
 		extra := ""
 		if l.ContentId != "" {
@@ -201,5 +196,15 @@ func printMatch(e *env, m *pb.MatchResult) {
 	}
 	for _, o := range m.Opinions {
 		fmt.Fprintf(e.stdout, "  opinion of %s: %s %s\n", o.Author, consortium.StanceName(o.Stance), o.Text)
+	}
+}
+
+// printProtections prints the certifications that protect a match, and what that means.
+func printProtections(e *env, indent string, ps []*pb.Protection) {
+	for _, p := range ps {
+		printProtection(e, indent, p)
+	}
+	if len(ps) > 0 {
+		fmt.Fprintf(e.stdout, "%s→ review before any removal: the match is certified as protected\n", indent)
 	}
 }
