@@ -2638,9 +2638,12 @@ func (x *ExportRequest) GetAtUnixMs() int64 {
 }
 
 type ExportRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Signal        *Signal                `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
-	Listings      []*Listing             `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Signal   *Signal                `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	Listings []*Listing             `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	// protected are the certifications in force, not expired, that protect the signal (at the
+	// export's time): a match of it belongs in human review, not automated removal.
+	Protected     []*Protection `protobuf:"bytes,3,rep,name=protected,proto3" json:"protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2685,6 +2688,13 @@ func (x *ExportRecord) GetSignal() *Signal {
 func (x *ExportRecord) GetListings() []*Listing {
 	if x != nil {
 		return x.Listings
+	}
+	return nil
+}
+
+func (x *ExportRecord) GetProtected() []*Protection {
+	if x != nil {
+		return x.Protected
 	}
 	return nil
 }
@@ -3052,10 +3062,11 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\ainvalid\x18\a \x01(\tR\ainvalid\"-\n" +
 	"\rExportRequest\x12\x1c\n" +
 	"\n" +
-	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\"k\n" +
+	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\"\xa1\x01\n" +
 	"\fExportRecord\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12/\n" +
-	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\"\x13\n" +
+	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\x124\n" +
+	"\tprotected\x18\x03 \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\x13\n" +
 	"\x11ExportLogsRequest\"\xbe\x01\n" +
 	"\bLogChunk\x12\x18\n" +
 	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x16\n" +
@@ -3185,33 +3196,34 @@ var file_hashfed_v1_member_proto_depIdxs = []int32{
 	42, // 34: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
 	38, // 35: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
 	20, // 36: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	1,  // 37: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	4,  // 38: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	14, // 39: hashfed.v1.MemberService.MatchVideo:input_type -> hashfed.v1.MatchVideoRequest
-	4,  // 40: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	22, // 41: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	24, // 42: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	26, // 43: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	33, // 44: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	35, // 45: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	8,  // 46: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
-	10, // 47: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
-	2,  // 48: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	5,  // 49: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	16, // 50: hashfed.v1.MemberService.MatchVideo:output_type -> hashfed.v1.MatchVideoResponse
-	5,  // 51: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	23, // 52: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	25, // 53: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	27, // 54: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	34, // 55: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	36, // 56: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	9,  // 57: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
-	11, // 58: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
-	48, // [48:59] is the sub-list for method output_type
-	37, // [37:48] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	7,  // 37: hashfed.v1.ExportRecord.protected:type_name -> hashfed.v1.Protection
+	1,  // 38: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 39: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	14, // 40: hashfed.v1.MemberService.MatchVideo:input_type -> hashfed.v1.MatchVideoRequest
+	4,  // 41: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	22, // 42: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	24, // 43: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	26, // 44: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	33, // 45: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	35, // 46: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	8,  // 47: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
+	10, // 48: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
+	2,  // 49: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 50: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	16, // 51: hashfed.v1.MemberService.MatchVideo:output_type -> hashfed.v1.MatchVideoResponse
+	5,  // 52: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	23, // 53: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	25, // 54: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	27, // 55: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	34, // 56: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	36, // 57: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	9,  // 58: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
+	11, // 59: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }
