@@ -211,11 +211,8 @@ func (n *Node) hmaLookup(sig consortium.Signal, quality int, p hmaParams) (hmaBa
 			out[l.Member] = append(out[l.Member], hm)
 		}
 	}
-	locals, err := n.localMatches(sig, p.maxDistance)
-	if err != nil {
-		return nil, err
-	}
-	for _, lm := range locals {
+	for _, l := range res.local {
+		lm := newLocalMatchJSON(l)
 		bank := hmaLocalPrefix + lm.Bank
 		if p.banks != nil && !p.banks[bank] {
 			continue

@@ -54,11 +54,16 @@ const maxHiddenReasons = 10
 type matched struct {
 	matches []store.Match
 	hidden  []store.Match
+	// local are the matches in the node's local banks (never shared).
+	local []store.LocalMatch
 }
 
 // response returns the answer's wire form.
 func (m matched) response(id string) *pb.MatchResponse {
 	resp := &pb.MatchResponse{Id: id, Matches: matchesToProto(m.matches), HiddenCount: uint32(len(m.hidden))}
+	for _, l := range m.local {
+		resp.Local = append(resp.Local, localMatchToProto(l))
+	}
 	for _, h := range m.hidden {
 		if len(resp.HiddenReasons) < maxHiddenReasons && !slices.Contains(resp.HiddenReasons, h.Hidden) {
 			resp.HiddenReasons = append(resp.HiddenReasons, h.Hidden)
@@ -69,7 +74,7 @@ func (m matched) response(id string) *pb.MatchResponse {
 
 // match answers one query and records its latency and outcome in the metrics. Matches the local
 // policy hides are returned apart unless the query includes them, so that the answer can say how
-// many were hidden and why.
+// many were hidden and why; the node's local banks are matched too.
 func (n *Node) match(sig consortium.Signal, q store.Query) (matched, error) {
 	start := time.Now()
 	include := q.IncludeHidden
@@ -77,6 +82,10 @@ func (n *Node) match(sig consortium.Signal, q store.Query) (matched, error) {
 	all, err := n.store.MatchSignal(sig, q)
 	res := splitHidden(all, include)
 	n.countMatch(sig.Type.String(), res, err, time.Since(start))
+	if err != nil {
+		return res, err
+	}
+	res.local, err = n.store.LocalMatch(sig, q.Radius)
 	return res, err
 }
 
@@ -184,6 +193,11 @@ func (n *Node) matchRequests(reqs []*pb.MatchRequest) []*pb.MatchResponse {
 			}
 			m := splitHidden(res[k-i], include)
 			n.countMatch("pdq", m, nil, each)
+			var lerr error
+			if m.local, lerr = n.store.LocalMatch(sigs[k], q.Radius); lerr != nil {
+				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Error: lerr.Error()}
+				continue
+			}
 			out[k] = m.response(reqs[k].Id)
 		}
 		i = j

@@ -113,7 +113,7 @@ func matchWaiting(ctx context.Context, c *memberclient.Client, qs []memberclient
 			if err != nil {
 				return nil, err
 			}
-			matched = matched || len(resp.Matches) > 0
+			matched = matched || len(resp.Matches)+len(resp.Local) > 0
 			resps = append(resps, resp)
 		}
 		if matched || !time.Now().Before(deadline) {
@@ -127,49 +127,69 @@ func matchWaiting(ctx context.Context, c *memberclient.Client, qs []memberclient
 	}
 }
 
-// matchesOf returns the matches of every response, in order.
-func matchesOf(resps []*pb.MatchResponse) []*pb.MatchResult {
+// matchesOf returns the matches of every response, in order, and the matches in the node's local
+// banks.
+func matchesOf(resps []*pb.MatchResponse) ([]*pb.MatchResult, []*pb.LocalMatch) {
 	var all []*pb.MatchResult
+	var local []*pb.LocalMatch
 	for _, r := range resps {
 		all = append(all, r.Matches...)
+		local = append(local, r.Local...)
 	}
-	return all
+	return all, local
 }
 
 // printMatchesJSON prints the answer as JSON, with a video's matches when the query was a video,
 // and reports whether anything matched.
 func printMatchesJSON(e *env, video *pb.MatchVideoResponse, resps []*pb.MatchResponse) bool {
-	all := matchesOf(resps)
+	all, local := matchesOf(resps)
 	if video != nil {
 		printVideoJSON(e, video, all)
 		return len(video.Videos)+len(video.Images)+len(all) > 0
 	}
 	b, _ := json.MarshalIndent(node.NewMatchResponseJSON(resps...), "", "  ")
 	fmt.Fprintln(e.stdout, string(b))
-	return len(all) > 0
+	return len(all)+len(local) > 0
 }
 
 // printMatches prints the answer for people, a video's matches first when the query was a
 // video, and reports whether anything matched. The count of matches the node's policy hides
 // comes last (not after a video's matches alone).
 func printMatches(e *env, video *pb.MatchVideoResponse, resps []*pb.MatchResponse) bool {
-	all := matchesOf(resps)
+	all, local := matchesOf(resps)
 	if video != nil {
 		printVideoMatches(e, video)
 		if len(video.Videos)+len(video.Images) > 0 && len(all) == 0 {
 			return true
 		}
 	}
-	if len(all) == 0 {
+	if len(all)+len(local) == 0 {
 		fmt.Fprintln(e.stdout, "no match")
 	}
 	for _, m := range all {
 		printMatch(e, m)
 	}
+	for _, l := range local {
+		printLocalMatch(e, l)
+	}
 	if res := node.NewMatchResponseJSON(resps...); res.HiddenCount > 0 {
 		fmt.Fprintf(e.stdout, "%d hidden by this node's policy (--include-hidden shows them): %s\n", res.HiddenCount, strings.Join(res.HiddenReasons, "; "))
 	}
-	return len(all) > 0
+	return len(all)+len(local) > 0
+}
+
+// printLocalMatch prints a match in one of the node's local banks: never shared, so it is marked.
+func printLocalMatch(e *env, l *pb.LocalMatch) {
+	sig, _ := consortium.SignalFromProto(l.Signal)
+	fmt.Fprintf(e.stdout, "LOCAL MATCH %s distance %d in this node's local bank %s (not shared)\n", sig, l.Distance, l.Bank)
+	extra := ""
+	if l.ContentId != "" {
+		extra = " content " + l.ContentId
+	}
+	fmt.Fprintf(e.stdout, "  added %s: %s%s\n", time.UnixMilli(l.AddedUnixMs).UTC().Format(time.RFC3339), strings.Join(l.Labels, " "), extra)
+	if l.Note != "" {
+		fmt.Fprintf(e.stdout, "    note: %s\n", l.Note)
+	}
 }
 
 // printMatch prints one match: the signal, why it is hidden or protected, its listings and the
