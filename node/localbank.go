@@ -45,7 +45,9 @@ type LocalMatchJSON struct {
 	Added     string     `json:"added"`
 }
 
-func newLocalMatchJSON(m store.LocalMatch) LocalMatchJSON { return NewLocalMatchJSON(localMatchToProto(m)) }
+func newLocalMatchJSON(m store.LocalMatch) LocalMatchJSON {
+	return NewLocalMatchJSON(localMatchToProto(m))
+}
 
 // NewLocalMatchJSON returns the JSON form of a local bank's match in its wire form.
 func NewLocalMatchJSON(m *pb.LocalMatch) LocalMatchJSON {
