@@ -100,22 +100,12 @@ func TestLocalBanksHTTP(t *testing.T) {
 	}
 	// MatchStream's batched PDQ answers carry local matches as Match does.
 	ownPDQ, _ := consortium.ParseSignal("pdq", "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22")
-	stream, err := c.MatchStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var reqs []*pb.MatchRequest
 	for i := range 4 {
-		if err := stream.Send(&pb.MatchRequest{Id: strconv.Itoa(i), Signal: flipBits(ownPDQ, i).Proto()}); err != nil {
-			t.Fatal(err)
-		}
+		reqs = append(reqs, &pb.MatchRequest{Id: strconv.Itoa(i), Signal: flipBits(ownPDQ, i).Proto()})
 	}
-	stream.CloseSend()
-	for i := range 4 {
-		got, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := c.Match(ctx, &pb.MatchRequest{Id: strconv.Itoa(i), Signal: flipBits(ownPDQ, i).Proto()})
+	for i, got := range matchStreamAll(t, ctx, c, reqs) {
+		want, err := c.Match(ctx, reqs[i])
 		// The same hash is in own and in stopncii's list.
 		if err != nil || len(want.Local) != 2 || want.Local[0].Bank != "own" || want.Local[1].Bank != "stopncii" || want.Local[0].Distance != uint32(i) {
 			t.Fatalf("match %d: got %v, %v; want local matches in own and stopncii at distance %d", i, want, err, i)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -31,24 +32,10 @@ func TestMatchStreamAnswersAsMatch(t *testing.T) {
 		}
 		reqs = append(reqs, r)
 	}
-	stream, err := c.MatchStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range reqs {
-		if err := stream.Send(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := stream.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
+	answers := matchStreamAll(t, ctx, c, reqs)
 	hidden := 0
-	for _, r := range reqs {
-		got, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("recv answer %s: %v", r.Id, err)
-		}
+	for i, r := range reqs {
+		got := answers[i]
 		want, err := c.Match(ctx, r)
 		if err != nil {
 			t.Fatal(err)
@@ -61,4 +48,29 @@ func TestMatchStreamAnswersAsMatch(t *testing.T) {
 	if hidden == 0 {
 		t.Error("no answer counted a hidden match: the test checks nothing")
 	}
+}
+
+// matchStreamAll sends reqs on one MatchStream, ends it, and returns the answers, in order (queries
+// sent at once are answered together: see matchRequests).
+func matchStreamAll(t *testing.T, ctx context.Context, c pb.MemberServiceClient, reqs []*pb.MatchRequest) []*pb.MatchResponse {
+	t.Helper()
+	stream, err := c.MatchStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		if err := stream.Send(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*pb.MatchResponse, len(reqs))
+	for i, r := range reqs {
+		if out[i], err = stream.Recv(); err != nil {
+			t.Fatalf("recv answer %s: %v", r.Id, err)
+		}
+	}
+	return out
 }

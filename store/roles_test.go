@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/consortium/vpdq"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
@@ -57,14 +58,22 @@ func TestProtectedMatch(t *testing.T) {
 	}
 }
 
-// TestProtectedFrameMatch: an image query that matches a frame of a listed video is protected, as
-// any match, when the query's signal or the listed video part is certified (PROTOCOL.md section 14).
-func TestProtectedFrameMatch(t *testing.T) {
+// listedVideoWithNGO opens a store whose roster has a civil-society participant, ngo, and in which
+// alpha lists a sample video in two parts; it returns the store, the video's frames and its parts.
+func listedVideoWithNGO(t *testing.T) (*store.Store, []vpdq.Frame, []consortium.Signal) {
+	t.Helper()
 	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "ngo", Role: pb.Role_ROLE_CIVIL_SOCIETY})
 	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
 	chair := sampleFrames(t, "chair-19-sd-bar")
 	adds, parts := videoAdds(t, chair, "video-1", 2)
 	submit(t, s, "alpha", adds...)
+	return s, chair, parts
+}
+
+// TestProtectedFrameMatch: an image query that matches a frame of a listed video is protected, as
+// any match, when the query's signal or the listed video part is certified (PROTOCOL.md section 14).
+func TestProtectedFrameMatch(t *testing.T) {
+	s, chair, parts := listedVideoWithNGO(t)
 	still := consortium.Signal{Type: consortium.PDQ, Value: chair[10].Hash} // in the first part
 	late := consortium.Signal{Type: consortium.PDQ, Value: chair[len(chair)-10].Hash}
 	submit(t, s, "ngo", fixture.Certify(0, "ngo", pb.Category_CATEGORY_NEWS, still), fixture.Certify(0, "ngo", pb.Category_CATEGORY_RESEARCH, parts[len(parts)-1]))
@@ -95,13 +104,9 @@ func TestProtectedFrameMatch(t *testing.T) {
 }
 
 // TestProtectedVideoMatch: a video query's matches carry the certifications of the listed parts and
-// images they matched, and an image matched by a frame those of that frame too.
+// images they matched.
 func TestProtectedVideoMatch(t *testing.T) {
-	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "ngo", Role: pb.Role_ROLE_CIVIL_SOCIETY})
-	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
-	chair := sampleFrames(t, "chair-19-sd-bar")
-	adds, parts := videoAdds(t, chair, "video-1", 2)
-	submit(t, s, "alpha", adds...)
+	s, chair, parts := listedVideoWithNGO(t)
 	query := sampleFrames(t, "chair-20-sd-bar")
 	image := consortium.Signal{Type: consortium.PDQ, Value: chair[100].Hash}
 	frameImage := consortium.Signal{Type: consortium.PDQ, Value: query[5].Hash}
