@@ -17,7 +17,8 @@ import (
 
 // Export streams the shared set: now (every listed signal with its unexpired listings, hidden ones
 // included, since hiding is local policy), or with at_unix_ms the set as replaying every stored log
-// up to that time gives it (listings expired by then left out).
+// up to that time gives it (listings expired by then left out); each signal with the
+// certifications that protect it then.
 func (s *memberServer) Export(req *pb.ExportRequest, stream grpc.ServerStreamingServer[pb.ExportRecord]) error {
 	if req.AtUnixMs < 0 {
 		return status.Errorf(codes.InvalidArgument, "at_unix_ms %d is negative", req.AtUnixMs)
@@ -67,7 +68,7 @@ func (n *Node) exportNow(ctx context.Context, send func(*pb.ExportRecord) error)
 			if !ok || len(m.Listings) == 0 {
 				continue
 			}
-			rec := &pb.ExportRecord{Signal: sig.Proto(), Listings: make([]*pb.Listing, len(m.Listings))}
+			rec := &pb.ExportRecord{Signal: sig.Proto(), Listings: make([]*pb.Listing, len(m.Listings)), Protected: protectionsToProto(m.Protected)}
 			for i, l := range m.Listings {
 				rec.Listings[i] = listingToProto(l)
 			}
@@ -130,6 +131,7 @@ func (n *Node) exportAt(ctx context.Context, at int64, send func(*pb.ExportRecor
 		if len(rec.Listings) == 0 {
 			return true
 		}
+		rec.Protected = protectionsToProto(st.Protections(sig, at))
 		if sendErr = send(rec); sendErr != nil {
 			return false
 		}

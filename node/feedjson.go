@@ -343,10 +343,40 @@ func (r *FeedRecordJSON) AppendJSON(b []byte) []byte {
 	list("to", r.To)
 	str("outcome", r.Outcome)
 	if r.Protected != nil {
-		// Rare (certified signals only): encoding/json writes these.
-		p, _ := json.Marshal(r.Protected)
-		b = append(b, `,"protected":`...)
-		b = append(b, p...)
+		b = append(b, `,"protected":[`...)
+		for i := range r.Protected {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.Protected[i].AppendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// AppendJSON appends the protection's JSON, the bytes encoding/json writes for it, as
+// [FeedRecordJSON.AppendJSON] does for the record that carries it.
+func (p *ProtectionJSON) AppendJSON(b []byte) []byte {
+	b = append(b, `{"certification":`...)
+	b = appendJSONString(b, p.Certification)
+	b = append(b, `,"author":`...)
+	b = appendJSONString(b, p.Author)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendUint(b, p.Index, 10)
+	b = append(b, `,"time":`...)
+	b = appendJSONString(b, p.Time)
+	b = append(b, `,"category":`...)
+	b = appendJSONString(b, p.Category)
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, p.Reason)
+	if p.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendJSONString(b, p.Subject)
+	}
+	if p.Expires != "" {
+		b = append(b, `,"expires":`...)
+		b = appendJSONString(b, p.Expires)
 	}
 	return append(b, '}')
 }

@@ -30,6 +30,16 @@ func feedRecordSamples() []FeedRecordJSON {
 		{Cursor: "alpha.9", Seq: 8, Member: "alpha", Index: 5, Op: "answer", Referral: "ef56", Outcome: "declined", Reason: "not terrorist content"},
 		{Cursor: "alpha.10", Seq: 9, Member: "alpha", Index: 6, Op: "add", Signal: sig, Labels: []string{}, ListedBy: []string{"alpha"},
 			Protected: []ProtectionJSON{{Certification: "cd34", Author: "ngo", Time: "2026-01-01T00:00:00Z", Category: "news", Reason: "r&d"}}},
+		// Protections with every field, and strings a hostile certifier could write (quotes,
+		// backslashes, control characters, HTML, line separators, invalid UTF-8).
+		{Cursor: "alpha.11", Seq: 10, Member: "alpha", Index: 7, Op: "add", Signal: sig, Labels: []string{}, ListedBy: []string{"alpha", "bravo"},
+			Protected: []ProtectionJSON{
+				{Certification: "cd34", Author: "ngo", Index: 18446744073709551615, Time: "2026-01-01T00:00:00.5Z", Category: "parody",
+					Reason: "\"}],\"x\":\"\\\n\t\x00\x1f</script>&amp;", Subject: "@a\u2028b\u2029c\xff\xfe é", Expires: "2027-01-01T00:00:00Z"},
+				{Certification: "ef56", Author: "ngo2", Index: 3, Time: "2026-01-02T00:00:00Z", Category: "counter_speech", Reason: ""},
+			}},
+		// An empty list is written, as encoding/json does (only a nil one is left out).
+		{Cursor: "alpha.12", Seq: 11, Member: "alpha", Index: 8, Op: "add", Protected: []ProtectionJSON{}},
 	}
 }
 
@@ -41,6 +51,13 @@ func TestFeedRecordAppendJSON(t *testing.T) {
 		Entry: fixture.Add(fixture.At(0), fixture.MD5(1), "incident:x"), ListedBy: []string{"bravo"}, Signal: fixture.MD5(1).Proto()}))
 	endorse := &pb.Entry{TimeUnixMs: fixture.At(5), Op: &pb.Entry_Endorse{Endorse: &pb.Endorse{Epoch: 2, Proposal: make([]byte, 32)}}}
 	recs = append(recs, NewFeedRecordJSON("alpha", &pb.FeedEvent{Seq: 10, Member: "bravo", Index: 3, Entry: endorse, Cutoff: pb.CutoffEffect_CUTOFF_EFFECT_LISTED}))
+	recs = append(recs, NewFeedRecordJSON("alpha", &pb.FeedEvent{Seq: 11, Member: "bravo", Index: 4,
+		Entry: fixture.Add(fixture.At(0), fixture.PDQ(2)), ListedBy: []string{"bravo"}, Signal: fixture.PDQ(2).Proto(),
+		Protected: []*pb.Protection{{Certification: make([]byte, 32), Author: "ngo", Index: 2, TimeUnixMs: fixture.At(1), Category: pb.Category_CATEGORY_NEWS,
+			Reason: "a \"report\" <b>\u2028", Subject: "\x7f\x01", ExpiresUnixMs: fixture.At(99)}}}))
+	if got := recs[len(recs)-1].Protected; len(got) != 1 || got[0].Expires == "" || got[0].Subject == "" {
+		t.Fatalf("record from a wire event: got protections %+v, want one with every field", got)
+	}
 	for i, r := range recs {
 		want, err := json.Marshal(r)
 		if err != nil {
@@ -59,7 +76,11 @@ func FuzzFeedRecordAppendJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, member, note, rejected string, seq uint64) {
 		r := FeedRecordJSON{Cursor: FormatCursor(member, seq+1), Seq: seq, Member: member, Op: "add", Note: note, Rejected: rejected,
-			Labels: []string{note}, ListedBy: []string{member, rejected}, Signal: &SignalJSON{Type: consortium.MD5.String(), Value: note}}
+			Labels: []string{note}, ListedBy: []string{member, rejected}, Signal: &SignalJSON{Type: consortium.MD5.String(), Value: note},
+			Protected: []ProtectionJSON{{Certification: rejected, Author: member, Index: seq, Time: note, Category: member, Reason: note, Subject: rejected, Expires: note}}}
+		if seq%2 == 1 {
+			r.Protected = append(r.Protected, ProtectionJSON{Author: rejected, Reason: member})
+		}
 		want, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)

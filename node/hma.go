@@ -176,6 +176,9 @@ type hmaMatch struct {
 	Opinions      []OpinionJSON   `json:"opinions,omitempty"`
 	LocalEntry    *LocalMatchJSON `json:"local_entry,omitempty"`
 	Local         *bool           `json:"local,omitempty"`
+	// Protected, hashfed's, is on every match of a protected signal, detail or not: the
+	// certifications that send the match to human review instead of automated removal.
+	Protected []ProtectionJSON `json:"protected,omitempty"`
 }
 
 // hmaBankMatches maps a bank to its matches.
@@ -200,7 +203,7 @@ func (n *Node) hmaLookup(sig consortium.Signal, quality int, p hmaParams) (hmaBa
 			if p.banks != nil && !p.banks[l.Member] {
 				continue
 			}
-			hm := hmaMatch{BankContentID: l.Index, Distance: dist}
+			hm := hmaMatch{BankContentID: l.Index, Distance: dist, Protected: j.Protected}
 			if p.detail {
 				local := false
 				hm.Signal, hm.Listing, hm.Opinions, hm.Local = &j.Signal, &j.Listings[i], j.Opinions, &local
@@ -208,11 +211,8 @@ func (n *Node) hmaLookup(sig consortium.Signal, quality int, p hmaParams) (hmaBa
 			out[l.Member] = append(out[l.Member], hm)
 		}
 	}
-	locals, err := n.localMatches(sig, p.maxDistance)
-	if err != nil {
-		return nil, err
-	}
-	for _, lm := range locals {
+	for _, l := range res.local {
+		lm := newLocalMatchJSON(l)
 		bank := hmaLocalPrefix + lm.Bank
 		if p.banks != nil && !p.banks[bank] {
 			continue

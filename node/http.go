@@ -282,6 +282,9 @@ func NewMatchResponseJSON(resps ...*pb.MatchResponse) MatchesJSON {
 	out := MatchesJSON{}
 	for _, r := range resps {
 		all = append(all, r.GetMatches()...)
+		for _, l := range r.GetLocal() {
+			out.Local = append(out.Local, NewLocalMatchJSON(l))
+		}
 		out.HiddenCount += int(r.GetHiddenCount())
 		for _, why := range r.GetHiddenReasons() {
 			if !slices.Contains(out.HiddenReasons, why) {
@@ -445,12 +448,7 @@ func (n *Node) handleMatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := NewMatchResponseJSON(res.response(""))
-	if out.Local, err = n.localMatches(sig, q.Radius); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, NewMatchResponseJSON(res.response("")))
 }
 
 func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {

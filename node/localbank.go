@@ -25,6 +25,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/consortium/hashlist"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
 )
 
@@ -45,13 +46,26 @@ type LocalMatchJSON struct {
 }
 
 func newLocalMatchJSON(m store.LocalMatch) LocalMatchJSON {
-	j := LocalMatchJSON{Local: true, Bank: m.Bank, Signal: SignalJSON{Type: m.Entry.Signal.Type.String(), Value: m.Entry.Signal.Text()},
-		Distance: m.Distance, Labels: m.Entry.Labels, ContentID: m.Entry.ContentID, Note: m.Entry.Note,
-		Added: rfc3339(time.UnixMilli(m.Entry.AddedUnixMs))}
+	return NewLocalMatchJSON(localMatchToProto(m))
+}
+
+// NewLocalMatchJSON returns the JSON form of a local bank's match in its wire form.
+func NewLocalMatchJSON(m *pb.LocalMatch) LocalMatchJSON {
+	j := LocalMatchJSON{Local: true, Bank: m.GetBank(), Distance: int(m.GetDistance()), Labels: m.GetLabels(), ContentID: m.GetContentId(),
+		Note: m.GetNote(), Added: rfc3339(time.UnixMilli(m.GetAddedUnixMs()))}
+	if sig, err := consortium.SignalFromProto(m.GetSignal()); err == nil {
+		j.Signal = SignalJSON{Type: sig.Type.String(), Value: sig.Text()}
+	}
 	if j.Labels == nil {
 		j.Labels = []string{}
 	}
 	return j
+}
+
+// localMatchToProto returns the wire form of a local bank's match.
+func localMatchToProto(m store.LocalMatch) *pb.LocalMatch {
+	return &pb.LocalMatch{Bank: m.Bank, Signal: m.Entry.Signal.Proto(), Distance: uint32(m.Distance), Labels: m.Entry.Labels,
+		ContentId: m.Entry.ContentID, Note: m.Entry.Note, AddedUnixMs: m.Entry.AddedUnixMs}
 }
 
 // localMatches answers a query against the local banks in JSON (never nil).

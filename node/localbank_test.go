@@ -5,15 +5,19 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
+	"google.golang.org/protobuf/proto"
 )
 
-// TestLocalBanksHTTP imports programmes' lists into local banks, matches them through the JSON API
-// and HMA's endpoints (marked local), applies their deletions, and checks that nothing of it
+// TestLocalBanksHTTP imports programmes' lists into local banks, matches them through the JSON API,
+// gRPC's Match and MatchStream and HMA's endpoints (marked local), applies their deletions, and checks that nothing of it
 // reaches the member's log or the shared state.
 func TestLocalBanksHTTP(t *testing.T) {
 	n := startTestNode(t, "alpha", nil)
@@ -46,6 +50,19 @@ func TestLocalBanksHTTP(t *testing.T) {
 	json.Unmarshal([]byte(body), &m)
 	if len(m.Matches) != 0 || len(m.Local) != 1 || !m.Local[0].Local || m.Local[0].Bank != "ncmec" || m.Local[0].ContentID != "ncmec:7-img-1" || strings.Join(m.Local[0].Labels, ",") != "ncmec-classification:B1" {
 		t.Fatalf("got %s, want one local match in ncmec", body)
+	}
+	// gRPC's Match answers it too, in local.
+	c := dialMember(t, n)
+	md5Sig, err := consortium.ParseSignal("md5", img1MD5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr, err := c.Match(ctx, &pb.MatchRequest{Signal: md5Sig.Proto()})
+	if err != nil || len(mr.Matches) != 0 || len(mr.Local) != 1 || mr.Local[0].Bank != "ncmec" || mr.Local[0].ContentId != "ncmec:7-img-1" || mr.Local[0].AddedUnixMs == 0 {
+		t.Fatalf("gRPC match: got %v, %v; want one local match in ncmec", mr, err)
+	}
+	if got := NewMatchResponseJSON(mr); len(got.Local) != 1 || !reflect.DeepEqual(got.Local, m.Local) {
+		t.Errorf("gRPC answer in JSON: got %+v, want what /v1/match says, %+v", got.Local, m.Local)
 	}
 	// HMA: the bank is local:ncmec, listed in /c/banks with local true.
 	code, body = hmaDo(t, n, "GET", "/m/lookup?"+url.Values{"signal_type": {"video_md5"}, "signal": {img1MD5}, "detail": {"true"}}.Encode(), "", nil)
@@ -80,6 +97,22 @@ func TestLocalBanksHTTP(t *testing.T) {
 	}
 	if code, res := post("own", "format=te&replace=true", "pdq f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22\n"); code != 200 || res["deleted"] != 1.0 || res["size"] != 1.0 {
 		t.Fatalf("replace: got %d %v", code, res)
+	}
+	// MatchStream's batched PDQ answers carry local matches as Match does.
+	ownPDQ, _ := consortium.ParseSignal("pdq", "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22")
+	var reqs []*pb.MatchRequest
+	for i := range 4 {
+		reqs = append(reqs, &pb.MatchRequest{Id: strconv.Itoa(i), Signal: flipBits(ownPDQ, i).Proto()})
+	}
+	for i, got := range matchStreamAll(t, ctx, c, reqs) {
+		want, err := c.Match(ctx, reqs[i])
+		// The same hash is in own and in stopncii's list.
+		if err != nil || len(want.Local) != 2 || want.Local[0].Bank != "own" || want.Local[1].Bank != "stopncii" || want.Local[0].Distance != uint32(i) {
+			t.Fatalf("match %d: got %v, %v; want local matches in own and stopncii at distance %d", i, want, err, i)
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("stream answer %d: got %v, want %v", i, got, want)
+		}
 	}
 	code, hdr, body := httpDo(t, n, "GET", "/v1/banks/own", "", "")
 	if code != 200 || body != "pdq f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22\n" || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {

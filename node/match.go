@@ -54,11 +54,16 @@ const maxHiddenReasons = 10
 type matched struct {
 	matches []store.Match
 	hidden  []store.Match
+	// local are the matches in the node's local banks (never shared).
+	local []store.LocalMatch
 }
 
 // response returns the answer's wire form.
 func (m matched) response(id string) *pb.MatchResponse {
 	resp := &pb.MatchResponse{Id: id, Matches: matchesToProto(m.matches), HiddenCount: uint32(len(m.hidden))}
+	for _, l := range m.local {
+		resp.Local = append(resp.Local, localMatchToProto(l))
+	}
 	for _, h := range m.hidden {
 		if len(resp.HiddenReasons) < maxHiddenReasons && !slices.Contains(resp.HiddenReasons, h.Hidden) {
 			resp.HiddenReasons = append(resp.HiddenReasons, h.Hidden)
@@ -69,36 +74,50 @@ func (m matched) response(id string) *pb.MatchResponse {
 
 // match answers one query and records its latency and outcome in the metrics. Matches the local
 // policy hides are returned apart unless the query includes them, so that the answer can say how
-// many were hidden and why.
+// many were hidden and why; the node's local banks are matched too.
 func (n *Node) match(sig consortium.Signal, q store.Query) (matched, error) {
 	start := time.Now()
 	include := q.IncludeHidden
 	q.IncludeHidden = true
 	all, err := n.store.MatchSignal(sig, q)
-	var res matched
+	res := splitHidden(all, include)
+	n.countMatch(sig.Type.String(), res, err, time.Since(start))
+	if err != nil {
+		return res, err
+	}
+	res.local, err = n.store.LocalMatch(sig, q.Radius)
+	return res, err
+}
+
+// splitHidden makes the answer to one query from all its matches, those the local policy hides
+// included: the hidden ones apart, unless the query includes them.
+func splitHidden(all []store.Match, include bool) matched {
 	if include {
-		res.matches = all
-	} else {
-		for _, m := range all {
-			if m.Hidden != "" {
-				res.hidden = append(res.hidden, m)
-			} else {
-				res.matches = append(res.matches, m)
-			}
+		return matched{matches: all}
+	}
+	var res matched
+	for _, m := range all {
+		if m.Hidden != "" {
+			res.hidden = append(res.hidden, m)
+		} else {
+			res.matches = append(res.matches, m)
 		}
 	}
-	ms := res.matches
-	typ := sig.Type.String()
-	n.metrics.matchLatency.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+	return res
+}
+
+// countMatch records in the metrics the latency of a query of type typ and its outcome: an error,
+// a hit (something shown) or a miss.
+func (n *Node) countMatch(typ string, res matched, err error, took time.Duration) {
+	n.metrics.matchLatency.WithLabelValues(typ).Observe(took.Seconds())
 	outcome := "miss"
 	switch {
 	case err != nil:
 		outcome = "error"
-	case len(ms) > 0:
+	case len(res.matches) > 0:
 		outcome = "hit"
 	}
 	n.metrics.matchQueries.WithLabelValues(typ, outcome).Inc()
-	return res, err
 }
 
 // matchRequest validates and answers one match request.
@@ -159,22 +178,27 @@ func (n *Node) matchRequests(reqs []*pb.MatchRequest) []*pb.MatchResponse {
 		for _, sig := range sigs[i:j] {
 			hs = append(hs, sig.Value)
 		}
+		// As match: hidden matches are asked for, and set apart unless the queries include them.
 		start := time.Now()
-		res, err := n.store.MatchPDQBatch(hs, qs[i])
-		each := time.Since(start).Seconds()
+		q := qs[i]
+		include := q.IncludeHidden
+		q.IncludeHidden = true
+		res, err := n.store.MatchPDQBatch(hs, q)
+		each := time.Since(start)
 		for k := i; k < j; k++ {
-			n.metrics.matchLatency.WithLabelValues("pdq").Observe(each)
-			switch {
-			case err != nil:
-				n.metrics.matchQueries.WithLabelValues("pdq", "error").Inc()
+			if err != nil {
+				n.countMatch("pdq", matched{}, err, each)
 				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Error: err.Error()}
-			case len(res[k-i]) > 0:
-				n.metrics.matchQueries.WithLabelValues("pdq", "hit").Inc()
-				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Matches: matchesToProto(res[k-i])}
-			default:
-				n.metrics.matchQueries.WithLabelValues("pdq", "miss").Inc()
-				out[k] = &pb.MatchResponse{Id: reqs[k].Id}
+				continue
 			}
+			m := splitHidden(res[k-i], include)
+			n.countMatch("pdq", m, nil, each)
+			var lerr error
+			if m.local, lerr = n.store.LocalMatch(sigs[k], q.Radius); lerr != nil {
+				out[k] = &pb.MatchResponse{Id: reqs[k].Id, Error: lerr.Error()}
+				continue
+			}
+			out[k] = m.response(reqs[k].Id)
 		}
 		i = j
 	}

@@ -283,24 +283,10 @@ func TestMemberSubmitMatchLookup(t *testing.T) {
 			}
 			reqs = append(reqs, r)
 		}
-		stream, err := c.MatchStream(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range reqs {
-			if err := stream.Send(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := stream.CloseSend(); err != nil {
-			t.Fatal(err)
-		}
+		answers := matchStreamAll(t, ctx, c, reqs)
 		hits := 0
-		for _, r := range reqs {
-			got, err := stream.Recv()
-			if err != nil {
-				t.Fatalf("recv answer %s: %v", r.Id, err)
-			}
+		for i, r := range reqs {
+			got := answers[i]
 			want, err := c.Match(ctx, r)
 			if err != nil {
 				want = &pb.MatchResponse{Id: r.Id, Error: status.Convert(err).Message()}

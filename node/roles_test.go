@@ -2,8 +2,10 @@ package node
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
@@ -55,6 +57,28 @@ func TestProtectedThroughAPIs(t *testing.T) {
 	}
 	if code, _, body = httpDo(t, n, "GET", "/v1/referrals", "", ""); code != 200 {
 		t.Errorf("/v1/referrals: got %d %s", code, body)
+	}
+	// HMA's lookups carry it on the match, detail or not; raw_lookup's bare ids cannot.
+	hq := "signal_type=url&signal=" + url.QueryEscape("https://social.example/@caliphate_cats")
+	for _, path := range []string{"/m/lookup?" + hq, "/m/lookup?detail=true&" + hq, "/m/raw_lookup?include_distance=true&" + hq} {
+		code, _, body := httpDo(t, n, "GET", path, "", "")
+		if code != 200 || !strings.Contains(body, `"protected":[{"certification":"`) || !strings.Contains(body, `"category":"parody"`) {
+			t.Errorf("%s: got %d %s, want the match protected", path, code, body)
+		}
+	}
+	if code, _, body := httpDo(t, n, "GET", "/m/raw_lookup?"+hq, "", ""); code != 200 || strings.TrimSpace(body) != `{"matches":[0]}` {
+		t.Errorf("raw_lookup: got %d %s, want HMA's bare ids", code, body)
+	}
+	// An export carries the protection, now and at a time given.
+	for _, at := range []int64{0, time.Now().Add(time.Hour).UnixMilli()} {
+		stream, err := c.Export(ctx, &pb.ExportRequest{AtUnixMs: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := stream.Recv()
+		if err != nil || len(rec.Protected) != 1 || rec.Protected[0].Subject != "@caliphate_cats" || rec.Protected[0].Category != pb.Category_CATEGORY_PARODY {
+			t.Errorf("export at %d: got %v, %v; want the signal with its protection", at, rec, err)
+		}
 	}
 	// A member's node refuses to write a certification in another's name.
 	r, err := c.Submit(ctx, &pb.SubmitRequest{Entries: []*pb.Entry{fixture.Certify(0, "beta", pb.Category_CATEGORY_NEWS, u)}})

@@ -52,6 +52,12 @@ func (n *Node) Status() *pb.StatusResponse {
 			st.Proposals = append(st.Proposals, &pb.ProposalView{Hash: hex.EncodeToString(p.Hash[:]), Author: p.Author, Epoch: p.Epoch,
 				Changes: consortium.DescribeChanges(p.Changes), Votes: p.Votes, Needed: uint32(p.Needed), Invalid: p.Invalid})
 		}
+		for _, r := range s.OpenReferrals(n.id) {
+			st.OpenReferrals++
+			if st.NextReferralDeadlineUnixMs == 0 || r.Deadline < st.NextReferralDeadlineUnixMs {
+				st.NextReferralDeadlineUnixMs = r.Deadline
+			}
+		}
 	})
 	n.mu.Lock()
 	members := map[string]bool{}

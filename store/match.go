@@ -90,97 +90,89 @@ type candidate struct {
 // MatchPDQ returns the listed PDQ signals within q.Radius of h, and the frames of listed videos
 // within it ([Store.MatchPDQFrames]), nearest first.
 func (s *Store) MatchPDQ(h [32]byte, q Query) ([]Match, error) {
-	if q.Radius < 0 || q.Radius > MaxRadius {
-		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
-	}
-	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
-		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
-	}
-	// The index and the state are read as a pair: an equivocation cutoff may swap in a rebuilt
-	// pair (store/fork.go), whose signal ids differ; a search that straddles the swap is redone.
-	s.mu.RLock()
-	index, state := s.pdq, s.state
-	s.mu.RUnlock()
-	hits := index.Search(pdqindex.Hash(h), q.Radius, nil)
-	if len(hits) == 0 {
-		return s.MatchPDQFrames(h, q)
-	}
-	s.mu.RLock()
-	if s.state != state {
-		s.mu.RUnlock()
-		return s.MatchPDQ(h, q)
-	}
-	cands := make([]candidate, 0, len(hits))
-	for _, hit := range hits {
-		sig, ok := s.state.SignalByID(hit.ID)
-		if !ok {
-			continue
-		}
-		cands = append(cands, s.candidateLocked(hit.ID, sig, hit.Distance))
-	}
-	s.protectLocked(cands, consortium.Signal{Type: consortium.PDQ, Value: h})
-	s.mu.RUnlock()
-	ms, err := s.finish(cands, q, false)
+	out, err := s.matchPDQ([][32]byte{h}, q, func(index *pdqindex.Index, qs []pdqindex.Hash) [][]pdqindex.Match {
+		return [][]pdqindex.Match{index.Search(qs[0], q.Radius, nil)}
+	})
 	if err != nil {
 		return nil, err
 	}
-	return s.withFrames(ms, h, q)
+	return out[0], nil
 }
 
 // MatchPDQBatch is [Store.MatchPDQ] for several hashes with one query: result i is what MatchPDQ(hs[i],
 // q) returns. The index searches the hashes together ([pdqindex.Index.SearchBatch]), which is faster per
 // hash than one search at a time.
 func (s *Store) MatchPDQBatch(hs [][32]byte, q Query) ([][]Match, error) {
-	if q.Radius < 0 || q.Radius > MaxRadius {
-		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
-	}
-	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
-		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
+	return s.matchPDQ(hs, q, func(index *pdqindex.Index, qs []pdqindex.Hash) [][]pdqindex.Match {
+		return index.SearchBatch(qs, q.Radius, nil)
+	})
+}
+
+// matchPDQ is [Store.MatchPDQ] and [Store.MatchPDQBatch], which differ only in how they search the
+// index: search returns the index's hits for each hash of qs, in order. Result i is the matches of
+// hs[i]: the listed signals hit, with their certifications and those of hs[i], through finish's
+// expiry and local policy, and the frames of listed videos near hs[i].
+func (s *Store) matchPDQ(hs [][32]byte, q Query, search func(*pdqindex.Index, []pdqindex.Hash) [][]pdqindex.Match) ([][]Match, error) {
+	if err := s.checkQuery(q); err != nil {
+		return nil, err
 	}
 	qs := make([]pdqindex.Hash, len(hs))
 	for i, h := range hs {
 		qs[i] = pdqindex.Hash(h)
 	}
+	var cands [][]candidate
 	for {
-		// As in MatchPDQ: the index and the state are read as a pair, and a search that straddles a
-		// swap of the pair is redone.
+		// The index and the state are read as a pair: an equivocation cutoff may swap in a rebuilt
+		// pair (store/fork.go), whose signal ids differ; a search that straddles the swap is redone.
 		s.mu.RLock()
 		index, state := s.pdq, s.state
 		s.mu.RUnlock()
-		hits := index.SearchBatch(qs, q.Radius, nil)
-		cands := make([][]candidate, len(hs))
+		hits := search(index, qs)
 		s.mu.RLock()
-		if s.state != state {
-			s.mu.RUnlock()
-			continue
-		}
-		for i, found := range hits {
-			for _, hit := range found {
-				if sig, ok := s.state.SignalByID(hit.ID); ok {
-					cands[i] = append(cands[i], s.candidateLocked(hit.ID, sig, hit.Distance))
+		same := s.state == state
+		if same {
+			cands = make([][]candidate, len(hs))
+			for i, found := range hits {
+				for _, hit := range found {
+					if sig, ok := s.state.SignalByID(hit.ID); ok {
+						cands[i] = append(cands[i], s.candidateLocked(hit.ID, sig, hit.Distance))
+					}
 				}
+				s.protectLocked(cands[i], consortium.Signal{Type: consortium.PDQ, Value: hs[i]})
 			}
-			s.protectLocked(cands[i], consortium.Signal{Type: consortium.PDQ, Value: hs[i]})
 		}
 		s.mu.RUnlock()
-		out := make([][]Match, len(hs))
-		for i, c := range cands {
-			var ms []Match
-			if len(c) > 0 {
-				var err error
-				if ms, err = s.finish(c, q, false); err != nil {
-					return nil, err
-				}
-			}
-			// As MatchPDQ: the frames of listed videos within the radius too.
-			ms, err := s.withFrames(ms, hs[i], q)
-			if err != nil {
+		if same {
+			break
+		}
+	}
+	out := make([][]Match, len(hs))
+	for i, c := range cands {
+		var ms []Match
+		if len(c) > 0 {
+			var err error
+			if ms, err = s.finish(c, q, false); err != nil {
 				return nil, err
 			}
-			out[i] = ms
 		}
-		return out, nil
+		ms, err := s.withFrames(ms, hs[i], q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ms
 	}
+	return out, nil
+}
+
+// checkQuery refuses a radius out of range and a known query quality below the store's gate.
+func (s *Store) checkQuery(q Query) error {
+	if q.Radius < 0 || q.Radius > MaxRadius {
+		return fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
+	}
+	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
+		return fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
+	}
+	return nil
 }
 
 // MatchSignal matches a signal: by Hamming distance for pdq, exactly for the other types.
@@ -218,7 +210,8 @@ func (s *Store) Lookup(sig consortium.Signal) (m Match, ok bool, err error) {
 }
 
 // protectLocked gives each candidate the certifications of its signal and of the query's signal q
-// (each certification once). Caller holds mu.
+// (each certification once). q is the zero Signal for a query without a signal of its own (a
+// video's frames): then each candidate gets its own. Caller holds mu.
 func (s *Store) protectLocked(cands []candidate, q consortium.Signal) {
 	if len(cands) == 0 {
 		return

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	"github.com/hashfed/hashfed/consortium/vpdq"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"github.com/hashfed/hashfed/store"
@@ -54,5 +55,89 @@ func TestProtectedMatch(t *testing.T) {
 	s.View(func(st *consortium.State) { n = len(st.Certifications()) })
 	if n != 2 {
 		t.Errorf("certifications in the state: got %d, want 2 (expiry is applied at match time)", n)
+	}
+}
+
+// listedVideoWithNGO opens a store whose roster has a civil-society participant, ngo, and in which
+// alpha lists a sample video in two parts; it returns the store, the video's frames and its parts.
+func listedVideoWithNGO(t *testing.T) (*store.Store, []vpdq.Frame, []consortium.Signal) {
+	t.Helper()
+	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "ngo", Role: pb.Role_ROLE_CIVIL_SOCIETY})
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
+	chair := sampleFrames(t, "chair-19-sd-bar")
+	adds, parts := videoAdds(t, chair, "video-1", 2)
+	submit(t, s, "alpha", adds...)
+	return s, chair, parts
+}
+
+// TestProtectedFrameMatch: an image query that matches a frame of a listed video is protected, as
+// any match, when the query's signal or the listed video part is certified (PROTOCOL.md section 14).
+func TestProtectedFrameMatch(t *testing.T) {
+	s, chair, parts := listedVideoWithNGO(t)
+	still := consortium.Signal{Type: consortium.PDQ, Value: chair[10].Hash} // in the first part
+	late := consortium.Signal{Type: consortium.PDQ, Value: chair[len(chair)-10].Hash}
+	submit(t, s, "ngo", fixture.Certify(0, "ngo", pb.Category_CATEGORY_NEWS, still), fixture.Certify(0, "ngo", pb.Category_CATEGORY_RESEARCH, parts[len(parts)-1]))
+	cases := []struct {
+		name  string
+		query consortium.Signal
+		want  pb.Category
+	}{
+		{"certified query image", still, pb.Category_CATEGORY_NEWS},
+		{"certified video part", late, pb.Category_CATEGORY_RESEARCH},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := s.MatchPDQ(tc.query.Value, store.Query{Radius: 0, Quality: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == 0 || ms[0].Signal.Type != consortium.VPDQ {
+				t.Fatalf("got %+v, want a frame of the video", ms)
+			}
+			for _, m := range ms {
+				if len(m.Protected) != 1 || m.Protected[0].Category != tc.want {
+					t.Errorf("%v at frame %d ms: got protections %+v, want one of category %v", m.Signal, m.FrameMS, m.Protected, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestProtectedVideoMatch: a video query's matches carry the certifications of the listed parts and
+// images they matched.
+func TestProtectedVideoMatch(t *testing.T) {
+	s, chair, parts := listedVideoWithNGO(t)
+	query := sampleFrames(t, "chair-20-sd-bar")
+	image := consortium.Signal{Type: consortium.PDQ, Value: chair[100].Hash}
+	frameImage := consortium.Signal{Type: consortium.PDQ, Value: query[5].Hash}
+	submit(t, s, "bravo", fixture.Add(0, image), fixture.Add(0, frameImage))
+	submit(t, s, "ngo",
+		fixture.Certify(0, "ngo", pb.Category_CATEGORY_NEWS, parts[0]),
+		fixture.Certify(0, "ngo", pb.Category_CATEGORY_PARODY, image))
+	res, err := s.MatchVideo(query, store.DefaultVideoQuery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Videos) != 1 {
+		t.Fatalf("got %d videos, want 1", len(res.Videos))
+	}
+	for _, p := range res.Videos[0].Parts {
+		want := 0
+		if p.Signal == parts[0] {
+			want = 1
+		}
+		if len(p.Protected) != want {
+			t.Errorf("part %v: got protections %+v, want %d", p.Signal, p.Protected, want)
+		}
+	}
+	found := map[consortium.Signal]int{}
+	for _, im := range res.Images {
+		found[im.Match.Signal] = len(im.Match.Protected)
+	}
+	if n, ok := found[image]; !ok || n != 1 {
+		t.Errorf("certified image: got %d protections (matched %v), want 1", n, ok)
+	}
+	if n, ok := found[frameImage]; !ok || n != 0 {
+		t.Errorf("uncertified image: got %d protections (matched %v), want 0", n, ok)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -517,16 +518,56 @@ func TestDamagedFile(t *testing.T) {
 	})
 }
 
+// TestMatchPDQBatch: result i of MatchPDQBatch is exactly what MatchPDQ gives for hash i, on a store
+// with every kind of record a PDQ match reads: listings by several members (one revoked, one
+// expired), opinions, certifications of listed and of queried signals (one expired), the frames of a
+// listed video, and a local policy that suppresses one signal and caps a label and a member.
 func TestMatchPDQBatch(t *testing.T) {
-	g := fixture.Genesis(2, founders...)
-	s := openStore(t, filepath.Join(t.TempDir(), "hashfed.db"), g, testOptions())
+	g := fixture.Genesis(2, fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"}, fixture.Founder{ID: "ngo", Role: pb.Role_ROLE_CIVIL_SOCIETY})
+	c := &clock{t: fixture.Epoch}
+	o := testOptions()
+	o.Now = c.now
+	o.FloodThreshold = 0 // a flood hold tripping between the two calls would make them differ rightly
+	s := openStore(t, filepath.Join(t.TempDir(), "hashfed.db"), g, o)
 	var adds []*pb.Entry
 	for i := range 20 {
-		adds = append(adds, fixture.Add(0, fixture.PDQ(i), "lang:en"))
+		label := "lang:en"
+		if i%5 == 0 {
+			label = "behaviour:threat-incitement"
+		}
+		adds = append(adds, fixture.Add(0, fixture.PDQ(i), label))
 	}
+	expiring := fixture.Add(0, fixture.PDQ(20))
+	expiring.GetAdd().ExpiresUnixMs = fixture.Epoch.Add(time.Hour).UnixMilli()
+	adds = append(adds, expiring)
 	submit(t, s, "alpha", adds...)
 	submit(t, s, "alpha", fixture.RevokeIndex(0, 3))
-	// Queries near some signals (one revoked), far from all, and exact.
+	submit(t, s, "bravo", fixture.Add(0, fixture.PDQ(4)), fixture.Add(0, fixture.PDQ(21)), fixture.Opinion(0, fixture.PDQ(6), pb.Stance_STANCE_FALSE_POSITIVE))
+	// The frames of a listed video.
+	chair := sampleFrames(t, "chair-19-sd-bar")
+	video, _ := videoAdds(t, chair, "video-1", 2)
+	submit(t, s, "bravo", video...)
+	// Certifications: of listed signals, of a query (near a listed one), and one that expires.
+	queried := fixture.PDQ(8)
+	queried.Value[0] ^= 0x0f
+	shortLived := fixture.Certify(0, "ngo", pb.Category_CATEGORY_NEWS, fixture.PDQ(9))
+	shortLived.GetCertify().ExpiresUnixMs = fixture.Epoch.Add(time.Hour).UnixMilli()
+	submit(t, s, "ngo",
+		fixture.Certify(0, "ngo", pb.Category_CATEGORY_PARODY, fixture.PDQ(1), queried),
+		shortLived,
+		fixture.Certify(0, "ngo", pb.Category_CATEGORY_NEWS, consortium.Signal{Type: consortium.PDQ, Value: chair[10].Hash}))
+	// The local policy.
+	if err := s.Suppress(fixture.PDQ(2), "rev@example.org", "our logo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLabelCap("behaviour:threat-incitement", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMemberCap("bravo", 3); err != nil {
+		t.Fatal(err)
+	}
+	// Queries near some signals (one revoked, one suppressed), near video frames, far from all, and
+	// exact.
 	var hs [][32]byte
 	for i := range 25 {
 		h := fixture.PDQ(i % 22).Value
@@ -535,31 +576,57 @@ func TestMatchPDQBatch(t *testing.T) {
 		}
 		hs = append(hs, h)
 	}
-	hs = append(hs, fixture.PDQ(7).Value)
-	for _, q := range []store.Query{store.DefaultQuery(), {Radius: 2, Quality: -1}, {Radius: 3, Quality: -1}} {
-		got, err := s.MatchPDQBatch(hs, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(hs) {
-			t.Fatalf("radius %d: got %d results for %d hashes", q.Radius, len(got), len(hs))
-		}
-		hits := 0
-		for i, h := range hs {
-			want, err := s.MatchPDQ(h, q)
+	hs = append(hs, fixture.PDQ(7).Value, queried.Value, chair[10].Hash, chair[300].Hash)
+	for _, f := range chair[40:44] {
+		h := f.Hash
+		h[3] ^= 0x11
+		hs = append(hs, h)
+	}
+	queries := []store.Query{store.DefaultQuery(), {Radius: 2, Quality: -1}, {Radius: 3, Quality: -1}, hiddenQuery(), {Radius: 31, Quality: 90, Inspect: true}}
+	for _, when := range []string{"now", "after expiry"} {
+		var hits, hidden, protected, frames int
+		for _, q := range queries {
+			name := fmt.Sprintf("%s, %+v", when, q)
+			got, err := s.MatchPDQBatch(hs, q)
 			if err != nil {
 				t.Fatal(err)
 			}
-			hits += len(want)
-			if !reflect.DeepEqual(got[i], want) {
-				t.Errorf("radius %d, hash %d: got %+v, want %+v", q.Radius, i, got[i], want)
+			if len(got) != len(hs) {
+				t.Fatalf("%s: got %d results for %d hashes", name, len(got), len(hs))
+			}
+			for i, h := range hs {
+				want, err := s.MatchPDQ(h, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range want {
+					hits++
+					if m.Hidden != "" {
+						hidden++
+					}
+					if len(m.Protected) > 0 {
+						protected++
+					}
+					if m.Signal.Type == consortium.VPDQ {
+						frames++
+					}
+				}
+				if !reflect.DeepEqual(got[i], want) {
+					t.Errorf("%s, hash %d: got %+v, want %+v", name, i, got[i], want)
+				}
 			}
 		}
-		if q.Radius == 31 && hits < 20 {
-			t.Errorf("radius 31: %d matches in all, want at least 20 (the test must find something)", hits)
+		// The test must find something of each kind, or it checks nothing.
+		if hits < 40 || hidden == 0 || protected == 0 || frames == 0 {
+			t.Errorf("%s: %d matches, %d hidden, %d protected, %d video frames; want some of each", when, hits, hidden, protected, frames)
 		}
+		c.add(2 * time.Hour)
 	}
-	if _, err := s.MatchPDQBatch(hs, store.Query{Radius: 64, Quality: -1}); err == nil {
-		t.Error("radius 64: got no error")
+	for _, q := range []store.Query{{Radius: 64, Quality: -1}, {Radius: -1, Quality: -1}, {Radius: 31, Quality: 10}} {
+		_, berr := s.MatchPDQBatch(hs, q)
+		_, err := s.MatchPDQ(hs[0], q)
+		if berr == nil || err == nil || berr.Error() != err.Error() {
+			t.Errorf("%+v: batch error %v, single error %v; want the same error", q, berr, err)
+		}
 	}
 }

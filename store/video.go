@@ -302,6 +302,7 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 			c.listings = slices.DeleteFunc(c.listings, func(l consortium.Listing) bool { return l.Member != k.member })
 			cands = append(cands, c)
 		}
+		s.protectLocked(cands, consortium.Signal{})
 		ms, err := s.finish(cands, Query{Quality: -1, IncludeHidden: true}, false)
 		if err != nil {
 			return VideoResult{}, err
@@ -338,6 +339,7 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 			}
 			cands = append(cands, s.candidateLocked(id, sig, imgDist[id]))
 		}
+		s.protectLocked(cands, consortium.Signal{})
 		ms, err := s.finish(cands, Query{Quality: -1, IncludeHidden: q.IncludeHidden}, false)
 		if err != nil {
 			return VideoResult{}, err
@@ -394,11 +396,8 @@ func (s *Store) firstMS(sig consortium.Signal) int {
 // q.Radius of an image's PDQ hash h, nearest first, each with the timestamp of its nearest frame
 // in FrameMS.
 func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]Match, error) {
-	if q.Radius < 0 || q.Radius > MaxRadius {
-		return nil, fmt.Errorf("radius %d out of range 0 to %d", q.Radius, MaxRadius)
-	}
-	if q.Quality >= 0 && q.Quality < s.opts.QualityGate {
-		return nil, fmt.Errorf("%w: query quality %d is below the quality gate %d", ErrLowQuality, q.Quality, s.opts.QualityGate)
+	if err := s.checkQuery(q); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -418,6 +417,7 @@ func (s *Store) MatchPDQFrames(h [32]byte, q Query) ([]Match, error) {
 		best[rec.sig] = int64(rec.f.MS)
 		cands = append(cands, s.candidateLocked(rec.sig, sig, hit.Distance))
 	}
+	s.protectLocked(cands, consortium.Signal{Type: consortium.PDQ, Value: h})
 	ms, err := s.finish(cands, q, false)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	var nf nodeFlags
 	nf.register(fs, e)
 	at := fs.String("at", "", "export the set as it was at this time: a time ago (1h, 7d), a date (2026-01-31) or RFC 3339; default now")
-	format := fs.String("format", "te", "te (python-threatexchange local_file: TYPE VALUE per line, pytx type names), csv or jsonl (with labels and members), pytx-csv (threatexchange dataset --csv)")
+	format := fs.String("format", "te", "te (python-threatexchange local_file: TYPE VALUE per line, pytx type names), csv or jsonl (with labels, members and protections), pytx-csv (threatexchange dataset --csv; protections as protected:<category>:<author> tags)")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -59,7 +59,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, hashedURLs := 0, 0
+	n, hashedURLs, protected := 0, 0, 0
 	for {
 		rec, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -82,6 +82,13 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			out.Members = append(out.Members, l.Member)
 		}
 		out.Labels = dedupe(out.Labels)
+		for _, p := range rec.Protected {
+			out.Protected = append(out.Protected, consortium.CategoryName(p.Category)+":"+p.Author)
+		}
+		out.Protected = dedupe(out.Protected)
+		if len(out.Protected) > 0 {
+			protected++
+		}
 		if err := hw.Write(out); err != nil {
 			return fmt.Errorf("%s %s: %w", out.Type, out.Value, err)
 		}
@@ -91,6 +98,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	}
 	if hashedURLs > 0 && (f == hashlist.TE || f == hashlist.PytxCSV) {
 		fmt.Fprintf(e.stderr, "%d url signals written as %s: pytx and HMA have no type for a hashed URL and skip them\n", hashedURLs, hashlist.HashedURLType)
+	}
+	if protected > 0 && f == hashlist.TE {
+		fmt.Fprintf(e.stderr, "%d signals are certified as protected (review before any removal): te has no room to say so; --format jsonl, csv or pytx-csv carries it\n", protected)
 	}
 	if tmp != nil {
 		if err := tmp.Close(); err != nil {

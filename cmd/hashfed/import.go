@@ -30,7 +30,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "import", "FILE [--format te|csv|pytx-csv|jsonl] [--label L]...")
 	var nf nodeFlags
 	nf.register(fs, e)
-	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line; pytx or hashfed type names), csv (header: type,value[,labels,content_id,note,expires,quality,members], or pytx's signal_type,signal_str,collab,category,tags), pytx-csv (the same) or jsonl; default from the file name")
+	format := fs.String("format", "", "te (python-threatexchange local_file: TYPE VALUE per line; pytx or hashfed type names), csv (header: type,value[,labels,content_id,note,expires,quality,members,protected], or pytx's signal_type,signal_str,collab,category,tags), pytx-csv (the same) or jsonl; default from the file name")
 	var labels listFlag
 	fs.Var(&labels, "label", "a label for every line (repeat)")
 	expires := fs.String("expires", "", "expiry for every line without one: 90d, 12h or RFC 3339 (relative expiries change every run, so each run updates every listing)")

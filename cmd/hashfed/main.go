@@ -143,34 +143,31 @@ func usage(w io.Writer) {
 }
 
 // flagSet returns a flag set for a command. Asked for with -h or --help, its usage goes to
-// stdout (and the command exits 0); after a bad flag, the error and a pointer to -h go to stderr.
+// stdout (and the command exits 0); a bad flag is an error of [parse], which main prints once.
 func flagSet(e *env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("hashfed "+name, flag.ContinueOnError)
-	errw := &trackWriter{w: e.stderr}
-	fs.SetOutput(errw)
+	failed := &parseFailed{}
+	fs.SetOutput(failed)
 	fs.Usage = func() {
-		if errw.wrote {
-			fmt.Fprintf(e.stderr, "Run hashfed %s -h for its flags.\n", name)
+		if failed.seen {
 			return
 		}
 		fmt.Fprintf(e.stdout, "Usage: hashfed %s %s\n\nFlags:\n", name, args)
 		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
-		fs.SetOutput(errw)
+		fs.SetOutput(failed)
 	}
 	return fs
 }
 
-// trackWriter notes whether anything was written through it: the flag package writes a parse
-// error before it calls Usage, and nothing before it prints the help asked for.
-type trackWriter struct {
-	w     io.Writer
-	wrote bool
-}
+// parseFailed is a flag set's output: the flag package writes there a parse error before it calls
+// Usage (and nothing before it prints the help asked for). The error is dropped: Parse returns it
+// too, and [parse] passes it on to be printed once.
+type parseFailed struct{ seen bool }
 
-func (t *trackWriter) Write(p []byte) (int, error) {
-	t.wrote = true
-	return t.w.Write(p)
+func (p *parseFailed) Write(b []byte) (int, error) {
+	p.seen = true
+	return len(b), nil
 }
 
 // isHelp reports whether arg asks for help.
@@ -201,7 +198,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: %v (run %s -h for its flags)", errUsage, err, fs.Name())
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

@@ -255,11 +255,7 @@ func runReferrals(ctx context.Context, e *env, args []string) error {
 	now := time.Now()
 	for _, r := range resp.Referrals {
 		deadline := time.UnixMilli(r.DeadlineUnixMs).UTC()
-		due := "due in " + deadline.Sub(now).Round(time.Second).String()
-		if now.After(deadline) {
-			due = "OVERDUE by " + now.Sub(deadline).Round(time.Second).String()
-		}
-		fmt.Fprintf(e.stdout, "REFERRAL %x by %s at %s, deadline %s (%s)\n", r.Referral, r.Author, time.UnixMilli(r.TimeUnixMs).UTC().Format(time.RFC3339), deadline.Format(time.RFC3339), due)
+		fmt.Fprintf(e.stdout, "REFERRAL %x by %s at %s, deadline %s (%s)\n", r.Referral, r.Author, time.UnixMilli(r.TimeUnixMs).UTC().Format(time.RFC3339), deadline.Format(time.RFC3339), dueIn(deadline, now))
 		basis := r.LegalBasis
 		if r.OrderRef != "" {
 			basis += "; order " + r.OrderRef
@@ -286,6 +282,14 @@ func runReferrals(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// dueIn says how long until a referral's deadline, or how long it is overdue.
+func dueIn(deadline, now time.Time) string {
+	if now.After(deadline) {
+		return "OVERDUE by " + now.Sub(deadline).Round(time.Second).String()
+	}
+	return "due in " + deadline.Sub(now).Round(time.Second).String()
 }
 
 func runAnswer(ctx context.Context, e *env, args []string) error {

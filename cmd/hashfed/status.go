@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/node"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -63,6 +64,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if len(st.Proposals) == 0 {
 		fmt.Fprintln(w, "pending proposals: none")
 	}
+	fmt.Fprintln(w, openReferrals(st, time.Now()))
 	if st.RejectedEntries > 0 {
 		fmt.Fprintf(w, "entries replay ignored (rule violations): %d\n", st.RejectedEntries)
 	}
@@ -93,6 +95,16 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(w, "EQUIVOCATION by %s: %s\n", q.Member, q.Description)
 	}
 	return nil
+}
+
+// openReferrals is the status line of the referrals awaiting this member's answer: how many, and
+// when the next is due.
+func openReferrals(st *pb.StatusResponse, now time.Time) string {
+	if st.OpenReferrals == 0 {
+		return fmt.Sprintf("open referrals for %s: none", st.Member)
+	}
+	deadline := time.UnixMilli(st.NextReferralDeadlineUnixMs).UTC()
+	return fmt.Sprintf("open referrals for %s: %d (hashfed referrals lists them), the next deadline %s (%s)", st.Member, st.OpenReferrals, deadline.Format(time.RFC3339), dueIn(deadline, now))
 }
 
 // orOff is an address, or "off" when a listener is disabled.

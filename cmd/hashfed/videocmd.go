@@ -148,6 +148,7 @@ func printVideoMatches(e *env, r *pb.MatchVideoResponse) {
 			if p.Hidden != "" {
 				fmt.Fprintf(e.stdout, "  hidden by local policy: %s\n", p.Hidden)
 			}
+			printProtections(e, "  ", p.Protected)
 		}
 		const shown = 10
 		for i, f := range v.GetFrames() {
@@ -164,6 +165,7 @@ func printVideoMatches(e *env, r *pb.MatchVideoResponse) {
 		for _, l := range im.Match.Listings {
 			fmt.Fprintf(e.stdout, "  listed by %s (entry %d): %s\n", l.Member, l.Index, strings.Join(l.Labels, " "))
 		}
+		printProtections(e, "  ", im.Match.Protected)
 	}
 }
 

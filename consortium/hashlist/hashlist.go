@@ -39,6 +39,11 @@ type Record struct {
 	// Lines only). It is read so that such a line imports, and otherwise ignored: like Members,
 	// it says who else lists the signal, and an import lists it only under the importing member.
 	Listings json.RawMessage `json:"listings,omitempty"`
+	// Protected names the certifications in force that protect the signal, each as
+	// "<category>:<author>" (parody:ngo): a match of it belongs in human review, not automated
+	// removal. An export fills it (te has no room for it); an import ignores it, since only a
+	// certification's author can certify.
+	Protected []string `json:"protected,omitempty"`
 
 	// Line is the line of the input the record starts on (from 1); writers ignore it.
 	Line int `json:"-"`
@@ -89,7 +94,7 @@ func FormatOf(name string) Format {
 }
 
 // columns are the CSV columns in the order [Writer] writes them.
-var columns = []string{"type", "value", "labels", "content_id", "note", "expires", "quality", "members"}
+var columns = []string{"type", "value", "labels", "content_id", "note", "expires", "quality", "members", "protected"}
 
 // LineError is a line of the input that is not a record: the line number (from 1) and why.
 type LineError struct {

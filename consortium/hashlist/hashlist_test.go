@@ -15,8 +15,8 @@ func intp(v int) *int { return &v }
 // sample is a list every format can hold whole, but te, which holds type and value only.
 var sample = []Record{
 	{Type: "md5", Value: "92eb5ffee6ae2fec3ad71c777531578f", Labels: []string{"behaviour:recruitment-instruction", "lang:en"}, ContentID: "c9", Note: "a note, with a comma \"quoted\"", Expires: "90d", Members: []string{"alpha", "beta"}},
-	{Type: "pdq", Value: "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22", Expires: "2030-01-01T00:00:00Z", Quality: intp(87)},
-	{Type: "url", Value: "https://example.org/manifesto.pdf", Quality: intp(0)},
+	{Type: "pdq", Value: "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22", Expires: "2030-01-01T00:00:00Z", Quality: intp(87), Protected: []string{"news:ngo"}},
+	{Type: "url", Value: "https://example.org/manifesto.pdf", Quality: intp(0), Protected: []string{"parody:ngo", "research:alpha"}},
 }
 
 func write(t *testing.T, f Format, recs []Record) []byte {
@@ -125,7 +125,7 @@ func TestBadLines(t *testing.T) {
 		{"te fields", "md5 a\npdq 0000 extra\nmd5\n", TE, []string{"line 2: want TYPE VALUE, got 3 fields", "line 3: want TYPE VALUE, got 1 fields"}},
 		{"te type", "md5 a\nm;d5 b\n", TE, []string{`line 2: type "m;d5" is not a signal type name`}},
 		{"jsonl syntax", "{\"type\":\"md5\",\"value\":\"a\"}\n{\"type\":\n", JSONL, []string{"line 2: not a JSON object"}},
-		{"jsonl unknown field", "\n{\"type\":\"md5\",\"value\":\"a\",\"colour\":1}\n", JSONL, []string{`line 2: not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings: json: unknown field "colour"`}},
+		{"jsonl unknown field", "\n{\"type\":\"md5\",\"value\":\"a\",\"colour\":1}\n", JSONL, []string{`line 2: not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings, protected: json: unknown field "colour"`}},
 		{"jsonl two values", "{\"type\":\"md5\",\"value\":\"a\"} {}\n", JSONL, []string{"line 1: more than one JSON value on the line"}},
 		{"jsonl no value", "{\"type\":\"md5\"}\nnull\n", JSONL, []string{"line 1: no value", "line 2: no type"}},
 		{"csv quality", "type,value,quality\nmd5,a,12x\nmd5,b,\n", CSV, []string{`line 2: quality "12x" is not a number`}},
@@ -189,6 +189,7 @@ func TestWriteRefuses(t *testing.T) {
 		{JSONL, Record{Type: "md5"}},
 		{CSV, Record{Type: "md5", Value: "a", Labels: []string{"x;y"}}},
 		{CSV, Record{Type: "md5", Value: "a", Members: []string{""}}},
+		{CSV, Record{Type: "md5", Value: "a", Protected: []string{"parody:a;b"}}},
 		{CSV, Record{Type: "md5", Value: " a"}},
 	}
 	for _, tc := range tests {

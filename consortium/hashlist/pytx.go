@@ -73,6 +73,10 @@ const (
 // words ("terrorism"), hashfed labels are namespace:value.
 const tagNamespace = "tag:"
 
+// protectedTag starts the pytx tag of a protection ([Record.Protected]): protected:parody:ngo.
+// No label has this namespace.
+const protectedTag = "protected:"
+
 // isPytxHeader reports whether a CSV header is pytx's.
 func isPytxHeader(col map[string]int) bool {
 	_, t := col["signal_type"]
@@ -102,6 +106,12 @@ func pytxRow(row []string, col map[string]int) (Record, error) {
 		return Record{}, fmt.Errorf("category %q is not a listing (hashfed imports %s and %s rows)", c, pytxPositive, pytxSeed)
 	}
 	for _, tag := range strings.Fields(get("tags")) {
+		if p, ok := strings.CutPrefix(tag, protectedTag); ok {
+			if p != "" && !slices.Contains(rec.Protected, p) {
+				rec.Protected = append(rec.Protected, p)
+			}
+			continue
+		}
 		if !strings.Contains(tag, ":") {
 			tag = tagNamespace + tag
 		}
@@ -113,7 +123,7 @@ func pytxRow(row []string, col map[string]int) (Record, error) {
 }
 
 // mergePytx folds rows of one signal into the first (pytx writes a row per collaboration): the
-// union of their labels, in order of appearance.
+// union of their labels, and of their protections, in order of appearance.
 func mergePytx(recs []Record) []Record {
 	at := map[[2]string]int{}
 	out := recs[:0]
@@ -123,6 +133,11 @@ func mergePytx(recs []Record) []Record {
 			for _, l := range r.Labels {
 				if !slices.Contains(out[i].Labels, l) {
 					out[i].Labels = append(out[i].Labels, l)
+				}
+			}
+			for _, p := range r.Protected {
+				if !slices.Contains(out[i].Protected, p) {
+					out[i].Protected = append(out[i].Protected, p)
 				}
 			}
 			continue
@@ -146,6 +161,12 @@ func pytxRows(rec Record) ([][]string, error) {
 			l = s
 		}
 		tags = append(tags, l)
+	}
+	for _, p := range rec.Protected {
+		if p == "" || strings.ContainsFunc(p, unicode.IsSpace) {
+			return nil, fmt.Errorf("pytx csv cannot hold the protection %q: empty, or with white space", p)
+		}
+		tags = append(tags, protectedTag+p)
 	}
 	if v != strings.TrimSpace(v) {
 		return nil, fmt.Errorf("csv cannot hold %q: it starts or ends with white space", v)

@@ -75,12 +75,17 @@ func TestWritePytxCSV(t *testing.T) {
 	recs := []Record{
 		{Type: "md5", Value: "92eb5ffee6ae2fec3ad71c777531578f", Labels: []string{"tag:terrorism", "lang:en"}, Members: []string{"alpha", "bravo"}},
 		{Type: "url", Value: "sha256:3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"},
+		// Protections are tags (protected:<category>:<author>) on every row, read back as such.
+		{Type: "pdq", Value: "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22", Labels: []string{"lang:ar"}, Members: []string{"alpha", "bravo"},
+			Protected: []string{"parody:ngo", "news:bravo"}},
 	}
 	got := string(write(t, PytxCSV, recs))
 	want := `signal_type,signal_str,collab,category,tags
 video_md5,92eb5ffee6ae2fec3ad71c777531578f,alpha,POSITIVE_CLASS,terrorism lang:en
 video_md5,92eb5ffee6ae2fec3ad71c777531578f,bravo,POSITIVE_CLASS,terrorism lang:en
 hashfed_url_sha256,3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d,,POSITIVE_CLASS,
+pdq,f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22,alpha,POSITIVE_CLASS,lang:ar protected:parody:ngo protected:news:bravo
+pdq,f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22,bravo,POSITIVE_CLASS,lang:ar protected:parody:ngo protected:news:bravo
 `
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
@@ -98,6 +103,9 @@ hashfed_url_sha256,3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c0
 	w, _ := NewWriter(&bytes.Buffer{}, PytxCSV)
 	if err := w.Write(Record{Type: "md5", Value: "a", Labels: []string{"a b"}}); err == nil {
 		t.Error("a label with a space: got no error, want one")
+	}
+	if err := w.Write(Record{Type: "md5", Value: "a", Protected: []string{"parody:a b"}}); err == nil {
+		t.Error("a protection with a space: got no error, want one")
 	}
 }
 

@@ -111,7 +111,7 @@ func parseJSON(line string) (Record, error) {
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return Record{}, fmt.Errorf("not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings: %v", err)
+		return Record{}, fmt.Errorf("not a JSON object of type, value, labels, content_id, note, expires, quality, members, listings, protected: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, errors.New("more than one JSON value on the line")
@@ -128,6 +128,9 @@ func parseJSON(line string) (Record, error) {
 	}
 	if len(rec.Members) == 0 {
 		rec.Members = nil
+	}
+	if len(rec.Protected) == 0 {
+		rec.Protected = nil
 	}
 	return rec, nil
 }
@@ -229,7 +232,7 @@ func csvRecord(row []string, col map[string]int) (Record, error) {
 		return ""
 	}
 	rec := Record{Type: get("type"), Value: get("value"), ContentID: get("content_id"), Note: get("note"), Expires: get("expires"),
-		Labels: splitList(get("labels")), Members: splitList(get("members"))}
+		Labels: splitList(get("labels")), Members: splitList(get("members")), Protected: splitList(get("protected"))}
 	if err := checkName(rec.Type); err != nil {
 		return Record{}, err
 	}

@@ -76,6 +76,10 @@ func (w *Writer) Write(rec Record) error {
 		if err != nil {
 			return err
 		}
+		protected, err := joinList("protection", rec.Protected)
+		if err != nil {
+			return err
+		}
 		q := ""
 		if rec.Quality != nil {
 			q = strconv.Itoa(*rec.Quality)
@@ -85,7 +89,7 @@ func (w *Writer) Write(rec Record) error {
 				return fmt.Errorf("csv cannot hold %q: it starts or ends with white space", s)
 			}
 		}
-		return w.cw.Write([]string{rec.Type, rec.Value, labels, rec.ContentID, rec.Note, rec.Expires, q, members})
+		return w.cw.Write([]string{rec.Type, rec.Value, labels, rec.ContentID, rec.Note, rec.Expires, q, members, protected})
 	default:
 		b, err := json.Marshal(rec)
 		if err != nil {

@@ -346,6 +346,10 @@ type MatchResponse struct {
 	// returns them, each with its reason); hidden_reasons are their distinct reasons.
 	HiddenCount   uint32   `protobuf:"varint,4,opt,name=hidden_count,json=hiddenCount,proto3" json:"hidden_count,omitempty"`
 	HiddenReasons []string `protobuf:"bytes,5,rep,name=hidden_reasons,json=hiddenReasons,proto3" json:"hidden_reasons,omitempty"`
+	// local are the entries of this node's local banks that match the query: lists the member
+	// receives under another programme's terms, matched here and never shared (no other node has
+	// them).
+	Local         []*LocalMatch `protobuf:"bytes,6,rep,name=local,proto3" json:"local,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +419,109 @@ func (x *MatchResponse) GetHiddenReasons() []string {
 	return nil
 }
 
+func (x *MatchResponse) GetLocal() []*LocalMatch {
+	if x != nil {
+		return x.Local
+	}
+	return nil
+}
+
+// LocalMatch is an entry of one of the node's local banks that matches a query.
+type LocalMatch struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Bank   string                 `protobuf:"bytes,1,opt,name=bank,proto3" json:"bank,omitempty"`
+	Signal *Signal                `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	// distance is the PDQ Hamming distance to the query (0 for exact types).
+	Distance uint32 `protobuf:"varint,3,opt,name=distance,proto3" json:"distance,omitempty"`
+	// labels, content_id and note are as the bank's source gave them.
+	Labels    []string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty"`
+	ContentId string   `protobuf:"bytes,5,opt,name=content_id,json=contentId,proto3" json:"content_id,omitempty"`
+	Note      string   `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	// added_unix_ms is when this node stored the entry.
+	AddedUnixMs   int64 `protobuf:"varint,7,opt,name=added_unix_ms,json=addedUnixMs,proto3" json:"added_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalMatch) Reset() {
+	*x = LocalMatch{}
+	mi := &file_hashfed_v1_member_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalMatch) ProtoMessage() {}
+
+func (x *LocalMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfed_v1_member_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalMatch.ProtoReflect.Descriptor instead.
+func (*LocalMatch) Descriptor() ([]byte, []int) {
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LocalMatch) GetBank() string {
+	if x != nil {
+		return x.Bank
+	}
+	return ""
+}
+
+func (x *LocalMatch) GetSignal() *Signal {
+	if x != nil {
+		return x.Signal
+	}
+	return nil
+}
+
+func (x *LocalMatch) GetDistance() uint32 {
+	if x != nil {
+		return x.Distance
+	}
+	return 0
+}
+
+func (x *LocalMatch) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *LocalMatch) GetContentId() string {
+	if x != nil {
+		return x.ContentId
+	}
+	return ""
+}
+
+func (x *LocalMatch) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *LocalMatch) GetAddedUnixMs() int64 {
+	if x != nil {
+		return x.AddedUnixMs
+	}
+	return 0
+}
+
 // MatchResult is one stored signal that matches, with who lists it and what others think.
 type MatchResult struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -437,7 +544,7 @@ type MatchResult struct {
 
 func (x *MatchResult) Reset() {
 	*x = MatchResult{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[5]
+	mi := &file_hashfed_v1_member_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +556,7 @@ func (x *MatchResult) String() string {
 func (*MatchResult) ProtoMessage() {}
 
 func (x *MatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[5]
+	mi := &file_hashfed_v1_member_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +569,7 @@ func (x *MatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchResult.ProtoReflect.Descriptor instead.
 func (*MatchResult) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{5}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MatchResult) GetSignal() *Signal {
@@ -533,7 +640,7 @@ type Protection struct {
 
 func (x *Protection) Reset() {
 	*x = Protection{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	mi := &file_hashfed_v1_member_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +652,7 @@ func (x *Protection) String() string {
 func (*Protection) ProtoMessage() {}
 
 func (x *Protection) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[6]
+	mi := &file_hashfed_v1_member_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +665,7 @@ func (x *Protection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Protection.ProtoReflect.Descriptor instead.
 func (*Protection) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{6}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Protection) GetCertification() []byte {
@@ -632,7 +739,7 @@ type CertificationsRequest struct {
 
 func (x *CertificationsRequest) Reset() {
 	*x = CertificationsRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	mi := &file_hashfed_v1_member_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +751,7 @@ func (x *CertificationsRequest) String() string {
 func (*CertificationsRequest) ProtoMessage() {}
 
 func (x *CertificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[7]
+	mi := &file_hashfed_v1_member_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +764,7 @@ func (x *CertificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationsRequest.ProtoReflect.Descriptor instead.
 func (*CertificationsRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{7}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{8}
 }
 
 type CertificationsResponse struct {
@@ -669,7 +776,7 @@ type CertificationsResponse struct {
 
 func (x *CertificationsResponse) Reset() {
 	*x = CertificationsResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	mi := &file_hashfed_v1_member_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +788,7 @@ func (x *CertificationsResponse) String() string {
 func (*CertificationsResponse) ProtoMessage() {}
 
 func (x *CertificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[8]
+	mi := &file_hashfed_v1_member_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +801,7 @@ func (x *CertificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationsResponse.ProtoReflect.Descriptor instead.
 func (*CertificationsResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{8}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CertificationsResponse) GetCertifications() []*Protection {
@@ -714,7 +821,7 @@ type ReferralsRequest struct {
 
 func (x *ReferralsRequest) Reset() {
 	*x = ReferralsRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	mi := &file_hashfed_v1_member_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +833,7 @@ func (x *ReferralsRequest) String() string {
 func (*ReferralsRequest) ProtoMessage() {}
 
 func (x *ReferralsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[9]
+	mi := &file_hashfed_v1_member_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +846,7 @@ func (x *ReferralsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferralsRequest.ProtoReflect.Descriptor instead.
 func (*ReferralsRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{9}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReferralsRequest) GetAll() bool {
@@ -758,7 +865,7 @@ type ReferralsResponse struct {
 
 func (x *ReferralsResponse) Reset() {
 	*x = ReferralsResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	mi := &file_hashfed_v1_member_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +877,7 @@ func (x *ReferralsResponse) String() string {
 func (*ReferralsResponse) ProtoMessage() {}
 
 func (x *ReferralsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[10]
+	mi := &file_hashfed_v1_member_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +890,7 @@ func (x *ReferralsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferralsResponse.ProtoReflect.Descriptor instead.
 func (*ReferralsResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{10}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReferralsResponse) GetReferrals() []*ReferralView {
@@ -817,7 +924,7 @@ type ReferralView struct {
 
 func (x *ReferralView) Reset() {
 	*x = ReferralView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	mi := &file_hashfed_v1_member_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +936,7 @@ func (x *ReferralView) String() string {
 func (*ReferralView) ProtoMessage() {}
 
 func (x *ReferralView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[11]
+	mi := &file_hashfed_v1_member_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +949,7 @@ func (x *ReferralView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferralView.ProtoReflect.Descriptor instead.
 func (*ReferralView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{11}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReferralView) GetReferral() []byte {
@@ -945,7 +1052,7 @@ type AnswerView struct {
 
 func (x *AnswerView) Reset() {
 	*x = AnswerView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1064,7 @@ func (x *AnswerView) String() string {
 func (*AnswerView) ProtoMessage() {}
 
 func (x *AnswerView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[12]
+	mi := &file_hashfed_v1_member_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1077,7 @@ func (x *AnswerView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerView.ProtoReflect.Descriptor instead.
 func (*AnswerView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{12}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AnswerView) GetMember() string {
@@ -1039,7 +1146,7 @@ type MatchVideoRequest struct {
 
 func (x *MatchVideoRequest) Reset() {
 	*x = MatchVideoRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1158,7 @@ func (x *MatchVideoRequest) String() string {
 func (*MatchVideoRequest) ProtoMessage() {}
 
 func (x *MatchVideoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[13]
+	mi := &file_hashfed_v1_member_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1171,7 @@ func (x *MatchVideoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchVideoRequest.ProtoReflect.Descriptor instead.
 func (*MatchVideoRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{13}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MatchVideoRequest) GetFrames() []*VideoFrame {
@@ -1122,7 +1229,7 @@ type VideoFrame struct {
 
 func (x *VideoFrame) Reset() {
 	*x = VideoFrame{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1241,7 @@ func (x *VideoFrame) String() string {
 func (*VideoFrame) ProtoMessage() {}
 
 func (x *VideoFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[14]
+	mi := &file_hashfed_v1_member_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1254,7 @@ func (x *VideoFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoFrame.ProtoReflect.Descriptor instead.
 func (*VideoFrame) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{14}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VideoFrame) GetPdq() []byte {
@@ -1183,7 +1290,7 @@ type MatchVideoResponse struct {
 
 func (x *MatchVideoResponse) Reset() {
 	*x = MatchVideoResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1302,7 @@ func (x *MatchVideoResponse) String() string {
 func (*MatchVideoResponse) ProtoMessage() {}
 
 func (x *MatchVideoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[15]
+	mi := &file_hashfed_v1_member_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1315,7 @@ func (x *MatchVideoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchVideoResponse.ProtoReflect.Descriptor instead.
 func (*MatchVideoResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{15}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MatchVideoResponse) GetVideos() []*VideoMatch {
@@ -1247,7 +1354,7 @@ type VideoMatch struct {
 
 func (x *VideoMatch) Reset() {
 	*x = VideoMatch{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1366,7 @@ func (x *VideoMatch) String() string {
 func (*VideoMatch) ProtoMessage() {}
 
 func (x *VideoMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[16]
+	mi := &file_hashfed_v1_member_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1379,7 @@ func (x *VideoMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoMatch.ProtoReflect.Descriptor instead.
 func (*VideoMatch) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{16}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VideoMatch) GetMember() string {
@@ -1345,7 +1452,7 @@ type FramePair struct {
 
 func (x *FramePair) Reset() {
 	*x = FramePair{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1464,7 @@ func (x *FramePair) String() string {
 func (*FramePair) ProtoMessage() {}
 
 func (x *FramePair) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[17]
+	mi := &file_hashfed_v1_member_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1477,7 @@ func (x *FramePair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramePair.ProtoReflect.Descriptor instead.
 func (*FramePair) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{17}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FramePair) GetQueryMs() int64 {
@@ -1413,7 +1520,7 @@ type FrameImageMatch struct {
 
 func (x *FrameImageMatch) Reset() {
 	*x = FrameImageMatch{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1532,7 @@ func (x *FrameImageMatch) String() string {
 func (*FrameImageMatch) ProtoMessage() {}
 
 func (x *FrameImageMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[18]
+	mi := &file_hashfed_v1_member_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1545,7 @@ func (x *FrameImageMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrameImageMatch.ProtoReflect.Descriptor instead.
 func (*FrameImageMatch) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{18}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FrameImageMatch) GetQueryMs() int64 {
@@ -1472,7 +1579,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1591,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[19]
+	mi := &file_hashfed_v1_member_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1604,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{19}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Listing) GetMember() string {
@@ -1570,7 +1677,7 @@ type OpinionView struct {
 
 func (x *OpinionView) Reset() {
 	*x = OpinionView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1689,7 @@ func (x *OpinionView) String() string {
 func (*OpinionView) ProtoMessage() {}
 
 func (x *OpinionView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[20]
+	mi := &file_hashfed_v1_member_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1702,7 @@ func (x *OpinionView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpinionView.ProtoReflect.Descriptor instead.
 func (*OpinionView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{20}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OpinionView) GetAuthor() string {
@@ -1642,7 +1749,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1761,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[21]
+	mi := &file_hashfed_v1_member_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1774,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{21}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LookupRequest) GetSignal() *Signal {
@@ -1689,7 +1796,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1808,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[22]
+	mi := &file_hashfed_v1_member_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1821,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{22}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LookupResponse) GetFound() bool {
@@ -1743,7 +1850,7 @@ type FeedRequest struct {
 
 func (x *FeedRequest) Reset() {
 	*x = FeedRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[23]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1862,7 @@ func (x *FeedRequest) String() string {
 func (*FeedRequest) ProtoMessage() {}
 
 func (x *FeedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[23]
+	mi := &file_hashfed_v1_member_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1875,7 @@ func (x *FeedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedRequest.ProtoReflect.Descriptor instead.
 func (*FeedRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{23}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FeedRequest) GetCursor() uint64 {
@@ -1814,7 +1921,7 @@ type FeedEvent struct {
 
 func (x *FeedEvent) Reset() {
 	*x = FeedEvent{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[24]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1933,7 @@ func (x *FeedEvent) String() string {
 func (*FeedEvent) ProtoMessage() {}
 
 func (x *FeedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[24]
+	mi := &file_hashfed_v1_member_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1946,7 @@ func (x *FeedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedEvent.ProtoReflect.Descriptor instead.
 func (*FeedEvent) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{24}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FeedEvent) GetSeq() uint64 {
@@ -1913,7 +2020,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[25]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2032,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[25]
+	mi := &file_hashfed_v1_member_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2045,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{25}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{26}
 }
 
 type StatusResponse struct {
@@ -1978,13 +2085,18 @@ type StatusResponse struct {
 	DisputeThreshold uint32 `protobuf:"varint,24,opt,name=dispute_threshold,json=disputeThreshold,proto3" json:"dispute_threshold,omitempty"`
 	// gossip_suspect is how many nodes gossip currently suspects of having failed.
 	GossipSuspect uint32 `protobuf:"varint,25,opt,name=gossip_suspect,json=gossipSuspect,proto3" json:"gossip_suspect,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// open_referrals is how many referrals in force address the node's member and await its answer
+	// (the Referrals call lists them); next_referral_deadline_unix_ms is the earliest of their
+	// deadlines, possibly past (0 when there are none).
+	OpenReferrals              uint32 `protobuf:"varint,26,opt,name=open_referrals,json=openReferrals,proto3" json:"open_referrals,omitempty"`
+	NextReferralDeadlineUnixMs int64  `protobuf:"varint,27,opt,name=next_referral_deadline_unix_ms,json=nextReferralDeadlineUnixMs,proto3" json:"next_referral_deadline_unix_ms,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[26]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2108,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[26]
+	mi := &file_hashfed_v1_member_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2121,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{26}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatusResponse) GetMember() string {
@@ -2187,6 +2299,20 @@ func (x *StatusResponse) GetGossipSuspect() uint32 {
 	return 0
 }
 
+func (x *StatusResponse) GetOpenReferrals() uint32 {
+	if x != nil {
+		return x.OpenReferrals
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetNextReferralDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.NextReferralDeadlineUnixMs
+	}
+	return 0
+}
+
 type RosterMember struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2198,7 +2324,7 @@ type RosterMember struct {
 
 func (x *RosterMember) Reset() {
 	*x = RosterMember{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[27]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2336,7 @@ func (x *RosterMember) String() string {
 func (*RosterMember) ProtoMessage() {}
 
 func (x *RosterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[27]
+	mi := &file_hashfed_v1_member_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2349,7 @@ func (x *RosterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterMember.ProtoReflect.Descriptor instead.
 func (*RosterMember) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{27}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RosterMember) GetId() string {
@@ -2266,7 +2392,7 @@ type LogStatus struct {
 
 func (x *LogStatus) Reset() {
 	*x = LogStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[28]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2404,7 @@ func (x *LogStatus) String() string {
 func (*LogStatus) ProtoMessage() {}
 
 func (x *LogStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[28]
+	mi := &file_hashfed_v1_member_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2417,7 @@ func (x *LogStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogStatus.ProtoReflect.Descriptor instead.
 func (*LogStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{28}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LogStatus) GetMember() string {
@@ -2356,7 +2482,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[29]
+	mi := &file_hashfed_v1_member_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2494,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[29]
+	mi := &file_hashfed_v1_member_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2507,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{29}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PeerStatus) GetMember() string {
@@ -2431,7 +2557,7 @@ type EquivocationStatus struct {
 
 func (x *EquivocationStatus) Reset() {
 	*x = EquivocationStatus{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[30]
+	mi := &file_hashfed_v1_member_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2569,7 @@ func (x *EquivocationStatus) String() string {
 func (*EquivocationStatus) ProtoMessage() {}
 
 func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[30]
+	mi := &file_hashfed_v1_member_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2582,7 @@ func (x *EquivocationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EquivocationStatus.ProtoReflect.Descriptor instead.
 func (*EquivocationStatus) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{30}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EquivocationStatus) GetMember() string {
@@ -2495,7 +2621,7 @@ type ProposalView struct {
 
 func (x *ProposalView) Reset() {
 	*x = ProposalView{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[31]
+	mi := &file_hashfed_v1_member_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2633,7 @@ func (x *ProposalView) String() string {
 func (*ProposalView) ProtoMessage() {}
 
 func (x *ProposalView) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[31]
+	mi := &file_hashfed_v1_member_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2646,7 @@ func (x *ProposalView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposalView.ProtoReflect.Descriptor instead.
 func (*ProposalView) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{31}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProposalView) GetHash() string {
@@ -2583,7 +2709,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[32]
+	mi := &file_hashfed_v1_member_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2721,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[32]
+	mi := &file_hashfed_v1_member_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2734,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{32}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExportRequest) GetAtUnixMs() int64 {
@@ -2619,16 +2745,19 @@ func (x *ExportRequest) GetAtUnixMs() int64 {
 }
 
 type ExportRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Signal        *Signal                `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
-	Listings      []*Listing             `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Signal   *Signal                `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	Listings []*Listing             `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	// protected are the certifications in force, not expired, that protect the signal (at the
+	// export's time): a match of it belongs in human review, not automated removal.
+	Protected     []*Protection `protobuf:"bytes,3,rep,name=protected,proto3" json:"protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExportRecord) Reset() {
 	*x = ExportRecord{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[33]
+	mi := &file_hashfed_v1_member_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2769,7 @@ func (x *ExportRecord) String() string {
 func (*ExportRecord) ProtoMessage() {}
 
 func (x *ExportRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[33]
+	mi := &file_hashfed_v1_member_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +2782,7 @@ func (x *ExportRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecord.ProtoReflect.Descriptor instead.
 func (*ExportRecord) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{33}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExportRecord) GetSignal() *Signal {
@@ -2670,6 +2799,13 @@ func (x *ExportRecord) GetListings() []*Listing {
 	return nil
 }
 
+func (x *ExportRecord) GetProtected() []*Protection {
+	if x != nil {
+		return x.Protected
+	}
+	return nil
+}
+
 type ExportLogsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2678,7 +2814,7 @@ type ExportLogsRequest struct {
 
 func (x *ExportLogsRequest) Reset() {
 	*x = ExportLogsRequest{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[34]
+	mi := &file_hashfed_v1_member_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2690,7 +2826,7 @@ func (x *ExportLogsRequest) String() string {
 func (*ExportLogsRequest) ProtoMessage() {}
 
 func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[34]
+	mi := &file_hashfed_v1_member_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2703,7 +2839,7 @@ func (x *ExportLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLogsRequest.ProtoReflect.Descriptor instead.
 func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{34}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{35}
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
@@ -2726,7 +2862,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hashfed_v1_member_proto_msgTypes[35]
+	mi := &file_hashfed_v1_member_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +2874,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfed_v1_member_proto_msgTypes[35]
+	mi := &file_hashfed_v1_member_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +2887,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{35}
+	return file_hashfed_v1_member_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogChunk) GetGenesis() []byte {
@@ -2827,13 +2963,24 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x0einclude_hidden\x18\x05 \x01(\bR\rincludeHiddenB\t\n" +
 	"\a_radiusB\n" +
 	"\n" +
-	"\b_quality\"\xb2\x01\n" +
+	"\b_quality\"\xe0\x01\n" +
 	"\rMatchResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\amatches\x18\x02 \x03(\v2\x17.hashfed.v1.MatchResultR\amatches\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12!\n" +
 	"\fhidden_count\x18\x04 \x01(\rR\vhiddenCount\x12%\n" +
-	"\x0ehidden_reasons\x18\x05 \x03(\tR\rhiddenReasons\"\xb6\x02\n" +
+	"\x0ehidden_reasons\x18\x05 \x03(\tR\rhiddenReasons\x12,\n" +
+	"\x05local\x18\x06 \x03(\v2\x16.hashfed.v1.LocalMatchR\x05local\"\xd7\x01\n" +
+	"\n" +
+	"LocalMatch\x12\x12\n" +
+	"\x04bank\x18\x01 \x01(\tR\x04bank\x12*\n" +
+	"\x06signal\x18\x02 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1a\n" +
+	"\bdistance\x18\x03 \x01(\rR\bdistance\x12\x16\n" +
+	"\x06labels\x18\x04 \x03(\tR\x06labels\x12\x1d\n" +
+	"\n" +
+	"content_id\x18\x05 \x01(\tR\tcontentId\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12\"\n" +
+	"\radded_unix_ms\x18\a \x01(\x03R\vaddedUnixMs\"\xb6\x02\n" +
 	"\vMatchResult\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12\x1a\n" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\x12/\n" +
@@ -2965,7 +3112,7 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\x06cutoff\x18\a \x01(\x0e2\x18.hashfed.v1.CutoffEffectR\x06cutoff\x12*\n" +
 	"\x06signal\x18\b \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x124\n" +
 	"\tprotected\x18\t \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\x0f\n" +
-	"\rStatusRequest\"\xca\a\n" +
+	"\rStatusRequest\"\xb5\b\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x12\x1e\n" +
 	"\n" +
@@ -2994,7 +3141,9 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\fhttp_address\x18\x16 \x01(\tR\vhttpAddress\x12!\n" +
 	"\fquality_gate\x18\x17 \x01(\rR\vqualityGate\x12+\n" +
 	"\x11dispute_threshold\x18\x18 \x01(\rR\x10disputeThreshold\x12%\n" +
-	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\"c\n" +
+	"\x0egossip_suspect\x18\x19 \x01(\rR\rgossipSuspect\x12%\n" +
+	"\x0eopen_referrals\x18\x1a \x01(\rR\ropenReferrals\x12B\n" +
+	"\x1enext_referral_deadline_unix_ms\x18\x1b \x01(\x03R\x1anextReferralDeadlineUnixMs\"c\n" +
 	"\fRosterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x10.hashfed.v1.RoleR\x04role\x12\x1d\n" +
@@ -3031,10 +3180,11 @@ const file_hashfed_v1_member_proto_rawDesc = "" +
 	"\ainvalid\x18\a \x01(\tR\ainvalid\"-\n" +
 	"\rExportRequest\x12\x1c\n" +
 	"\n" +
-	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\"k\n" +
+	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\"\xa1\x01\n" +
 	"\fExportRecord\x12*\n" +
 	"\x06signal\x18\x01 \x01(\v2\x12.hashfed.v1.SignalR\x06signal\x12/\n" +
-	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\"\x13\n" +
+	"\blistings\x18\x02 \x03(\v2\x13.hashfed.v1.ListingR\blistings\x124\n" +
+	"\tprotected\x18\x03 \x03(\v2\x16.hashfed.v1.ProtectionR\tprotected\"\x13\n" +
 	"\x11ExportLogsRequest\"\xbe\x01\n" +
 	"\bLogChunk\x12\x18\n" +
 	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x16\n" +
@@ -3080,7 +3230,7 @@ func file_hashfed_v1_member_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfed_v1_member_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_hashfed_v1_member_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_hashfed_v1_member_proto_goTypes = []any{
 	(CutoffEffect)(0),              // 0: hashfed.v1.CutoffEffect
 	(*SubmitRequest)(nil),          // 1: hashfed.v1.SubmitRequest
@@ -3088,109 +3238,113 @@ var file_hashfed_v1_member_proto_goTypes = []any{
 	(*SubmitResult)(nil),           // 3: hashfed.v1.SubmitResult
 	(*MatchRequest)(nil),           // 4: hashfed.v1.MatchRequest
 	(*MatchResponse)(nil),          // 5: hashfed.v1.MatchResponse
-	(*MatchResult)(nil),            // 6: hashfed.v1.MatchResult
-	(*Protection)(nil),             // 7: hashfed.v1.Protection
-	(*CertificationsRequest)(nil),  // 8: hashfed.v1.CertificationsRequest
-	(*CertificationsResponse)(nil), // 9: hashfed.v1.CertificationsResponse
-	(*ReferralsRequest)(nil),       // 10: hashfed.v1.ReferralsRequest
-	(*ReferralsResponse)(nil),      // 11: hashfed.v1.ReferralsResponse
-	(*ReferralView)(nil),           // 12: hashfed.v1.ReferralView
-	(*AnswerView)(nil),             // 13: hashfed.v1.AnswerView
-	(*MatchVideoRequest)(nil),      // 14: hashfed.v1.MatchVideoRequest
-	(*VideoFrame)(nil),             // 15: hashfed.v1.VideoFrame
-	(*MatchVideoResponse)(nil),     // 16: hashfed.v1.MatchVideoResponse
-	(*VideoMatch)(nil),             // 17: hashfed.v1.VideoMatch
-	(*FramePair)(nil),              // 18: hashfed.v1.FramePair
-	(*FrameImageMatch)(nil),        // 19: hashfed.v1.FrameImageMatch
-	(*Listing)(nil),                // 20: hashfed.v1.Listing
-	(*OpinionView)(nil),            // 21: hashfed.v1.OpinionView
-	(*LookupRequest)(nil),          // 22: hashfed.v1.LookupRequest
-	(*LookupResponse)(nil),         // 23: hashfed.v1.LookupResponse
-	(*FeedRequest)(nil),            // 24: hashfed.v1.FeedRequest
-	(*FeedEvent)(nil),              // 25: hashfed.v1.FeedEvent
-	(*StatusRequest)(nil),          // 26: hashfed.v1.StatusRequest
-	(*StatusResponse)(nil),         // 27: hashfed.v1.StatusResponse
-	(*RosterMember)(nil),           // 28: hashfed.v1.RosterMember
-	(*LogStatus)(nil),              // 29: hashfed.v1.LogStatus
-	(*PeerStatus)(nil),             // 30: hashfed.v1.PeerStatus
-	(*EquivocationStatus)(nil),     // 31: hashfed.v1.EquivocationStatus
-	(*ProposalView)(nil),           // 32: hashfed.v1.ProposalView
-	(*ExportRequest)(nil),          // 33: hashfed.v1.ExportRequest
-	(*ExportRecord)(nil),           // 34: hashfed.v1.ExportRecord
-	(*ExportLogsRequest)(nil),      // 35: hashfed.v1.ExportLogsRequest
-	(*LogChunk)(nil),               // 36: hashfed.v1.LogChunk
-	(*Entry)(nil),                  // 37: hashfed.v1.Entry
-	(*Signal)(nil),                 // 38: hashfed.v1.Signal
-	(Category)(0),                  // 39: hashfed.v1.Category
-	(Outcome)(0),                   // 40: hashfed.v1.Outcome
-	(Stance)(0),                    // 41: hashfed.v1.Stance
-	(Role)(0),                      // 42: hashfed.v1.Role
+	(*LocalMatch)(nil),             // 6: hashfed.v1.LocalMatch
+	(*MatchResult)(nil),            // 7: hashfed.v1.MatchResult
+	(*Protection)(nil),             // 8: hashfed.v1.Protection
+	(*CertificationsRequest)(nil),  // 9: hashfed.v1.CertificationsRequest
+	(*CertificationsResponse)(nil), // 10: hashfed.v1.CertificationsResponse
+	(*ReferralsRequest)(nil),       // 11: hashfed.v1.ReferralsRequest
+	(*ReferralsResponse)(nil),      // 12: hashfed.v1.ReferralsResponse
+	(*ReferralView)(nil),           // 13: hashfed.v1.ReferralView
+	(*AnswerView)(nil),             // 14: hashfed.v1.AnswerView
+	(*MatchVideoRequest)(nil),      // 15: hashfed.v1.MatchVideoRequest
+	(*VideoFrame)(nil),             // 16: hashfed.v1.VideoFrame
+	(*MatchVideoResponse)(nil),     // 17: hashfed.v1.MatchVideoResponse
+	(*VideoMatch)(nil),             // 18: hashfed.v1.VideoMatch
+	(*FramePair)(nil),              // 19: hashfed.v1.FramePair
+	(*FrameImageMatch)(nil),        // 20: hashfed.v1.FrameImageMatch
+	(*Listing)(nil),                // 21: hashfed.v1.Listing
+	(*OpinionView)(nil),            // 22: hashfed.v1.OpinionView
+	(*LookupRequest)(nil),          // 23: hashfed.v1.LookupRequest
+	(*LookupResponse)(nil),         // 24: hashfed.v1.LookupResponse
+	(*FeedRequest)(nil),            // 25: hashfed.v1.FeedRequest
+	(*FeedEvent)(nil),              // 26: hashfed.v1.FeedEvent
+	(*StatusRequest)(nil),          // 27: hashfed.v1.StatusRequest
+	(*StatusResponse)(nil),         // 28: hashfed.v1.StatusResponse
+	(*RosterMember)(nil),           // 29: hashfed.v1.RosterMember
+	(*LogStatus)(nil),              // 30: hashfed.v1.LogStatus
+	(*PeerStatus)(nil),             // 31: hashfed.v1.PeerStatus
+	(*EquivocationStatus)(nil),     // 32: hashfed.v1.EquivocationStatus
+	(*ProposalView)(nil),           // 33: hashfed.v1.ProposalView
+	(*ExportRequest)(nil),          // 34: hashfed.v1.ExportRequest
+	(*ExportRecord)(nil),           // 35: hashfed.v1.ExportRecord
+	(*ExportLogsRequest)(nil),      // 36: hashfed.v1.ExportLogsRequest
+	(*LogChunk)(nil),               // 37: hashfed.v1.LogChunk
+	(*Entry)(nil),                  // 38: hashfed.v1.Entry
+	(*Signal)(nil),                 // 39: hashfed.v1.Signal
+	(Category)(0),                  // 40: hashfed.v1.Category
+	(Outcome)(0),                   // 41: hashfed.v1.Outcome
+	(Stance)(0),                    // 42: hashfed.v1.Stance
+	(Role)(0),                      // 43: hashfed.v1.Role
 }
 var file_hashfed_v1_member_proto_depIdxs = []int32{
-	37, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
+	38, // 0: hashfed.v1.SubmitRequest.entries:type_name -> hashfed.v1.Entry
 	3,  // 1: hashfed.v1.SubmitResponse.results:type_name -> hashfed.v1.SubmitResult
-	38, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
-	6,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
-	38, // 4: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
-	20, // 5: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
-	21, // 6: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
-	7,  // 7: hashfed.v1.MatchResult.protected:type_name -> hashfed.v1.Protection
-	39, // 8: hashfed.v1.Protection.category:type_name -> hashfed.v1.Category
-	38, // 9: hashfed.v1.Protection.signals:type_name -> hashfed.v1.Signal
-	7,  // 10: hashfed.v1.CertificationsResponse.certifications:type_name -> hashfed.v1.Protection
-	12, // 11: hashfed.v1.ReferralsResponse.referrals:type_name -> hashfed.v1.ReferralView
-	38, // 12: hashfed.v1.ReferralView.signals:type_name -> hashfed.v1.Signal
-	13, // 13: hashfed.v1.ReferralView.answers:type_name -> hashfed.v1.AnswerView
-	40, // 14: hashfed.v1.AnswerView.outcome:type_name -> hashfed.v1.Outcome
-	15, // 15: hashfed.v1.MatchVideoRequest.frames:type_name -> hashfed.v1.VideoFrame
-	17, // 16: hashfed.v1.MatchVideoResponse.videos:type_name -> hashfed.v1.VideoMatch
-	19, // 17: hashfed.v1.MatchVideoResponse.images:type_name -> hashfed.v1.FrameImageMatch
-	18, // 18: hashfed.v1.VideoMatch.frames:type_name -> hashfed.v1.FramePair
-	6,  // 19: hashfed.v1.VideoMatch.parts:type_name -> hashfed.v1.MatchResult
-	38, // 20: hashfed.v1.FramePair.part:type_name -> hashfed.v1.Signal
-	6,  // 21: hashfed.v1.FrameImageMatch.match:type_name -> hashfed.v1.MatchResult
-	41, // 22: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
-	38, // 23: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
-	6,  // 24: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
-	37, // 25: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
-	0,  // 26: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
-	38, // 27: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
-	7,  // 28: hashfed.v1.FeedEvent.protected:type_name -> hashfed.v1.Protection
-	28, // 29: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
-	29, // 30: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
-	30, // 31: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
-	31, // 32: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
-	32, // 33: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
-	42, // 34: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
-	38, // 35: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
-	20, // 36: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
-	1,  // 37: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
-	4,  // 38: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
-	14, // 39: hashfed.v1.MemberService.MatchVideo:input_type -> hashfed.v1.MatchVideoRequest
-	4,  // 40: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
-	22, // 41: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
-	24, // 42: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
-	26, // 43: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
-	33, // 44: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
-	35, // 45: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
-	8,  // 46: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
-	10, // 47: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
-	2,  // 48: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
-	5,  // 49: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
-	16, // 50: hashfed.v1.MemberService.MatchVideo:output_type -> hashfed.v1.MatchVideoResponse
-	5,  // 51: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
-	23, // 52: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
-	25, // 53: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
-	27, // 54: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
-	34, // 55: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
-	36, // 56: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
-	9,  // 57: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
-	11, // 58: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
-	48, // [48:59] is the sub-list for method output_type
-	37, // [37:48] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	39, // 2: hashfed.v1.MatchRequest.signal:type_name -> hashfed.v1.Signal
+	7,  // 3: hashfed.v1.MatchResponse.matches:type_name -> hashfed.v1.MatchResult
+	6,  // 4: hashfed.v1.MatchResponse.local:type_name -> hashfed.v1.LocalMatch
+	39, // 5: hashfed.v1.LocalMatch.signal:type_name -> hashfed.v1.Signal
+	39, // 6: hashfed.v1.MatchResult.signal:type_name -> hashfed.v1.Signal
+	21, // 7: hashfed.v1.MatchResult.listings:type_name -> hashfed.v1.Listing
+	22, // 8: hashfed.v1.MatchResult.opinions:type_name -> hashfed.v1.OpinionView
+	8,  // 9: hashfed.v1.MatchResult.protected:type_name -> hashfed.v1.Protection
+	40, // 10: hashfed.v1.Protection.category:type_name -> hashfed.v1.Category
+	39, // 11: hashfed.v1.Protection.signals:type_name -> hashfed.v1.Signal
+	8,  // 12: hashfed.v1.CertificationsResponse.certifications:type_name -> hashfed.v1.Protection
+	13, // 13: hashfed.v1.ReferralsResponse.referrals:type_name -> hashfed.v1.ReferralView
+	39, // 14: hashfed.v1.ReferralView.signals:type_name -> hashfed.v1.Signal
+	14, // 15: hashfed.v1.ReferralView.answers:type_name -> hashfed.v1.AnswerView
+	41, // 16: hashfed.v1.AnswerView.outcome:type_name -> hashfed.v1.Outcome
+	16, // 17: hashfed.v1.MatchVideoRequest.frames:type_name -> hashfed.v1.VideoFrame
+	18, // 18: hashfed.v1.MatchVideoResponse.videos:type_name -> hashfed.v1.VideoMatch
+	20, // 19: hashfed.v1.MatchVideoResponse.images:type_name -> hashfed.v1.FrameImageMatch
+	19, // 20: hashfed.v1.VideoMatch.frames:type_name -> hashfed.v1.FramePair
+	7,  // 21: hashfed.v1.VideoMatch.parts:type_name -> hashfed.v1.MatchResult
+	39, // 22: hashfed.v1.FramePair.part:type_name -> hashfed.v1.Signal
+	7,  // 23: hashfed.v1.FrameImageMatch.match:type_name -> hashfed.v1.MatchResult
+	42, // 24: hashfed.v1.OpinionView.stance:type_name -> hashfed.v1.Stance
+	39, // 25: hashfed.v1.LookupRequest.signal:type_name -> hashfed.v1.Signal
+	7,  // 26: hashfed.v1.LookupResponse.result:type_name -> hashfed.v1.MatchResult
+	38, // 27: hashfed.v1.FeedEvent.entry:type_name -> hashfed.v1.Entry
+	0,  // 28: hashfed.v1.FeedEvent.cutoff:type_name -> hashfed.v1.CutoffEffect
+	39, // 29: hashfed.v1.FeedEvent.signal:type_name -> hashfed.v1.Signal
+	8,  // 30: hashfed.v1.FeedEvent.protected:type_name -> hashfed.v1.Protection
+	29, // 31: hashfed.v1.StatusResponse.roster:type_name -> hashfed.v1.RosterMember
+	30, // 32: hashfed.v1.StatusResponse.logs:type_name -> hashfed.v1.LogStatus
+	31, // 33: hashfed.v1.StatusResponse.peers:type_name -> hashfed.v1.PeerStatus
+	32, // 34: hashfed.v1.StatusResponse.equivocations:type_name -> hashfed.v1.EquivocationStatus
+	33, // 35: hashfed.v1.StatusResponse.proposals:type_name -> hashfed.v1.ProposalView
+	43, // 36: hashfed.v1.RosterMember.role:type_name -> hashfed.v1.Role
+	39, // 37: hashfed.v1.ExportRecord.signal:type_name -> hashfed.v1.Signal
+	21, // 38: hashfed.v1.ExportRecord.listings:type_name -> hashfed.v1.Listing
+	8,  // 39: hashfed.v1.ExportRecord.protected:type_name -> hashfed.v1.Protection
+	1,  // 40: hashfed.v1.MemberService.Submit:input_type -> hashfed.v1.SubmitRequest
+	4,  // 41: hashfed.v1.MemberService.Match:input_type -> hashfed.v1.MatchRequest
+	15, // 42: hashfed.v1.MemberService.MatchVideo:input_type -> hashfed.v1.MatchVideoRequest
+	4,  // 43: hashfed.v1.MemberService.MatchStream:input_type -> hashfed.v1.MatchRequest
+	23, // 44: hashfed.v1.MemberService.Lookup:input_type -> hashfed.v1.LookupRequest
+	25, // 45: hashfed.v1.MemberService.Feed:input_type -> hashfed.v1.FeedRequest
+	27, // 46: hashfed.v1.MemberService.Status:input_type -> hashfed.v1.StatusRequest
+	34, // 47: hashfed.v1.MemberService.Export:input_type -> hashfed.v1.ExportRequest
+	36, // 48: hashfed.v1.MemberService.ExportLogs:input_type -> hashfed.v1.ExportLogsRequest
+	9,  // 49: hashfed.v1.MemberService.Certifications:input_type -> hashfed.v1.CertificationsRequest
+	11, // 50: hashfed.v1.MemberService.Referrals:input_type -> hashfed.v1.ReferralsRequest
+	2,  // 51: hashfed.v1.MemberService.Submit:output_type -> hashfed.v1.SubmitResponse
+	5,  // 52: hashfed.v1.MemberService.Match:output_type -> hashfed.v1.MatchResponse
+	17, // 53: hashfed.v1.MemberService.MatchVideo:output_type -> hashfed.v1.MatchVideoResponse
+	5,  // 54: hashfed.v1.MemberService.MatchStream:output_type -> hashfed.v1.MatchResponse
+	24, // 55: hashfed.v1.MemberService.Lookup:output_type -> hashfed.v1.LookupResponse
+	26, // 56: hashfed.v1.MemberService.Feed:output_type -> hashfed.v1.FeedEvent
+	28, // 57: hashfed.v1.MemberService.Status:output_type -> hashfed.v1.StatusResponse
+	35, // 58: hashfed.v1.MemberService.Export:output_type -> hashfed.v1.ExportRecord
+	37, // 59: hashfed.v1.MemberService.ExportLogs:output_type -> hashfed.v1.LogChunk
+	10, // 60: hashfed.v1.MemberService.Certifications:output_type -> hashfed.v1.CertificationsResponse
+	12, // 61: hashfed.v1.MemberService.Referrals:output_type -> hashfed.v1.ReferralsResponse
+	51, // [51:62] is the sub-list for method output_type
+	40, // [40:51] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_hashfed_v1_member_proto_init() }
@@ -3200,16 +3354,16 @@ func file_hashfed_v1_member_proto_init() {
 	}
 	file_hashfed_v1_hashfed_proto_init()
 	file_hashfed_v1_member_proto_msgTypes[3].OneofWrappers = []any{}
-	file_hashfed_v1_member_proto_msgTypes[5].OneofWrappers = []any{}
-	file_hashfed_v1_member_proto_msgTypes[13].OneofWrappers = []any{}
-	file_hashfed_v1_member_proto_msgTypes[19].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[6].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[14].OneofWrappers = []any{}
+	file_hashfed_v1_member_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfed_v1_member_proto_rawDesc), len(file_hashfed_v1_member_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
