@@ -2,12 +2,14 @@ package pdq
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -32,7 +34,46 @@ type DecodeOptions struct {
 	// MaxBytes is the longest file accepted; Decode reads at most one byte more than this.
 	// 0 means [DefaultMaxBytes].
 	MaxBytes int64
+
+	// GoJPEG decodes JPEGs with Go's image/jpeg even when a faster decoder is registered (see
+	// [RegisterJPEGDecoder]): the pixels the conformance vectors of the C++ core were computed
+	// from, and what every build gave before libjpeg-turbo was linked in.
+	GoJPEG bool
 }
+
+// JPEGDecoder is a JPEG decoder that [Decode] tries before Go's image/jpeg (see
+// [RegisterJPEGDecoder]).
+type JPEGDecoder struct {
+	// Name names the decoder and its version, for `hashfed version` and error messages.
+	Name string
+
+	// Decode decodes a whole JPEG file. It must refuse a file declaring more than maxPixels
+	// pixels before allocating them, with an error wrapping [ErrTooLarge]. An error wrapping
+	// [ErrTooLarge] or [ErrCorrupt] is final; any other error (a feature or colour space the
+	// decoder does not handle, data it finds corrupt) makes Decode try Go's decoder instead, so a
+	// file Go's decoder accepts is never refused because a faster decoder is registered.
+	Decode func(data []byte, maxPixels int64) (image.Image, error)
+}
+
+var jpegDecoder atomic.Pointer[JPEGDecoder]
+
+// RegisterJPEGDecoder makes [Decode] try d first for JPEG files, unless [DecodeOptions.GoJPEG] is
+// set. It is meant to be called from an init function (internal/jpegturbo registers
+// libjpeg-turbo when cgo is on); the last registration wins.
+func RegisterJPEGDecoder(d JPEGDecoder) {
+	jpegDecoder.Store(&d)
+}
+
+// JPEGDecoderName names the decoder [Decode] uses for JPEG files by default: the registered one,
+// or "Go image/jpeg".
+func JPEGDecoderName() string {
+	if d := jpegDecoder.Load(); d != nil {
+		return d.Name
+	}
+	return goJPEGName
+}
+
+const goJPEGName = "Go image/jpeg"
 
 // DefaultDecodeOptions returns the options [Decode] uses when given the zero DecodeOptions.
 func DefaultDecodeOptions() DecodeOptions {
@@ -110,6 +151,12 @@ func sniff(data []byte) *format {
 // error. A panic inside a decoder (a bug in it, met with hostile input) is also returned as
 // [ErrCorrupt] rather than crashing the caller.
 //
+// JPEG files go first to the decoder registered with [RegisterJPEGDecoder], if any (libjpeg-turbo
+// in the hashfed binaries built with cgo), which returns an [*RGB24] or [*image.Gray]; Go's
+// image/jpeg decodes them when none is registered, when opts.GoJPEG is set, and when the
+// registered decoder declines a file. The two decoders' pixels differ slightly (their IDCT and
+// chroma upsampling differ), which moves a PDQ hash by a few bits.
+//
 // EXIF orientation and colour profiles are ignored: the pixels are returned as stored.
 func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string, err error) {
 	opts, err = opts.withDefaults()
@@ -135,8 +182,26 @@ func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string
 			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrCorrupt, f.name, p)
 		}
 	}()
+	var declined error // why the registered JPEG decoder declined the file
+	if d := jpegDecoder.Load(); d != nil && f.name == "jpeg" && !opts.GoJPEG {
+		img, err := d.Decode(data, opts.MaxPixels)
+		switch {
+		case err == nil:
+			b := img.Bounds()
+			if err := checkSize(b.Dx(), b.Dy(), opts.MaxPixels, "decoded to"); err != nil {
+				return nil, f.name, err
+			}
+			return img, f.name, nil
+		case errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCorrupt):
+			return nil, f.name, err
+		}
+		declined = fmt.Errorf("%s: %w", d.Name, err)
+	}
 	cfg, err := f.config(bytes.NewReader(data))
 	if err != nil {
+		if declined != nil {
+			return nil, f.name, fmt.Errorf("%w: %s header: %w (and %w)", ErrCorrupt, f.name, err, declined)
+		}
 		return nil, f.name, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f.name, err)
 	}
 	if err := checkSize(cfg.Width, cfg.Height, opts.MaxPixels, "declares"); err != nil {
@@ -144,6 +209,9 @@ func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string
 	}
 	img, err = f.decode(bytes.NewReader(data))
 	if err != nil {
+		if declined != nil {
+			return nil, f.name, fmt.Errorf("%w: %s: %w (and %w)", ErrCorrupt, f.name, err, declined)
+		}
 		return nil, f.name, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.name, err)
 	}
 	// The decoders allocate what the header declares, but check what came out all the same.
