@@ -27,11 +27,12 @@ func decodeForPDQ(data []byte, maxPixels int64) (image.Image, error) {
 	case err != nil:
 		return nil, err
 	}
-	return toImage(m), nil
+	return ToImage(m), nil
 }
 
-// toImage wraps m's pixels, without copying them, in the image type pdq reads fastest.
-func toImage(m *Image) image.Image {
+// ToImage wraps m's pixels, without copying them, in the image type pdq reads fastest: a
+// [pdq.RGB24] for three channels, an [image.Gray] for one.
+func ToImage(m *Image) image.Image {
 	if m.Channels == 1 {
 		return &image.Gray{Pix: m.Pix, Stride: m.Width, Rect: image.Rect(0, 0, m.Width, m.Height)}
 	}

@@ -437,7 +437,8 @@ func TestConformanceCore(t *testing.T) {
 }
 
 // TestPublished checks the JPEG rows of expected_published.csv (other implementations, other
-// decoders, some of them libjpeg through Pillow) within the 16 bits pdq's own test allows them.
+// decoders) within the 16 bits pdq's own test allows them, and the rows python-threatexchange
+// made (the C++ core on Pillow's pixels, and Pillow decodes with libjpeg-turbo) bit for bit.
 func TestPublished(t *testing.T) {
 	needTurbo(t)
 	for i, row := range readCSV(t, "expected_published.csv") {
@@ -452,8 +453,13 @@ func TestPublished(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _ := hashTestdata(t, filepath.Join("images", path))
-			if d := pdq.Distance(got, want); d > 16 {
-				t.Errorf("%s: got %v, want %v within 16 bits, distance %d", row["implementation_and_decoder"], got, want, d)
+			impl := row["implementation_and_decoder"]
+			allowed := 16
+			if strings.HasPrefix(impl, "pytx") {
+				allowed = 0
+			}
+			if d := pdq.Distance(got, want); d > allowed {
+				t.Errorf("%s: got %v, want %v within %d bits, distance %d", impl, got, want, allowed, d)
 			}
 		})
 	}
@@ -484,7 +490,7 @@ func FuzzDecode(f *testing.F) {
 			if m.Width <= 0 || m.Height <= 0 || int64(m.Width)*int64(m.Height) > limit || len(m.Pix) != m.Width*m.Height*m.Channels {
 				t.Fatalf("got %d×%d×%d with %d bytes", m.Width, m.Height, m.Channels, len(m.Pix))
 			}
-			pdq.HashImage(toImage(m))
+			pdq.HashImage(ToImage(m))
 		}
 	})
 }
