@@ -48,6 +48,9 @@ func runHashDistances(dir string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if len(core) == 0 {
+			return fmt.Errorf("bench hash -distances: no rows in %s", filepath.Join(set, "expected_cpp_core.csv"))
+		}
 		hashes := map[string][2]pdq.Hash{} // image path under images/ → Go's, turbo's hash
 		for _, row := range core {
 			file := row["file"]
