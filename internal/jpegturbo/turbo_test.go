@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashfed/hashfed/consortium/pdq"
@@ -379,13 +380,33 @@ func isJPEG(name string) bool {
 	return ext == ".jpg" || ext == ".jpeg"
 }
 
+// hashed caches hashTestdata's results: the 1600×1004 files appear in many rows.
+var hashed sync.Map // file name → func() (hashQ, error)
+
+type hashQ struct {
+	hash    pdq.Hash
+	quality int
+}
+
 func hashTestdata(t testing.TB, name string) (pdq.Hash, int) {
 	t.Helper()
-	img, _, err := pdq.Decode(bytes.NewReader(readTestdata(t, name)), pdq.DecodeOptions{})
+	f, _ := hashed.LoadOrStore(name, sync.OnceValues(func() (hq hashQ, err error) {
+		data, err := os.ReadFile(filepath.Join(testdataDir, name))
+		if err != nil {
+			return hq, err
+		}
+		img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DecodeOptions{})
+		if err != nil {
+			return hq, err
+		}
+		h, q := pdq.HashImage(img)
+		return hashQ{h, q}, nil
+	}))
+	hq, err := f.(func() (hashQ, error))()
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	return pdq.HashImage(img)
+	return hq.hash, hq.quality
 }
 
 // jpegTolerance is the repository's rule for the same JPEG decoded by different decoders: at
