@@ -35,7 +35,7 @@ const cppAnchorHashesPerSecond512 = 550
 //
 // The images are the 512×512 images and 1600×1004 JPEGs found under -images (by default the
 // repository's PDQ test images); when there are none, it makes deterministic ones. The files_ figures
-// are end to end, as `hashfed hash` does it for many files: each JPEG of 1600×1004 or 1004×1600 (the
+// are end to end, as `hashfed hash` does it for many files (pdq.HashFile): each JPEG of 1600×1004 or 1004×1600 (the
 // conformance set's eleven bridge photos under ../shared/pdq/images) read from memory, decoded and
 // hashed -repeat times, first on one core (one goroutine, GOMAXPROCS=1) and then on every core (one
 // goroutine per CPU taking the next file, as hashfed hash does).
@@ -94,12 +94,8 @@ func runBenchHash(ctx context.Context, args []string, stdout io.Writer) error {
 	nJPEG, tJPEG, err := timeLoop(ctx, budget, func() error {
 		data := in.jpegs[j%len(in.jpegs)]
 		j++
-		img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DecodeOptions{})
-		if err != nil {
-			return err
-		}
-		pdq.HashImage(img)
-		return nil
+		_, _, _, err := pdq.HashFile(bytes.NewReader(data), pdq.DecodeOptions{})
+		return err
 	})
 	if err != nil {
 		return err
@@ -159,12 +155,10 @@ func timeFiles(ctx context.Context, files [][]byte, repeat, workers int) (time.D
 				if i >= len(files)*repeat || ctx.Err() != nil {
 					return
 				}
-				img, _, err := pdq.Decode(bytes.NewReader(files[i%len(files)]), pdq.DecodeOptions{})
-				if err != nil {
+				if _, _, _, err := pdq.HashFile(bytes.NewReader(files[i%len(files)]), pdq.DecodeOptions{}); err != nil {
 					errs[w] = err
 					return
 				}
-				pdq.HashImage(img)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/image/bmp"
@@ -48,11 +49,12 @@ type JPEGDecoder struct {
 	Name string
 
 	// Decode decodes a whole JPEG file. It must refuse a file declaring more than maxPixels
-	// pixels before allocating them, with an error wrapping [ErrTooLarge]. An error wrapping
+	// pixels before allocating them, with an error wrapping [ErrTooLarge]. It may write the pixels
+	// into buf (which may be nil) when buf has room for them, and must not keep buf otherwise. An error wrapping
 	// [ErrTooLarge] or [ErrCorrupt] is final; any other error (a feature or colour space the
 	// decoder does not handle, data it finds corrupt) makes Decode try Go's decoder instead, so a
 	// file Go's decoder accepts is never refused because a faster decoder is registered.
-	Decode func(data []byte, maxPixels int64) (image.Image, error)
+	Decode func(data []byte, maxPixels int64, buf []byte) (image.Image, error)
 }
 
 var jpegDecoder atomic.Pointer[JPEGDecoder]
@@ -159,17 +161,67 @@ func sniff(data []byte) *format {
 //
 // EXIF orientation and colour profiles are ignored: the pixels are returned as stored.
 func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string, err error) {
-	opts, err = opts.withDefaults()
+	opts, data, err := readImage(r, opts)
 	if err != nil {
 		return nil, "", err
 	}
+	return decode(data, opts, nil)
+}
+
+// HashFile decodes an image file as [Decode] does and returns the [HashImage] of it, and its
+// format. It reuses its pixel buffers from one call to the next where it can (JPEG files decoded
+// by a registered decoder), which saves allocating and clearing the pixels of every file when
+// hashing many.
+func HashFile(r io.Reader, opts DecodeOptions) (h Hash, quality int, formatName string, err error) {
+	opts, data, err := readImage(r, opts)
+	if err != nil {
+		return Hash{}, 0, "", err
+	}
+	bp := pixPool.Get().(*[]byte)
+	img, formatName, err := decode(data, opts, *bp)
+	if err != nil {
+		pixPool.Put(bp)
+		return Hash{}, 0, formatName, err
+	}
+	h, quality = HashImage(img)
+	// Keep the decoder's buffer for the next file, unless it is very large.
+	var pix []byte
+	switch m := img.(type) {
+	case *RGB24:
+		pix = m.Pix
+	case *image.Gray:
+		pix = m.Pix
+	}
+	if cap(pix) > cap(*bp) && cap(pix) <= maxPooledPix {
+		*bp = pix[:0]
+	}
+	pixPool.Put(bp)
+	return h, quality, formatName, nil
+}
+
+// maxPooledPix bounds the pixel buffers HashFile keeps: 64 MiB, a 21-megapixel RGB image.
+const maxPooledPix = 64 << 20
+
+var pixPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// readImage applies the defaults of opts and reads the file, up to opts.MaxBytes.
+func readImage(r io.Reader, opts DecodeOptions) (DecodeOptions, []byte, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return opts, nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("pdq: reading image: %w", err)
+		return opts, nil, fmt.Errorf("pdq: reading image: %w", err)
 	}
 	if int64(len(data)) > opts.MaxBytes {
-		return nil, "", fmt.Errorf("%w: file is longer than the limit of %d bytes", ErrTooLarge, opts.MaxBytes)
+		return opts, nil, fmt.Errorf("%w: file is longer than the limit of %d bytes", ErrTooLarge, opts.MaxBytes)
 	}
+	return opts, data, nil
+}
+
+// decode decodes the image file data; a registered JPEG decoder may write its pixels into buf.
+func decode(data []byte, opts DecodeOptions, buf []byte) (img image.Image, formatName string, err error) {
 	f := sniff(data)
 	if f == nil {
 		if len(data) == 0 {
@@ -184,7 +236,7 @@ func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string
 	}()
 	var declined error // why the registered JPEG decoder declined the file
 	if d := jpegDecoder.Load(); d != nil && f.name == "jpeg" && !opts.GoJPEG {
-		img, err := d.Decode(data, opts.MaxPixels)
+		img, err := d.Decode(data, opts.MaxPixels, buf)
 		switch {
 		case err == nil:
 			b := img.Bounds()

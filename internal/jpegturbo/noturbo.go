@@ -13,6 +13,11 @@ func Version() string { return "" }
 
 // Decode returns [ErrUnavailable] in a build without libjpeg-turbo.
 func Decode(data []byte, opts Options) (*Image, error) {
+	return DecodeInto(data, opts, nil)
+}
+
+// DecodeInto returns [ErrUnavailable] in a build without libjpeg-turbo.
+func DecodeInto(data []byte, opts Options, buf []byte) (*Image, error) {
 	if _, err := opts.check(); err != nil {
 		return nil, err
 	}

@@ -17,8 +17,8 @@ func init() {
 // decodeForPDQ is the decoder registered with pdq: an RGB file gives a [pdq.RGB24], a grey one
 // an [image.Gray]. A file too large, or with too many scans, is refused for good (ErrTooLarge,
 // ErrCorrupt); anything else libjpeg declines goes on to Go's decoder.
-func decodeForPDQ(data []byte, maxPixels int64) (image.Image, error) {
-	m, err := Decode(data, Options{MaxPixels: maxPixels})
+func decodeForPDQ(data []byte, maxPixels int64, buf []byte) (image.Image, error) {
+	m, err := DecodeInto(data, Options{MaxPixels: maxPixels}, buf)
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return nil, fmt.Errorf("%w: jpeg: %w", pdq.ErrTooLarge, err)

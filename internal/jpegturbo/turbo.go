@@ -185,6 +185,12 @@ func Version() string {
 // pixel buffer is allocated; anything libjpeg refuses or warns about gives [ErrCorrupt] with
 // libjpeg's message.
 func Decode(data []byte, opts Options) (*Image, error) {
+	return DecodeInto(data, opts, nil)
+}
+
+// DecodeInto is [Decode] writing the pixels into buf when its capacity is enough (they then
+// share its storage), and into a new buffer otherwise.
+func DecodeInto(data []byte, opts Options, buf []byte) (*Image, error) {
 	opts, err := opts.check()
 	if err != nil {
 		return nil, err
@@ -204,7 +210,11 @@ func Decode(data []byte, opts Options) (*Image, error) {
 	if img.Width <= 0 || img.Height <= 0 || (img.Channels != 1 && img.Channels != 3) {
 		return nil, fmt.Errorf("%w: libjpeg-turbo gives a %d×%d image of %d channels", ErrCorrupt, img.Width, img.Height, img.Channels)
 	}
-	img.Pix = make([]byte, img.Width*img.Height*img.Channels)
+	if n := img.Width * img.Height * img.Channels; cap(buf) >= n {
+		img.Pix = buf[:n] // every byte is written: libjpeg fills every row or fails
+	} else {
+		img.Pix = make([]byte, n)
+	}
 	dst := (*C.uchar)(unsafe.Pointer(&img.Pix[0]))
 	if err := result(C.hf_decode(src, C.ulong(len(data)), C.int(opts.ScaleDenom), C.int(opts.MaxScans), dst, C.size_t(len(img.Pix)), &info), &info); err != nil {
 		return nil, err

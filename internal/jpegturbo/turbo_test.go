@@ -515,3 +515,34 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestHashFileReusesBuffers hashes files of different sizes in turn with pdq.HashFile, which
+// reuses the pixel buffer of one file for the next: every hash must equal that of a fresh decode.
+func TestHashFileReusesBuffers(t *testing.T) {
+	needTurbo(t)
+	colour, grey := smallJPEG(t)
+	files := [][]byte{
+		readTestdata(t, "images/pdq/data/bridge-mods/square-512x512.jpg"),
+		colour,
+		readTestdata(t, "images/pdq/data/bridge-mods/square-128x128.jpg"),
+		grey,
+		readTestdata(t, "images/pdq/data/reg-test-input/labelme-subset/q0291.jpg"),
+		withJunkBeforeDQT(t, colour), // decoded by Go
+	}
+	for round := range 3 {
+		for i, data := range files {
+			img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DecodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantH, wantQ := pdq.HashImage(img)
+			h, q, format, err := pdq.HashFile(bytes.NewReader(data), pdq.DecodeOptions{})
+			if err != nil || h != wantH || q != wantQ || format != "jpeg" {
+				t.Errorf("round %d, file %d: got %v quality %d %q error %v, want %v quality %d", round, i, h, q, format, err, wantH, wantQ)
+			}
+		}
+	}
+	if _, _, _, err := pdq.HashFile(bytes.NewReader(colour[:len(colour)/2]), pdq.DecodeOptions{}); !errors.Is(err, pdq.ErrCorrupt) {
+		t.Errorf("truncated: got error %v, want ErrCorrupt", err)
+	}
+}
