@@ -486,8 +486,8 @@ func TestPublished(t *testing.T) {
 	}
 }
 
-// FuzzDecode feeds hostile bytes to Decode: nothing may crash, every error must wrap a sentinel,
-// and an image must be the size its buffer says and within the limit.
+// FuzzDecode feeds hostile bytes to Decode and to pdq.HashFile: nothing may crash, every error
+// must wrap a sentinel, and an image must be the size its buffer says and within the limit.
 func FuzzDecode(f *testing.F) {
 	colour, grey := smallJPEG(f)
 	f.Add(colour)
@@ -512,6 +512,11 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("got %d×%d×%d with %d bytes", m.Width, m.Height, m.Channels, len(m.Pix))
 			}
 			pdq.HashImage(ToImage(m))
+		}
+		// Through pdq: libjpeg-turbo first, Go's decoder for what it declines, buffers reused.
+		if _, _, _, err := pdq.HashFile(bytes.NewReader(data), pdq.DecodeOptions{MaxPixels: limit}); err != nil &&
+			!errors.Is(err, pdq.ErrCorrupt) && !errors.Is(err, pdq.ErrUnsupportedFormat) && !errors.Is(err, pdq.ErrTooLarge) {
+			t.Fatalf("pdq.HashFile: got error %v, want one wrapping a sentinel", err)
 		}
 	})
 }
