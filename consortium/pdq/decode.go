@@ -49,11 +49,12 @@ type JPEGDecoder struct {
 	Name string
 
 	// Decode decodes a whole JPEG file. It must refuse a file declaring more than maxPixels
-	// pixels before allocating them, with an error wrapping [ErrTooLarge]. It may write the pixels
-	// into buf (which may be nil) when buf has room for them, and must not keep buf otherwise. An error wrapping
-	// [ErrTooLarge] or [ErrCorrupt] is final; any other error (a feature or colour space the
-	// decoder does not handle, data it finds corrupt) makes Decode try Go's decoder instead, so a
-	// file Go's decoder accepts is never refused because a faster decoder is registered.
+	// pixels before allocating them, with an error wrapping [ErrTooLarge]. It may write the
+	// pixels into buf (which may be nil) when buf has room for them, and must not keep buf after
+	// it returns. An error wrapping [ErrTooLarge] or [ErrCorrupt] is final; any other error (a
+	// feature or colour space the decoder does not handle, data it finds corrupt) makes Decode
+	// try Go's decoder instead, so a file Go's decoder accepts is never refused because a faster
+	// decoder is registered.
 	Decode func(data []byte, maxPixels int64, buf []byte) (image.Image, error)
 }
 
