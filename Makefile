@@ -12,10 +12,10 @@ FUZZTIME_LONG ?= 2m
 TESTFLAGS ?=
 BIN := $(CURDIR)/bin
 
-.PHONY: check fmt-check vet staticcheck test fuzz-short fuzz proto proto-check tidy-check build bench-build demo bench clean
+.PHONY: check fmt-check vet staticcheck test nocgo fuzz-short fuzz proto proto-check tidy-check build bench-build demo bench clean
 
 ## check: everything CI runs
-check: fmt-check vet staticcheck test fuzz-short proto-check tidy-check
+check: fmt-check vet staticcheck test nocgo fuzz-short proto-check tidy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -29,6 +29,12 @@ staticcheck:
 
 test:
 	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+
+# nocgo checks that everything builds without cgo, where PDQ hashing decodes JPEGs with Go's
+# image/jpeg instead of libjpeg-turbo, and that the PDQ tests (bit-exact on Go's pixels) pass so.
+nocgo:
+	CGO_ENABLED=0 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./consortium/pdq/ ./internal/jpegturbo/
 
 # fuzz-short runs every fuzz target (func FuzzX in *_test.go) for $(FUZZTIME).
 fuzz-short:

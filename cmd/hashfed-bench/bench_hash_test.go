@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/hashfed/hashfed/internal/jpegturbo"
+
 	"bytes"
 	"context"
 	"errors"
@@ -45,7 +47,7 @@ func TestRunBenchHash(t *testing.T) {
 				t.Errorf("got output\n%s\nwant it to say %q", out.String(), tc.wantSource)
 			}
 			figures := lastLineFigures(t, out.String())
-			for _, key := range []string{"hashes_per_s_512", "us_per_hash_512", "jpeg_per_s_1600x1004", "us_per_jpeg", "files_per_s_1core", "files_per_s_allcores", "files", "cores_all"} {
+			for _, key := range []string{"hashes_per_s_512", "us_per_hash_512", "jpeg_per_s_1600x1004", "us_per_jpeg", "files_per_s_1core", "files_per_s_allcores", "files", "cores_all", "files_per_cpu_s_1core"} {
 				v, err := strconv.ParseFloat(figures[key], 64)
 				if err != nil || !(v > 0) {
 					t.Errorf("%s: got %q, want a positive number", key, figures[key])
@@ -57,8 +59,8 @@ func TestRunBenchHash(t *testing.T) {
 			if figures["repeat"] != "1" {
 				t.Errorf("repeat: got %q, want 1", figures["repeat"])
 			}
-			if len(figures) != 10 {
-				t.Errorf("got %d figures %v, want 10", len(figures), figures)
+			if len(figures) != 11 {
+				t.Errorf("got %d figures %v, want 11", len(figures), figures)
 			}
 		})
 	}
@@ -97,5 +99,33 @@ func TestRunBenchHashErrors(t *testing.T) {
 	cancel()
 	if err := runBenchHash(ctx, []string{"-seconds", "5", "-images", t.TempDir()}, &out); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: got error %v, want context.Canceled", err)
+	}
+}
+
+// TestRunHashDistances runs the decoder comparison over the repository's conformance vectors.
+func TestRunHashDistances(t *testing.T) {
+	var out bytes.Buffer
+	err := runBenchHash(t.Context(), []string{"-distances", "../../testdata/pdq"}, &out)
+	if !jpegturbo.Available {
+		if err == nil || !strings.Contains(err.Error(), "no libjpeg-turbo") {
+			t.Errorf("without libjpeg-turbo: got error %v, want one saying so", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("got error %v, want none; output:\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"bridge-mods/aaa-orig.jpg",
+		"JPEG, Go decoder vs C++ core on Go pixels (must be 0)                     23      0    0  23 / 0 / 0 / 0 / 0 / 0",
+		"png and decoded-png: ours vs C++ core (must be 0)",
+		"published pytx (C++ core + Pillow decode): libjpeg-turbo                  15      0    0  15 / 0 / 0 / 0 / 0 / 0",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("got output\n%s\nwant it to contain %q", out.String(), want)
+		}
+	}
+	if err := runBenchHash(t.Context(), []string{"-distances", t.TempDir()}, &out); err == nil {
+		t.Errorf("a directory without the vectors: got no error")
 	}
 }

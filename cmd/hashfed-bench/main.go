@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "github.com/hashfed/hashfed/internal/jpegturbo" // libjpeg-turbo decodes JPEGs when built with cgo
 )
 
 // env is what a benchmark may touch: its output streams. Only main exits.

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	_ "github.com/hashfed/hashfed/internal/jpegturbo" // libjpeg-turbo decodes JPEGs when built with cgo
 )
 
 // command is one subcommand: a thin run(ctx, args) over the packages.

@@ -2,12 +2,15 @@ package pdq
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -32,7 +35,48 @@ type DecodeOptions struct {
 	// MaxBytes is the longest file accepted; Decode reads at most one byte more than this.
 	// 0 means [DefaultMaxBytes].
 	MaxBytes int64
+
+	// GoJPEG decodes JPEGs with Go's image/jpeg even when a faster decoder is registered (see
+	// [RegisterJPEGDecoder]): the pixels the conformance vectors of the C++ core were computed
+	// from, and what every build gave before libjpeg-turbo was linked in.
+	GoJPEG bool
 }
+
+// JPEGDecoder is a JPEG decoder that [Decode] tries before Go's image/jpeg (see
+// [RegisterJPEGDecoder]).
+type JPEGDecoder struct {
+	// Name names the decoder and its version, for `hashfed version` and error messages.
+	Name string
+
+	// Decode decodes a whole JPEG file. It must refuse a file declaring more than maxPixels
+	// pixels before allocating them, with an error wrapping [ErrTooLarge]. It may write the
+	// pixels into buf (which may be nil) when buf has room for them, and must not keep buf after
+	// it returns. An error wrapping [ErrTooLarge] or [ErrCorrupt] is final; any other error (a
+	// feature or colour space the decoder does not handle, data it finds corrupt) makes Decode
+	// try Go's decoder instead, so a file Go's decoder accepts is never refused because a faster
+	// decoder is registered.
+	Decode func(data []byte, maxPixels int64, buf []byte) (image.Image, error)
+}
+
+var jpegDecoder atomic.Pointer[JPEGDecoder]
+
+// RegisterJPEGDecoder makes [Decode] try d first for JPEG files, unless [DecodeOptions.GoJPEG] is
+// set. It is meant to be called from an init function (internal/jpegturbo registers
+// libjpeg-turbo when cgo is on); the last registration wins.
+func RegisterJPEGDecoder(d JPEGDecoder) {
+	jpegDecoder.Store(&d)
+}
+
+// JPEGDecoderName names the decoder [Decode] uses for JPEG files by default: the registered one,
+// or "Go image/jpeg".
+func JPEGDecoderName() string {
+	if d := jpegDecoder.Load(); d != nil {
+		return d.Name
+	}
+	return goJPEGName
+}
+
+const goJPEGName = "Go image/jpeg"
 
 // DefaultDecodeOptions returns the options [Decode] uses when given the zero DecodeOptions.
 func DefaultDecodeOptions() DecodeOptions {
@@ -110,19 +154,75 @@ func sniff(data []byte) *format {
 // error. A panic inside a decoder (a bug in it, met with hostile input) is also returned as
 // [ErrCorrupt] rather than crashing the caller.
 //
+// JPEG files go first to the decoder registered with [RegisterJPEGDecoder], if any (libjpeg-turbo
+// in the hashfed binaries built with cgo), which returns an [*RGB24] or [*image.Gray]; Go's
+// image/jpeg decodes them when none is registered, when opts.GoJPEG is set, and when the
+// registered decoder declines a file. The two decoders' pixels differ slightly (their IDCT and
+// chroma upsampling differ), which moves a PDQ hash by a few bits.
+//
 // EXIF orientation and colour profiles are ignored: the pixels are returned as stored.
 func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string, err error) {
-	opts, err = opts.withDefaults()
+	opts, data, err := readImage(r, opts)
 	if err != nil {
 		return nil, "", err
 	}
+	return decode(data, opts, nil)
+}
+
+// HashFile decodes an image file as [Decode] does and returns the [HashImage] of it, and its
+// format. It reuses its pixel buffers from one call to the next where it can (JPEG files decoded
+// by a registered decoder), which saves allocating and clearing the pixels of every file when
+// hashing many.
+func HashFile(r io.Reader, opts DecodeOptions) (h Hash, quality int, formatName string, err error) {
+	opts, data, err := readImage(r, opts)
+	if err != nil {
+		return Hash{}, 0, "", err
+	}
+	bp := pixPool.Get().(*[]byte)
+	img, formatName, err := decode(data, opts, *bp)
+	if err != nil {
+		pixPool.Put(bp)
+		return Hash{}, 0, formatName, err
+	}
+	h, quality = HashImage(img)
+	// Keep the decoder's buffer for the next file, unless it is very large.
+	var pix []byte
+	switch m := img.(type) {
+	case *RGB24:
+		pix = m.Pix
+	case *image.Gray:
+		pix = m.Pix
+	}
+	if cap(pix) > cap(*bp) && cap(pix) <= maxPooledPix {
+		*bp = pix[:0]
+	}
+	pixPool.Put(bp)
+	return h, quality, formatName, nil
+}
+
+// maxPooledPix bounds the pixel buffers HashFile keeps: 64 MiB, a 21-megapixel RGB image.
+const maxPooledPix = 64 << 20
+
+var pixPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// readImage applies the defaults of opts and reads the file, up to opts.MaxBytes.
+func readImage(r io.Reader, opts DecodeOptions) (DecodeOptions, []byte, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return opts, nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r, opts.MaxBytes+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("pdq: reading image: %w", err)
+		return opts, nil, fmt.Errorf("pdq: reading image: %w", err)
 	}
 	if int64(len(data)) > opts.MaxBytes {
-		return nil, "", fmt.Errorf("%w: file is longer than the limit of %d bytes", ErrTooLarge, opts.MaxBytes)
+		return opts, nil, fmt.Errorf("%w: file is longer than the limit of %d bytes", ErrTooLarge, opts.MaxBytes)
 	}
+	return opts, data, nil
+}
+
+// decode decodes the image file data; a registered JPEG decoder may write its pixels into buf.
+func decode(data []byte, opts DecodeOptions, buf []byte) (img image.Image, formatName string, err error) {
 	f := sniff(data)
 	if f == nil {
 		if len(data) == 0 {
@@ -135,8 +235,26 @@ func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string
 			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrCorrupt, f.name, p)
 		}
 	}()
+	var declined error // why the registered JPEG decoder declined the file
+	if d := jpegDecoder.Load(); d != nil && f.name == "jpeg" && !opts.GoJPEG {
+		img, err := d.Decode(data, opts.MaxPixels, buf)
+		switch {
+		case err == nil:
+			b := img.Bounds()
+			if err := checkSize(b.Dx(), b.Dy(), opts.MaxPixels, "decoded to"); err != nil {
+				return nil, f.name, err
+			}
+			return img, f.name, nil
+		case errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCorrupt):
+			return nil, f.name, err
+		}
+		declined = fmt.Errorf("%s: %w", d.Name, err)
+	}
 	cfg, err := f.config(bytes.NewReader(data))
 	if err != nil {
+		if declined != nil {
+			return nil, f.name, fmt.Errorf("%w: %s header: %w (and %w)", ErrCorrupt, f.name, err, declined)
+		}
 		return nil, f.name, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f.name, err)
 	}
 	if err := checkSize(cfg.Width, cfg.Height, opts.MaxPixels, "declares"); err != nil {
@@ -144,6 +262,9 @@ func Decode(r io.Reader, opts DecodeOptions) (img image.Image, formatName string
 	}
 	img, err = f.decode(bytes.NewReader(data))
 	if err != nil {
+		if declined != nil {
+			return nil, f.name, fmt.Errorf("%w: %s: %w (and %w)", ErrCorrupt, f.name, err, declined)
+		}
 		return nil, f.name, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.name, err)
 	}
 	// The decoders allocate what the header declares, but check what came out all the same.

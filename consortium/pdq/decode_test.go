@@ -467,3 +467,30 @@ func ExampleDecode() {
 	fmt.Println(format, h, quality)
 	// Output: jpeg f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22 100
 }
+
+// TestHashFile checks that HashFile gives what HashImage gives of Decode's image, and the same
+// errors.
+func TestHashFile(t *testing.T) {
+	for name, data := range encoded(t) {
+		img, format, err := Decode(bytes.NewReader(data), DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantH, wantQ := HashImage(img)
+		for range 2 {
+			h, q, f, err := HashFile(bytes.NewReader(data), DecodeOptions{})
+			if err != nil || h != wantH || q != wantQ || f != format {
+				t.Errorf("%s: got %v quality %d format %q error %v, want %v quality %d format %q", name, h, q, f, err, wantH, wantQ, format)
+			}
+		}
+	}
+	if _, _, _, err := HashFile(bytes.NewReader(pngHeader(100000, 100000)), DecodeOptions{}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("bomb: got error %v, want ErrTooLarge", err)
+	}
+	if _, _, _, err := HashFile(strings.NewReader("hello"), DecodeOptions{}); !errors.Is(err, ErrUnsupportedFormat) {
+		t.Errorf("text: got error %v, want ErrUnsupportedFormat", err)
+	}
+	if _, _, _, err := HashFile(strings.NewReader("hello"), DecodeOptions{MaxBytes: -1}); err == nil {
+		t.Errorf("negative MaxBytes: got no error")
+	}
+}

@@ -50,7 +50,18 @@ type rgb24Reader struct {
 func (r rgb24Reader) row(y int, dst []float32) {
 	p := r.m.Pix[r.m.PixOffset(r.x0, r.y0+y):]
 	p = p[:3*r.w]
-	for x := range dst[:r.w] {
+	dst = dst[:r.w]
+	// Four pixels (twelve bytes) a step, so the bounds are checked once for all of them.
+	x := 0
+	for ; x+4 <= len(dst); x += 4 {
+		q := p[3*x : 3*x+12 : 3*x+12]
+		d := dst[x : x+4 : x+4]
+		d[0] = (lumR[q[0]] + lumG[q[1]]) + lumB[q[2]]
+		d[1] = (lumR[q[3]] + lumG[q[4]]) + lumB[q[5]]
+		d[2] = (lumR[q[6]] + lumG[q[7]]) + lumB[q[8]]
+		d[3] = (lumR[q[9]] + lumG[q[10]]) + lumB[q[11]]
+	}
+	for ; x < len(dst); x++ {
 		q := p[3*x : 3*x+3 : 3*x+3]
 		dst[x] = luma8(q[0], q[1], q[2])
 	}

@@ -78,10 +78,9 @@ func HashFile(ctx context.Context, path string, o VideoOptions) (FileHashes, err
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return FileHashes{}, err
 	}
-	img, _, err := pdq.Decode(f, pdq.DefaultDecodeOptions())
+	h, q, _, err := pdq.HashFile(f, pdq.DefaultDecodeOptions())
 	switch {
 	case err == nil:
-		h, q := pdq.HashImage(img)
 		out.Kind, out.PDQ, out.Quality = "image", h.String(), &q
 		return out, nil
 	case !errors.Is(err, pdq.ErrUnsupportedFormat):

@@ -31,11 +31,10 @@ func HashImageFile(path string) (ImageHashes, error) {
 	if err != nil {
 		return ImageHashes{}, err
 	}
-	img, _, err := pdq.Decode(bytes.NewReader(data), pdq.DefaultDecodeOptions())
+	h, q, _, err := pdq.HashFile(bytes.NewReader(data), pdq.DefaultDecodeOptions())
 	if err != nil {
 		return ImageHashes{}, fmt.Errorf("%s: %w", path, err)
 	}
-	h, q := pdq.HashImage(img)
 	m := md5.Sum(data)
 	s := sha256.Sum256(data)
 	return ImageHashes{Path: path, PDQ: h.String(), Quality: q, MD5: hex.EncodeToString(m[:]), SHA256: hex.EncodeToString(s[:])}, nil
