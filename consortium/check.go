@@ -41,7 +41,8 @@ func (s *State) CheckBatchDecoded(member string, raws [][]byte, decs []Decoded) 
 		lastTime: s.logs[mi].lastTime,
 		first:    s.logs[mi].size,
 		next:     s.logs[mi].size,
-		listed:   map[Signal]bool{},
+		listed:   make(map[Signal]bool, len(raws)),
+		raws:     make([][]byte, 0, len(raws)),
 		votes:    map[uint64]Hash{},
 		mine:     map[Hash]bool{},
 	}

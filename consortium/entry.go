@@ -111,9 +111,12 @@ func MarshalEntry(e *pb.Entry) ([]byte, error) {
 // [State.CheckBatchDecoded] and [State.ApplyDecoded], so that a node appending its own entries
 // decodes each once.
 func EncodeEntry(e *pb.Entry) ([]byte, Decoded, error) {
-	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
-	if err != nil {
-		return nil, Decoded{}, fmt.Errorf("%w: encode entry: %v", ErrInvalidEntry, err)
+	raw, ok := appendAdd(nil, e)
+	if !ok {
+		var err error
+		if raw, err = (proto.MarshalOptions{Deterministic: true}).Marshal(e); err != nil {
+			return nil, Decoded{}, fmt.Errorf("%w: encode entry: %v", ErrInvalidEntry, err)
+		}
 	}
 	d := Decode(raw)
 	if d.err != nil {

@@ -406,7 +406,7 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 	s.mu.Lock()
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
-		s.pending = map[uint32]pdqindex.Hash{}
+		s.pending = make(map[uint32]pdqindex.Hash, n)
 	}
 	if len(writes) > 0 {
 		s.version++
