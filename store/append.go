@@ -125,12 +125,28 @@ func (s *Store) commitBatch(batch []*submission) {
 	// Stamp and gate every entry in order, then encode, decode and leaf-hash them on every CPU:
 	// that is most of the work before the check, and needs no state. Each entry is decoded once
 	// here; the check and the apply use that.
-	total := 0
+	total, opinions := 0, false
 	for _, sub := range batch {
 		total += len(sub.entries)
+		for _, e := range sub.entries {
+			if _, ok := e.Op.(*pb.Entry_Opinion); ok {
+				opinions = true
+			}
+		}
+	}
+	rl.hint = total
+	// The relister's lookups in the state, on every CPU (the checks that use them go in order).
+	looks := make([][]addLookup, len(batch))
+	for b, sub := range batch {
+		looks[b] = make([]addLookup, len(sub.entries))
+		inParallel(len(sub.entries), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				looks[b][i] = rl.lookup(sub.member, sub.entries[i])
+			}
+		})
 	}
 	ps := make([]pending, 0, total)
-	for _, sub := range batch {
+	for b, sub := range batch {
 		sub.out = make([]Appended, len(sub.entries))
 		if _, ok := byMember[sub.member]; !ok {
 			order = append(order, sub.member)
@@ -142,12 +158,12 @@ func (s *Store) commitBatch(batch []*submission) {
 				sub.out[i].Err = frozen
 				continue
 			}
-			same, unchanged := rl.check(sub.member, e, now)
+			same, unchanged := rl.check(sub.member, e, now, &looks[b][i])
 			if unchanged {
 				sub.out[i] = same
 				continue
 			}
-			if err := s.stamp(sub.member, e, now); err != nil {
+			if err := s.stamp(sub.member, e, now, &looks[b][i], opinions); err != nil {
 				sub.out[i].Err = err
 				continue
 			}
@@ -225,8 +241,10 @@ func (s *Store) commitBatch(batch []*submission) {
 }
 
 // stamp stamps an entry's time, checks the quality gate and that an opinion is about a listed
-// signal; commitBatch then encodes it. Caller holds mu.
-func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
+// signal; commitBatch then encodes it. lk is the relister's lookup of e; noteAdds says whether to
+// note an add's signal for the opinions after it in the batch (a batch with no opinion need not).
+// Caller holds mu.
+func (s *Store) stamp(member string, e *pb.Entry, now int64, lk *addLookup, noteAdds bool) error {
 	if e.TimeUnixMs == 0 {
 		e.TimeUnixMs = max(now, s.lastTime(member))
 	}
@@ -236,11 +254,11 @@ func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
 	if err := s.checkOpinionTarget(e.GetOpinion(), now); err != nil {
 		return err
 	}
-	if sig, err := consortium.SignalFromProto(e.GetAdd().GetSignal()); err == nil {
+	if noteAdds && lk.sigOK {
 		if s.batchAdds == nil {
 			s.batchAdds = map[consortium.Signal]bool{}
 		}
-		s.batchAdds[sig] = true
+		s.batchAdds[lk.sig] = true
 	}
 	return nil
 }
