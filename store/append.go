@@ -365,8 +365,12 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 			if w.values == nil {
 				w.prepare()
 			}
+			// The keys share one buffer, as the values do (bbolt keeps both until the commit).
+			keys := make([]byte, 8*len(w.values))
 			for j, v := range w.values {
-				if err := b.Put(logKey(w.start+uint64(j)), v); err != nil {
+				k := keys[8*j : 8*j+8 : 8*j+8]
+				binary.BigEndian.PutUint64(k, w.start+uint64(j))
+				if err := b.Put(k, v); err != nil {
 					return err
 				}
 			}
