@@ -21,6 +21,12 @@ func (s *State) Check(member string, raw []byte) error {
 // be after the accepted ones before it (see [State.Check]); a refused entry is left out and does not
 // affect the others. It returns one error (or nil) per entry. It changes nothing.
 func (s *State) CheckBatch(member string, raws [][]byte) []error {
+	return s.CheckBatchDecoded(member, raws, nil)
+}
+
+// CheckBatchDecoded is [State.CheckBatch] of entries already decoded: decs[i] is [Decode] of
+// raws[i] (as [EncodeEntry] returns it), so they are not decoded again. A nil decs decodes them.
+func (s *State) CheckBatchDecoded(member string, raws [][]byte, decs []Decoded) []error {
 	errs := make([]error, len(raws))
 	r := s.Roster()
 	m, ok := r.Member(member)
@@ -33,15 +39,26 @@ func (s *State) CheckBatch(member string, raws [][]byte) []error {
 	mi := s.memberIdx[member]
 	ov := batchOverlay{
 		lastTime: s.logs[mi].lastTime,
+		first:    s.logs[mi].size,
 		next:     s.logs[mi].size,
-		listed:   map[Signal]bool{},
-		raws:     map[uint64][]byte{},
+		listed:   make(map[Signal]bool, len(raws)),
+		raws:     make([][]byte, 0, len(raws)),
 		votes:    map[uint64]Hash{},
 		mine:     map[Hash]bool{},
 	}
 	for i, raw := range raws {
-		if errs[i] = s.check(member, mi, m, raw, &ov); errs[i] == nil {
-			ov.raws[ov.next] = raw
+		var d Decoded
+		if decs != nil {
+			d = decs[i]
+		} else {
+			d = Decode(raw)
+		}
+		if d.err != nil {
+			errs[i] = d.err
+			continue
+		}
+		if errs[i] = s.check(member, mi, m, raw, d.v, &ov); errs[i] == nil {
+			ov.raws = append(ov.raws, raw)
 			ov.next++
 		}
 	}
@@ -52,19 +69,18 @@ func (s *State) CheckBatch(member string, raws [][]byte) []error {
 // next: its time, its listings, its votes and the entries themselves (for revokes by index).
 type batchOverlay struct {
 	lastTime int64
-	next     uint64
-	listed   map[Signal]bool
-	raws     map[uint64][]byte
-	votes    map[uint64]Hash
+	// first is the log's size before the batch; raws are the batch's accepted entries, entry
+	// first+i being raws[i], and next the index the next one would have.
+	first, next uint64
+	listed      map[Signal]bool
+	raws        [][]byte
+	votes       map[uint64]Hash
 	// mine are the certifications (true) and answered referrals of the batch (roles.go).
 	mine map[Hash]bool
 }
 
-func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchOverlay) error {
-	var v entryView
-	if err := decodeEntry(raw, &v); err != nil {
-		return err
-	}
+// check checks raw, decoded as v, against the state and the batch before it (ov).
+func (s *State) check(member string, mi uint16, m Member, raw []byte, v entryView, ov *batchOverlay) error {
 	r := s.Roster()
 	if v.time < ov.lastTime {
 		return fmt.Errorf("%w: time %d ms is before the log's last entry at %d ms", ErrOutOfOrder, v.time, ov.lastTime)
@@ -82,7 +98,8 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, ov *batchO
 				return fmt.Errorf("%w: revoke names entry %d, which is not before it", ErrInvalidEntry, v.index)
 			}
 			var perr, err error
-			if raw, ok := ov.raws[v.index]; ok {
+			if v.index >= ov.first {
+				raw := ov.raws[v.index-ov.first]
 				var t entryView
 				if decodeEntry(raw, &t) != nil || t.op != OpAdd {
 					perr = fmt.Errorf("%w: revoke names entry %d, which is not a valid add", ErrInvalidEntry, v.index)

@@ -103,15 +103,26 @@ func ParseEntry(raw []byte) (*pb.Entry, error) {
 // MarshalEntry validates an entry and encodes it canonically. The bytes it returns are what a member
 // appends to its log; they are never re-encoded afterwards.
 func MarshalEntry(e *pb.Entry) ([]byte, error) {
-	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode entry: %v", ErrInvalidEntry, err)
+	raw, _, err := EncodeEntry(e)
+	return raw, err
+}
+
+// EncodeEntry is [MarshalEntry] that also returns the entry as [Decode] decodes its bytes, for
+// [State.CheckBatchDecoded] and [State.ApplyDecoded], so that a node appending its own entries
+// decodes each once.
+func EncodeEntry(e *pb.Entry) ([]byte, Decoded, error) {
+	raw, ok := appendAdd(nil, e)
+	if !ok {
+		var err error
+		if raw, err = (proto.MarshalOptions{Deterministic: true}).Marshal(e); err != nil {
+			return nil, Decoded{}, fmt.Errorf("%w: encode entry: %v", ErrInvalidEntry, err)
+		}
 	}
-	var v entryView
-	if err := decodeEntry(raw, &v); err != nil {
-		return nil, err
+	d := Decode(raw)
+	if d.err != nil {
+		return nil, Decoded{}, d.err
 	}
-	return raw, nil
+	return raw, d, nil
 }
 
 // ValidateEntry checks the rules of an entry that need no other entry: a known operation, a

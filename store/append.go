@@ -116,17 +116,37 @@ func (s *Store) commitBatch(batch []*submission) {
 	type pending struct {
 		sub *submission
 		i   int
-		raw []byte
 	}
-	byMember := map[string][]pending{}
+	byMember := map[string][]int{} // indices into ps
 	var order []string
 	now := s.opts.Now().UnixMilli()
 	s.mu.RLock()
 	rl := newRelister(s)
-	// Stamp and gate every entry in order, then encode them on every CPU: encoding is most of the
-	// work before the check, and needs no state.
-	var ps []pending
+	// Stamp and gate every entry in order, then encode, decode and leaf-hash them on every CPU:
+	// that is most of the work before the check, and needs no state. Each entry is decoded once
+	// here; the check and the apply use that.
+	total, opinions := 0, false
 	for _, sub := range batch {
+		total += len(sub.entries)
+		for _, e := range sub.entries {
+			if _, ok := e.Op.(*pb.Entry_Opinion); ok {
+				opinions = true
+			}
+		}
+	}
+	rl.hint = total
+	// The relister's lookups in the state, on every CPU (the checks that use them go in order).
+	looks := make([][]addLookup, len(batch))
+	for b, sub := range batch {
+		looks[b] = make([]addLookup, len(sub.entries))
+		inParallel(len(sub.entries), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				looks[b][i] = rl.lookup(sub.member, sub.entries[i])
+			}
+		})
+	}
+	ps := make([]pending, 0, total)
+	for b, sub := range batch {
 		sub.out = make([]Appended, len(sub.entries))
 		if _, ok := byMember[sub.member]; !ok {
 			order = append(order, sub.member)
@@ -138,12 +158,12 @@ func (s *Store) commitBatch(batch []*submission) {
 				sub.out[i].Err = frozen
 				continue
 			}
-			same, unchanged := rl.check(sub.member, e, now)
+			same, unchanged := rl.check(sub.member, e, now, &looks[b][i])
 			if unchanged {
 				sub.out[i] = same
 				continue
 			}
-			if err := s.stamp(sub.member, e, now); err != nil {
+			if err := s.stamp(sub.member, e, now, &looks[b][i], opinions); err != nil {
 				sub.out[i].Err = err
 				continue
 			}
@@ -153,9 +173,15 @@ func (s *Store) commitBatch(batch []*submission) {
 	}
 	rl.close()
 	errs := make([]error, len(ps))
+	raws := make([][]byte, len(ps))
+	decs := make([]consortium.Decoded, len(ps))
+	leaves := make([]consortium.Hash, len(ps))
 	inParallel(len(ps), func(lo, hi int) {
 		for k := lo; k < hi; k++ {
-			ps[k].raw, errs[k] = consortium.MarshalEntry(ps[k].sub.entries[ps[k].i])
+			raws[k], decs[k], errs[k] = consortium.EncodeEntry(ps[k].sub.entries[ps[k].i])
+			if errs[k] == nil {
+				leaves[k] = consortium.LeafHash(raws[k])
+			}
 		}
 	})
 	for k, p := range ps {
@@ -163,27 +189,40 @@ func (s *Store) commitBatch(batch []*submission) {
 			p.sub.out[p.i].Err = errs[k]
 			continue
 		}
-		byMember[p.sub.member] = append(byMember[p.sub.member], p)
+		byMember[p.sub.member] = append(byMember[p.sub.member], k)
 	}
 	// Check each author's entries in order against the state and each other.
 	var writes []logWrite
 	for _, m := range order {
-		ps := byMember[m]
-		raws := make([][]byte, len(ps))
-		for i, p := range ps {
-			raws[i] = p.raw
+		ks := byMember[m]
+		if len(ks) == 0 {
+			continue
 		}
-		errs := s.state.CheckBatch(m, raws)
+		mraws, mdecs, mleaves := raws, decs, leaves
+		if len(ks) != len(ps) { // not the whole batch: gather this author's
+			mraws = make([][]byte, len(ks))
+			mdecs = make([]consortium.Decoded, len(ks))
+			mleaves = make([]consortium.Hash, len(ks))
+			for i, k := range ks {
+				mraws[i], mdecs[i], mleaves[i] = raws[k], decs[k], leaves[k]
+			}
+		}
+		errs := s.state.CheckBatchDecoded(m, mraws, mdecs)
 		w := logWrite{member: m, start: s.state.Size(m), tree: s.treeOf(m).Clone()}
-		for i, p := range ps {
+		// The accepted entries, compacted in place.
+		n := 0
+		for i, k := range ks {
+			p := ps[k]
 			if errs[i] != nil {
 				p.sub.out[p.i].Err = errs[i]
 				continue
 			}
-			p.sub.out[p.i] = Appended{Index: w.start + uint64(len(w.entries)), Entry: p.raw, Updated: p.sub.out[p.i].Updated}
-			w.entries = append(w.entries, p.raw)
+			p.sub.out[p.i] = Appended{Index: w.start + uint64(n), Entry: mraws[i], Updated: p.sub.out[p.i].Updated}
+			mraws[n], mdecs[n], mleaves[n] = mraws[i], mdecs[i], mleaves[i]
+			n++
 		}
-		if len(w.entries) > 0 {
+		if n > 0 {
+			w.entries, w.decs, w.leaves = mraws[:n:n], mdecs[:n:n], mleaves[:n:n]
 			writes = append(writes, w)
 		}
 	}
@@ -202,8 +241,10 @@ func (s *Store) commitBatch(batch []*submission) {
 }
 
 // stamp stamps an entry's time, checks the quality gate and that an opinion is about a listed
-// signal; commitBatch then encodes it. Caller holds mu.
-func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
+// signal; commitBatch then encodes it. lk is the relister's lookup of e; noteAdds says whether to
+// note an add's signal for the opinions after it in the batch (a batch with no opinion need not).
+// Caller holds mu.
+func (s *Store) stamp(member string, e *pb.Entry, now int64, lk *addLookup, noteAdds bool) error {
 	if e.TimeUnixMs == 0 {
 		e.TimeUnixMs = max(now, s.lastTime(member))
 	}
@@ -213,11 +254,11 @@ func (s *Store) stamp(member string, e *pb.Entry, now int64) error {
 	if err := s.checkOpinionTarget(e.GetOpinion(), now); err != nil {
 		return err
 	}
-	if sig, err := consortium.SignalFromProto(e.GetAdd().GetSignal()); err == nil {
+	if noteAdds && lk.sigOK {
 		if s.batchAdds == nil {
 			s.batchAdds = map[consortium.Signal]bool{}
 		}
-		s.batchAdds[sig] = true
+		s.batchAdds[lk.sig] = true
 	}
 	return nil
 }
@@ -260,6 +301,10 @@ type logWrite struct {
 	entries [][]byte
 	tree    *consortium.Tree // before
 	head    *consortium.Checkpoint
+	// decs and leaves, when set, are the entries decoded ([consortium.Decode]) and their leaf
+	// hashes, computed by whoever made the entries so that they are not computed again.
+	decs   []consortium.Decoded
+	leaves []consortium.Hash
 	// Set by prepare: the tree after the entries, and each entry's stored value (its tlog stored
 	// hashes, then its bytes).
 	after  *consortium.Tree
@@ -278,7 +323,13 @@ func (w *logWrite) prepare() {
 	w.values = make([][]byte, len(w.entries))
 	var hs []consortium.Hash
 	for j, e := range w.entries {
-		hs = t.AppendStored(consortium.LeafHash(e), hs[:0])
+		var leaf consortium.Hash
+		if w.leaves != nil {
+			leaf = w.leaves[j]
+		} else {
+			leaf = consortium.LeafHash(e)
+		}
+		hs = t.AppendStored(leaf, hs[:0])
 		start := len(buf)
 		for _, h := range hs {
 			buf = append(buf, h[:]...)
@@ -314,8 +365,12 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 			if w.values == nil {
 				w.prepare()
 			}
+			// The keys share one buffer, as the values do (bbolt keeps both until the commit).
+			keys := make([]byte, 8*len(w.values))
 			for j, v := range w.values {
-				if err := b.Put(logKey(w.start+uint64(j)), v); err != nil {
+				k := keys[8*j : 8*j+8 : 8*j+8]
+				binary.BigEndian.PutUint64(k, w.start+uint64(j))
+				if err := b.Put(k, v); err != nil {
 					return err
 				}
 			}
@@ -347,30 +402,39 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 // applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
 // feed position. Caller holds wmu.
 func (s *Store) applyWrites(writes []logWrite, after func()) {
-	// Decoding needs no state: it is done before taking the lock, on every CPU.
+	// Decoding needs no state: entries not decoded yet are decoded before taking the lock, on
+	// every CPU.
+	decs := make([][]consortium.Decoded, len(writes))
 	var all [][]byte
-	for _, w := range writes {
+	var dst []*consortium.Decoded
+	n := 0
+	for i, w := range writes {
+		n += len(w.entries)
+		if w.decs != nil {
+			decs[i] = w.decs
+			continue
+		}
+		decs[i] = make([]consortium.Decoded, len(w.entries))
+		for j := range decs[i] {
+			dst = append(dst, &decs[i][j])
+		}
 		all = append(all, w.entries...)
 	}
-	n := len(all)
-	decs := make([]consortium.Decoded, n)
-	inParallel(n, func(lo, hi int) {
+	inParallel(len(all), func(lo, hi int) {
 		for k := lo; k < hi; k++ {
-			decs[k] = consortium.Decode(all[k])
+			*dst[k] = consortium.Decode(all[k])
 		}
 	})
 	s.mu.Lock()
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
-		s.pending = map[uint32]pdqindex.Hash{}
+		s.pending = make(map[uint32]pdqindex.Hash, n)
 	}
 	if len(writes) > 0 {
 		s.version++
 	}
-	k := 0
-	for _, w := range writes {
-		wd := decs[k : k+len(w.entries)]
-		k += len(w.entries)
+	for i, w := range writes {
+		wd := decs[i]
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
 			if err := s.state.ApplyDecoded(w.member, w.start+uint64(j), e, wd[j]); err != nil {
 				// The entries were checked to follow the stored log; this is a bug.

@@ -25,17 +25,44 @@ type relister struct {
 	blind   map[string]bool // members with a revoke by index earlier in the commit
 	logs    map[string]*bolt.Bucket
 	buf     []byte
+	hint    int // entries in the commit, to size the maps
 }
 
 func newRelister(s *Store) *relister {
 	return &relister{s: s, touched: map[string]map[consortium.Signal]bool{}, blind: map[string]bool{}}
 }
 
+// addLookup is what check needs to know of an add from the state alone: its signal, and the
+// member's listing of it in force. lookup finds it; it reads the state only, so commitBatch runs it
+// for every entry on every CPU before the checks, which run in order. Caller holds mu (shared).
+type addLookup struct {
+	sig     consortium.Signal
+	sigOK   bool
+	listed  consortium.Listing
+	inForce bool
+}
+
+func (r *relister) lookup(member string, e *pb.Entry) addLookup {
+	var lk addLookup
+	a := e.GetAdd()
+	if a == nil {
+		return lk
+	}
+	sig, err := consortium.SignalFromProto(a.GetSignal())
+	if err != nil {
+		return lk
+	}
+	lk.sig, lk.sigOK = sig, true
+	lk.listed, lk.inForce = r.s.state.ListingInForce(member, sig)
+	return lk
+}
+
 // check looks at entry e of member, in commit order. When e is an add identical to the listing in
 // force (not expired at now), it returns the outcome to report and true; the entry is then not
 // appended. Otherwise it notes what e touches and reports whether e, an add, replaces a listing in
 // force (updated). Caller holds mu (shared).
-func (r *relister) check(member string, e *pb.Entry, now int64) (out Appended, unchanged bool) {
+// lk is lookup(member, e), or nil for check to find it.
+func (r *relister) check(member string, e *pb.Entry, now int64, lk *addLookup) (out Appended, unchanged bool) {
 	switch op := e.Op.(type) {
 	case *pb.Entry_Revoke:
 		if sp := op.Revoke.GetSignal(); sp != nil {
@@ -47,16 +74,17 @@ func (r *relister) check(member string, e *pb.Entry, now int64) (out Appended, u
 		r.blind[member] = true
 		return out, false
 	case *pb.Entry_Add:
-		sig, err := consortium.SignalFromProto(op.Add.GetSignal())
-		if err != nil {
+		if lk == nil {
+			l := r.lookup(member, e)
+			lk = &l
+		}
+		if !lk.sigOK {
 			return out, false // refused by the checks that follow
 		}
-		seen := r.blind[member] || r.touched[member][sig]
-		r.touch(member, sig)
-		if seen {
+		if r.touch(member, lk.sig) || r.blind[member] {
 			return out, false
 		}
-		l, ok := r.s.state.ListingInForce(member, sig)
+		l, ok := lk.listed, lk.inForce
 		if !ok {
 			return out, false
 		}
@@ -83,13 +111,16 @@ func (r *relister) check(member string, e *pb.Entry, now int64) (out Appended, u
 	return out, false
 }
 
-func (r *relister) touch(member string, sig consortium.Signal) {
+// touch notes that an entry of member touches sig, and reports whether one before it did.
+func (r *relister) touch(member string, sig consortium.Signal) (before bool) {
 	m := r.touched[member]
 	if m == nil {
-		m = map[consortium.Signal]bool{}
+		m = make(map[consortium.Signal]bool, r.hint)
 		r.touched[member] = m
 	}
+	n := len(m)
 	m[sig] = true
+	return len(m) == n
 }
 
 // read returns entry index of member's log, valid until close.

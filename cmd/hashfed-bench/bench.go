@@ -55,7 +55,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 
 // profile writes a CPU profile of the timed part of a benchmark (bench open: the open; bench
 // ingest: the submit phase) to the file named by HASHFED_CPUPROFILE, if set, and returns the
-// function that stops it.
+// function that stops it. With HASHFED_MEMPROFILE also set, stopping it writes the allocation
+// profile (of the whole run) there.
 func profile() (stop func()) {
 	name := os.Getenv("HASHFED_CPUPROFILE")
 	if name == "" {
@@ -69,7 +70,16 @@ func profile() (stop func()) {
 		f.Close()
 		return func() {}
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if m := os.Getenv("HASHFED_MEMPROFILE"); m != "" {
+			if f, err := os.Create(m); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 }
 
 // peakRSS returns the process's peak resident set size in MB (VmHWM), or 0 if unknown.
@@ -121,6 +131,7 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 	n := fs.Int("n", 1_000_000, "entries to append")
 	batch := fs.Int("batch", 10_000, "entries per transaction")
 	dir := fs.String("dir", "", "directory for the store (default a temporary one; its disk is what is measured)")
+	ranges := fs.Bool("ranges", true, "also measure verified ranges (set false to measure own submissions alone)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -134,35 +145,16 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 	entries := benchEntries("bravo", *n, 0)
 
 	// 1. Verified ranges, as replication and bootstrap store them: fsync per transaction.
-	st, err := store.Open(filepath.Join(tmp, "range.db"), g, store.DefaultOptions())
-	if err != nil {
-		return err
-	}
-	// Each chunk arrives with a checkpoint at its end, as when the author signed as it wrote; the
-	// checkpoints are signed before the clock starts.
-	var cps []*consortium.Checkpoint
-	l := fixture.NewLog(g.ID, fixture.Key("bravo"))
-	for i := 0; i < len(entries); i += *batch {
-		for _, x := range entries[i:min(i+*batch, len(entries))] {
-			l.AppendRaw(x)
-		}
-		c, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
-		if err != nil {
-			return err
-		}
-		cps = append(cps, c)
-	}
-	start := time.Now()
-	for k, i := 0, 0; i < len(entries); k, i = k+1, i+*batch {
-		if err := st.AppendRange(cps[k], uint64(i), entries[i:min(i+*batch, len(entries))], nil); err != nil {
+	var rangeDur time.Duration
+	if *ranges {
+		var err error
+		if rangeDur, err = benchRanges(tmp, g, entries, *batch); err != nil {
 			return err
 		}
 	}
-	rangeDur := time.Since(start)
-	st.Close()
 
 	// 2. The node's own submissions, group-committed: entries/s through Submit.
-	st, err = store.Open(filepath.Join(tmp, "submit.db"), g, store.DefaultOptions())
+	st, err := store.Open(filepath.Join(tmp, "submit.db"), g, store.DefaultOptions())
 	if err != nil {
 		return err
 	}
@@ -173,7 +165,7 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 		pes[i] = p
 	}
 	stop := profile()
-	start = time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < len(pes); i += *batch {
 		out, err := st.Submit(ctx, "alpha", pes[i:min(i+*batch, len(pes))])
 		if err != nil {
@@ -185,15 +177,50 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	subDur := time.Since(start)
+	subDur, subCPU := time.Since(start), cpuTime()-cpu0
 	stop()
 	st.Close()
 	rangeRate := float64(*n) / rangeDur.Seconds()
 	subRate := float64(*n) / subDur.Seconds()
-	fmt.Fprintf(e.stdout, "verified ranges: %d entries in %v (%.0f entries/s), fsync per %d-entry transaction\n", *n, rangeDur.Round(time.Millisecond), rangeRate, *batch)
-	fmt.Fprintf(e.stdout, "own submissions: %d entries in %v (%.0f entries/s), checked, group-committed, fsynced\n", *n, subDur.Round(time.Millisecond), subRate)
-	fmt.Fprintf(e.stdout, "n=%d batch=%d range_per_s=%.0f submit_per_s=%.0f fsync=on rss_mb=%.0f\n", *n, *batch, rangeRate, subRate, peakRSS())
+	if *ranges {
+		fmt.Fprintf(e.stdout, "verified ranges: %d entries in %v (%.0f entries/s), fsync per %d-entry transaction\n", *n, rangeDur.Round(time.Millisecond), rangeRate, *batch)
+	} else {
+		rangeRate = 0
+	}
+	fmt.Fprintf(e.stdout, "own submissions: %d entries in %v (%.0f entries/s), checked, group-committed, fsynced; %v of CPU (%.2f µs an entry)\n", *n, subDur.Round(time.Millisecond), subRate, subCPU.Round(time.Millisecond), float64(subCPU.Microseconds())/float64(*n))
+	fmt.Fprintf(e.stdout, "n=%d batch=%d range_per_s=%.0f submit_per_s=%.0f submit_cpu_us=%.2f fsync=on rss_mb=%.0f\n", *n, *batch, rangeRate, subRate, float64(subCPU.Microseconds())/float64(*n), peakRSS())
 	return nil
+}
+
+// benchRanges stores entries of bravo's log as verified ranges of batch entries, each with a
+// checkpoint at its end, and returns how long the appends took.
+func benchRanges(tmp string, g *consortium.Genesis, entries [][]byte, batch int) (time.Duration, error) {
+	st, err := store.Open(filepath.Join(tmp, "range.db"), g, store.DefaultOptions())
+	if err != nil {
+		return 0, err
+	}
+	// Each chunk arrives with a checkpoint at its end, as when the author signed as it wrote; the
+	// checkpoints are signed before the clock starts.
+	var cps []*consortium.Checkpoint
+	l := fixture.NewLog(g.ID, fixture.Key("bravo"))
+	for i := 0; i < len(entries); i += batch {
+		for _, x := range entries[i:min(i+batch, len(entries))] {
+			l.AppendRaw(x)
+		}
+		c, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+		if err != nil {
+			return 0, err
+		}
+		cps = append(cps, c)
+	}
+	start := time.Now()
+	for k, i := 0, 0; i < len(entries); k, i = k+1, i+batch {
+		if err := st.AppendRange(cps[k], uint64(i), entries[i:min(i+batch, len(entries))], nil); err != nil {
+			return 0, err
+		}
+	}
+	d := time.Since(start)
+	return d, st.Close()
 }
 
 func benchReplay(ctx context.Context, e *env, args []string) error {
