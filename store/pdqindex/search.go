@@ -172,7 +172,7 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 	for t := range lay.tabs {
 		s.radius = append(s.radius, int(radii[t]))
 	}
-	// The buckets to read, and their records' lines.
+	// The buckets to read, and the lines of their records and block locations.
 	for qi := range qs {
 		q := &qs[qi]
 		for t := range lay.tabs {
@@ -192,12 +192,13 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 				masks = s.masks
 			}
 			probes := slices.Grow(s.probes, len(masks))
-			recAddrs = slices.Grow(recAddrs, len(masks))
-			base := addr(unsafe.SliceData(tb.recs))
+			recAddrs = slices.Grow(recAddrs, 2*len(masks))
+			base, locs := addr(unsafe.SliceData(tb.recs)), addr(unsafe.SliceData(tb.ids.locs))
 			for _, mk := range masks {
 				k := key ^ mk
 				probes = append(probes, k)
-				recAddrs = append(recAddrs, base+uintptr(k/groupBuckets*recSize))
+				g := k / groupBuckets
+				recAddrs = append(recAddrs, base+uintptr(g*recSize), locs+uintptr(g/groupsBlock)*unsafe.Sizeof(blockLoc{}))
 			}
 			s.probes = probes
 			s.ends = append(s.ends, len(probes))
@@ -208,14 +209,14 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 	spans := growTo(&s.spans, len(s.probes))
 	idAddrs := growTo(&s.addrs[1], 2*len(s.probes))
 	total, first := 0, 0
-	prefetch(recAddrs[:min(prefetchDistance, len(recAddrs))])
+	prefetch(recAddrs[:min(2*prefetchDistance, len(recAddrs))])
 	for i, end := range s.ends {
 		tb := &lay.tabs[i%m]
 		recs := tb.recs
 		locs, chunks := tb.ids.locs, tb.ids.chunks
 		for p := first; p < end; p++ {
-			if p%prefetchStep == 0 {
-				prefetchAhead(recAddrs, p+prefetchDistance)
+			if p%(prefetchStep/2) == 0 {
+				prefetchAhead(recAddrs, 2*(p+prefetchDistance))
 			}
 			// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place. No branch
 			// on what the record says (but for wide blocks, which random data never has): a
