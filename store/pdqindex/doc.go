@@ -63,12 +63,12 @@
 // The large arrays (hash pages, taken from slabs of up to 128 pages; the records of all of a layout's tables,
 // one allocation; the id chunks of a bulk build, cut from one slab per table) are mapped outside the Go heap
 // when they take 2 MiB or more (huge.go: anonymous mmap, aligned to 2 MiB, MADV_HUGEPAGE), so that Linux
-// backs them with transparent huge pages where its setting is "madvise" or "always": a search's random
-// reads over hundreds of megabytes would otherwise each miss the TLB too and wait for a page walk. Memory
-// from the Go heap could not be relied on for that: the runtime reuses memory whose 4 KiB pages are already
-// there (in `hashfed-bench match` at 1M hashes, 16 MB of the process's 139 were huge pages; mapped, 86). The structure that
-// uses such an array holds the hugeMem that owns its mapping (the hash store, each table, each arena), and
-// a cleanup unmaps it once that is unreachable; a freed chunk of a bulk slab gives its pages back
+// backs them with transparent huge pages where its setting is "madvise" or "always": a search's random reads
+// over hundreds of megabytes would otherwise each miss the TLB too and wait for a page walk. Memory from the
+// Go heap could not be relied on for that: the runtime reuses memory whose 4 KiB pages are already there (in
+// `hashfed-bench match` at 1M hashes, 16 MB of the process's 139 were huge pages; mapped, 86). The structure
+// that uses such an array holds the hugeMem that owns its mapping (the hash store, each table, each arena),
+// and a cleanup unmaps it once that is unreachable; a freed chunk of a bulk slab gives its pages back
 // (MADV_DONTNEED) and the slab goes with its last chunk. Under the race detector, which does not see memory
 // outside the Go heap, the arrays stay on the heap.
 //
