@@ -32,9 +32,9 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 
 // SearchBatch runs [Index.Search] for every query of qs at one radius: it appends query i's matches to
 // dst[i] (dst is grown to len(qs) first; nil is fine) and returns dst. The results are exactly Search's, each
-// query's sorted by distance and then id. It is faster per query than Search when it has several, because
-// the memory reads of a few queries overlap (and a search that scans reads every hash once for all the
-// queries), and it takes the read lock once for every few queries, so searches of a batch may see
+// query's sorted by distance and then id. A search that scans reads every hash once for all the queries of
+// a batch; a table search costs about what Search costs, as one query's prefetched reads already keep the
+// memory busy. It takes the read lock once for every few queries, so searches of a batch may see
 // different states of an index that is being changed, as separate Search calls would.
 func (x *Index) SearchBatch(qs []Hash, radius int, dst [][]Match) [][]Match {
 	if len(dst) < len(qs) {
@@ -138,8 +138,9 @@ const groupQueries = 4
 func addr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
 
 // prefetchDistance is how many lines ahead of its reads a search phase prefetches (prefetchStep at a
-// time): enough misses in flight to cover the memory's latency, few enough that the CPU's miss buffers
-// take them all (a prefetch that finds them full is dropped).
+// time): enough misses in flight to cover the memory's latency. Prefetching a whole phase's lines in one
+// burst first measured hardly faster than no prefetch (the CPU keeps only so many misses in flight), and
+// distances from 16 to 128 all measured about the same (docs/BENCHMARKS.md, "Round three").
 const (
 	prefetchDistance = 48
 	prefetchStep     = 8
