@@ -163,6 +163,9 @@ func runBenchMatch(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		fmt.Fprintf(stdout, "peak RSS unavailable: %v\n", err)
 	}
+	if huge, err := hugePagesMB(); err == nil {
+		fmt.Fprintf(stdout, "transparent huge pages: %.0f MB of this process's memory (AnonHugePages)\n", huge)
+	}
 	line := fmt.Sprintf("n=%d queries=%d radius=%d qps=%.0f us_per_query=%.1f build_s=%.2f rss_mb=%.0f recall=%.4f bytes_per_hash=%.1f",
 		*n, *nq, *radius, qps, usPerQuery, build.Seconds(), rss, recall, float64(st.Bytes)/float64(st.Len))
 	if *batch > 0 {
@@ -317,6 +320,25 @@ func keyValue(line, key string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s= field", key)
+}
+
+// hugePagesMB returns how much of this process's memory is backed by transparent huge pages
+// (AnonHugePages in /proc/self/smaps_rollup), in MB.
+func hugePagesMB() (float64, error) {
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return 0, err
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "AnonHugePages:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("AnonHugePages %q: %w", strings.TrimSpace(v), err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("no AnonHugePages in /proc/self/smaps_rollup")
 }
 
 // peakRSSMB returns this process's peak resident set size (VmHWM in /proc/self/status) in MB.

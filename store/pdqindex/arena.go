@@ -28,6 +28,7 @@ type arena struct {
 	// The slab stays allocated until its last chunk is freed, but its pages not in a live chunk take no
 	// memory: those not yet cut have never been written, and a freed chunk's are given back (dropPages).
 	bulk       []uint32 // the slab's part not yet cut into chunks
+	bulkMem    *hugeMem // keeps the slab mapped (see hugeSlice)
 	fromBulk   []bool   // per chunk: cut from the slab
 	bulkChunks int      // live chunks cut from the slab
 }
@@ -109,10 +110,10 @@ func (a *arena) newChunk(size uint32) uint32 {
 // where the system allows (see hugeSlice), when n is large enough for that to matter.
 func (a *arena) reserve(n int) {
 	chunks := (n + int(a.chunkSize) - 1) / int(a.chunkSize)
-	if n*4 < 2*hugePage || chunks < 2 {
+	if n*4 < hugePage || chunks < 2 {
 		return
 	}
-	a.bulk = hugeSlice[uint32](chunks * int(a.chunkSize))
+	a.bulk, a.bulkMem = hugeSlice[uint32](chunks * int(a.chunkSize))
 }
 
 // release marks n entries of chunk c dead, and frees the chunk when nothing in it is live.
@@ -128,7 +129,7 @@ func (a *arena) release(c, n uint32) {
 		if a.fromBulk[c] {
 			a.fromBulk[c] = false
 			if a.bulkChunks--; a.bulkChunks == 0 {
-				a.bulk = nil
+				a.bulk, a.bulkMem = nil, nil // no chunk of the slab is left
 			} else {
 				ch := a.chunks[c]
 				dropPages(unsafe.Pointer(unsafe.SliceData(ch)), uintptr(len(ch))*4)

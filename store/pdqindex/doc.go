@@ -26,16 +26,25 @@
 // radius 31 and 10M hashes a query reads about 2,900 buckets and checks about 2,900 candidates, against
 // faiss's 272 buckets and 41,000 candidates.
 //
-// A search reads in phases so that the cache misses within a phase are independent and overlap: the
-// bucket records of every probe, then the ids in those buckets, then (a pass that only touches them) the
-// first halves of the candidates' hashes, then the distances, reading a hash's second half only when the
-// first leaves it within the radius (for random hashes, about never at radius 31). An id found through several tables is reported only from the
-// first table whose substring is within its radius, so no visited set is needed. Radii above 63, and
-// searches the cost model prices above a scan, compare the query with every hash instead.
+// A search reads in phases: the bucket records of every probe (with the block locations they refer to),
+// then the ids in those buckets, then the first halves of the candidates' hashes, reading a hash's second
+// half only when the first leaves it within the radius (for random hashes, about never at radius 31). Each
+// phase computes the addresses of the cache lines the next will read, and the next prefetches them
+// (PREFETCHT0, prefetch_amd64.s; nothing on other architectures) 48 lines ahead of the line it is reading,
+// so that a few dozen misses are always in flight and the loops never wait on a branch whose outcome is
+// still on its way from memory (the record phase does not branch on what a record says). The search is
+// bound by memory latency: at 1M hashes a radius-31 query touches about 4,400 distinct cache lines (681
+// records, 367 block locations, 895 id lines, 2,441 hash halves), and the EPYC guest these figures come
+// from serves independent random reads at about 14 ns a line against 200 ns or more for one read after
+// another; without the prefetches the phases' loops kept too few misses in flight, at about 80 ns a line
+// (docs/BENCHMARKS.md, "Round three"). An id found through several tables is reported only from the first
+// table whose substring is within its radius, so no visited set is needed. Radii above 63, and searches
+// the cost model prices above a scan, compare the query with every hash instead.
 //
-// [Index.SearchBatch] runs a few queries (groupQueries) through those phases together, so a phase's misses
-// of all of them overlap and the phase boundaries are paid once per group; a batch that scans reads each
-// hash once for all its queries. Its results are exactly Search's.
+// [Index.SearchBatch] runs a few queries (groupQueries) through those phases together, and a batch that
+// scans reads each hash once for all its queries. With the prefetches a single query already keeps the
+// memory busy, so a batch of table searches costs about what its queries cost one by one; its results are
+// exactly Search's.
 //
 // # Data layout
 //
@@ -51,11 +60,17 @@
 // from empty by batches of 16,384 the index holds 93.3 bytes per hash at 1M and at 2M hashes; 1M
 // bulk-loaded hashes with 24 such batches added, 96.5.
 //
-// The large arrays (hash pages, taken from slabs of up to 128 pages; each table's records; the id chunks of a
-// bulk build, cut from one slab per table) are allocated so that Linux can back them with transparent huge
-// pages (huge.go: MADV_HUGEPAGE, where the system's setting is "madvise" or "always"): a search's random
-// reads over hundreds of megabytes would otherwise each miss the TLB too and wait for a page walk. A freed
-// chunk of a bulk slab gives its pages back (MADV_DONTNEED); the slab itself is freed with its last chunk.
+// The large arrays (hash pages, taken from slabs of up to 128 pages; the records of all of a layout's tables,
+// one allocation; the id chunks of a bulk build, cut from one slab per table) are mapped outside the Go heap
+// when they take 2 MiB or more (huge.go: anonymous mmap, aligned to 2 MiB, MADV_HUGEPAGE), so that Linux
+// backs them with transparent huge pages where its setting is "madvise" or "always": a search's random reads
+// over hundreds of megabytes would otherwise each miss the TLB too and wait for a page walk. Memory from the
+// Go heap could not be relied on for that: the runtime reuses memory whose 4 KiB pages are already there (in
+// `hashfed-bench match` at 1M hashes, 16 MB of the process's 139 were huge pages; mapped, 86). The structure
+// that uses such an array holds the hugeMem that owns its mapping (the hash store, each table, each arena),
+// and a cleanup unmaps it once that is unreachable; a freed chunk of a bulk slab gives its pages back
+// (MADV_DONTNEED) and the slab goes with its last chunk. Under the race detector, which does not see memory
+// outside the Go heap, the arrays stay on the heap.
 //
 // # Updates
 //

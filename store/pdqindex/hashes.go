@@ -19,6 +19,7 @@ type hashStore struct {
 	// of 8 MiB that can be backed by huge pages (see hugeSlice). The part of a slab not yet cut into
 	// pages has never been written, so takes no memory but its first and last 2 MiB.
 	loSlab, hiSlab [][2]uint64
+	mems           []*hugeMem // keep the slabs mapped (see hugeSlice)
 }
 
 const (
@@ -51,7 +52,14 @@ func (s *hashStore) put(id uint32, h *[4]uint64) {
 	if s.lo[pi] == nil {
 		if len(s.loSlab) == 0 {
 			k := min(max(s.pages, 1), maxSlabPages) * pageSize
-			s.loSlab, s.hiSlab = hugeSlice[[2]uint64](k), hugeSlice[[2]uint64](k)
+			var lm, hm *hugeMem
+			s.loSlab, lm = hugeSlice[[2]uint64](k)
+			s.hiSlab, hm = hugeSlice[[2]uint64](k)
+			for _, m := range []*hugeMem{lm, hm} {
+				if m != nil {
+					s.mems = append(s.mems, m)
+				}
+			}
 		}
 		s.lo[pi] = s.loSlab[:pageSize:pageSize]
 		s.hi[pi] = s.hiSlab[:pageSize:pageSize]

@@ -1,9 +1,34 @@
 package pdqindex
 
 import (
+	"runtime"
 	"syscall"
 	"unsafe"
 )
+
+// mapHuge maps size bytes of zeroed anonymous memory, aligned to hugePage and advised as huge pages
+// (MADV_HUGEPAGE), and returns it with the hugeMem whose cleanup unmaps it; nil, nil if mapping fails.
+// The mapping is hugePage larger than asked, for the alignment: its unused head and tail are never
+// touched, so they take no memory (but for the rest of a last huge page).
+func mapHuge(size uintptr) (unsafe.Pointer, *hugeMem) {
+	b, err := syscall.Mmap(-1, 0, int(size+hugePage), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, nil
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	off := (base+hugePage-1)&^(hugePage-1) - base
+	p := unsafe.Pointer(&b[off])
+	// The mapping extends to the end of the last 2 MiB page: advise that page too when at least 3/4 of
+	// it is used, so that at most 1/2 MiB of a huge page goes unused.
+	adv := size
+	if tail := size % hugePage; tail >= hugePage/4*3 {
+		adv += hugePage - tail
+	}
+	adviseHuge(p, adv)
+	m := &hugeMem{size: size}
+	runtime.AddCleanup(m, func(b []byte) { syscall.Munmap(b) }, b)
+	return p, m
+}
 
 const (
 	madvDontneed = 4  // MADV_DONTNEED
@@ -12,12 +37,9 @@ const (
 
 // adviseHuge asks Linux to back the whole 2 MiB pages of the n bytes at p, a fresh allocation nothing has
 // written to yet, with transparent huge pages (MADV_HUGEPAGE). The kernel gives a huge page at the first
-// write to a 2 MiB page that has no page table yet, which is the case for memory the Go runtime has just
-// taken from the system (it does not clear that): a large index, whose arrays mostly are, is mostly
-// backed by huge pages (measured: 737 of 1,154 MB at 10M hashes). Memory the runtime reuses keeps its
-// 4 KiB pages unless khugepaged merges them later (16 of 139 MB at 1M hashes, built after the corpus's
-// memory was freed). Where huge pages are off ("never") or unavailable this does nothing: it is a hint,
-// and errors are ignored.
+// write to a 2 MiB page that has no page table yet: the case for a new mapping (mapHuge), not for Go heap
+// memory the runtime reuses, which keeps its 4 KiB pages unless khugepaged merges them later. Where huge
+// pages are off ("never") or unavailable this does nothing: it is a hint, and errors are ignored.
 func adviseHuge(p unsafe.Pointer, n uintptr) {
 	start := (uintptr(p) + hugePage - 1) &^ (hugePage - 1)
 	end := (uintptr(p) + n) &^ (hugePage - 1)

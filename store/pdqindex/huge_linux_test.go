@@ -3,9 +3,11 @@ package pdqindex
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -45,7 +47,8 @@ func TestHugeSlice(t *testing.T) {
 	}
 	const n = 4 * hugePage / 4 // 8 MiB of uint32
 	fallbacks := vmstat(t, "thp_fault_fallback")
-	s := hugeSlice[uint32](n)
+	s, mem := hugeSlice[uint32](n)
+	defer runtime.KeepAlive(mem)
 	for i, v := range s {
 		if v != 0 {
 			t.Fatalf("entry %d of a new slice: got %d, want 0", i, v)
@@ -84,4 +87,61 @@ func vmstat(t *testing.T, name string) int {
 		}
 	}
 	return 0
+}
+
+// mapped reports whether a mapping of this process holds address p.
+func mapped(t *testing.T, p uintptr) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("no /proc/self/maps: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		lo, hi, _ := strings.Cut(strings.Fields(line)[0], "-")
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		z, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 == nil && err2 == nil && uint64(p) >= a && uint64(p) < z {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHugeSliceUnmapped checks that a slice mapped outside the Go heap is aligned to a huge page, zeroed,
+// and unmapped once its hugeMem is unreachable (and not before).
+func TestHugeSliceUnmapped(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under the race detector hugeSlice uses the Go heap")
+	}
+	s, mem := hugeSlice[uint64](hugePage / 8 * 3)
+	if mem == nil {
+		t.Skip("mapping failed here")
+	}
+	p := uintptr(unsafe.Pointer(&s[0]))
+	if p%hugePage != 0 {
+		t.Errorf("slice at %#x: not aligned to %d", p, hugePage)
+	}
+	for i := range s {
+		if s[i] != 0 {
+			t.Fatalf("entry %d of a new slice: got %d, want 0", i, s[i])
+		}
+		s[i] = uint64(i)
+	}
+	runtime.GC()
+	runtime.GC()
+	if !mapped(t, p) {
+		t.Fatalf("the slice's memory was unmapped while its hugeMem was reachable")
+	}
+	runtime.KeepAlive(mem)
+	s, mem = nil, nil
+	for i := 0; ; i++ {
+		runtime.GC()
+		if !mapped(t, p) {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("the slice's memory at %#x is still mapped 100 collections after its hugeMem became unreachable", p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

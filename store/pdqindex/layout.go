@@ -69,10 +69,18 @@ const (
 // newLayout returns s's layout with empty tables, its radius allocation tuned for n hashes.
 func newLayout(s spec, n int) *layout {
 	l := &layout{spec: s}
+	// The tables' records are one allocation, so that they fill whole huge pages even when each is smaller.
+	size := 0
+	for t := range s.m {
+		size += recBytes(s.bits(t))
+	}
+	recs, mem := hugeSlice[byte](size)
 	start := 0
 	for t := range s.m {
-		l.tabs = append(l.tabs, newTable(start, s.bits(t), n))
-		start += s.bits(t)
+		b := s.bits(t)
+		l.tabs = append(l.tabs, newTable(start, b, n, recs, mem))
+		recs = recs[recBytes(b):]
+		start += b
 	}
 	if s.m == 0 {
 		for r := range l.cost {

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // Search appends to dst every stored id whose hash is within radius of q (Hamming distance <= radius),
@@ -31,9 +32,9 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 
 // SearchBatch runs [Index.Search] for every query of qs at one radius: it appends query i's matches to
 // dst[i] (dst is grown to len(qs) first; nil is fine) and returns dst. The results are exactly Search's, each
-// query's sorted by distance and then id. It is faster per query than Search when it has several, because
-// the memory reads of a few queries overlap (and a search that scans reads every hash once for all the
-// queries), and it takes the read lock once for every few queries, so searches of a batch may see
+// query's sorted by distance and then id. A search that scans reads every hash once for all the queries of
+// a batch; a table search costs about what Search costs, as one query's prefetched reads already keep the
+// memory busy. It takes the read lock once for every few queries, so searches of a batch may see
 // different states of an index that is being changed, as separate Search calls would.
 func (x *Index) SearchBatch(qs []Hash, radius int, dst [][]Match) [][]Match {
 	if len(dst) < len(qs) {
@@ -113,17 +114,19 @@ func (x *Index) scan(qs [][4]uint64, radius int, dst [][]Match) {
 
 // scratch is one search's working memory, pooled.
 type scratch struct {
-	keys   []uint32 // the queries' key per table: keys[qi*m+t]
-	spans  []span   // the buckets to read
-	ends   []int    // spans of query qi's table t end at ends[qi*m+t]
-	cands  []uint32 // candidate ids
-	cends  []int    // candidates of query qi's table t end at cends[qi*m+t]
-	masks  []uint32 // masks of weight > cachedWeight
-	sink   uint64
-	radius []int // the radius table t is searched at
+	keys   []uint32     // the queries' key per table: keys[qi*m+t]
+	probes []uint32     // the buckets to read
+	ends   []int        // probes (and spans) of query qi's table t end at ends[qi*m+t]
+	spans  []span       // where each probed bucket's ids are
+	addrs  [3][]uintptr // the lines the phases read: records, ids, hashes
+	cands  []uint32     // candidate ids
+	cends  []int        // candidates of query qi's table t end at cends[qi*m+t]
+	masks  []uint32     // masks of weight > cachedWeight
+	radius []int        // the radius table t is searched at
 }
 
-type span struct{ blk, s, e uint32 }
+// A span is where a bucket's ids are: chunk c of its table's arena, [s, e).
+type span struct{ c, s, e uint32 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -131,21 +134,46 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // cache misses of a phase overlap, and their working set (a few thousand candidates each) stays in L2.
 const groupQueries = 4
 
+// addr returns the address of *p, for prefetch.
+func addr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// prefetchDistance is how many lines ahead of its reads a search phase prefetches (prefetchStep at a
+// time): enough misses in flight to cover the memory's latency. Prefetching a whole phase's lines in one
+// burst first measured hardly faster than no prefetch (the CPU keeps only so many misses in flight), and
+// distances from 16 to 128 all measured about the same (docs/BENCHMARKS.md, "Round three").
+const (
+	prefetchDistance = 48
+	prefetchStep     = 8
+)
+
+// prefetchAhead prefetches the addresses of addrs from i (the read that is prefetchDistance ahead of the
+// current one), prefetchStep of them; the caller calls it every prefetchStep reads.
+func prefetchAhead(addrs []uintptr, i int) {
+	if i < len(addrs) {
+		prefetch(addrs[i:min(i+prefetchStep, len(addrs))])
+	}
+}
+
 // searchTables runs a multi-index search of each query of qs, appending query i's matches to dst[i]. It
-// reads in phases so that the cache misses of one phase are independent of each other and overlap: the
-// offsets of every bucket to read (for every query), then the ids in them, then the candidates' hashes. A
-// hash found through several tables is reported from the first table that can find it (the first whose
-// substring is within that table's radius), so no visited set is needed.
+// reads in phases: the records of every bucket to read (for every query), then the ids in those buckets,
+// then the first halves of the candidates' hashes. Each phase computes the addresses the next will read,
+// and the next prefetches them a few dozen lines ahead of its reads (see prefetch), so that its cache
+// misses overlap and its loop, which does not wait for them, does not hold them up: the misses, not the
+// loops' instructions, set the pace. A hash found through several tables is reported from the first
+// table that can find it (the first whose substring is within that table's radius), so no visited set is
+// needed.
 func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	m := len(lay.tabs)
 	s.keys, s.radius = s.keys[:0], s.radius[:0]
-	s.spans, s.ends = s.spans[:0], s.ends[:0]
+	s.probes, s.ends = s.probes[:0], s.ends[:0]
+	recAddrs := s.addrs[0][:0]
 	radii := lay.radii[radius]
 	for t := range lay.tabs {
 		s.radius = append(s.radius, int(radii[t]))
 	}
+	// The buckets to read, and the lines of their records and block locations.
 	for qi := range qs {
 		q := &qs[qi]
 		for t := range lay.tabs {
@@ -164,65 +192,94 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 				s.masks = appendMasks(s.masks[:0], int(tb.b), rt)
 				masks = s.masks
 			}
-			spans := slices.Grow(s.spans, len(masks))
-			recs := tb.recs
+			probes := slices.Grow(s.probes, len(masks))
+			recAddrs = slices.Grow(recAddrs, 2*len(masks))
+			base, locs := addr(unsafe.SliceData(tb.recs)), addr(unsafe.SliceData(tb.ids.locs))
 			for _, mk := range masks {
-				// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place.
 				k := key ^ mk
+				probes = append(probes, k)
 				g := k / groupBuckets
-				j := k - g*groupBuckets
-				r := recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
-				st := uint32(r[0]) | uint32(r[1])<<8
-				var b, e uint32
-				if st == wideMark {
-					b, e = tb.wideSpan(g, j)
-				} else {
-					e = st + uint32(r[(2+j)&63])
-					b = st
-					if j > 0 {
-						b += uint32(r[(1+j)&63])
-					}
-				}
-				spans = append(spans, span{g / groupsBlock, b, e})
+				recAddrs = append(recAddrs, base+uintptr(g*recSize), locs+uintptr(g/groupsBlock)*unsafe.Sizeof(blockLoc{}))
 			}
-			s.spans = spans
-			s.ends = append(s.ends, len(s.spans))
+			s.probes = probes
+			s.ends = append(s.ends, len(probes))
 		}
 	}
-	total := 0
-	for _, sp := range s.spans {
-		total += int(sp.e - sp.s)
-	}
-	cands := slices.Grow(s.cands[:0], total)[:total]
-	s.cends = s.cends[:0]
-	c, first := 0, 0
+	s.addrs[0] = recAddrs
+	// Where each bucket's ids are, and their lines.
+	spans := growTo(&s.spans, len(s.probes))
+	idAddrs := growTo(&s.addrs[1], 2*len(s.probes))
+	total, first := 0, 0
+	prefetch(recAddrs[:min(2*prefetchDistance, len(recAddrs))])
 	for i, end := range s.ends {
-		a := &lay.tabs[i%m].ids
-		locs, chunks := a.locs, a.chunks
-		for _, sp := range s.spans[first:end] {
+		tb := &lay.tabs[i%m]
+		recs := tb.recs
+		locs, chunks := tb.ids.locs, tb.ids.chunks
+		for p := first; p < end; p++ {
+			if p%(prefetchStep/2) == 0 {
+				prefetchAhead(recAddrs, 2*(p+prefetchDistance))
+			}
+			// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place. No branch
+			// on what the record says (but for wide blocks, which random data never has): a
+			// mispredicted branch on a line still on its way would stall the loop until it arrives.
+			k := s.probes[p]
+			g := k / groupBuckets
+			j := k - g*groupBuckets
+			r := recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
+			st := uint32(r[0]) | uint32(r[1])<<8
+			var b, e uint32
+			if st == wideMark {
+				b, e = tb.wideSpan(g, j)
+			} else {
+				e = st + uint32(r[(2+j)&63])
+				b = st + uint32(r[(1+j)&63])&-min(j, 1) // bucket 0 starts at the group's start
+			}
+			l := &locs[g/groupsBlock]
+			sp := span{l.c, l.off + b, l.off + e}
+			spans[p] = sp
+			// The lines of the bucket's first and last id (the same for most; any line for an empty one).
+			base := addr(unsafe.SliceData(chunks[sp.c]))
+			idAddrs[2*p], idAddrs[2*p+1] = base+uintptr(sp.s)*4, base+uintptr(sp.e)*4-4
+			total += int(sp.e - sp.s)
+		}
+		first = end
+	}
+	// The candidates, and the lines of their hashes' first halves.
+	cands := growTo(&s.cands, total)
+	hashAddrs := growTo(&s.addrs[2], total)
+	lo, hi := x.hs.lo, x.hs.hi
+	s.cends = s.cends[:0]
+	c := 0
+	first = 0
+	prefetch(idAddrs[:min(2*prefetchDistance, len(idAddrs))])
+	for i, end := range s.ends {
+		chunks := lay.tabs[i%m].ids.chunks
+		for p := first; p < end; p++ {
+			if p%(prefetchStep/2) == 0 {
+				prefetchAhead(idAddrs, 2*(p+prefetchDistance))
+			}
+			sp := spans[p]
 			// Buckets hold a few ids: a loop beats copy's call.
-			l := &locs[sp.blk]
-			for _, id := range chunks[l.c][l.off+sp.s : l.off+sp.e] {
+			for _, id := range chunks[sp.c][sp.s:sp.e] {
 				cands[c] = id
+				hashAddrs[c] = addr(&lo[id>>pageBits][id&(pageSize-1)])
 				c++
 			}
 		}
 		first = end
 		s.cends = append(s.cends, c)
 	}
-	s.cands = cands
-	lo, hi := x.hs.lo, x.hs.hi
-	var sink uint64
-	for _, id := range cands {
-		sink += lo[id>>pageBits][id&(pageSize-1)][0]
-	}
-	s.sink = sink
 	first = 0
+	prefetch(hashAddrs[:min(prefetchDistance, len(hashAddrs))])
 	for i, end := range s.cends {
 		qi, t := i/m, i%m
 		q := &qs[qi]
 		out := dst[qi]
-		for _, id := range cands[first:end] {
+		for c := first; c < end; c++ {
+			if c%prefetchStep == 0 {
+				prefetchAhead(hashAddrs, c+prefetchDistance)
+			}
+			id := cands[c]
 			a := &lo[id>>pageBits][id&(pageSize-1)]
 			// Most candidates are far: the first half of the hash almost always settles it.
 			d := bits.OnesCount64(q[0]^a[0]) + bits.OnesCount64(q[1]^a[1])

@@ -22,6 +22,7 @@ type table struct {
 	b     uint8  // substring length in bits
 	mask  uint32 // 1<<b - 1
 	recs  []byte
+	mem   *hugeMem            // keeps recs mapped (see hugeSlice); shared by the tables of a layout
 	ids   arena               // block k/blockBuckets holds bucket k's ids
 	wide  map[uint32][]uint32 // block -> blockBuckets+1 bucket starts relative to the block
 }
@@ -37,9 +38,12 @@ const (
 	noKey        = ^uint32(0)
 )
 
+// recBytes returns the size of the records of a table of b-bit substrings.
+func recBytes(b int) int { return (1<<b + groupBuckets - 1) / groupBuckets * recSize }
+
 // newTable returns an empty table of b-bit substrings starting at hash bit start, its arena sized for about
-// n ids.
-func newTable(start, b, n int) table {
+// n ids, its records recs (recBytes(b) zero bytes, kept mapped by mem).
+func newTable(start, b, n int, recs []byte, mem *hugeMem) table {
 	nb := 1 << b
 	groups := (nb + groupBuckets - 1) / groupBuckets
 	blocks := (groups + groupsBlock - 1) / groupsBlock
@@ -49,7 +53,8 @@ func newTable(start, b, n int) table {
 		spans: start%64+b > 64,
 		b:     uint8(b),
 		mask:  uint32(nb - 1),
-		recs:  hugeSlice[byte](groups * recSize),
+		recs:  recs[: groups*recSize : groups*recSize],
+		mem:   mem,
 		ids:   newArena(blocks, n),
 	}
 }
