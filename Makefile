@@ -12,10 +12,10 @@ FUZZTIME_LONG ?= 2m
 TESTFLAGS ?=
 BIN := $(CURDIR)/bin
 
-.PHONY: check fmt-check vet staticcheck test nocgo fuzz-short fuzz proto proto-check tidy-check build bench-build demo bench clean
+.PHONY: check fmt-check vet staticcheck test test-norace nocgo fuzz-short fuzz proto proto-check tidy-check build bench-build demo bench clean
 
 ## check: everything CI runs
-check: fmt-check vet staticcheck test nocgo fuzz-short proto-check tidy-check
+check: fmt-check vet staticcheck test test-norace nocgo fuzz-short proto-check tidy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -29,6 +29,12 @@ staticcheck:
 
 test:
 	$(GO) test -race -timeout 20m $(TESTFLAGS) ./...
+
+# test-norace runs the match index's tests once more without the race detector: only then does the
+# index keep its large arrays in mapped huge pages outside the Go heap (the race detector cannot see
+# such memory), so only this run exercises that path.
+test-norace:
+	$(GO) test -count=1 -timeout 10m ./store/pdqindex/
 
 # nocgo checks that everything builds without cgo, where PDQ hashing decodes JPEGs with Go's
 # image/jpeg instead of libjpeg-turbo, and that the PDQ tests (bit-exact on Go's pixels) pass so.
