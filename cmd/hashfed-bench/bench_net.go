@@ -186,6 +186,8 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("the warm-up add did not reach every node within 60 s (author's head %v; nodes without it: %s)", h != nil, strings.Join(lacking, ","))
 	}
+	stopProfile := profile()
+	cpu0, wall0 := cpuTime(), time.Now()
 	for i := 0; i < *adds; i++ {
 		sig := fixture.PDQ(1_000_000 + i)
 		t0 := time.Now()
@@ -216,11 +218,14 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		revLat = append(revLat, d)
 		time.Sleep(*gap)
 	}
+	stopProfile()
+	cpu := cpuTime() - cpu0
+	wall := time.Since(wall0)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	fmt.Fprintf(e.stdout, "add → matchable on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d adds)\n", *nodes, ms(percentile(addLat, .5)), ms(percentile(addLat, .9)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), len(addLat))
 	fmt.Fprintf(e.stdout, "revoke → gone on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d revokes)\n", *nodes, ms(percentile(revLat, .5)), ms(percentile(revLat, .9)), ms(percentile(revLat, .99)), ms(percentile(revLat, 1)), len(revLat))
-	fmt.Fprintf(e.stdout, "nodes=%d push_fanout=%d fsync=%v adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d rss_mb=%.0f\n",
-		*nodes, *fanout, *sync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, peakRSS())
+	fmt.Fprintf(e.stdout, "nodes=%d push_fanout=%d fsync=%v adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d cpu_ms_per_change=%.0f cpu_cores=%.2f rss_mb=%.0f\n",
+		*nodes, *fanout, *sync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, ms(cpu)/float64(2**adds), cpu.Seconds()/wall.Seconds(), peakRSS())
 	if missed > 0 {
 		return fmt.Errorf("%d changes did not reach every node within 10 s", missed)
 	}
