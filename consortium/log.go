@@ -388,6 +388,57 @@ func openCheckpoint(cid ID, keys Keyring, msg []byte, known func(member string) 
 	return cp, nil
 }
 
+// PeekCheckpoint reads the log, size and root a checkpoint note claims, verifying nothing: for a
+// receiver to tell, before any signature check, a note about a tree head it already holds (see
+// [Checkpoint.Covers]) from one it must open.
+func PeekCheckpoint(cid ID, msg []byte) (member string, size uint64, root Hash, ok bool) {
+	text, _, found := bytes.Cut(msg, []byte("\n\n"))
+	if !found {
+		return "", 0, root, false
+	}
+	var body log.Checkpoint
+	if _, err := body.Unmarshal(append(text, '\n')); err != nil || len(body.Hash) != HashSize {
+		return "", 0, root, false
+	}
+	member, found = strings.CutPrefix(body.Origin, "hashfed/"+cid.String()+"/")
+	if !found {
+		return "", 0, root, false
+	}
+	copy(root[:], body.Hash)
+	return member, body.Size, root, true
+}
+
+// Covers reports whether note says nothing c does not: its text is c's and each of its signature
+// lines is one of c's note. Opening such a note could only give c or a checkpoint with fewer
+// signatures; a receiver that holds c verified skips it without verifying anything.
+func (c *Checkpoint) Covers(note []byte) bool {
+	text, sigs, ok := bytes.Cut(note, []byte("\n\n"))
+	ctext, csigs, cok := bytes.Cut(c.Note, []byte("\n\n"))
+	if !ok || !cok || !bytes.Equal(text, ctext) || len(sigs) == 0 {
+		return false
+	}
+	for len(sigs) > 0 {
+		line, rest, found := bytes.Cut(sigs, []byte("\n"))
+		if !found || !containsLine(csigs, line) {
+			return false
+		}
+		sigs = rest
+	}
+	return true
+}
+
+// containsLine reports whether line is one of the newline-terminated lines of lines.
+func containsLine(lines, line []byte) bool {
+	for len(lines) > 0 {
+		l, rest, _ := bytes.Cut(lines, []byte("\n"))
+		if bytes.Equal(l, line) {
+			return true
+		}
+		lines = rest
+	}
+	return false
+}
+
 // HasCosigner reports whether member cosigned the checkpoint.
 func (c *Checkpoint) HasCosigner(member string) bool {
 	for _, s := range c.Cosigners {

@@ -324,3 +324,43 @@ func TestOpenCheckpointKnown(t *testing.T) {
 type keyring map[string]ed25519.PublicKey
 
 func (k keyring) MemberKey(id string) (ed25519.PublicKey, bool) { key, ok := k[id]; return key, ok }
+
+// TestCheckpointCovers: a note is covered only when its text is the checkpoint's and each of its
+// signature lines is one of the checkpoint's; anything new (a line, another tree head, a line
+// altered) is not.
+func TestCheckpointCovers(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	l := testLog(t, g, "alpha", 3)
+	cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1767225600, 0).UTC()
+	byBravo, _ := consortium.Cosign(g.ID, g, cp, fixture.Key("bravo"), at)
+	both, _ := consortium.Cosign(g.ID, g, byBravo, fixture.Key("charlie"), at)
+	altered := bytes.Clone(both.Note)
+	altered[len(altered)-5] ^= 1
+	l.Append(fixture.Add(fixture.At(3), fixture.PDQ(3)))
+	tests := []struct {
+		name string
+		c    *consortium.Checkpoint
+		note []byte
+		want bool
+	}{
+		{"same note", both, both.Note, true},
+		{"fewer signatures", both, byBravo.Note, true},
+		{"author alone", both, cp.Note, true},
+		{"a new cosignature", byBravo, both.Note, false},
+		{"an altered line", both, altered, false},
+		{"another tree head", both, l.Checkpoint(), false},
+		{"no signature", both, []byte(strings.SplitAfter(string(both.Note), "\n\n")[0]), false},
+		{"not a note", both, []byte("hello"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.c.Covers(tc.note); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

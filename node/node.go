@@ -325,6 +325,29 @@ func (n *Node) openCheckpoint(note []byte) (*consortium.Checkpoint, error) {
 	return cp, err
 }
 
+// staleCheckpoint reports whether a checkpoint note can tell this node nothing, without verifying
+// it: the stored head of its log holds its text and every one of its signature lines (see
+// [consortium.Checkpoint.Covers]), or it claims a smaller tree head that the stored log has (the
+// cosignatures of an older head are not kept). A note about a tree head the stored log lacks or
+// contradicts is not stale: it is opened, and may be news or equivocation evidence.
+func (n *Node) staleCheckpoint(note []byte) bool {
+	member, size, root, ok := consortium.PeekCheckpoint(n.g.ID, note)
+	if !ok {
+		return false
+	}
+	head, ok := n.store.Head(member)
+	switch {
+	case !ok:
+		return false
+	case head.Covers(note):
+		return true
+	case size == 0 || size >= head.Size:
+		return false
+	}
+	stored, err := n.store.TreeHash(member, size)
+	return err == nil && stored == root
+}
+
 // noteKnown records that member's log has at least size entries somewhere.
 func (n *Node) noteKnown(member string, size uint64) {
 	n.mu.Lock()
@@ -345,6 +368,7 @@ func (n *Node) signer() {
 			return
 		case <-n.ownGrew:
 		}
+		woke := time.Now()
 		if wait := n.cfg.CheckpointInterval - time.Since(last); wait > 0 {
 			select {
 			case <-n.ctx.Done():
@@ -360,6 +384,7 @@ func (n *Node) signer() {
 		}
 		cp, err := n.store.SignHead(n.key)
 		last = time.Now()
+		n.push.stage.WithLabelValues("sign").Observe(last.Sub(woke).Seconds())
 		if err != nil {
 			n.log.Error("sign checkpoint", "err", err)
 			continue
@@ -384,6 +409,10 @@ func (n *Node) sweeper() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
+	// Cosignatures merged into heads are written once a second, not each with an fsync of its
+	// own (see store.FlushHeads).
+	heads := time.NewTicker(time.Second)
+	defer heads.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -391,6 +420,10 @@ func (n *Node) sweeper() {
 		case <-t.C:
 			if k := n.store.Sweep(); k > 0 {
 				n.log.Info("expired listings out of the match index", "signals", k)
+			}
+		case <-heads.C:
+			if err := n.store.FlushHeads(); err != nil {
+				n.log.Warn("write cosigned heads", "err", err)
 			}
 		}
 	}

@@ -65,15 +65,7 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 		if len(merged.Cosigners) == len(head.Cosigners) {
 			return Known, nil, nil
 		}
-		err := s.write(nil, func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketHeads).Put([]byte(cp.Member), merged.Note)
-		})
-		if err != nil {
-			return Known, nil, err
-		}
-		s.mu.Lock()
-		s.heads[cp.Member] = merged
-		s.mu.Unlock()
+		s.putHeadLazy(cp.Member, merged)
 		return Known, nil, nil
 	}
 	root, err := s.TreeHash(cp.Member, cp.Size)
@@ -199,9 +191,7 @@ func (s *Store) Cosign(member string, key *consortium.PrivateKey, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.putHead(member, cp); err != nil {
-		return nil, err
-	}
+	s.putHeadLazy(member, cp)
 	return cp, nil
 }
 
@@ -361,5 +351,73 @@ func (s *Store) putHead(member string, cp *consortium.Checkpoint) error {
 	s.mu.Lock()
 	s.heads[member] = cp
 	s.mu.Unlock()
+	return nil
+}
+
+// putHeadLazy makes cp, the stored head's tree head with more cosignatures, the head in memory at
+// once and on disk with the next write (see lazyHeads). Cosignatures add nothing a crash could make
+// inconsistent: the head on disk stays a verified checkpoint of the same tree, and a cosignature
+// lost in a crash is heard again from its cosigner (gossip, head exchanges) or made again. Caller
+// holds wmu.
+func (s *Store) putHeadLazy(member string, cp *consortium.Checkpoint) {
+	s.mu.Lock()
+	s.heads[member] = cp
+	s.mu.Unlock()
+	if s.lazyHeads == nil {
+		s.lazyHeads = map[string]bool{}
+	}
+	s.lazyHeads[member] = true
+}
+
+// lazyHeadNotes returns the notes of the heads in memory not yet written (see lazyHeads). Caller
+// holds wmu.
+func (s *Store) lazyHeadNotes() map[string][]byte {
+	if len(s.lazyHeads) == 0 {
+		return nil
+	}
+	out := make(map[string][]byte, len(s.lazyHeads))
+	s.mu.RLock()
+	for m := range s.lazyHeads {
+		if h := s.heads[m]; h != nil {
+			out[m] = h.Note
+		}
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+// FlushHeads writes the cosignatures merged into heads in memory since the last write (see
+// lazyHeads) to disk. The node calls it every second or so; Close calls it too.
+func (s *Store) FlushHeads() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.flushHeadsLocked(false)
+}
+
+// flushHeadsLocked is FlushHeads with wmu held; closing writes even though the store is marked
+// closed. Caller holds wmu.
+func (s *Store) flushHeadsLocked(closing bool) error {
+	if len(s.lazyHeads) == 0 {
+		return nil
+	}
+	if closing {
+		notes := s.lazyHeadNotes()
+		err := s.db.Update(func(tx *bolt.Tx) error { return putHeadNotes(tx, notes) })
+		if err != nil {
+			return fmt.Errorf("store %s: write heads: %w", s.path, err)
+		}
+		clear(s.lazyHeads)
+		return nil
+	}
+	return s.write(nil, func(*bolt.Tx) error { return nil })
+}
+
+func putHeadNotes(tx *bolt.Tx, notes map[string][]byte) error {
+	b := tx.Bucket(bucketHeads)
+	for m, note := range notes {
+		if err := b.Put([]byte(m), note); err != nil {
+			return err
+		}
+	}
 	return nil
 }

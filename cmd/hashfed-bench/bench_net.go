@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,7 +144,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	}
 	time.Sleep(time.Second)
 	author := ns[0]
-	var addLat, revLat []time.Duration
+	var addLat, revLat, submitLat []time.Duration
 	missed := 0
 	measure := func(kind consortium.ChangeKind, sig consortium.Signal, t0 time.Time) (time.Duration, bool) {
 		var last time.Time
@@ -195,7 +196,22 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		if err != nil || out[0].Err != nil {
 			return fmt.Errorf("submit: %v %v", err, out)
 		}
+		submitLat = append(submitLat, time.Since(t0))
 		d, ok := measure(consortium.Listed, sig, t0)
+		if os.Getenv("HASHFED_TRACE") != "" {
+			var ts []time.Duration
+			arr.mu.Lock()
+			for _, id := range ids {
+				if at, ok := arr.seen[id+"/listed"][sig]; ok {
+					ts = append(ts, at.Sub(t0))
+				}
+			}
+			arr.mu.Unlock()
+			slices.Sort(ts)
+			if len(ts) > 0 {
+				fmt.Fprintf(e.stderr, "add %d: submit %v first %v median %v last %v\n", i, submitLat[len(submitLat)-1].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)/2].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond))
+			}
+		}
 		if !ok {
 			missed++
 			continue
@@ -219,6 +235,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		time.Sleep(*gap)
 	}
 	stopProfile()
+	if os.Getenv("HASHFED_TRACE") != "" {
+		pushStats(e, ns)
+	}
 	cpu := cpuTime() - cpu0
 	wall := time.Since(wall0)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -426,4 +445,72 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "charlie was current %v after it restarted (store opened, rejoined, %d entries fetched, verified, stored, applied)\n", d.Round(time.Millisecond), *count)
 	fmt.Fprintf(e.stdout, "missed=%d seconds=%.2f entries_per_s=%.0f\n", *count, d.Seconds(), float64(*count)/d.Seconds())
 	return nil
+}
+
+// pushStats prints, summed over nodes, the push counters and the mean and approximate p90 of each
+// propagation stage (hashfed_push_stage_seconds).
+func pushStats(e *env, ns []*node.Node) {
+	type hist struct {
+		count  uint64
+		sum    float64
+		bounds []float64
+		cum    []uint64
+	}
+	stages := map[string]*hist{}
+	counts := map[string]float64{}
+	for _, n := range ns {
+		fams, err := n.Metrics().Gather()
+		if err != nil {
+			continue
+		}
+		for _, f := range fams {
+			switch f.GetName() {
+			case "hashfed_push_stage_seconds":
+				for _, m := range f.Metric {
+					st := m.Label[0].GetValue()
+					h := stages[st]
+					hg := m.GetHistogram()
+					if h == nil {
+						h = &hist{}
+						for _, b := range hg.Bucket {
+							h.bounds = append(h.bounds, b.GetUpperBound())
+						}
+						h.cum = make([]uint64, len(h.bounds))
+						stages[st] = h
+					}
+					h.count += hg.GetSampleCount()
+					h.sum += hg.GetSampleSum()
+					for i, b := range hg.Bucket {
+						h.cum[i] += b.GetCumulativeCount()
+					}
+				}
+			case "hashfed_push_sent_total", "hashfed_push_received_total":
+				for _, m := range f.Metric {
+					counts[strings.TrimSuffix(strings.TrimPrefix(f.GetName(), "hashfed_push_"), "_total")+"/"+m.Label[0].GetValue()] += m.GetCounter().GetValue()
+				}
+			case "hashfed_replication_entries_total", "hashfed_gossip_messages_total":
+				for _, m := range f.Metric {
+					k := f.GetName()
+					for _, l := range m.Label {
+						k += "/" + l.GetValue()
+					}
+					counts[k] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, st := range slices.Sorted(maps.Keys(stages)) {
+		h := stages[st]
+		p90 := "inf"
+		for i, c := range h.cum {
+			if float64(c) >= 0.9*float64(h.count) {
+				p90 = fmt.Sprintf("%.1f", h.bounds[i]*1000)
+				break
+			}
+		}
+		fmt.Fprintf(e.stderr, "stage %-9s n=%6d mean %.1f ms, p90 ≤ %s ms\n", st, h.count, h.sum/float64(max(h.count, 1))*1000, p90)
+	}
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(e.stderr, "%s %.0f\n", k, counts[k])
+	}
 }
