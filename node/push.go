@@ -61,19 +61,25 @@ type pushState struct {
 	// pushed holds, per log (members ever on the roster only), the size of the last checkpoint
 	// this node pushed on.
 	pushed map[string]uint64
-	sent   *prometheus.CounterVec
-	recv   *prometheus.CounterVec
+	// cosigned holds, per log, when this node last cosigned it, and cosignDue the logs whose
+	// cosignature waits for cosignInterval to pass (see cosignSoon).
+	cosigned  map[string]time.Time
+	cosignDue map[string]bool
+	sent      *prometheus.CounterVec
+	recv      *prometheus.CounterVec
 	// stage times the steps of propagation (see initPush).
 	stage *prometheus.HistogramVec
 }
 
 func (n *Node) initPush() {
 	n.push = pushState{
-		in:     make(chan struct{}, pushInflight),
-		out:    make(chan struct{}, pushOutflight),
-		pushed: map[string]uint64{},
-		sent:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_sent_total", Help: "Checkpoint pushes sent to peers, by outcome (ok, error, skipped when too many were in flight)."}, []string{"outcome"}),
-		recv:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_received_total", Help: "Checkpoint pushes received, by outcome (stored, known, fetching, evidence, refused)."}, []string{"outcome"}),
+		in:        make(chan struct{}, pushInflight),
+		out:       make(chan struct{}, pushOutflight),
+		pushed:    map[string]uint64{},
+		cosigned:  map[string]time.Time{},
+		cosignDue: map[string]bool{},
+		sent:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_sent_total", Help: "Checkpoint pushes sent to peers, by outcome (ok, cosigned: a cosigned head handed to its author, error, skipped when too many were in flight)."}, []string{"outcome"}),
+		recv:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_received_total", Help: "Checkpoint pushes received, by outcome (stored, known, fetching, evidence, refused)."}, []string{"outcome"}),
 	}
 	n.push.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hashfed_push_stage_seconds",
@@ -326,6 +332,38 @@ func (n *Node) pushTo(order []string, i int, req *pb.PushRequest, depth int) {
 			return
 		}
 		n.push.sent.WithLabelValues("ok").Inc()
+	}()
+}
+
+// pushCosigned hands this node's cosigned head of another member's log to that member's node (a
+// push of the checkpoint alone), when it is reachable.
+func (n *Node) pushCosigned(cp *consortium.Checkpoint) {
+	if n.cfg.PushFanout <= 0 || cp.Member == n.id {
+		return
+	}
+	n.mu.Lock()
+	p := n.peers[cp.Member]
+	up := p != nil && p.usable(time.Now())
+	n.mu.Unlock()
+	if !up {
+		return
+	}
+	select {
+	case n.push.out <- struct{}{}:
+	default:
+		n.push.sent.WithLabelValues("skipped").Inc()
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.push.out }()
+		if err := n.pushCall(cp.Member, &pb.PushRequest{Checkpoint: cp.Note}); err != nil {
+			n.push.sent.WithLabelValues("error").Inc()
+			n.log.Debug("push cosigned head", "peer", cp.Member, "err", err)
+			return
+		}
+		n.push.sent.WithLabelValues("cosigned").Inc()
 	}()
 }
 

@@ -47,6 +47,9 @@ func (s *Store) mergeHead(cp *consortium.Checkpoint) *consortium.Checkpoint {
 // checkpoint of the stored head's tree adds its cosignatures to the head; one that contradicts the
 // stored log yields equivocation evidence, which is stored, and freezes the log.
 func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *consortium.Evidence, error) {
+	if merged, ok := s.observeSameHead(cp); ok {
+		return merged, nil, nil
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -95,6 +98,35 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 		return Equivocated, ev, err
 	}
 	return Equivocated, ev, nil
+}
+
+// observeSameHead handles, without holding the write lock while it merges, a checkpoint of the
+// stored head's tree head (the usual case: a cosigned head heard from each cosigner): the merged
+// cosignatures replace the head unless the head changed meanwhile, when the merge is dropped (the
+// cosignatures are heard again). It reports false when cp is not the stored head's tree head, or
+// the log is frozen; the caller then observes cp under the lock.
+func (s *Store) observeSameHead(cp *consortium.Checkpoint) (Observation, bool) {
+	s.mu.RLock()
+	head := s.heads[cp.Member]
+	frozen := s.evidence[cp.Member] != nil
+	keys := s.state
+	s.mu.RUnlock()
+	if frozen || head == nil || !cp.Same(head) {
+		return Known, false
+	}
+	merged, err := consortium.MergeCheckpoints(s.g.ID, keys, head, cp)
+	if err != nil || len(merged.Cosigners) == len(head.Cosigners) {
+		return Known, true
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	same := s.heads[cp.Member] == head && s.evidence[cp.Member] == nil
+	s.mu.RUnlock()
+	if same {
+		s.putHeadLazy(cp.Member, merged)
+	}
+	return Known, true
 }
 
 // ObserveFork checks a peer's claim that cp (newer than the stored head) forks from the stored log:

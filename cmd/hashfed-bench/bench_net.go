@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -105,6 +106,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 			c.MemberListen = ""
 			c.PushFanout = *fanout
 			c.Store.OnChange = arr.hook(id)
+			if os.Getenv("HASHFED_TRACE") != "" {
+				c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
 		})
 		if err != nil {
 			return err
