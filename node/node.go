@@ -382,17 +382,18 @@ func (n *Node) signer() {
 			n.log.Debug("not signing own checkpoint", "err", err)
 			continue
 		}
-		cp, err := n.store.SignHead(n.key)
+		// Pushed and gossiped as soon as signed, while the head is written (see
+		// store.SignHeadPublish).
+		_, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) {
+			n.push.stage.WithLabelValues("sign").Observe(time.Since(woke).Seconds())
+			n.noteKnown(n.id, cp.Size)
+			n.pushOn(cp)
+			n.broadcastCheckpoint(cp)
+		})
 		last = time.Now()
-		n.push.stage.WithLabelValues("sign").Observe(last.Sub(woke).Seconds())
 		if err != nil {
 			n.log.Error("sign checkpoint", "err", err)
 			continue
-		}
-		if cp != nil {
-			n.noteKnown(n.id, cp.Size)
-			n.broadcastCheckpoint(cp)
-			n.pushOn(cp)
 		}
 	}
 }

@@ -61,10 +61,11 @@ type pushState struct {
 	// pushed holds, per log (members ever on the roster only), the size of the last checkpoint
 	// this node pushed on.
 	pushed map[string]uint64
-	// cosigned holds, per log, when this node last cosigned it, and cosignDue the logs whose
-	// cosignature waits for cosignInterval to pass (see cosignSoon).
+	// cosigned holds, per log, when this node last cosigned it, cosignDue the logs whose
+	// cosignature waits (see cosignSoon), and cosignNow those whose wait is over.
 	cosigned  map[string]time.Time
 	cosignDue map[string]bool
+	cosignNow map[string]bool
 	sent      *prometheus.CounterVec
 	recv      *prometheus.CounterVec
 	// stage times the steps of propagation (see initPush).
@@ -78,6 +79,7 @@ func (n *Node) initPush() {
 		pushed:    map[string]uint64{},
 		cosigned:  map[string]time.Time{},
 		cosignDue: map[string]bool{},
+		cosignNow: map[string]bool{},
 		sent:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_sent_total", Help: "Checkpoint pushes sent to peers, by outcome (ok, cosigned: a cosigned head handed to its author, error, skipped when too many were in flight)."}, []string{"outcome"}),
 		recv:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_received_total", Help: "Checkpoint pushes received, by outcome (stored, known, fetching, evidence, refused)."}, []string{"outcome"}),
 	}

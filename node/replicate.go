@@ -245,6 +245,9 @@ func (n *Node) verified(member string) {
 // verification.
 const cosignInterval = time.Second
 
+// cosignJitter spreads the cosignatures of one new head over time (see cosignSoon).
+const cosignJitter = 200 * time.Millisecond
+
 // cosignSoon cosigns member's stored head, at once when this node did not cosign that log in the
 // last cosignInterval, else once that interval is over (the head then stored), and hands the
 // cosigned head to the log's author by Push. The author so holds every cosignature of its head
@@ -257,8 +260,11 @@ func (n *Node) cosignSoon(member string) {
 		n.push.mu.Unlock()
 		return
 	}
-	wait := cosignInterval - time.Since(n.push.cosigned[member])
-	if wait > 0 {
+	// Every node that stored a new head would otherwise push its cosignature to the author at
+	// the same moment: a short random delay spreads them (and keeps them off the push tree's
+	// busiest moment).
+	wait := max(cosignInterval-time.Since(n.push.cosigned[member]), cosignJitter/2+rand.N(cosignJitter))
+	if !n.push.cosignNow[member] && wait > 0 {
 		n.push.cosignDue[member] = true
 		n.push.mu.Unlock()
 		n.wg.Add(1)
@@ -271,11 +277,13 @@ func (n *Node) cosignSoon(member string) {
 			}
 			n.push.mu.Lock()
 			delete(n.push.cosignDue, member)
+			n.push.cosignNow[member] = true
 			n.push.mu.Unlock()
 			n.cosignSoon(member)
 		}()
 		return
 	}
+	delete(n.push.cosignNow, member)
 	n.push.cosigned[member] = time.Now()
 	n.push.mu.Unlock()
 	cp, err := n.store.Cosign(member, n.key, time.Now())

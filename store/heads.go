@@ -171,8 +171,16 @@ func (s *Store) Evidence() map[string]*consortium.Evidence {
 // the head, and returns it (nil when there was nothing new to sign). It refuses with ErrForked once
 // evidence against key's member is stored (see frozenErr).
 func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	return s.SignHeadPublish(key, nil)
+}
+
+// SignHeadPublish is [Store.SignHead] that calls publish, when it is not nil, with the new
+// checkpoint as soon as it is signed, before it is written as the head: the node sends it to its
+// peers while the head is fsynced. That is safe because the checkpoint covers only entries
+// already stored (fsynced when they were submitted) and signing is deterministic: after a crash
+// before the head is written, signing the same tree again gives the same checkpoint, byte for
+// byte. publish must not write to the store.
+func (s *Store) SignHeadPublish(key *consortium.PrivateKey, publish func(*consortium.Checkpoint)) (*consortium.Checkpoint, error) {
 	m := key.ID()
 	s.mu.RLock()
 	tree := s.treeOf(m)
@@ -183,7 +191,7 @@ func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, er
 	if frozen != nil {
 		return nil, frozen
 	}
-	if tree.Size() == 0 || head != nil && head.Size == tree.Size() {
+	if tree.Size() == 0 || head != nil && head.Size >= tree.Size() {
 		return nil, nil
 	}
 	note, err := consortium.SignCheckpoint(s.g.ID, key, tree.Size(), tree.Root())
@@ -193,6 +201,21 @@ func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, er
 	cp, err := consortium.OpenCheckpoint(s.g.ID, keys, note)
 	if err != nil {
 		return nil, err
+	}
+	if publish != nil {
+		publish(cp)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	cur := s.heads[m]
+	frozen = s.frozenErr(m)
+	s.mu.RUnlock()
+	if frozen != nil {
+		return nil, frozen
+	}
+	if cur != nil && cur.Size >= cp.Size {
+		return cur, nil // signed meanwhile by another caller
 	}
 	if err := s.putHead(m, cp); err != nil {
 		return nil, err

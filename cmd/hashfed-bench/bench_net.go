@@ -80,8 +80,16 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
 	sync := fs.Bool("fsync", true, "fsync appends (as deployed; the disk of one machine is shared by all nodes)")
 	fanout := fs.Int("push-fanout", node.DefaultConfig().PushFanout, "peers each node pushes a new checkpoint to (0: gossip alone, the anchor)")
+	limit := fs.Duration("timeout", 15*time.Minute, "give up (with an error saying how far it got) after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *limit)
+	defer cancel()
+	began := time.Now()
+	// stopped says why the benchmark stops early: its time is up, or it was interrupted.
+	stopped := func(what string, done, of int) error {
+		return fmt.Errorf("propagation benchmark stopped after %v (-timeout %v) while %s: %d of %d measured: %w", time.Since(began).Round(time.Second), *limit, what, done, of, ctx.Err())
 	}
 	dir, err := os.MkdirTemp("", "hashfed-bench-prop-")
 	if err != nil {
@@ -98,6 +106,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	}()
 	fmt.Fprintf(e.stdout, "starting %d nodes on loopback...\n", *nodes)
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return stopped("starting nodes", len(ns), *nodes)
+		}
 		var join []string
 		for _, n := range ns[max(0, len(ns)-3):] {
 			join = append(join, n.GossipAddr())
@@ -155,8 +166,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			var all bool
 			last, all = arr.last(ids, kind, sig)
-			return all
+			return all || ctx.Err() != nil
 		})
+		ok = ok && ctx.Err() == nil
 		return last.Sub(t0), ok
 	}
 	// One add first, not measured: the author signs nothing before its peers told it how long its
@@ -165,7 +177,10 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	if out, err := author.Submit(ctx, []*pb.Entry{fixture.Add(0, warm, "behaviour:threat-incitement")}); err != nil || out[0].Err != nil {
 		return fmt.Errorf("submit: %v %v", err, out)
 	}
-	if !localnet.WaitUntil(60*time.Second, func() bool { _, all := arr.last(ids, consortium.Listed, warm); return all }) {
+	if !localnet.WaitUntil(60*time.Second, func() bool { _, all := arr.last(ids, consortium.Listed, warm); return all || ctx.Err() != nil }) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return stopped("waiting for the warm-up add", 0, *adds)
+		}
 		h, _ := author.Store().Head(author.ID())
 		var lacking []string
 		for _, n := range ns {
@@ -194,6 +209,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	stopProfile := profile()
 	cpu0, wall0 := cpuTime(), time.Now()
 	for i := 0; i < *adds; i++ {
+		if ctx.Err() != nil {
+			return stopped("measuring adds", len(addLat), *adds)
+		}
 		sig := fixture.PDQ(1_000_000 + i)
 		t0 := time.Now()
 		out, err := author.Submit(ctx, []*pb.Entry{fixture.Add(0, sig, "behaviour:threat-incitement")})
@@ -224,6 +242,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		time.Sleep(*gap)
 	}
 	for i := 0; i < *adds; i++ {
+		if ctx.Err() != nil {
+			return stopped("measuring revokes", len(revLat), *adds)
+		}
 		sig := fixture.PDQ(1_000_000 + i)
 		t0 := time.Now()
 		out, err := author.Submit(ctx, []*pb.Entry{fixture.RevokeSignal(0, sig)})
