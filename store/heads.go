@@ -106,15 +106,16 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 // cosignatures are heard again). It reports false when cp is not the stored head's tree head, or
 // the log is frozen; the caller then observes cp under the lock.
 func (s *Store) observeSameHead(cp *consortium.Checkpoint) (Observation, bool) {
+	// The state (the keys) changes under the exclusive lock: it is read under the shared one.
 	s.mu.RLock()
 	head := s.heads[cp.Member]
 	frozen := s.evidence[cp.Member] != nil
-	keys := s.state
-	s.mu.RUnlock()
 	if frozen || head == nil || !cp.Same(head) {
+		s.mu.RUnlock()
 		return Known, false
 	}
-	merged, err := consortium.MergeCheckpoints(s.g.ID, keys, head, cp)
+	merged, err := consortium.MergeCheckpoints(s.g.ID, s.state, head, cp)
+	s.mu.RUnlock()
 	if err != nil || len(merged.Cosigners) == len(head.Cosigners) {
 		return Known, true
 	}
@@ -182,24 +183,8 @@ func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, er
 // byte. publish must not write to the store.
 func (s *Store) SignHeadPublish(key *consortium.PrivateKey, publish func(*consortium.Checkpoint)) (*consortium.Checkpoint, error) {
 	m := key.ID()
-	s.mu.RLock()
-	tree := s.treeOf(m)
-	head := s.heads[m]
-	keys := s.state
-	frozen := s.frozenErr(m)
-	s.mu.RUnlock()
-	if frozen != nil {
-		return nil, frozen
-	}
-	if tree.Size() == 0 || head != nil && head.Size >= tree.Size() {
-		return nil, nil
-	}
-	note, err := consortium.SignCheckpoint(s.g.ID, key, tree.Size(), tree.Root())
-	if err != nil {
-		return nil, err
-	}
-	cp, err := consortium.OpenCheckpoint(s.g.ID, keys, note)
-	if err != nil {
+	cp, err := s.signOwn(key)
+	if cp == nil || err != nil {
 		return nil, err
 	}
 	if publish != nil {
@@ -209,7 +194,7 @@ func (s *Store) SignHeadPublish(key *consortium.PrivateKey, publish func(*consor
 	defer s.wmu.Unlock()
 	s.mu.RLock()
 	cur := s.heads[m]
-	frozen = s.frozenErr(m)
+	frozen := s.frozenErr(m)
 	s.mu.RUnlock()
 	if frozen != nil {
 		return nil, frozen
@@ -221,6 +206,27 @@ func (s *Store) SignHeadPublish(key *consortium.PrivateKey, publish func(*consor
 		return nil, err
 	}
 	return cp, nil
+}
+
+// signOwn signs a checkpoint of key's own log when it has grown since its stored head (nil when
+// not), under the shared lock: the state (the keys that open it) changes under the exclusive one.
+func (s *Store) signOwn(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
+	m := key.ID()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	tree := s.treeOf(m)
+	head := s.heads[m]
+	if err := s.frozenErr(m); err != nil {
+		return nil, err
+	}
+	if tree.Size() == 0 || head != nil && head.Size >= tree.Size() {
+		return nil, nil
+	}
+	note, err := consortium.SignCheckpoint(s.g.ID, key, tree.Size(), tree.Root())
+	if err != nil {
+		return nil, err
+	}
+	return consortium.OpenCheckpoint(s.g.ID, s.state, note)
 }
 
 // Cosign adds key's cosignature to the stored head of another member's log (which the store

@@ -78,7 +78,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	nodes := fs.Int("nodes", 10, "nodes on loopback (each a member)")
 	adds := fs.Int("adds", 100, "adds to time (each followed later by its revoke)")
 	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
-	sync := fs.Bool("fsync", true, "fsync appends (as deployed; the disk of one machine is shared by all nodes)")
+	fsync := fs.Bool("fsync", true, "fsync appends (as deployed; the disk of one machine is shared by all nodes)")
 	fanout := fs.Int("push-fanout", node.DefaultConfig().PushFanout, "peers each node pushes a new checkpoint to (0: gossip alone, the anchor)")
 	limit := fs.Duration("timeout", 15*time.Minute, "give up (with an error saying how far it got) after this long")
 	if err := parseFlags(fs, args); err != nil {
@@ -100,9 +100,13 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	arr := &arrivals{seen: map[string]map[consortium.Signal]time.Time{}}
 	var ns []*node.Node
 	defer func() {
+		// All at once: each Close waits for its gossip leave and its streams, which one after
+		// another on a hundred nodes takes minutes.
+		var wg sync.WaitGroup
 		for _, n := range ns {
-			n.Close()
+			wg.Go(func() { n.Close() })
 		}
+		wg.Wait()
 	}()
 	fmt.Fprintf(e.stdout, "starting %d nodes on loopback...\n", *nodes)
 	for _, id := range ids {
@@ -113,7 +117,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		for _, n := range ns[max(0, len(ns)-3):] {
 			join = append(join, n.GossipAddr())
 		}
-		n, err := localnet.Node(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) {
+		n, err := localnet.Node(g, fixture.Key(id), dir, join, *fsync, func(c *node.Config) {
 			c.MemberListen = ""
 			c.PushFanout = *fanout
 			c.Store.OnChange = arr.hook(id)
@@ -126,7 +130,11 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		}
 		ns = append(ns, n)
 	}
+	fmt.Fprintf(e.stdout, "started %d nodes in %v\n", *nodes, time.Since(began).Round(time.Millisecond))
 	if !localnet.WaitUntil(60*time.Second, func() bool {
+		if ctx.Err() != nil {
+			return true
+		}
 		for _, n := range ns {
 			if alive := len(n.Status().Peers); alive < *nodes-1 {
 				return false
@@ -269,7 +277,7 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "add → matchable on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d adds)\n", *nodes, ms(percentile(addLat, .5)), ms(percentile(addLat, .9)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), len(addLat))
 	fmt.Fprintf(e.stdout, "revoke → gone on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d revokes)\n", *nodes, ms(percentile(revLat, .5)), ms(percentile(revLat, .9)), ms(percentile(revLat, .99)), ms(percentile(revLat, 1)), len(revLat))
 	fmt.Fprintf(e.stdout, "nodes=%d push_fanout=%d fsync=%v adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d cpu_ms_per_change=%.0f cpu_cores=%.2f rss_mb=%.0f\n",
-		*nodes, *fanout, *sync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, ms(cpu)/float64(2**adds), cpu.Seconds()/wall.Seconds(), peakRSS())
+		*nodes, *fanout, *fsync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, ms(cpu)/float64(2**adds), cpu.Seconds()/wall.Seconds(), peakRSS())
 	if missed > 0 {
 		return fmt.Errorf("%d changes did not reach every node within 10 s", missed)
 	}
