@@ -213,6 +213,98 @@ func cosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, err
 // unknown keys, and a cosignature by the author of its own log, are dropped. A signature by a known
 // key that does not verify is an error.
 func OpenCheckpoint(cid ID, keys Keyring, msg []byte) (*Checkpoint, error) {
+	return openCheckpoint(cid, keys, msg, nil)
+}
+
+// OpenCheckpointKnown is [OpenCheckpoint] for a note some of whose signature lines were verified
+// before: known returns, for the log the note names, a checkpoint opened earlier (or nil), and a
+// signature line byte-identical to one of its lines, over the same note text, by a key with the
+// same name and key hash under keys, is taken as verified without checking it again. Every other
+// line is verified as OpenCheckpoint does. A cosigned head heard again and again (gossip, pushes,
+// head exchanges) then costs one verification per new cosignature, not one per line each time.
+func OpenCheckpointKnown(cid ID, keys Keyring, msg []byte, known func(member string) *Checkpoint) (*Checkpoint, error) {
+	return openCheckpoint(cid, keys, msg, func(m string) []*Checkpoint { return []*Checkpoint{known(m)} })
+}
+
+// verifiedLines are signature lines of a note text verified before, by signature name.
+type verifiedLines struct {
+	text string
+	sigs map[string]string // name -> base64 of hash and signature
+}
+
+func newVerifiedLines(cps ...*Checkpoint) *verifiedLines {
+	var v *verifiedLines
+	for _, cp := range cps {
+		if cp == nil {
+			continue
+		}
+		n, err := note.Open(cp.Note, note.VerifierList())
+		var unv *note.UnverifiedNoteError
+		if errors.As(err, &unv) {
+			n, err = unv.Note, nil
+		}
+		if err != nil || n == nil {
+			continue
+		}
+		if v == nil {
+			v = &verifiedLines{text: n.Text, sigs: map[string]string{}}
+		}
+		if n.Text != v.text {
+			continue
+		}
+		for _, s := range n.UnverifiedSigs {
+			v.sigs[s.Name] = s.Base64
+		}
+	}
+	return v
+}
+
+// knownVerifier is a verifier that accepts a signature line verified before without verifying it
+// again, and verifies any other.
+type knownVerifier struct {
+	note.Verifier
+	text string
+	line string // base64 of the key hash and signature verified before
+}
+
+func (k *knownVerifier) Verify(msg, sig []byte) bool {
+	if k.line != "" && string(msg) == k.text {
+		var h [4]byte
+		binary.BigEndian.PutUint32(h[:], k.KeyHash())
+		if base64.StdEncoding.EncodeToString(append(h[:], sig...)) == k.line {
+			return true
+		}
+	}
+	return k.Verifier.Verify(msg, sig)
+}
+
+// knownVerifiers looks up verifiers as checkpointVerifiers does, with the lines in seen taken as
+// verified.
+type knownVerifiers struct {
+	*checkpointVerifiers
+	seen *verifiedLines
+}
+
+func (v *knownVerifiers) Verifier(name string, hash uint32) (note.Verifier, error) {
+	ver, err := v.checkpointVerifiers.Verifier(name, hash)
+	if err != nil || v.seen == nil {
+		return ver, err
+	}
+	return &knownVerifier{Verifier: ver, text: v.seen.text, line: v.seen.sigs[name]}, nil
+}
+
+// verifiers returns the note verifiers of author's checkpoints, with the lines of known taken as
+// verified.
+func verifiers(cid ID, keys Keyring, author string, known ...*Checkpoint) note.Verifiers {
+	cv := &checkpointVerifiers{cid: cid, keys: keys, author: author}
+	seen := newVerifiedLines(known...)
+	if seen == nil {
+		return cv
+	}
+	return &knownVerifiers{checkpointVerifiers: cv, seen: seen}
+}
+
+func openCheckpoint(cid ID, keys Keyring, msg []byte, known func(member string) []*Checkpoint) (*Checkpoint, error) {
 	if len(msg) > MaxCheckpointSize {
 		return nil, fmt.Errorf("%w: checkpoint is %d bytes, at most %d", ErrMalformed, len(msg), MaxCheckpointSize)
 	}
@@ -232,7 +324,11 @@ func OpenCheckpoint(cid ID, keys Keyring, msg []byte) (*Checkpoint, error) {
 	if _, ok := keys.MemberKey(member); !ok {
 		return nil, fmt.Errorf("%w: checkpoint of %q", ErrUnknownMember, member)
 	}
-	n, err := note.Open(msg, &checkpointVerifiers{cid: cid, keys: keys, author: member})
+	var prior []*Checkpoint
+	if known != nil {
+		prior = known(member)
+	}
+	n, err := note.Open(msg, verifiers(cid, keys, member, prior...))
 	if err != nil {
 		var inv *note.InvalidSignatureError
 		var unv *note.UnverifiedNoteError
@@ -292,6 +388,57 @@ func OpenCheckpoint(cid ID, keys Keyring, msg []byte) (*Checkpoint, error) {
 	return cp, nil
 }
 
+// PeekCheckpoint reads the log, size and root a checkpoint note claims, verifying nothing: for a
+// receiver to tell, before any signature check, a note about a tree head it already holds (see
+// [Checkpoint.Covers]) from one it must open.
+func PeekCheckpoint(cid ID, msg []byte) (member string, size uint64, root Hash, ok bool) {
+	text, _, found := bytes.Cut(msg, []byte("\n\n"))
+	if !found {
+		return "", 0, root, false
+	}
+	var body log.Checkpoint
+	if _, err := body.Unmarshal(append(text, '\n')); err != nil || len(body.Hash) != HashSize {
+		return "", 0, root, false
+	}
+	member, found = strings.CutPrefix(body.Origin, "hashfed/"+cid.String()+"/")
+	if !found {
+		return "", 0, root, false
+	}
+	copy(root[:], body.Hash)
+	return member, body.Size, root, true
+}
+
+// Covers reports whether note says nothing c does not: its text is c's and each of its signature
+// lines is one of c's note. Opening such a note could only give c or a checkpoint with fewer
+// signatures; a receiver that holds c verified skips it without verifying anything.
+func (c *Checkpoint) Covers(note []byte) bool {
+	text, sigs, ok := bytes.Cut(note, []byte("\n\n"))
+	ctext, csigs, cok := bytes.Cut(c.Note, []byte("\n\n"))
+	if !ok || !cok || !bytes.Equal(text, ctext) || len(sigs) == 0 {
+		return false
+	}
+	for len(sigs) > 0 {
+		line, rest, found := bytes.Cut(sigs, []byte("\n"))
+		if !found || !containsLine(csigs, line) {
+			return false
+		}
+		sigs = rest
+	}
+	return true
+}
+
+// containsLine reports whether line is one of the newline-terminated lines of lines.
+func containsLine(lines, line []byte) bool {
+	for len(lines) > 0 {
+		l, rest, _ := bytes.Cut(lines, []byte("\n"))
+		if bytes.Equal(l, line) {
+			return true
+		}
+		lines = rest
+	}
+	return false
+}
+
 // HasCosigner reports whether member cosigned the checkpoint.
 func (c *Checkpoint) HasCosigner(member string) bool {
 	for _, s := range c.Cosigners {
@@ -331,7 +478,8 @@ func Cosign(cid ID, keys Keyring, cp *Checkpoint, key *PrivateKey, t time.Time) 
 	if cp.Member == key.ID() {
 		return nil, fmt.Errorf("%w: %q cannot cosign its own log", ErrNotPermitted, key.ID())
 	}
-	n, err := note.Open(cp.Note, &checkpointVerifiers{cid: cid, keys: keys, author: cp.Member})
+	// cp was opened (verified): its lines are not verified again, only the new cosignature.
+	n, err := note.Open(cp.Note, verifiers(cid, keys, cp.Member, cp))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reopen checkpoint: %v", ErrMalformed, err)
 	}
@@ -341,7 +489,7 @@ func Cosign(cid ID, keys Keyring, cp *Checkpoint, key *PrivateKey, t time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("cosign: %w", err)
 	}
-	return OpenCheckpoint(cid, keys, msg)
+	return openCheckpoint(cid, keys, msg, func(string) []*Checkpoint { return []*Checkpoint{cp} })
 }
 
 // MergeCheckpoints returns the checkpoint carrying every signature of a and b, which must be the
@@ -350,7 +498,8 @@ func MergeCheckpoints(cid ID, keys Keyring, a, b *Checkpoint) (*Checkpoint, erro
 	if !a.Same(b) {
 		return nil, fmt.Errorf("%w: merge of different tree heads of %q", ErrMalformed, a.Member)
 	}
-	ver := &checkpointVerifiers{cid: cid, keys: keys, author: a.Member}
+	// a and b were opened (verified): their lines are not verified again.
+	ver := verifiers(cid, keys, a.Member, a, b)
 	na, err := note.Open(a.Note, ver)
 	if err != nil {
 		return nil, err
@@ -373,7 +522,7 @@ func MergeCheckpoints(cid ID, keys Keyring, a, b *Checkpoint) (*Checkpoint, erro
 	if err != nil {
 		return nil, err
 	}
-	return OpenCheckpoint(cid, keys, msg)
+	return openCheckpoint(cid, keys, msg, func(string) []*Checkpoint { return []*Checkpoint{a, b} })
 }
 
 // VerifyRange checks received entries against a signed checkpoint: appending the entries to tree

@@ -2,6 +2,7 @@ package consortium_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
@@ -237,5 +238,129 @@ func TestProofs(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestOpenCheckpointKnown: lines verified before are not verified again, and nothing else is
+// taken on their account: a line altered, moved to another tree head, or by a key the keyring no
+// longer has is checked (and refused or dropped) as OpenCheckpoint does.
+func TestOpenCheckpointKnown(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	l := testLog(t, g, "alpha", 3)
+	cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1767225600, 0).UTC()
+	byBravo, err := consortium.Cosign(g.ID, g, cp, fixture.Key("bravo"), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := consortium.Cosign(g.ID, g, byBravo, fixture.Key("charlie"), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	knows := func(k *consortium.Checkpoint) func(string) *consortium.Checkpoint {
+		return func(string) *consortium.Checkpoint { return k }
+	}
+	// Same result as a full verification.
+	got, err := consortium.OpenCheckpointKnown(g.ID, g, both.Note, knows(byBravo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := consortium.OpenCheckpoint(g.ID, g, both.Note)
+	if !bytes.Equal(got.Note, want.Note) || len(got.Cosigners) != 2 || got.Size != want.Size || got.Root != want.Root {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	sigLine := func(note []byte, who string) string {
+		for _, line := range strings.Split(string(note), "\n") {
+			if strings.Contains(line, "/"+who+"/cosigner ") {
+				return line
+			}
+		}
+		t.Fatalf("no line by %s in %q", who, note)
+		return ""
+	}
+	// A known line altered in one byte is verified, and refused.
+	line := sigLine(byBravo.Note, "bravo")
+	b := []byte(line)
+	b[len(b)-10] ^= 1
+	if b[len(b)-10] == '+' || b[len(b)-10] == '/' {
+		b[len(b)-10] = 'A'
+	}
+	tampered := bytes.Replace(both.Note, []byte(line), b, 1)
+	if _, err := consortium.OpenCheckpointKnown(g.ID, g, tampered, knows(both)); !errors.Is(err, consortium.ErrBadSignature) {
+		t.Errorf("altered known line: got %v, want ErrBadSignature", err)
+	}
+	// A known line moved onto another tree head (alpha's next checkpoint) does not verify there.
+	l.Append(fixture.Add(fixture.At(3), fixture.PDQ(3)))
+	next := l.Checkpoint()
+	moved := append(bytes.TrimSuffix(next, []byte("\n")), []byte("\n"+line+"\n")...)
+	if _, err := consortium.OpenCheckpointKnown(g.ID, g, moved, knows(both)); !errors.Is(err, consortium.ErrBadSignature) {
+		t.Errorf("known line on another tree head: got %v, want ErrBadSignature", err)
+	}
+	// A keyring where bravo has another key: bravo's known line is not bravo's any more; it is
+	// dropped as a signature by an unknown key.
+	rekeyed := keyring{"alpha": fixture.Key("alpha").Public().Key, "bravo": fixture.Key("bravo2").Public().Key, "charlie": fixture.Key("charlie").Public().Key}
+	got, err = consortium.OpenCheckpointKnown(g.ID, rekeyed, both.Note, knows(both))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HasCosigner("bravo") || !got.HasCosigner("charlie") {
+		t.Errorf("rekeyed: got cosigners %+v, want charlie alone", got.Cosigners)
+	}
+	// Merging verified checkpoints gives what a full verification of the merged note gives.
+	byCharlie, _ := consortium.Cosign(g.ID, g, cp, fixture.Key("charlie"), at)
+	merged, err := consortium.MergeCheckpoints(g.ID, g, byBravo, byCharlie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := consortium.OpenCheckpoint(g.ID, g, merged.Note)
+	if err != nil || !bytes.Equal(full.Note, merged.Note) || len(full.Cosigners) != 2 {
+		t.Errorf("merged: got %q (%v), full verification %+v", merged.Note, err, full)
+	}
+}
+
+type keyring map[string]ed25519.PublicKey
+
+func (k keyring) MemberKey(id string) (ed25519.PublicKey, bool) { key, ok := k[id]; return key, ok }
+
+// TestCheckpointCovers: a note is covered only when its text is the checkpoint's and each of its
+// signature lines is one of the checkpoint's; anything new (a line, another tree head, a line
+// altered) is not.
+func TestCheckpointCovers(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	l := testLog(t, g, "alpha", 3)
+	cp, err := consortium.OpenCheckpoint(g.ID, g, l.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1767225600, 0).UTC()
+	byBravo, _ := consortium.Cosign(g.ID, g, cp, fixture.Key("bravo"), at)
+	both, _ := consortium.Cosign(g.ID, g, byBravo, fixture.Key("charlie"), at)
+	altered := bytes.Clone(both.Note)
+	altered[len(altered)-5] ^= 1
+	l.Append(fixture.Add(fixture.At(3), fixture.PDQ(3)))
+	tests := []struct {
+		name string
+		c    *consortium.Checkpoint
+		note []byte
+		want bool
+	}{
+		{"same note", both, both.Note, true},
+		{"fewer signatures", both, byBravo.Note, true},
+		{"author alone", both, cp.Note, true},
+		{"a new cosignature", byBravo, both.Note, false},
+		{"an altered line", both, altered, false},
+		{"another tree head", both, l.Checkpoint(), false},
+		{"no signature", both, []byte(strings.SplitAfter(string(both.Note), "\n\n")[0]), false},
+		{"not a note", both, []byte("hello"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.c.Covers(tc.note); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -358,6 +358,12 @@ func (n *Node) handleGossip(b []byte) {
 	}
 	switch m := g.Msg.(type) {
 	case *pb.Gossip_Checkpoint:
+		if n.staleCheckpoint(m.Checkpoint) {
+			// A copy heard again (each cosigner broadcasts the head it cosigned, and memberlist
+			// retransmits each broadcast), or an older head the stored log agrees with.
+			n.metrics.gossipIn.WithLabelValues("checkpoint", "known").Inc()
+			return
+		}
 		cp, err := n.openCheckpoint(m.Checkpoint)
 		if err != nil {
 			n.metrics.gossipIn.WithLabelValues("checkpoint", "bad").Inc()

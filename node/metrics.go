@@ -73,3 +73,7 @@ func newMetrics(n *Node) *metrics {
 func (m *metrics) onChange(c consortium.Change) {
 	m.changes.WithLabelValues(c.Kind.String()).Inc()
 }
+
+// Metrics returns the node's metrics, as /metrics serves them (for benchmarks and tests in the
+// same process).
+func (n *Node) Metrics() prometheus.Gatherer { return n.metrics.registry }

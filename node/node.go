@@ -8,6 +8,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -301,11 +303,49 @@ func (n *Node) onRoster(member string) bool {
 }
 
 // openCheckpoint verifies a checkpoint note against the keys of every member ever on the roster.
+// The signature lines it shares with the stored head of that log were verified when stored, and
+// are not verified again (see [consortium.OpenCheckpointKnown]): a cosigned head arrives from
+// every peer that cosigned it, many times over.
 func (n *Node) openCheckpoint(note []byte) (*consortium.Checkpoint, error) {
 	var cp *consortium.Checkpoint
 	var err error
-	n.store.View(func(s *consortium.State) { cp, err = consortium.OpenCheckpoint(n.g.ID, s, note) })
+	// The head is looked up before View: the store's read lock is not taken twice.
+	var head *consortium.Checkpoint
+	origin, _, _ := bytes.Cut(note, []byte("\n"))
+	if member, ok := strings.CutPrefix(string(origin), "hashfed/"+n.g.ID.String()+"/"); ok {
+		head, _ = n.store.Head(member)
+	}
+	known := func(member string) *consortium.Checkpoint {
+		if head == nil || head.Member != member {
+			return nil
+		}
+		return head
+	}
+	n.store.View(func(s *consortium.State) { cp, err = consortium.OpenCheckpointKnown(n.g.ID, s, note, known) })
 	return cp, err
+}
+
+// staleCheckpoint reports whether a checkpoint note can tell this node nothing, without verifying
+// it: the stored head of its log holds its text and every one of its signature lines (see
+// [consortium.Checkpoint.Covers]), or it claims a smaller tree head that the stored log has (the
+// cosignatures of an older head are not kept). A note about a tree head the stored log lacks or
+// contradicts is not stale: it is opened, and may be news or equivocation evidence.
+func (n *Node) staleCheckpoint(note []byte) bool {
+	member, size, root, ok := consortium.PeekCheckpoint(n.g.ID, note)
+	if !ok {
+		return false
+	}
+	head, ok := n.store.Head(member)
+	switch {
+	case !ok:
+		return false
+	case head.Covers(note):
+		return true
+	case size == 0 || size >= head.Size:
+		return false
+	}
+	stored, err := n.store.TreeHash(member, size)
+	return err == nil && stored == root
 }
 
 // noteKnown records that member's log has at least size entries somewhere.
@@ -328,6 +368,7 @@ func (n *Node) signer() {
 			return
 		case <-n.ownGrew:
 		}
+		woke := time.Now()
 		if wait := n.cfg.CheckpointInterval - time.Since(last); wait > 0 {
 			select {
 			case <-n.ctx.Done():
@@ -341,16 +382,18 @@ func (n *Node) signer() {
 			n.log.Debug("not signing own checkpoint", "err", err)
 			continue
 		}
-		cp, err := n.store.SignHead(n.key)
+		// Pushed and gossiped as soon as signed, while the head is written (see
+		// store.SignHeadPublish).
+		_, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) {
+			n.push.stage.WithLabelValues("sign").Observe(time.Since(woke).Seconds())
+			n.noteKnown(n.id, cp.Size)
+			n.pushOn(cp)
+			n.broadcastCheckpoint(cp)
+		})
 		last = time.Now()
 		if err != nil {
 			n.log.Error("sign checkpoint", "err", err)
 			continue
-		}
-		if cp != nil {
-			n.noteKnown(n.id, cp.Size)
-			n.broadcastCheckpoint(cp)
-			n.pushOn(cp)
 		}
 	}
 }
@@ -367,6 +410,10 @@ func (n *Node) sweeper() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
+	// Cosignatures merged into heads are written once a second, not each with an fsync of its
+	// own (see store.FlushHeads).
+	heads := time.NewTicker(time.Second)
+	defer heads.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -374,6 +421,10 @@ func (n *Node) sweeper() {
 		case <-t.C:
 			if k := n.store.Sweep(); k > 0 {
 				n.log.Info("expired listings out of the match index", "signals", k)
+			}
+		case <-heads.C:
+			if err := n.store.FlushHeads(); err != nil {
+				n.log.Warn("write cosigned heads", "err", err)
 			}
 		}
 	}

@@ -61,19 +61,34 @@ type pushState struct {
 	// pushed holds, per log (members ever on the roster only), the size of the last checkpoint
 	// this node pushed on.
 	pushed map[string]uint64
-	sent   *prometheus.CounterVec
-	recv   *prometheus.CounterVec
+	// cosigned holds, per log, when this node last cosigned it, cosignDue the logs whose
+	// cosignature waits (see cosignSoon), and cosignNow those whose wait is over.
+	cosigned  map[string]time.Time
+	cosignDue map[string]bool
+	cosignNow map[string]bool
+	sent      *prometheus.CounterVec
+	recv      *prometheus.CounterVec
+	// stage times the steps of propagation (see initPush).
+	stage *prometheus.HistogramVec
 }
 
 func (n *Node) initPush() {
 	n.push = pushState{
-		in:     make(chan struct{}, pushInflight),
-		out:    make(chan struct{}, pushOutflight),
-		pushed: map[string]uint64{},
-		sent:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_sent_total", Help: "Checkpoint pushes sent to peers, by outcome (ok, error, skipped when too many were in flight)."}, []string{"outcome"}),
-		recv:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_received_total", Help: "Checkpoint pushes received, by outcome (stored, known, fetching, evidence, refused)."}, []string{"outcome"}),
+		in:        make(chan struct{}, pushInflight),
+		out:       make(chan struct{}, pushOutflight),
+		pushed:    map[string]uint64{},
+		cosigned:  map[string]time.Time{},
+		cosignDue: map[string]bool{},
+		cosignNow: map[string]bool{},
+		sent:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_sent_total", Help: "Checkpoint pushes sent to peers, by outcome (ok, cosigned: a cosigned head handed to its author, error, skipped when too many were in flight)."}, []string{"outcome"}),
+		recv:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_push_received_total", Help: "Checkpoint pushes received, by outcome (stored, known, fetching, evidence, refused)."}, []string{"outcome"}),
 	}
-	n.metrics.registry.MustRegister(n.push.sent, n.push.recv)
+	n.push.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hashfed_push_stage_seconds",
+		Help:    "Propagation steps: sign (own checkpoint signed after the log grew, from the signer's wake-up), call (a push sent, to the peer's answer), verified and stored (a push received, from its arrival to its range verified and relayed, and to its range stored and applied).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"stage"})
+	n.metrics.registry.MustRegister(n.push.sent, n.push.recv, n.push.stage)
 }
 
 // pushTap refuses a push before its message is read when the node already handles pushInflight.
@@ -92,6 +107,7 @@ func (s *peerServer) Push(ctx context.Context, req *pb.PushRequest) (*pb.PushRes
 
 // takePush verifies and stores a pushed checkpoint (and its entries), then pushes it on.
 func (n *Node) takePush(ctx context.Context, from string, req *pb.PushRequest) (*pb.PushResponse, error) {
+	t0 := time.Now()
 	select {
 	case n.push.in <- struct{}{}:
 		defer func() { <-n.push.in }()
@@ -152,7 +168,14 @@ func (n *Node) takePush(ctx context.Context, from string, req *pb.PushRequest) (
 		n.want(cp.Member, cp.Size, from)
 		return resp()
 	}
-	err = n.store.AppendRange(cp, have, req.Entries[have-req.Start:], nil)
+	fresh := req.Entries[have-req.Start:]
+	// Pushed on as soon as verified, while this node writes and fsyncs it: verified before relayed
+	// still holds, and each hop of the tree costs no disk write.
+	relay := func() {
+		n.push.stage.WithLabelValues("verified").Observe(time.Since(t0).Seconds())
+		n.pushOnWith(cp, have, fresh)
+	}
+	err = n.store.AppendRangeRelay(cp, have, fresh, nil, relay)
 	switch {
 	case err == nil:
 	case errors.Is(err, consortium.ErrRootMismatch):
@@ -175,6 +198,7 @@ func (n *Node) takePush(ctx context.Context, from string, req *pb.PushRequest) (
 	n.push.recv.WithLabelValues("stored").Inc()
 	n.noteKnown(cp.Member, cp.Size)
 	n.metrics.replEntries.Add(float64(len(req.Entries) - int(have-req.Start)))
+	n.push.stage.WithLabelValues("stored").Observe(time.Since(t0).Seconds())
 	n.verified(cp.Member)
 	return resp()
 }
@@ -189,9 +213,17 @@ func (n *Node) refusePush(from string, code codes.Code, format string, a ...any)
 
 // pushOn pushes a checkpoint this node holds verified (with the range up to it stored) to its
 // children in the log's push tree, once per checkpoint size.
-func (n *Node) pushOn(cp *consortium.Checkpoint) {
+func (n *Node) pushOn(cp *consortium.Checkpoint) { n.pushOnWith(cp, 0, nil) }
+
+// pushOnWith is pushOn with the entries [freshStart, cp.Size) given, verified against cp but
+// perhaps not stored yet; the entries before freshStart that the push carries are read from the
+// store.
+func (n *Node) pushOnWith(cp *consortium.Checkpoint, freshStart uint64, fresh [][]byte) {
 	if n.cfg.PushFanout <= 0 || cp == nil {
 		return
+	}
+	if fresh != nil && freshStart+uint64(len(fresh)) != cp.Size {
+		fresh = nil
 	}
 	n.push.mu.Lock()
 	prev, seen := n.push.pushed[cp.Member]
@@ -206,8 +238,22 @@ func (n *Node) pushOn(cp *consortium.Checkpoint) {
 	}
 	req := &pb.PushRequest{Checkpoint: cp.Note}
 	if cp.Size-prev <= maxPushEntries {
-		es, err := n.store.Entries(cp.Member, prev, cp.Size, maxPushBytes)
-		if err == nil && uint64(len(es)) == cp.Size-prev {
+		var es [][]byte
+		var err error
+		switch {
+		case fresh != nil && prev >= freshStart:
+			es = fresh[prev-freshStart:]
+		case fresh != nil:
+			es, err = n.store.Entries(cp.Member, prev, freshStart, maxPushBytes)
+			es = append(es, fresh...)
+		default:
+			es, err = n.store.Entries(cp.Member, prev, cp.Size, maxPushBytes)
+		}
+		bytes := 0
+		for _, e := range es {
+			bytes += len(e)
+		}
+		if err == nil && uint64(len(es)) == cp.Size-prev && bytes <= maxPushBytes {
 			req.Start, req.Entries = prev, es
 		}
 	}
@@ -275,7 +321,9 @@ func (n *Node) pushTo(order []string, i int, req *pb.PushRequest, depth int) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		t0 := time.Now()
 		err := n.pushCall(target, req)
+		n.push.stage.WithLabelValues("call").Observe(time.Since(t0).Seconds())
 		<-n.push.out
 		if err != nil {
 			n.push.sent.WithLabelValues("error").Inc()
@@ -286,6 +334,38 @@ func (n *Node) pushTo(order []string, i int, req *pb.PushRequest, depth int) {
 			return
 		}
 		n.push.sent.WithLabelValues("ok").Inc()
+	}()
+}
+
+// pushCosigned hands this node's cosigned head of another member's log to that member's node (a
+// push of the checkpoint alone), when it is reachable.
+func (n *Node) pushCosigned(cp *consortium.Checkpoint) {
+	if n.cfg.PushFanout <= 0 || cp.Member == n.id {
+		return
+	}
+	n.mu.Lock()
+	p := n.peers[cp.Member]
+	up := p != nil && p.usable(time.Now())
+	n.mu.Unlock()
+	if !up {
+		return
+	}
+	select {
+	case n.push.out <- struct{}{}:
+	default:
+		n.push.sent.WithLabelValues("skipped").Inc()
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.push.out }()
+		if err := n.pushCall(cp.Member, &pb.PushRequest{Checkpoint: cp.Note}); err != nil {
+			n.push.sent.WithLabelValues("error").Inc()
+			n.log.Debug("push cosigned head", "peer", cp.Member, "err", err)
+			return
+		}
+		n.push.sent.WithLabelValues("cosigned").Inc()
 	}()
 }
 

@@ -2,10 +2,12 @@ package node
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/grpc/codes"
@@ -238,5 +240,68 @@ func TestPushHostile(t *testing.T) {
 	}
 	if got := ch.store.Size("alpha"); got != 2 {
 		t.Errorf("charlie holds %d entries of alpha's log, want 2", got)
+	}
+}
+
+// TestPushCosignedHeadHostile: a node hands its cosignature of a head to the head's author by Push
+// (a checkpoint alone). What a peer can send that way: a forged cosignature, a cosignature moved
+// from another tree head, an old head, a replay. The author keeps only cosignatures that verify on
+// its head, and nothing else changes.
+func TestPushCosignedHeadHostile(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo", "mallory")
+	c.tweak = slowGossip(6)
+	a := c.start("alpha")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(1)))
+	waitFor(t, 10*time.Second, "alpha signs its log", func() bool { h, ok := a.store.Head("alpha"); return ok && h.Size == 1 })
+	first := mustHead(t, a, "alpha")
+	cl := peerClient(t, a, "mallory")
+	ctx := t.Context()
+	at := time.Now()
+	cosigned := func(cp *consortium.Checkpoint, by string) *consortium.Checkpoint {
+		t.Helper()
+		out, err := consortium.Cosign(c.g.ID, c.g, cp, fixture.Key(by), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	oldByBravo := cosigned(first, "bravo")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(2)))
+	waitFor(t, 10*time.Second, "alpha signs its log again", func() bool { h, ok := a.store.Head("alpha"); return ok && h.Size == 2 })
+	head := mustHead(t, a, "alpha")
+	byBravo := cosigned(head, "bravo")
+	// bravo's cosignature of size 1 moved under the checkpoint of size 2.
+	lines := strings.SplitAfter(string(oldByBravo.Note), "\n")
+	moved := append(append([]byte(nil), head.Note...), lines[len(lines)-2]...)
+
+	for _, tc := range []struct {
+		name string
+		note []byte
+		code codes.Code
+	}{
+		{"forged cosignature", flipSig(byBravo.Note), codes.InvalidArgument},
+		{"cosignature of another tree head", moved, codes.InvalidArgument},
+		{"old head, cosigned", oldByBravo.Note, codes.OK},
+		{"the head, replayed", head.Note, codes.OK},
+	} {
+		_, err := cl.Push(ctx, &pb.PushRequest{Checkpoint: tc.note})
+		if status.Code(err) != tc.code {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.code)
+		}
+		if h := mustHead(t, a, "alpha"); h.Size != 2 || h.HasCosigner("bravo") {
+			t.Errorf("%s: alpha's head is size %d with cosigners %v, want size 2 without bravo", tc.name, h.Size, h.Cosigners)
+		}
+	}
+	if a.store.Evidence()["alpha"] != nil {
+		t.Error("alpha holds evidence against itself after pushes of its own heads")
+	}
+	// A genuine cosignature is kept (by mallory too: it is a member, and cosigned what it holds).
+	for _, by := range []string{"bravo", "mallory"} {
+		if _, err := cl.Push(ctx, &pb.PushRequest{Checkpoint: cosigned(head, by).Note}); err != nil {
+			t.Errorf("%s's cosignature: %v", by, err)
+		}
+	}
+	if h := mustHead(t, a, "alpha"); !h.HasCosigner("bravo") || !h.HasCosigner("mallory") || h.Size != 2 {
+		t.Errorf("alpha's head: size %d, cosigners %v; want size 2 cosigned by bravo and mallory", h.Size, h.Cosigners)
 	}
 }

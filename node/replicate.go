@@ -237,12 +237,61 @@ func (n *Node) verified(member string) {
 	if cp, ok := n.store.Head(member); ok {
 		n.pushOn(cp)
 	}
+	n.cosignSoon(member)
+}
+
+// cosignInterval is the least time between two cosignatures of one log by this node: a
+// cosignature of the latest head covers the ones before, and each costs its author a
+// verification.
+const cosignInterval = time.Second
+
+// cosignJitter spreads the cosignatures of one new head over time (see cosignSoon).
+const cosignJitter = 200 * time.Millisecond
+
+// cosignSoon cosigns member's stored head, at once when this node did not cosign that log in the
+// last cosignInterval, else once that interval is over (the head then stored), and hands the
+// cosigned head to the log's author by Push. The author so holds every cosignature of its head
+// (what `hashfed add --wait` waits for); the other nodes get them from the Heads exchanges of
+// anti-entropy. A cosigned head is not gossiped: every node would verify every node's
+// cosignature of every head, which on a consortium of a hundred nodes is most of their CPU.
+func (n *Node) cosignSoon(member string) {
+	n.push.mu.Lock()
+	if n.push.cosignDue[member] {
+		n.push.mu.Unlock()
+		return
+	}
+	// Every node that stored a new head would otherwise push its cosignature to the author at
+	// the same moment: a short random delay spreads them (and keeps them off the push tree's
+	// busiest moment).
+	wait := max(cosignInterval-time.Since(n.push.cosigned[member]), cosignJitter/2+rand.N(cosignJitter))
+	if !n.push.cosignNow[member] && wait > 0 {
+		n.push.cosignDue[member] = true
+		n.push.mu.Unlock()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			n.push.mu.Lock()
+			delete(n.push.cosignDue, member)
+			n.push.cosignNow[member] = true
+			n.push.mu.Unlock()
+			n.cosignSoon(member)
+		}()
+		return
+	}
+	delete(n.push.cosignNow, member)
+	n.push.cosigned[member] = time.Now()
+	n.push.mu.Unlock()
 	cp, err := n.store.Cosign(member, n.key, time.Now())
 	if err != nil {
 		n.log.Debug("cosign", "log", member, "err", err)
 		return
 	}
-	n.broadcastCheckpoint(cp)
+	n.pushCosigned(cp)
 }
 
 // badPeer records that peer served data of member's log that does not verify, so the range is

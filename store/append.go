@@ -353,7 +353,13 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 	if closed {
 		return ErrClosed
 	}
+	// Cosignatures merged into heads since the last write go first; a head in writes replaces
+	// its log's.
+	lazy := s.lazyHeadNotes()
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := putHeadNotes(tx, lazy); err != nil {
+			return err
+		}
 		logs := tx.Bucket(bucketLogs)
 		for i := range writes {
 			w := &writes[i]
@@ -396,6 +402,7 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store %s: write: %w", s.path, err)
 	}
+	clear(s.lazyHeads)
 	return nil
 }
 
@@ -462,6 +469,15 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 // cp becomes the log's head (merged with the stored head's cosignatures when it is the same tree
 // head).
 func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][]byte, proof []consortium.Hash) error {
+	return s.AppendRangeRelay(cp, start, entries, proof, nil)
+}
+
+// AppendRangeRelay is [Store.AppendRange] that calls relay, when it is not nil, once the range is
+// verified against cp and before it is written (and fsynced) and applied: a node hands a verified
+// range on to its peers while it stores it. relay is not called for a range that does not verify,
+// nor for one that does not start at the stored size. It runs with the store's write lock held: it
+// must not write to the store, and should only start work in the background.
+func (s *Store) AppendRangeRelay(cp *consortium.Checkpoint, start uint64, entries [][]byte, proof []consortium.Hash, relay func()) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	m := cp.Member
@@ -491,6 +507,9 @@ func (s *Store) AppendRange(cp *consortium.Checkpoint, start uint64, entries [][
 		}
 	default:
 		return fmt.Errorf("%w: log %q entries [%d, %d) go past the checkpoint's size %d", consortium.ErrRootMismatch, m, start, end, cp.Size)
+	}
+	if relay != nil {
+		relay()
 	}
 	ws := []logWrite{w}
 	if err := s.write(ws, nil); err != nil {

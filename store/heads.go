@@ -47,6 +47,9 @@ func (s *Store) mergeHead(cp *consortium.Checkpoint) *consortium.Checkpoint {
 // checkpoint of the stored head's tree adds its cosignatures to the head; one that contradicts the
 // stored log yields equivocation evidence, which is stored, and freezes the log.
 func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *consortium.Evidence, error) {
+	if merged, ok := s.observeSameHead(cp); ok {
+		return merged, nil, nil
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -65,15 +68,7 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 		if len(merged.Cosigners) == len(head.Cosigners) {
 			return Known, nil, nil
 		}
-		err := s.write(nil, func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketHeads).Put([]byte(cp.Member), merged.Note)
-		})
-		if err != nil {
-			return Known, nil, err
-		}
-		s.mu.Lock()
-		s.heads[cp.Member] = merged
-		s.mu.Unlock()
+		s.putHeadLazy(cp.Member, merged)
 		return Known, nil, nil
 	}
 	root, err := s.TreeHash(cp.Member, cp.Size)
@@ -103,6 +98,36 @@ func (s *Store) ObserveCheckpoint(cp *consortium.Checkpoint) (Observation, *cons
 		return Equivocated, ev, err
 	}
 	return Equivocated, ev, nil
+}
+
+// observeSameHead handles, without holding the write lock while it merges, a checkpoint of the
+// stored head's tree head (the usual case: a cosigned head heard from each cosigner): the merged
+// cosignatures replace the head unless the head changed meanwhile, when the merge is dropped (the
+// cosignatures are heard again). It reports false when cp is not the stored head's tree head, or
+// the log is frozen; the caller then observes cp under the lock.
+func (s *Store) observeSameHead(cp *consortium.Checkpoint) (Observation, bool) {
+	// The state (the keys) changes under the exclusive lock: it is read under the shared one.
+	s.mu.RLock()
+	head := s.heads[cp.Member]
+	frozen := s.evidence[cp.Member] != nil
+	if frozen || head == nil || !cp.Same(head) {
+		s.mu.RUnlock()
+		return Known, false
+	}
+	merged, err := consortium.MergeCheckpoints(s.g.ID, s.state, head, cp)
+	s.mu.RUnlock()
+	if err != nil || len(merged.Cosigners) == len(head.Cosigners) {
+		return Known, true
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	same := s.heads[cp.Member] == head && s.evidence[cp.Member] == nil
+	s.mu.RUnlock()
+	if same {
+		s.putHeadLazy(cp.Member, merged)
+	}
+	return Known, true
 }
 
 // ObserveFork checks a peer's claim that cp (newer than the stored head) forks from the stored log:
@@ -147,33 +172,61 @@ func (s *Store) Evidence() map[string]*consortium.Evidence {
 // the head, and returns it (nil when there was nothing new to sign). It refuses with ErrForked once
 // evidence against key's member is stored (see frozenErr).
 func (s *Store) SignHead(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
+	return s.SignHeadPublish(key, nil)
+}
+
+// SignHeadPublish is [Store.SignHead] that calls publish, when it is not nil, with the new
+// checkpoint as soon as it is signed, before it is written as the head: the node sends it to its
+// peers while the head is fsynced. That is safe because the checkpoint covers only entries
+// already stored (fsynced when they were submitted) and signing is deterministic: after a crash
+// before the head is written, signing the same tree again gives the same checkpoint, byte for
+// byte. publish must not write to the store.
+func (s *Store) SignHeadPublish(key *consortium.PrivateKey, publish func(*consortium.Checkpoint)) (*consortium.Checkpoint, error) {
+	m := key.ID()
+	cp, err := s.signOwn(key)
+	if cp == nil || err != nil {
+		return nil, err
+	}
+	if publish != nil {
+		publish(cp)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	m := key.ID()
 	s.mu.RLock()
-	tree := s.treeOf(m)
-	head := s.heads[m]
-	keys := s.state
+	cur := s.heads[m]
 	frozen := s.frozenErr(m)
 	s.mu.RUnlock()
 	if frozen != nil {
 		return nil, frozen
 	}
-	if tree.Size() == 0 || head != nil && head.Size == tree.Size() {
+	if cur != nil && cur.Size >= cp.Size {
+		return cur, nil // signed meanwhile by another caller
+	}
+	if err := s.putHead(m, cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// signOwn signs a checkpoint of key's own log when it has grown since its stored head (nil when
+// not), under the shared lock: the state (the keys that open it) changes under the exclusive one.
+func (s *Store) signOwn(key *consortium.PrivateKey) (*consortium.Checkpoint, error) {
+	m := key.ID()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	tree := s.treeOf(m)
+	head := s.heads[m]
+	if err := s.frozenErr(m); err != nil {
+		return nil, err
+	}
+	if tree.Size() == 0 || head != nil && head.Size >= tree.Size() {
 		return nil, nil
 	}
 	note, err := consortium.SignCheckpoint(s.g.ID, key, tree.Size(), tree.Root())
 	if err != nil {
 		return nil, err
 	}
-	cp, err := consortium.OpenCheckpoint(s.g.ID, keys, note)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.putHead(m, cp); err != nil {
-		return nil, err
-	}
-	return cp, nil
+	return consortium.OpenCheckpoint(s.g.ID, s.state, note)
 }
 
 // Cosign adds key's cosignature to the stored head of another member's log (which the store
@@ -199,9 +252,7 @@ func (s *Store) Cosign(member string, key *consortium.PrivateKey, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.putHead(member, cp); err != nil {
-		return nil, err
-	}
+	s.putHeadLazy(member, cp)
 	return cp, nil
 }
 
@@ -361,5 +412,73 @@ func (s *Store) putHead(member string, cp *consortium.Checkpoint) error {
 	s.mu.Lock()
 	s.heads[member] = cp
 	s.mu.Unlock()
+	return nil
+}
+
+// putHeadLazy makes cp, the stored head's tree head with more cosignatures, the head in memory at
+// once and on disk with the next write (see lazyHeads). Cosignatures add nothing a crash could make
+// inconsistent: the head on disk stays a verified checkpoint of the same tree, and a cosignature
+// lost in a crash is heard again from its cosigner (gossip, head exchanges) or made again. Caller
+// holds wmu.
+func (s *Store) putHeadLazy(member string, cp *consortium.Checkpoint) {
+	s.mu.Lock()
+	s.heads[member] = cp
+	s.mu.Unlock()
+	if s.lazyHeads == nil {
+		s.lazyHeads = map[string]bool{}
+	}
+	s.lazyHeads[member] = true
+}
+
+// lazyHeadNotes returns the notes of the heads in memory not yet written (see lazyHeads). Caller
+// holds wmu.
+func (s *Store) lazyHeadNotes() map[string][]byte {
+	if len(s.lazyHeads) == 0 {
+		return nil
+	}
+	out := make(map[string][]byte, len(s.lazyHeads))
+	s.mu.RLock()
+	for m := range s.lazyHeads {
+		if h := s.heads[m]; h != nil {
+			out[m] = h.Note
+		}
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+// FlushHeads writes the cosignatures merged into heads in memory since the last write (see
+// lazyHeads) to disk. The node calls it every second or so; Close calls it too.
+func (s *Store) FlushHeads() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.flushHeadsLocked(false)
+}
+
+// flushHeadsLocked is FlushHeads with wmu held; closing writes even though the store is marked
+// closed. Caller holds wmu.
+func (s *Store) flushHeadsLocked(closing bool) error {
+	if len(s.lazyHeads) == 0 {
+		return nil
+	}
+	if closing {
+		notes := s.lazyHeadNotes()
+		err := s.db.Update(func(tx *bolt.Tx) error { return putHeadNotes(tx, notes) })
+		if err != nil {
+			return fmt.Errorf("store %s: write heads: %w", s.path, err)
+		}
+		clear(s.lazyHeads)
+		return nil
+	}
+	return s.write(nil, func(*bolt.Tx) error { return nil })
+}
+
+func putHeadNotes(tx *bolt.Tx, notes map[string][]byte) error {
+	b := tx.Bucket(bucketHeads)
+	for m, note := range notes {
+		if err := b.Put([]byte(m), note); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -179,6 +179,11 @@ type Store struct {
 	// batchAdds are the signals of the adds prepared in the batch being committed (under wmu), so
 	// that an opinion after an add of the same signal in one batch is allowed.
 	batchAdds map[consortium.Signal]bool
+	// lazyHeads are the logs whose head in memory carries cosignatures the head on disk lacks
+	// (the same tree head otherwise): merged or added cosignatures are written with the next
+	// write, by FlushHeads, or at Close, not each with an fsync of its own (see ObserveCheckpoint).
+	// Under wmu.
+	lazyHeads map[string]bool
 
 	// local holds the local banks (localbank.go), apart from everything replicated.
 	local localBanks
@@ -447,7 +452,11 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.db.Close()
+	ferr := s.flushHeadsLocked(true)
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // logKey is the bbolt key of entry index: 8 bytes big-endian, so appends are sequential.

@@ -630,3 +630,83 @@ func TestMatchPDQBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCosignaturesWrittenLazily: a merged cosignature is in the head at once and on disk after the
+// next write, FlushHeads or Close; a newer head written meanwhile is not overwritten by it.
+func TestCosignaturesWrittenLazily(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	path := filepath.Join(t.TempDir(), "db")
+	s := openStore(t, path, g, testOptions())
+	l := peerLog(g, "charlie", 8, 0)
+	prefix := fixture.NewLog(g.ID, fixture.Key("charlie"))
+	for _, e := range l.Entries[:4] {
+		prefix.AppendRaw(e)
+	}
+	cp := openCP(t, g, prefix.Checkpoint())
+	if err := s.AppendRange(cp, 0, l.Entries[:4], nil); err != nil {
+		t.Fatal(err)
+	}
+	cosigned, _ := consortium.Cosign(g.ID, g, cp, fixture.Key("bravo"), fixture.Epoch)
+	if obs, _, err := s.ObserveCheckpoint(cosigned); err != nil || obs != store.Known {
+		t.Fatalf("cosigned head: got %v, %v", obs, err)
+	}
+	if h, _ := s.Head("charlie"); !h.HasCosigner("bravo") || h.Size != 4 {
+		t.Errorf("head after the merge: size %d, cosigners %v", h.Size, h.Cosigners)
+	}
+	if err := s.FlushHeads(); err != nil {
+		t.Fatal(err)
+	}
+	// A cosignature merged, then a newer head stored before anything flushed it: the newer head
+	// is what is on disk.
+	if _, err := s.Cosign("charlie", fixture.Key("alpha"), fixture.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	full := openCP(t, g, l.Checkpoint())
+	if err := s.AppendRange(full, 4, l.Entries[4:], nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openStore(t, path, g, testOptions())
+	if h, _ := s2.Head("charlie"); h.Size != 8 || h.HasCosigner("alpha") {
+		t.Errorf("head on reopen: size %d, cosigners %v; want the newer head of size 8 without alpha's cosignature", h.Size, h.Cosigners)
+	}
+	// Cosigned, flushed, reopened: kept.
+	if _, err := s2.Cosign("charlie", fixture.Key("alpha"), fixture.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.FlushHeads(); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	s3 := openStore(t, path, g, testOptions())
+	if h, _ := s3.Head("charlie"); h.Size != 8 || !h.HasCosigner("alpha") {
+		t.Errorf("head on reopen after FlushHeads: size %d, cosigners %v", h.Size, h.Cosigners)
+	}
+}
+
+// TestSignHeadPublish: the new checkpoint is published before it is the stored head, and then is.
+func TestSignHeadPublish(t *testing.T) {
+	g := fixture.Genesis(2, founders...)
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, testOptions())
+	key := fixture.Key("alpha")
+	if _, err := s.Submit(t.Context(), "alpha", []*pb.Entry{fixture.Add(0, fixture.PDQ(1))}); err != nil {
+		t.Fatal(err)
+	}
+	var published *consortium.Checkpoint
+	cp, err := s.SignHeadPublish(key, func(c *consortium.Checkpoint) {
+		published = c
+		if h, ok := s.Head("alpha"); ok {
+			t.Errorf("head stored before publish: %+v", h)
+		}
+	})
+	if err != nil || cp == nil || published == nil || !bytes.Equal(cp.Note, published.Note) || cp.Size != 1 {
+		t.Fatalf("got %v, %v, published %v", cp, err, published)
+	}
+	if h, _ := s.Head("alpha"); h == nil || !bytes.Equal(h.Note, cp.Note) {
+		t.Errorf("head after signing: %+v", h)
+	}
+	// Nothing new: nothing signed, nothing published.
+	if cp, err := s.SignHeadPublish(key, func(*consortium.Checkpoint) { t.Error("published with nothing new") }); cp != nil || err != nil {
+		t.Errorf("nothing new: got %v, %v", cp, err)
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,10 +78,18 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	nodes := fs.Int("nodes", 10, "nodes on loopback (each a member)")
 	adds := fs.Int("adds", 100, "adds to time (each followed later by its revoke)")
 	gap := fs.Duration("gap", 50*time.Millisecond, "pause between two adds")
-	sync := fs.Bool("fsync", true, "fsync appends (as deployed; the disk of one machine is shared by all nodes)")
+	fsync := fs.Bool("fsync", true, "fsync appends (as deployed; the disk of one machine is shared by all nodes)")
 	fanout := fs.Int("push-fanout", node.DefaultConfig().PushFanout, "peers each node pushes a new checkpoint to (0: gossip alone, the anchor)")
+	limit := fs.Duration("timeout", 15*time.Minute, "give up (with an error saying how far it got) after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *limit)
+	defer cancel()
+	began := time.Now()
+	// stopped says why the benchmark stops early: its time is up, or it was interrupted.
+	stopped := func(what string, done, of int) error {
+		return fmt.Errorf("propagation benchmark stopped after %v (-timeout %v) while %s: %d of %d measured: %w", time.Since(began).Round(time.Second), *limit, what, done, of, ctx.Err())
 	}
 	dir, err := os.MkdirTemp("", "hashfed-bench-prop-")
 	if err != nil {
@@ -90,27 +100,41 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	arr := &arrivals{seen: map[string]map[consortium.Signal]time.Time{}}
 	var ns []*node.Node
 	defer func() {
+		// All at once: each Close waits for its gossip leave and its streams, which one after
+		// another on a hundred nodes takes minutes.
+		var wg sync.WaitGroup
 		for _, n := range ns {
-			n.Close()
+			wg.Go(func() { n.Close() })
 		}
+		wg.Wait()
 	}()
 	fmt.Fprintf(e.stdout, "starting %d nodes on loopback...\n", *nodes)
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return stopped("starting nodes", len(ns), *nodes)
+		}
 		var join []string
 		for _, n := range ns[max(0, len(ns)-3):] {
 			join = append(join, n.GossipAddr())
 		}
-		n, err := localnet.Node(g, fixture.Key(id), dir, join, *sync, func(c *node.Config) {
+		n, err := localnet.Node(g, fixture.Key(id), dir, join, *fsync, func(c *node.Config) {
 			c.MemberListen = ""
 			c.PushFanout = *fanout
 			c.Store.OnChange = arr.hook(id)
+			if os.Getenv("HASHFED_TRACE") != "" {
+				c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
 		})
 		if err != nil {
 			return err
 		}
 		ns = append(ns, n)
 	}
+	fmt.Fprintf(e.stdout, "started %d nodes in %v\n", *nodes, time.Since(began).Round(time.Millisecond))
 	if !localnet.WaitUntil(60*time.Second, func() bool {
+		if ctx.Err() != nil {
+			return true
+		}
 		for _, n := range ns {
 			if alive := len(n.Status().Peers); alive < *nodes-1 {
 				return false
@@ -143,15 +167,16 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	}
 	time.Sleep(time.Second)
 	author := ns[0]
-	var addLat, revLat []time.Duration
+	var addLat, revLat, submitLat []time.Duration
 	missed := 0
 	measure := func(kind consortium.ChangeKind, sig consortium.Signal, t0 time.Time) (time.Duration, bool) {
 		var last time.Time
 		ok := localnet.WaitUntil(10*time.Second, func() bool {
 			var all bool
 			last, all = arr.last(ids, kind, sig)
-			return all
+			return all || ctx.Err() != nil
 		})
+		ok = ok && ctx.Err() == nil
 		return last.Sub(t0), ok
 	}
 	// One add first, not measured: the author signs nothing before its peers told it how long its
@@ -160,7 +185,10 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 	if out, err := author.Submit(ctx, []*pb.Entry{fixture.Add(0, warm, "behaviour:threat-incitement")}); err != nil || out[0].Err != nil {
 		return fmt.Errorf("submit: %v %v", err, out)
 	}
-	if !localnet.WaitUntil(60*time.Second, func() bool { _, all := arr.last(ids, consortium.Listed, warm); return all }) {
+	if !localnet.WaitUntil(60*time.Second, func() bool { _, all := arr.last(ids, consortium.Listed, warm); return all || ctx.Err() != nil }) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return stopped("waiting for the warm-up add", 0, *adds)
+		}
 		h, _ := author.Store().Head(author.ID())
 		var lacking []string
 		for _, n := range ns {
@@ -186,14 +214,34 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("the warm-up add did not reach every node within 60 s (author's head %v; nodes without it: %s)", h != nil, strings.Join(lacking, ","))
 	}
+	stopProfile := profile()
+	cpu0, wall0 := cpuTime(), time.Now()
 	for i := 0; i < *adds; i++ {
+		if ctx.Err() != nil {
+			return stopped("measuring adds", len(addLat), *adds)
+		}
 		sig := fixture.PDQ(1_000_000 + i)
 		t0 := time.Now()
 		out, err := author.Submit(ctx, []*pb.Entry{fixture.Add(0, sig, "behaviour:threat-incitement")})
 		if err != nil || out[0].Err != nil {
 			return fmt.Errorf("submit: %v %v", err, out)
 		}
+		submitLat = append(submitLat, time.Since(t0))
 		d, ok := measure(consortium.Listed, sig, t0)
+		if os.Getenv("HASHFED_TRACE") != "" {
+			var ts []time.Duration
+			arr.mu.Lock()
+			for _, id := range ids {
+				if at, ok := arr.seen[id+"/listed"][sig]; ok {
+					ts = append(ts, at.Sub(t0))
+				}
+			}
+			arr.mu.Unlock()
+			slices.Sort(ts)
+			if len(ts) > 0 {
+				fmt.Fprintf(e.stderr, "add %d: submit %v first %v median %v last %v\n", i, submitLat[len(submitLat)-1].Round(time.Millisecond), ts[0].Round(time.Millisecond), ts[len(ts)/2].Round(time.Millisecond), ts[len(ts)-1].Round(time.Millisecond))
+			}
+		}
 		if !ok {
 			missed++
 			continue
@@ -202,6 +250,9 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		time.Sleep(*gap)
 	}
 	for i := 0; i < *adds; i++ {
+		if ctx.Err() != nil {
+			return stopped("measuring revokes", len(revLat), *adds)
+		}
 		sig := fixture.PDQ(1_000_000 + i)
 		t0 := time.Now()
 		out, err := author.Submit(ctx, []*pb.Entry{fixture.RevokeSignal(0, sig)})
@@ -216,11 +267,17 @@ func benchPropagation(ctx context.Context, e *env, args []string) error {
 		revLat = append(revLat, d)
 		time.Sleep(*gap)
 	}
+	stopProfile()
+	if os.Getenv("HASHFED_TRACE") != "" {
+		pushStats(e, ns)
+	}
+	cpu := cpuTime() - cpu0
+	wall := time.Since(wall0)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	fmt.Fprintf(e.stdout, "add → matchable on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d adds)\n", *nodes, ms(percentile(addLat, .5)), ms(percentile(addLat, .9)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), len(addLat))
 	fmt.Fprintf(e.stdout, "revoke → gone on all %d nodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (%d revokes)\n", *nodes, ms(percentile(revLat, .5)), ms(percentile(revLat, .9)), ms(percentile(revLat, .99)), ms(percentile(revLat, 1)), len(revLat))
-	fmt.Fprintf(e.stdout, "nodes=%d push_fanout=%d fsync=%v adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d rss_mb=%.0f\n",
-		*nodes, *fanout, *sync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, peakRSS())
+	fmt.Fprintf(e.stdout, "nodes=%d push_fanout=%d fsync=%v adds=%d add_p50_ms=%.0f add_p99_ms=%.0f add_max_ms=%.0f revoke_p50_ms=%.0f revoke_p99_ms=%.0f missed=%d cpu_ms_per_change=%.0f cpu_cores=%.2f rss_mb=%.0f\n",
+		*nodes, *fanout, *fsync, *adds, ms(percentile(addLat, .5)), ms(percentile(addLat, .99)), ms(percentile(addLat, 1)), ms(percentile(revLat, .5)), ms(percentile(revLat, .99)), missed, ms(cpu)/float64(2**adds), cpu.Seconds()/wall.Seconds(), peakRSS())
 	if missed > 0 {
 		return fmt.Errorf("%d changes did not reach every node within 10 s", missed)
 	}
@@ -421,4 +478,72 @@ func benchCatchup(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "charlie was current %v after it restarted (store opened, rejoined, %d entries fetched, verified, stored, applied)\n", d.Round(time.Millisecond), *count)
 	fmt.Fprintf(e.stdout, "missed=%d seconds=%.2f entries_per_s=%.0f\n", *count, d.Seconds(), float64(*count)/d.Seconds())
 	return nil
+}
+
+// pushStats prints, summed over nodes, the push counters and the mean and approximate p90 of each
+// propagation stage (hashfed_push_stage_seconds).
+func pushStats(e *env, ns []*node.Node) {
+	type hist struct {
+		count  uint64
+		sum    float64
+		bounds []float64
+		cum    []uint64
+	}
+	stages := map[string]*hist{}
+	counts := map[string]float64{}
+	for _, n := range ns {
+		fams, err := n.Metrics().Gather()
+		if err != nil {
+			continue
+		}
+		for _, f := range fams {
+			switch f.GetName() {
+			case "hashfed_push_stage_seconds":
+				for _, m := range f.Metric {
+					st := m.Label[0].GetValue()
+					h := stages[st]
+					hg := m.GetHistogram()
+					if h == nil {
+						h = &hist{}
+						for _, b := range hg.Bucket {
+							h.bounds = append(h.bounds, b.GetUpperBound())
+						}
+						h.cum = make([]uint64, len(h.bounds))
+						stages[st] = h
+					}
+					h.count += hg.GetSampleCount()
+					h.sum += hg.GetSampleSum()
+					for i, b := range hg.Bucket {
+						h.cum[i] += b.GetCumulativeCount()
+					}
+				}
+			case "hashfed_push_sent_total", "hashfed_push_received_total":
+				for _, m := range f.Metric {
+					counts[strings.TrimSuffix(strings.TrimPrefix(f.GetName(), "hashfed_push_"), "_total")+"/"+m.Label[0].GetValue()] += m.GetCounter().GetValue()
+				}
+			case "hashfed_replication_entries_total", "hashfed_gossip_messages_total":
+				for _, m := range f.Metric {
+					k := f.GetName()
+					for _, l := range m.Label {
+						k += "/" + l.GetValue()
+					}
+					counts[k] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, st := range slices.Sorted(maps.Keys(stages)) {
+		h := stages[st]
+		p90 := "inf"
+		for i, c := range h.cum {
+			if float64(c) >= 0.9*float64(h.count) {
+				p90 = fmt.Sprintf("%.1f", h.bounds[i]*1000)
+				break
+			}
+		}
+		fmt.Fprintf(e.stderr, "stage %-9s n=%6d mean %.1f ms, p90 ≤ %s ms\n", st, h.count, h.sum/float64(max(h.count, 1))*1000, p90)
+	}
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(e.stderr, "%s %.0f\n", k, counts[k])
+	}
 }
