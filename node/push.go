@@ -304,18 +304,11 @@ func (n *Node) pushTo(order []string, i int, req *pb.PushRequest, depth int) {
 	if target == n.id {
 		return
 	}
-	n.mu.Lock()
-	p := n.peers[target]
-	up := p != nil && p.usable(time.Now())
-	n.mu.Unlock()
-	if !up {
+	if !n.peerUp(target) {
 		skip()
 		return
 	}
-	select {
-	case n.push.out <- struct{}{}:
-	default:
-		n.push.sent.WithLabelValues("skipped").Inc()
+	if !n.takePushSlot() {
 		return
 	}
 	n.wg.Add(1)
@@ -337,23 +330,33 @@ func (n *Node) pushTo(order []string, i int, req *pb.PushRequest, depth int) {
 	}()
 }
 
+// peerUp tells whether the peer with this id is known and usable now.
+func (n *Node) peerUp(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[id]
+	return p != nil && p.usable(time.Now())
+}
+
+// takePushSlot takes one of the bounded slots for a push call in flight (the caller frees it with
+// <-n.push.out when the call ends), or counts the push as skipped when all are taken.
+func (n *Node) takePushSlot() bool {
+	select {
+	case n.push.out <- struct{}{}:
+		return true
+	default:
+		n.push.sent.WithLabelValues("skipped").Inc()
+		return false
+	}
+}
+
 // pushCosigned hands this node's cosigned head of another member's log to that member's node (a
 // push of the checkpoint alone), when it is reachable.
 func (n *Node) pushCosigned(cp *consortium.Checkpoint) {
 	if n.cfg.PushFanout <= 0 || cp.Member == n.id {
 		return
 	}
-	n.mu.Lock()
-	p := n.peers[cp.Member]
-	up := p != nil && p.usable(time.Now())
-	n.mu.Unlock()
-	if !up {
-		return
-	}
-	select {
-	case n.push.out <- struct{}{}:
-	default:
-		n.push.sent.WithLabelValues("skipped").Inc()
+	if !n.peerUp(cp.Member) || !n.takePushSlot() {
 		return
 	}
 	n.wg.Add(1)
