@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 )
 
-// ReportVersion is the version of the transparency report's JSON form.
-const ReportVersion = 1
+// ReportVersion is the version of the transparency report's JSON form. Version 2 added the
+// equivocation cutoffs (Report.Cutoffs); [CheckReport] still checks a version 1 report, which
+// applies no cutoff, when no evidence cuts a log.
+const ReportVersion = 2
 
 // MaxReportWeeks bounds the period of a transparency report (ten years).
 const MaxReportWeeks = 522
@@ -48,6 +51,22 @@ type Report struct {
 	// TimeToRevocation is, for each signal first revoked in the period, the time from its first
 	// listing to that revocation.
 	TimeToRevocation Durations `json:"time_to_first_revocation"`
+	// Cutoffs lists, by member id, the equivocation cutoff of every member the evidence given to
+	// [NewReport] proves forked its log (PROTOCOL.md section 5.2): the report, like every node's
+	// state, applies none of that member's entries from the cutoff on. Empty without evidence.
+	Cutoffs []ReportCutoff `json:"cutoffs"`
+}
+
+// ReportCutoff is the equivocation cutoff a report applied to one member's log.
+type ReportCutoff struct {
+	Member string `json:"member"`
+	// Cutoff is F(M): at most the first Cutoff entries of the log are applied.
+	Cutoff uint64 `json:"cutoff"`
+	// Resolved is whether resolved evidence sets the cutoff (without it, the cutoff is 0).
+	Resolved bool `json:"resolved"`
+	// Excluded counts the log's entries written before the period's end that the cutoff leaves
+	// out: they are in no number of the report.
+	Excluded uint64 `json:"excluded"`
 }
 
 // ReportTotals counts the period's entries that replay applied, by operation, and those it ignored.
@@ -132,10 +151,13 @@ type opinionAuthorKey struct {
 	sig    Signal
 }
 
-// NewReport computes the transparency report of the period [from, to) from the genesis and the
-// member logs (each in full, or at least every entry written before to). It replays every entry
-// written before to, as [Replay] does, and counts the entries written in the period.
-func NewReport(g *Genesis, logs Logs, from, to time.Time) (*Report, error) {
+// NewReport computes the transparency report of the period [from, to) from the genesis, the
+// member logs (each in full, or at least every entry written before to) and the equivocation
+// evidence (encoded Equivocation messages, as an audit bundle or a node holds them). It replays
+// every entry written before to, as [Replay] does, each forking member's log only up to its
+// cutoff ([Cutoffs]), and counts the entries written in the period. Evidence that does not verify,
+// or a log that is a third history of a forking member (see [Audit]), is an error.
+func NewReport(g *Genesis, logs Logs, evidence [][]byte, from, to time.Time) (*Report, error) {
 	from, to = from.UTC().Truncate(time.Millisecond), to.UTC().Truncate(time.Millisecond)
 	if !from.Before(to) {
 		return nil, fmt.Errorf("%w: the period's start %s is not before its end %s", ErrReport, from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -154,12 +176,28 @@ func NewReport(g *Genesis, logs Logs, from, to time.Time) (*Report, error) {
 		k := time.UnixMilli(w).UTC().Format(time.DateOnly)
 		acc.weeks[k] = &WeekCount{Week: k}
 	}
+	cuts, err := reportCutoffs(g, logs, evidence)
+	if err != nil {
+		return nil, err
+	}
+	cutAt := map[string]uint64{}
+	for _, c := range cuts {
+		cutAt[c.Member] = c.Cutoff
+	}
 	s := NewState(g, logs.Reader())
 	var changes []Change
 	s.OnChange(func(c Change) { changes = append(changes, c) })
 	until := ReplayOptions{Until: to.Add(-time.Millisecond)}
 	for _, m := range slices.Sorted(maps.Keys(logs)) {
 		n := PrefixSize(logs[m], until)
+		for i, c := range cuts {
+			if c.Member == m && c.Cutoff < n {
+				cuts[i].Excluded = n - c.Cutoff
+			}
+		}
+		if f, ok := cutAt[m]; ok {
+			n = min(n, f)
+		}
 		r.Logs[m] = n
 		for i, raw := range logs[m][:n] {
 			changes = changes[:0]
@@ -175,10 +213,44 @@ func NewReport(g *Genesis, logs Logs, from, to time.Time) (*Report, error) {
 		}
 	}
 	acc.finish(r, s)
+	r.Cutoffs = cuts
 	d := s.Digest()
 	r.Digest = fmt.Sprintf("%x", d[:])
 	r.Signals, r.Listings = countAt(s, to.Add(-time.Millisecond))
 	return r, nil
+}
+
+// reportCutoffs verifies the evidence, as an audit does, with the keys of every member the logs
+// ever admit, and returns the cutoffs it sets, by member id, with no entry excluded yet.
+func reportCutoffs(g *Genesis, logs Logs, evidence [][]byte) ([]ReportCutoff, error) {
+	out := []ReportCutoff{}
+	if len(evidence) == 0 {
+		return out, nil
+	}
+	keys, err := Replay(g, logs, ReplayOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: replay for the members' keys: %w", ErrReport, err)
+	}
+	var evs []*Evidence
+	for i, raw := range evidence {
+		ev, err := ParseEvidence(g.ID, keys, raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: evidence %d does not verify (a report applies only evidence every node would accept): %w", ErrReport, i, err)
+		}
+		evs = append(evs, ev)
+	}
+	cut := Cutoffs(evs)
+	if _, failures := auditThirdForks(cut, evs, logs); len(failures) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrReport, failures[0])
+	}
+	unresolved := map[string]bool{}
+	for _, m := range Unresolved(evs) {
+		unresolved[m] = true
+	}
+	for _, m := range slices.Sorted(maps.Keys(cut)) {
+		out = append(out, ReportCutoff{Member: m, Cutoff: cut[m], Resolved: !unresolved[m]})
+	}
+	return out, nil
 }
 
 // weekOf returns the start (Monday 00:00 UTC) of the week holding t (Unix milliseconds).
@@ -387,8 +459,13 @@ func ReadReport(b []byte) (*Report, []byte, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, nil, fmt.Errorf("%w: not a hashfed report (JSON, or HTML written by hashfed report): %v", ErrReport, err)
 	}
-	if r.Version != ReportVersion {
-		return nil, nil, fmt.Errorf("%w: version %d, this verifier knows %d", ErrReport, r.Version, ReportVersion)
+	switch {
+	case r.Version != 1 && r.Version != ReportVersion:
+		return nil, nil, fmt.Errorf("%w: version %d, this verifier knows 1 and %d", ErrReport, r.Version, ReportVersion)
+	case r.Version == 1 && r.Cutoffs != nil:
+		return nil, nil, fmt.Errorf("%w: a version 1 report has no cutoffs", ErrReport)
+	case r.Version == ReportVersion && r.Cutoffs == nil:
+		return nil, nil, fmt.Errorf("%w: a version %d report must list its cutoffs (an empty list when none)", ErrReport, ReportVersion)
 	}
 	return &r, b, nil
 }
@@ -398,25 +475,81 @@ func ReportHTMLData(r *Report) string {
 	return reportMarker + "\n" + string(MarshalReport(r)) + "</script>"
 }
 
-// CheckReport recomputes claimed from the logs and returns every number that differs, each named
-// by its path in the JSON form ("totals.additions: the report says 5, the logs give 4"), and how
-// many values it compared.
-func CheckReport(g *Genesis, logs Logs, claimed []byte) (diffs []string, compared int, err error) {
+// CheckReport recomputes claimed from the logs and the evidence (as [NewReport]) and returns every
+// number that differs, each named by its path in the JSON form ("totals.additions: the report
+// says 5, the logs give 4"), and how many values it compared. A cutoff the report applies that
+// the evidence does not give, or one it leaves out, is named first, with its member. A version 1
+// report (made before reports applied cutoffs) is checked as such when no evidence cuts a log,
+// and is an error otherwise.
+func CheckReport(g *Genesis, logs Logs, evidence [][]byte, claimed []byte) (diffs []string, compared int, err error) {
 	r, raw, err := ReadReport(claimed)
 	if err != nil {
 		return nil, 0, err
 	}
-	got, err := NewReport(g, logs, r.From, r.To)
+	got, err := NewReport(g, logs, evidence, r.From, r.To)
 	if err != nil {
 		return nil, 0, err
 	}
-	var want, have any
+	var want, have map[string]any
 	if err := json.Unmarshal(raw, &want); err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrReport, err)
 	}
 	json.Unmarshal(MarshalReport(got), &have)
+	if r.Version == 1 {
+		if len(got.Cutoffs) > 0 {
+			c := got.Cutoffs[0]
+			return nil, 0, fmt.Errorf("%w: a version 1 report applies every entry of every log, but the evidence cuts the log of %q at %d entries (PROTOCOL.md section 5.2): recompute the report with this version of hashfed", ErrReport, c.Member, c.Cutoff)
+		}
+		delete(have, "cutoffs")
+		have["version"] = float64(1)
+	} else {
+		diffs, compared = cutoffDiffs(r.Cutoffs, got.Cutoffs)
+		delete(want, "cutoffs")
+		delete(have, "cutoffs")
+	}
 	diffJSON("", want, have, &diffs, &compared)
 	return diffs, compared, nil
+}
+
+// cutoffDiffs compares the cutoffs a report claims with those the evidence gives, member by
+// member, and says what each difference means.
+func cutoffDiffs(claimed, computed []ReportCutoff) (diffs []string, compared int) {
+	cl, co := map[string]ReportCutoff{}, map[string]ReportCutoff{}
+	for _, c := range claimed {
+		if _, dup := cl[c.Member]; dup {
+			diffs = append(diffs, fmt.Sprintf("cutoffs: %q is listed more than once", c.Member))
+		}
+		cl[c.Member] = c
+	}
+	for _, c := range computed {
+		co[c.Member] = c
+	}
+	if !slices.IsSortedFunc(claimed, func(a, b ReportCutoff) int { return strings.Compare(a.Member, b.Member) }) {
+		diffs = append(diffs, "cutoffs: not in member id order")
+	}
+	ms := slices.Collect(maps.Keys(cl))
+	for m := range co {
+		if _, ok := cl[m]; !ok {
+			ms = append(ms, m)
+		}
+	}
+	slices.Sort(ms)
+	for _, m := range ms {
+		compared++
+		c, inReport := cl[m]
+		e, inEvidence := co[m]
+		switch {
+		case !inReport:
+			diffs = append(diffs, fmt.Sprintf("cutoffs: %q: the report applies all of its log, the evidence cuts it at %d entries (the report was made without this evidence, or before it was known: recompute it)", m, e.Cutoff))
+		case !inEvidence:
+			diffs = append(diffs, fmt.Sprintf("cutoffs: %q: the report cuts its log at %d entries, no evidence given here cuts it (get the evidence the report applied, e.g. in an audit bundle of a node; without it the cutoff is unproven)", m, c.Cutoff))
+		case c.Cutoff != e.Cutoff:
+			diffs = append(diffs, fmt.Sprintf("cutoffs: %q: the report cuts its log at %d entries, the evidence cuts it at %d entries", m, c.Cutoff, e.Cutoff))
+		case c != e:
+			diffs = append(diffs, fmt.Sprintf("cutoffs: %q: the report says %s, the logs and evidence give %s", m, short(c), short(e)))
+		}
+	}
+	return diffs, compared
 }
 
 // diffJSON compares two decoded JSON values and records every difference.

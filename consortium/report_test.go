@@ -44,7 +44,7 @@ func reportWorld(t *testing.T) (*consortium.Genesis, consortium.Logs) {
 
 func TestReport(t *testing.T) {
 	g, logs := reportWorld(t)
-	r, err := consortium.NewReport(g, logs, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
+	r, err := consortium.NewReport(g, logs, nil, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestReport(t *testing.T) {
 	// The same period over the same logs gives the same bytes; entries after the period change
 	// nothing.
 	logs["charlie"] = append(logs["charlie"], fixture.Marshal(fixture.Add(fixture.At(50*day), fixture.PDQ(9))))
-	again, err := consortium.NewReport(g, logs, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
+	again, err := consortium.NewReport(g, logs, nil, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestReport(t *testing.T) {
 		t.Error("a later entry changed the report of an earlier period")
 	}
 	for _, bad := range [][2]time.Time{{fixture.Epoch, fixture.Epoch}, {fixture.Epoch, fixture.Epoch.AddDate(11, 0, 0)}} {
-		if _, err := consortium.NewReport(g, logs, bad[0], bad[1]); !errors.Is(err, consortium.ErrReport) {
+		if _, err := consortium.NewReport(g, logs, nil, bad[0], bad[1]); !errors.Is(err, consortium.ErrReport) {
 			t.Errorf("period %v: got %v, want ErrReport", bad, err)
 		}
 	}
@@ -90,17 +90,17 @@ func sprint(v any) string { return strings.TrimSpace(strings.ReplaceAll(fmtV(v),
 
 func TestCheckReportRefusesTampering(t *testing.T) {
 	g, logs := reportWorld(t)
-	r, err := consortium.NewReport(g, logs, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
+	r, err := consortium.NewReport(g, logs, nil, fixture.Epoch, fixture.Epoch.Add(30*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := consortium.MarshalReport(r)
-	diffs, n, err := consortium.CheckReport(g, logs, good)
+	diffs, n, err := consortium.CheckReport(g, logs, nil, good)
 	if err != nil || len(diffs) != 0 || n < 40 {
 		t.Fatalf("untouched report: got %d differences %v over %d values (%v), want none over 40 or more", len(diffs), diffs, n, err)
 	}
 	html := []byte("<html><body><p>report</p>" + consortium.ReportHTMLData(r) + "</body></html>")
-	if diffs, _, err := consortium.CheckReport(g, logs, html); err != nil || len(diffs) != 0 {
+	if diffs, _, err := consortium.CheckReport(g, logs, nil, html); err != nil || len(diffs) != 0 {
 		t.Fatalf("untouched HTML report: got %v (%v), want no differences", diffs, err)
 	}
 	cases := []struct {
@@ -125,7 +125,7 @@ func TestCheckReportRefusesTampering(t *testing.T) {
 			if bytes.Equal(bad, good) {
 				t.Fatalf("%q not in the report", tc.old)
 			}
-			diffs, _, err := consortium.CheckReport(g, logs, bad)
+			diffs, _, err := consortium.CheckReport(g, logs, nil, bad)
 			if err != nil || len(diffs) == 0 || !strings.Contains(strings.Join(diffs, "\n"), tc.want) {
 				t.Errorf("got %v (%v), want a difference naming %q", diffs, err, tc.want)
 			}
@@ -134,10 +134,10 @@ func TestCheckReportRefusesTampering(t *testing.T) {
 	// A member that back-dates an entry into the reported period after the report was written is
 	// caught too.
 	logs["bravo"] = append(logs["bravo"], fixture.Marshal(fixture.Add(fixture.At(13*day), fixture.PDQ(7))))
-	if diffs, _, _ := consortium.CheckReport(g, logs, good); len(diffs) == 0 {
+	if diffs, _, _ := consortium.CheckReport(g, logs, nil, good); len(diffs) == 0 {
 		t.Error("an entry added to the period after the report did not change it")
 	}
-	if _, _, err := consortium.CheckReport(g, logs, []byte("not a report")); !errors.Is(err, consortium.ErrReport) {
+	if _, _, err := consortium.CheckReport(g, logs, nil, []byte("not a report")); !errors.Is(err, consortium.ErrReport) {
 		t.Errorf("garbage: got %v, want ErrReport", err)
 	}
 }
@@ -148,7 +148,7 @@ func fmtV(v any) string { return fmt.Sprintf("%+v", v) }
 func FuzzReadReport(f *testing.F) {
 	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
 	logs := consortium.Logs{"alpha": {fixture.Marshal(fixture.Add(fixture.At(0), fixture.PDQ(1), "content:manifesto"))}}
-	r, err := consortium.NewReport(g, logs, fixture.Epoch, fixture.Epoch.Add(time.Hour))
+	r, err := consortium.NewReport(g, logs, nil, fixture.Epoch, fixture.Epoch.Add(time.Hour))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	fs := flagSet(e, "report", "[--from DATE] [--to DATE] [--bundle DIR | --node ADDR] [--out FILE.html|FILE.json] [--json]")
 	var nf nodeFlags
 	nf.register(fs, e)
-	bundle := fs.String("bundle", "", "compute the report from this audit bundle instead of a running node")
+	bundle := fs.String("bundle", "", "compute the report from this audit bundle (its logs and equivocation evidence) instead of a running node")
 	from := fs.String("from", "", "the period's first day (YYYY-MM-DD, UTC) or time (RFC 3339), inclusive (default: the day the consortium was founded)")
 	to := fs.String("to", "", "the period's end (YYYY-MM-DD, UTC, or RFC 3339), exclusive (default: now)")
 	out := fs.String("out", "", "write the report here: HTML with charts, or JSON when the name ends in .json")
@@ -25,7 +25,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	g, logs, err := reportInput(ctx, &nf, *bundle)
+	g, in, err := reportInput(ctx, &nf, *bundle)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	r, err := consortium.NewReport(g, logs, f, t)
+	r, err := consortium.NewReport(g, in.Logs, in.Evidence, f, t)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,9 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "wrote %s: %d additions, %d revocations, %d disputes from %s to %s (check it with hashfed audit --report %s)\n",
 		*out, r.Totals.Additions, r.Totals.Revocations, r.Totals.Disputes, f.Format(time.DateOnly), t.Format(time.DateOnly), *out)
+	for _, c := range r.Cutoffs {
+		fmt.Fprintf(e.stdout, "equivocation cutoff: %s's log applies up to %d entries (%s), %d of its entries left out, as in every node's state\n", c.Member, c.Cutoff, map[bool]string{true: "resolved evidence", false: "unresolved evidence"}[c.Resolved], c.Excluded)
+	}
 	return nil
 }
 
@@ -74,8 +77,8 @@ func parseDay(flag, s string) (time.Time, error) {
 	return t, nil
 }
 
-// reportInput reads the genesis and logs from a bundle or a node.
-func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium.Genesis, consortium.Logs, error) {
+// reportInput reads the genesis, the logs and the equivocation evidence from a bundle or a node.
+func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium.Genesis, consortium.AuditInput, error) {
 	var in consortium.AuditInput
 	var err error
 	if bundle != "" {
@@ -84,13 +87,13 @@ func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium
 		in, err = fetchBundle(ctx, nf)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, in, err
 	}
 	g, err := consortium.ParseGenesis(in.Genesis)
 	if err != nil {
-		return nil, nil, err
+		return nil, in, err
 	}
-	return g, in.Logs, nil
+	return g, in, nil
 }
 
 // checkReport recomputes a report file from the audited logs and prints the outcome.
@@ -103,7 +106,7 @@ func checkReport(e *env, in consortium.AuditInput, file string) error {
 	if err != nil {
 		return err
 	}
-	diffs, n, err := consortium.CheckReport(g, in.Logs, b)
+	diffs, n, err := consortium.CheckReport(g, in.Logs, in.Evidence, b)
 	if err != nil {
 		return fmt.Errorf("report %s: %w", file, err)
 	}
@@ -111,8 +114,8 @@ func checkReport(e *env, in consortium.AuditInput, file string) error {
 		for _, d := range diffs {
 			fmt.Fprintf(e.stdout, "report %s: %s\n", file, d)
 		}
-		return fmt.Errorf("report %s: %d of %d numbers differ from the signed logs: the report is refused", file, len(diffs), n)
+		return fmt.Errorf("report %s: %d of %d numbers differ from the signed logs and evidence: the report is refused", file, len(diffs), n)
 	}
-	fmt.Fprintf(e.stdout, "report %s: all %d numbers recomputed from the signed logs match\n", file, n)
+	fmt.Fprintf(e.stdout, "report %s: all %d numbers recomputed from the signed logs and evidence match\n", file, n)
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 func TestPageEmbedsTheReport(t *testing.T) {
 	g := fixture.Genesis(2, fixture.Members("alpha", "bravo")...)
 	logs := consortium.Logs{"alpha": {fixture.Marshal(fixture.Add(fixture.At(0), fixture.PDQ(1), "content:manifesto"))}}
-	r, err := consortium.NewReport(g, logs, fixture.Epoch, fixture.Epoch.Add(14*24*time.Hour))
+	r, err := consortium.NewReport(g, logs, nil, fixture.Epoch, fixture.Epoch.Add(14*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
