@@ -4,14 +4,16 @@ package node
 // programmes' terms, matched by this node only, never in its log, never gossiped.
 //
 //	GET    /v1/banks                 {"banks":[{"name":"ncmec","size":1234,"local":true}]}
-//	POST   /v1/banks/<name>?format=te|csv|pytx-csv|jsonl|ncmec|stopncii[&replace=true]
+//	POST   /v1/banks/<name>?format=te|csv|pytx-csv|jsonl|ncmec|stopncii[&replace=true|&delete=true]
 //	                                 body: the list; {"added":..,"updated":..,"deleted":..,"size":..,
 //	                                 "skipped":..,"refused":[{"line":3,"error":"..."}]}
 //	GET    /v1/banks/<name>[?format=te|csv|pytx-csv|jsonl]   the bank as a list file
 //	DELETE /v1/banks/<name>          {"deleted":"<name>"}
 //
 // A POST applies the list's additions and deletions in order, in one transaction; with
-// replace=true the bank becomes exactly the list's additions. Lines that are not signals hashfed
+// replace=true the bank becomes exactly the list's additions; with delete=true (te, csv, pytx-csv
+// and jsonl, which have no deletion of their own) the list's signals are deleted from an existing
+// bank instead. Lines that are not signals hashfed
 // knows are refused with their line and the rest applied.
 
 import (
@@ -180,7 +182,7 @@ type bankRefusal struct {
 }
 
 func (n *Node) importBank(w http.ResponseWriter, r *http.Request, name string) {
-	if err := onlyParams(r, "format", "replace"); err != nil {
+	if err := onlyParams(r, "format", "replace", "delete"); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -197,11 +199,30 @@ func (n *Node) importBank(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 	}
-	replace := false
-	if s := q.Get("replace"); s != "" {
-		var err error
-		if replace, err = strconv.ParseBool(s); err != nil {
-			writeErr(w, fmt.Errorf("%w: replace %q is not true or false", errBadRequest, s))
+	var replace, deleteList bool
+	for _, p := range []struct {
+		name string
+		dst  *bool
+	}{{"replace", &replace}, {"delete", &deleteList}} {
+		if s := q.Get(p.name); s != "" {
+			var err error
+			if *p.dst, err = strconv.ParseBool(s); err != nil {
+				writeErr(w, fmt.Errorf("%w: %s %q is not true or false", errBadRequest, p.name, s))
+				return
+			}
+		}
+	}
+	if deleteList {
+		switch {
+		case replace:
+			writeErr(w, fmt.Errorf("%w: delete and replace together: delete removes the list's signals, replace keeps only them", errBadRequest))
+			return
+		case f == hashlist.NCMEC || f == hashlist.StopNCII:
+			writeErr(w, fmt.Errorf("%w: delete=true with format %s: %s lists carry their own deletions", errBadRequest, f, f))
+			return
+		}
+		if err := n.bankExists(name); err != nil {
+			bankErr(w, err)
 			return
 		}
 	}
@@ -225,7 +246,7 @@ func (n *Node) importBank(w http.ResponseWriter, r *http.Request, name string) {
 			refused = append(refused, bankRefusal{c.Record.Line, err.Error()})
 			continue
 		}
-		ops = append(ops, store.LocalOp{Delete: c.Delete, Entry: store.LocalEntry{Signal: sig,
+		ops = append(ops, store.LocalOp{Delete: c.Delete || deleteList, Entry: store.LocalEntry{Signal: sig,
 			Labels: slices.Clone(c.Record.Labels), ContentID: c.Record.ContentID, Note: c.Record.Note}})
 	}
 	res, err := n.store.LocalApply(name, ops, replace, n.now().UnixMilli())
@@ -235,4 +256,18 @@ func (n *Node) importBank(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	n.log.InfoContext(r.Context(), "local bank updated", "bank", name, "added", res.Added, "updated", res.Updated, "deleted", res.Deleted, "size", res.Size, "refused", len(refused))
 	writeJSON(w, http.StatusOK, map[string]any{"added": res.Added, "updated": res.Updated, "deleted": res.Deleted, "size": res.Size, "skipped": skipped, "refused": refused})
+}
+
+// bankExists returns an error wrapping [store.ErrUnknownBank] when no local bank is named name.
+func (n *Node) bankExists(name string) error {
+	banks, err := n.store.LocalBanks()
+	if err != nil {
+		return err
+	}
+	for _, b := range banks {
+		if b.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q: nothing to delete from", store.ErrUnknownBank, name)
 }

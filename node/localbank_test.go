@@ -155,3 +155,47 @@ func TestLocalBanksHTTP(t *testing.T) {
 		}
 	})
 }
+
+// TestLocalBankDeleteList: POST with delete=true removes the listed signals from a bank (the
+// hash-list formats have no deletion of their own), refuses to create a bank, and cannot be
+// combined with replace or a programme's format, which carries its own deletions.
+func TestLocalBankDeleteList(t *testing.T) {
+	n := startTestNode(t, "alpha", nil)
+	const pdq = "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22"
+	const md5 = "92eb5ffee6ae2fec3ad71c777531578f"
+	post := func(query, body string) (int, string) {
+		t.Helper()
+		code, _, b := httpDo(t, n, "POST", "/v1/banks/"+query, body, "")
+		return code, b
+	}
+	if code, body := post("own?format=te", "pdq "+pdq+"\nmd5 "+md5+"\n"); code != 200 {
+		t.Fatalf("add: got %d %s", code, body)
+	}
+	// One listed, one not in the bank, one unreadable: the first deleted, the others said.
+	code, body := post("own?format=te&delete=true", "md5 "+md5+"\nmd5 0cc175b9c0f1b6a831c399e269772661\nmd5 zz\n")
+	var res map[string]any
+	json.Unmarshal([]byte(body), &res)
+	if code != 200 || res["deleted"] != 1.0 || res["added"] != 0.0 || res["size"] != 1.0 || len(res["refused"].([]any)) != 1 {
+		t.Fatalf("delete: got %d %s, want 1 deleted, size 1, 1 refused", code, body)
+	}
+	if _, _, body := httpDo(t, n, "GET", "/v1/banks/own", "", ""); body != "pdq "+pdq+"\n" {
+		t.Errorf("after delete: got %q", body)
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+		msg   string
+	}{
+		{"nothere?format=te&delete=true", 404, "no such local bank"},
+		{"own?format=te&delete=true&replace=true", 400, "delete and replace"},
+		{"own?format=ncmec&delete=true", 400, "ncmec lists carry their own deletions"},
+		{"own?format=te&delete=maybe", 400, `delete \"maybe\" is not true or false`},
+	} {
+		if code, body := post(tc.query, "pdq "+pdq+"\n"); code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s: got %d %s, want %d %q", tc.query, code, body, tc.code, tc.msg)
+		}
+	}
+	if _, _, body := httpDo(t, n, "GET", "/v1/banks", "", ""); strings.Contains(body, "nothere") {
+		t.Errorf("a delete created a bank: %s", body)
+	}
+}
