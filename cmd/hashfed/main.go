@@ -42,6 +42,7 @@ func init() {
 		{"revoke", "TYPE VALUE | --index N  --reason R", "withdraw one of your adds", runRevoke},
 		{"dispute", "TYPE VALUE --stance S [--text T]", "record your opinion on a signal others list", runDispute},
 		{"import", "FILE [--format te|csv|jsonl]", "add hashes in bulk from a file", runImport},
+		{"bank", "list | show NAME | add NAME TYPE VALUE... | add NAME --file FILE | remove NAME ... | drop NAME --yes", "your node's local banks: private lists (NCMEC, StopNCII, your own) matched by your node only, never shared", runBank},
 		{"hash", "FILE...", "MD5 and SHA-256 of any file, PDQ (with quality) of images, vPDQ of videos", runHash},
 		{"match", "TYPE VALUE | FILE | --image FILE [--radius R] [--json]", "match a hash, an image or a video (vPDQ) against the shared set", runMatch},
 		{"feed", "[-f] [--cursor CURSOR] [--json]", "every stored entry in order, resumable from a cursor (-f: keep following)", runFeed},
