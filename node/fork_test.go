@@ -93,6 +93,17 @@ func TestForkResolvedEverywhere(t *testing.T) {
 			if _, ok := n.store.Head("alpha"); !ok {
 				continue
 			}
+			// The transparency report (hashfed report, the console) of what the node holds
+			// applies the same cutoff: its digest is the state's, and alpha's adds after the fork
+			// count nowhere. (Like the audit, not on echo: its bundle leaves out the agreed entries
+			// it holds without a signed head of alpha's.)
+			if in, err := n.AuditInput(t.Context()); err != nil {
+				t.Errorf("%s: audit input: %v", id, err)
+			} else if rep, err := consortium.NewReport(c.g, in.Logs, in.Evidence, fixture.Epoch, fixture.Epoch.AddDate(1, 0, 0)); err != nil {
+				t.Errorf("%s: report: %v", id, err)
+			} else if rep.Digest != fmt.Sprintf("%x", wantDigest[:]) || rep.Totals.Additions != 3 || len(rep.Cutoffs) != 1 || rep.Cutoffs[0].Cutoff != 3 {
+				t.Errorf("%s: report digest %s, %d additions, cutoffs %+v; want %x, 3, alpha cut at 3", id, rep.Digest, rep.Totals.Additions, rep.Cutoffs, wantDigest[:])
+			}
 			if r := consortium.Audit(auditInputOf(t, n), consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
 				t.Errorf("%s: audit of what the node holds: ok %v, digest %s, want %x:\n%s", id, r.OK, r.Digest, wantDigest[:], r)
 			}
