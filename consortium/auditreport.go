@@ -58,6 +58,19 @@ func (r *AuditReport) FailureText() string {
 	return b.String()
 }
 
+// VerifiedLogs returns the part of logs the audit replayed: each audited log's entries up to its
+// verified checkpoint (none of a log that failed before one verified). Entries after it are signed
+// by no one, so a transparency report is computed from these ([NewReport], PROTOCOL.md section 13).
+func (r *AuditReport) VerifiedLogs(logs Logs) Logs {
+	out := Logs{}
+	for _, la := range r.Logs {
+		if n := min(la.Verified, uint64(len(logs[la.Member]))); n > 0 {
+			out[la.Member] = logs[la.Member][:n]
+		}
+	}
+	return out
+}
+
 // LogAudit is the audit of one member log.
 type LogAudit struct {
 	Member string `json:"member"`

@@ -278,3 +278,42 @@ func TestReportVersion1(t *testing.T) {
 		t.Errorf("version 3: got %v, want ErrReport", err)
 	}
 }
+
+// TestReportCountsOnlySignedEntries: entries after a log's last valid checkpoint are signed by
+// no one (anyone can append valid-looking entries to a bundle's log file). A report computed from
+// them, inflating a member's numbers, must not check against the audited logs.
+func TestReportCountsOnlySignedEntries(t *testing.T) {
+	in := auditWorld(t)
+	g, err := consortium.ParseGenesis(in.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Logs["alpha"] = append(in.Logs["alpha"], fixture.Marshal(fixture.Add(fixture.At(40_000), fixture.PDQ(999), "content:manifesto")))
+	ar := consortium.Audit(in, consortium.AuditOptions{})
+	if !ar.OK {
+		t.Fatalf("audit failed:\n%s", ar)
+	}
+	logs := ar.VerifiedLogs(in.Logs)
+	if got := len(logs["alpha"]); got != 21 {
+		t.Fatalf("verified logs: alpha has %d entries, want the 21 its checkpoint covers", got)
+	}
+	from, to := fixture.Epoch, fixture.Epoch.Add(24*time.Hour)
+	inflated, err := consortium.NewReport(g, in.Logs, nil, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := consortium.NewReport(g, logs, nil, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Totals.Additions != 40 || inflated.Totals.Additions != 41 {
+		t.Fatalf("additions: signed %d, with the unsigned entry %d; want 40 and 41", r.Totals.Additions, inflated.Totals.Additions)
+	}
+	if r.Digest != ar.Digest {
+		t.Errorf("report digest %s, audit digest %s: want equal", r.Digest, ar.Digest)
+	}
+	diffs, _, err := consortium.CheckReport(g, logs, nil, consortium.MarshalReport(inflated))
+	if err != nil || !strings.Contains(strings.Join(diffs, "\n"), "totals.additions: the report says 41, the logs give 40") {
+		t.Errorf("inflated report checked against the audited logs: got %v (%v), want totals.additions refused", diffs, err)
+	}
+}

@@ -58,7 +58,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return errSilent
 	}
 	if *report != "" {
-		return checkReport(e, in, *report)
+		return checkReport(e, in, r, *report)
 	}
 	return nil
 }

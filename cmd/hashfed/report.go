@@ -25,7 +25,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	g, in, err := reportInput(ctx, &nf, *bundle)
+	g, logs, in, err := reportInput(ctx, &nf, *bundle)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	r, err := consortium.NewReport(g, in.Logs, in.Evidence, f, t)
+	r, err := consortium.NewReport(g, logs, in.Evidence, f, t)
 	if err != nil {
 		return err
 	}
@@ -77,8 +77,10 @@ func parseDay(flag, s string) (time.Time, error) {
 	return t, nil
 }
 
-// reportInput reads the genesis, the logs and the equivocation evidence from a bundle or a node.
-func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium.Genesis, consortium.AuditInput, error) {
+// reportInput reads the genesis, the logs and the equivocation evidence from a bundle or a node,
+// and audits them: a report counts only the entries a valid checkpoint covers (the audit's verified
+// logs, returned), and is not computed from a bundle that fails its audit.
+func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium.Genesis, consortium.Logs, consortium.AuditInput, error) {
 	var in consortium.AuditInput
 	var err error
 	if bundle != "" {
@@ -87,17 +89,22 @@ func reportInput(ctx context.Context, nf *nodeFlags, bundle string) (*consortium
 		in, err = fetchBundle(ctx, nf)
 	}
 	if err != nil {
-		return nil, in, err
+		return nil, nil, in, err
 	}
 	g, err := consortium.ParseGenesis(in.Genesis)
 	if err != nil {
-		return nil, in, err
+		return nil, nil, in, err
 	}
-	return g, in, nil
+	ar := consortium.Audit(in, consortium.AuditOptions{})
+	if !ar.OK {
+		return nil, nil, in, fmt.Errorf("the logs fail their audit, so no report is computed from them (hashfed audit says more): %s", strings.TrimSpace(ar.Failures[0].String()))
+	}
+	return g, ar.VerifiedLogs(in.Logs), in, nil
 }
 
-// checkReport recomputes a report file from the audited logs and prints the outcome.
-func checkReport(e *env, in consortium.AuditInput, file string) error {
+// checkReport recomputes a report file from the audited logs (those the audit ar verified) and
+// the evidence, and prints the outcome.
+func checkReport(e *env, in consortium.AuditInput, ar *consortium.AuditReport, file string) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -106,7 +113,7 @@ func checkReport(e *env, in consortium.AuditInput, file string) error {
 	if err != nil {
 		return err
 	}
-	diffs, n, err := consortium.CheckReport(g, in.Logs, in.Evidence, b)
+	diffs, n, err := consortium.CheckReport(g, ar.VerifiedLogs(in.Logs), in.Evidence, b)
 	if err != nil {
 		return fmt.Errorf("report %s: %w", file, err)
 	}

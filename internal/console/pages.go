@@ -497,7 +497,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar := consortium.Audit(in, consortium.AuditOptions{})
-	rep, err := consortium.NewReport(g, in.Logs, in.Evidence, from, to)
+	rep, err := consortium.NewReport(g, ar.VerifiedLogs(in.Logs), in.Evidence, from, to)
 	if err != nil {
 		c.fail(w, r, http.StatusBadRequest, err)
 		return
@@ -522,7 +522,9 @@ func (c *Console) report(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	rep, err := consortium.NewReport(g, in.Logs, in.Evidence, from, to)
+	// Only the signed entries, as the audit verifies them (PROTOCOL.md section 13).
+	ar := consortium.Audit(in, consortium.AuditOptions{})
+	rep, err := consortium.NewReport(g, ar.VerifiedLogs(in.Logs), in.Evidence, from, to)
 	if err != nil {
 		c.fail(w, r, http.StatusBadRequest, err)
 		return
