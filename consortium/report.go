@@ -52,8 +52,9 @@ type Report struct {
 	// listing to that revocation.
 	TimeToRevocation Durations `json:"time_to_first_revocation"`
 	// Cutoffs lists, by member id, the equivocation cutoff of every member the evidence given to
-	// [NewReport] proves forked its log (PROTOCOL.md section 5.2): the report, like every node's
-	// state, applies none of that member's entries from the cutoff on. Empty without evidence.
+	// [NewReport] proves forked its log (PROTOCOL.md section 5.2) where the cutoff leaves out
+	// entries written before To: the report, like every node's state, applies none of that
+	// member's entries from the cutoff on. Empty without evidence.
 	Cutoffs []ReportCutoff `json:"cutoffs"`
 }
 
@@ -213,7 +214,9 @@ func NewReport(g *Genesis, logs Logs, evidence [][]byte, from, to time.Time) (*R
 		}
 	}
 	acc.finish(r, s)
-	r.Cutoffs = cuts
+	// Only the cutoffs that leave out something the report covers are listed: a report stays
+	// true when a member forks later than its period.
+	r.Cutoffs = slices.DeleteFunc(cuts, func(c ReportCutoff) bool { return c.Excluded == 0 })
 	d := s.Digest()
 	r.Digest = fmt.Sprintf("%x", d[:])
 	r.Signals, r.Listings = countAt(s, to.Add(-time.Millisecond))

@@ -137,6 +137,31 @@ func TestReportAppliesCutoffs(t *testing.T) {
 	}
 }
 
+// TestReportBeforeTheFork: a report of a period that ends before a member's cutoff is the same
+// with and without the evidence, so a report published before a member forks stays true.
+func TestReportBeforeTheFork(t *testing.T) {
+	w := newForkWorld(t)
+	to := fixture.Epoch.Add(2 * 24 * time.Hour) // bravo's first entry only; its cutoff is 2
+	with, err := consortium.NewReport(w.g, w.logsA, [][]byte{w.resolved}, w.from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := consortium.NewReport(w.g, w.logsA, nil, w.from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(consortium.MarshalReport(with), consortium.MarshalReport(without)) || len(with.Cutoffs) != 0 {
+		t.Errorf("the evidence changed a report of a period before the cutoff: cutoffs %+v", with.Cutoffs)
+	}
+	if diffs, _, err := consortium.CheckReport(w.g, w.logsB, [][]byte{w.resolved, w.unresolved}, consortium.MarshalReport(without)); err != nil || len(diffs) > 0 {
+		t.Errorf("checked with the evidence: got %v (%v), want no differences", diffs, err)
+	}
+	// Unresolved evidence alone cuts bravo at 0, which leaves out its first entry.
+	if diffs, _, err := consortium.CheckReport(w.g, w.logsA, [][]byte{w.unresolved}, consortium.MarshalReport(without)); err != nil || !strings.Contains(strings.Join(diffs, "\n"), `cutoffs: "bravo"`) {
+		t.Errorf("checked with unresolved evidence: got %v (%v), want bravo's cutoff named", diffs, err)
+	}
+}
+
 // TestReportEvidenceAttacks: what a member or an outsider could try with evidence, against the
 // report and its check.
 func TestReportEvidenceAttacks(t *testing.T) {
