@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +269,11 @@ func TestReportEvidenceAttacks(t *testing.T) {
 		forged.Cutoffs = []consortium.ReportCutoff{{Member: "bravo", Cutoff: 3, Resolved: true, Excluded: 1}}
 		refused(t, [][]byte{w.resolved}, consortium.MarshalReport(&forged),
 			`cutoffs: "bravo": the report cuts its log at 3 entries, the evidence cuts it at 2 entries`)
+	})
+	t.Run("a cutoff listed twice", func(t *testing.T) {
+		forged := *with
+		forged.Cutoffs = append(slices.Clone(with.Cutoffs), with.Cutoffs...)
+		refused(t, [][]byte{w.resolved}, consortium.MarshalReport(&forged), `cutoffs: "bravo" is listed more than once`)
 	})
 	t.Run("unresolved evidence given to the checker, resolved to the reporter", func(t *testing.T) {
 		refused(t, [][]byte{w.unresolved}, consortium.MarshalReport(with),
