@@ -170,6 +170,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 	} else if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
 	} else if cp != nil {
+		n.ownSigned(cp.Size)
 		n.noteKnown(n.id, cp.Size)
 		n.broadcastCheckpoint(cp)
 	}

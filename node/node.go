@@ -386,6 +386,7 @@ func (n *Node) signer() {
 		// store.SignHeadPublish).
 		_, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) {
 			n.push.stage.WithLabelValues("sign").Observe(time.Since(woke).Seconds())
+			n.ownSigned(cp.Size)
 			n.noteKnown(n.id, cp.Size)
 			n.pushOn(cp)
 			n.broadcastCheckpoint(cp)
