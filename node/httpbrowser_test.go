@@ -16,7 +16,7 @@ import (
 // log), change a local bank, or, by rebinding its own name to 127.0.0.1, read the shared set.
 // Programs (curl, pytx) send no Origin or Sec-Fetch-Site and go on working.
 func TestHTTPRefusesBrowserAttacks(t *testing.T) {
-	n := startTestNode(t, "alpha", nil)
+	n := startTestNode(t, "alpha", func(c *Config) { c.Store.FloodThreshold = 3 })
 	submit(t, testCtx(t), dialMember(t, n), addEntry(fixture.MD5(1)))
 	before := n.store.Size("alpha")
 	opinion := `{"type":"md5","value":"` + fixture.MD5(1).Text() + `","stance":"false_positive","text":"x"}`
@@ -53,6 +53,9 @@ func TestHTTPRefusesBrowserAttacks(t *testing.T) {
 		{"cross-origin opinion without fetch metadata", "POST", "/v1/opinion", "", "text/plain", opinion, oldBrowser},
 		{"cross-site bank replace", "POST", "/v1/banks/own?format=te&replace=true", "", "text/plain", "md5 " + fixture.MD5(2).Text() + "\n", crossSite},
 		{"rebound name reads the feed", "GET", "/v1/feed", "evil.example:7402", "", "", nil},
+		// An <img> of another site's page: the answer is unreadable, but the match would count as an
+		// upload toward the flood rule, and enough of them hold a listed signal for review.
+		{"cross-site match by an image tag", "GET", "/v1/match?type=md5&value=" + fixture.MD5(1).Text(), "", "", "", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}},
 		{"rebound name reads the status", "GET", "/v1/status", "evil.example", "", "", nil},
 		{"rebound name posts an opinion", "POST", "/v1/opinion", "evil.example", "application/json", opinion, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "same-origin"}},
 	} {
@@ -68,6 +71,12 @@ func TestHTTPRefusesBrowserAttacks(t *testing.T) {
 	}
 	if banks, err := n.store.LocalBanks(); err != nil || len(banks) != 0 {
 		t.Fatalf("got local banks %v (%v) after the refused requests, want none", banks, err)
+	}
+	for range 5 {
+		do("GET", "/v1/match?type=md5&value="+fixture.MD5(1).Text(), "", "", "", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"})
+	}
+	if held := n.store.Policy().Held; len(held) != 0 {
+		t.Fatalf("got signals held for review %+v after cross-site matches, want none", held)
 	}
 	// A program's request, and a same-origin one, are served.
 	if code, body := do("POST", "/v1/opinion", "", "application/json", opinion, nil); code != http.StatusOK {
