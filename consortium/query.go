@@ -60,7 +60,8 @@ func (s *State) Opinions(sig Signal) []OpinionRecord {
 			continue
 		}
 		if o, ok := s.opinions[opinionKey{sig, uint16(i)}]; ok {
-			out = append(out, OpinionRecord{Author: id, Stance: o.stance, Index: o.index})
+			m, _ := s.Roster().Member(id)
+			out = append(out, OpinionRecord{Author: id, Stance: o.stance, Index: o.index, Role: m.Role})
 		}
 	}
 	slices.SortFunc(out, func(a, b OpinionRecord) int { return strings.Compare(a.Author, b.Author) })

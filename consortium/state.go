@@ -75,6 +75,8 @@ type OpinionRecord struct {
 	Author string
 	Stance pb.Stance
 	Index  uint64
+	// Role is the author's role in the current roster.
+	Role pb.Role
 }
 
 // Rejection records an entry that replay ignored because it broke a rule. The log stays valid: the

@@ -36,7 +36,7 @@ func codeOf(err error) codes.Code {
 		consortium.ErrInvalidMemberID, consortium.ErrInvalidKey):
 		return codes.InvalidArgument
 	case is(consortium.ErrNotPermitted, consortium.ErrUnknownMember, consortium.ErrDoubleEndorse,
-		consortium.ErrOutOfOrder, store.ErrForked, store.ErrNotListed, ErrOwnLogConflict, ErrReadReplica):
+		consortium.ErrOutOfOrder, store.ErrForked, store.ErrNotListed, ErrOwnLogConflict, ErrSecondWriter, ErrReadReplica):
 		return codes.FailedPrecondition
 	}
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {

@@ -167,7 +167,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 	// checkpoint; so is a forked own log (SignHead refuses it).
 	if blocked := n.ownLogBlocked(); blocked != nil {
 		n.log.Debug("export: not signing own checkpoint", "err", blocked)
-	} else if cp, err := n.store.SignHead(n.key); err != nil && !errors.Is(err, store.ErrForked) {
+	} else if cp, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) { n.ownSigned(cp.Size) }); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
 	} else if cp != nil {
 		n.noteKnown(n.id, cp.Size)

@@ -131,9 +131,30 @@ func (n *Node) route(auth bool, methods []string, h http.HandlerFunc) http.Handl
 }
 
 // routeLimit is route with a body limit of limit bytes.
+//
+// A web page the operator opens in a browser on the node's host can send requests to the JSON
+// API, which without a token (the default, on loopback) nothing else guards. So a request a
+// browser marks as cross-origin (Fetch metadata, or an Origin other than the Host) may change
+// nothing: no POST or DELETE of another site's page is served (it would make the node sign an
+// opinion in the member's log, or replace a local bank), nor any request it marks as sent by
+// another site (see crossSite). And a node without a token answers its
+// authenticated endpoints only at a loopback name: a page whose own name was rebound to 127.0.0.1
+// would be same-origin, and read the shared set.
 func (n *Node) routeLimit(auth bool, methods []string, limit int64, h http.HandlerFunc) http.Handler {
 	allow := strings.Join(methods, ", ")
+	cop := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := cop.Check(r); err != nil || crossSite(r) {
+			origin, site := clip(r.Header.Get("Origin")), clip(r.Header.Get("Sec-Fetch-Site"))
+			n.refused.refuse(refHTTPBrowser, "HTTP request refused: a browser sent it from another site", "path", clip(r.URL.Path), "origin", origin)
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s refused: a web browser sent it from another site (Origin %q, Sec-Fetch-Site %q); the JSON API takes changes only from programs and same-origin pages", r.Method, origin, site))
+			return
+		}
+		if auth && n.cfg.MemberToken == "" && !console.LoopbackHost(r.Host) {
+			n.refused.refuse(refHTTPBrowser, "HTTP request refused: a host name that is not loopback, and no token", "path", clip(r.URL.Path), "host", clip(r.Host))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("this node has no member token, so its JSON API answers only at localhost or a loopback address, not at host %q (a web page whose name was rebound to this address would read it): use http://127.0.0.1:PORT, or set a member token", clip(r.Host)))
+			return
+		}
 		ok := false
 		for _, m := range methods {
 			ok = ok || r.Method == m
@@ -158,6 +179,18 @@ func (n *Node) routeLimit(auth bool, methods []string, limit int64, h http.Handl
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h(w, r)
 	})
+}
+
+// crossSite reports whether a browser marks the request as sent by a page of another site (Fetch
+// metadata), whatever its method: the answer of a GET is unreadable to that page, but a match
+// would still count as an upload toward the flood rule, which holds a listed signal for review.
+// No page of another site has a use for the JSON API (it sends no CORS headers).
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
 }
 
 // writeJSON writes v as JSON with the status code.

@@ -386,6 +386,7 @@ func (n *Node) signer() {
 		// store.SignHeadPublish).
 		_, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) {
 			n.push.stage.WithLabelValues("sign").Observe(time.Since(woke).Seconds())
+			n.ownSigned(cp.Size)
 			n.noteKnown(n.id, cp.Size)
 			n.pushOn(cp)
 			n.broadcastCheckpoint(cp)
@@ -396,6 +397,59 @@ func (n *Node) signer() {
 			continue
 		}
 	}
+}
+
+// maxClockAhead is how far ahead of the node's clock a submitted entry's time may be. An entry's
+// time is its author's clock, and a log's times never go backwards: one entry stamped far ahead
+// (milliseconds taken for microseconds, a wrong year) would, once signed, carry every later entry of
+// the member to that time and make each add expiring before it invalid, for good.
+const maxClockAhead = 10 * time.Minute
+
+// errTimeAhead refuses an entry stamped too far ahead of the node's clock.
+var errTimeAhead = errors.New("entry time is ahead of this node's clock")
+
+// dropFutureTimes returns the entries whose time is not more than maxClockAhead ahead of the
+// node's clock (0, for the node to stamp, included), and the refusals of the others by position.
+func (n *Node) dropFutureTimes(entries []*pb.Entry) ([]*pb.Entry, map[int]error) {
+	limit := n.now().Add(maxClockAhead).UnixMilli()
+	var ahead map[int]error
+	for i, e := range entries {
+		if t := e.GetTimeUnixMs(); t > limit {
+			if ahead == nil {
+				ahead = map[int]error{}
+			}
+			ahead[i] = fmt.Errorf("%w: %w: time %d ms is %v ahead of this node's clock (at most %v): an entry's time is signed for good and a log's times never go backwards; send milliseconds since 1970 UTC, or 0 for the node to stamp it",
+				consortium.ErrInvalidEntry, errTimeAhead, t, time.Duration(t-n.now().UnixMilli())*time.Millisecond, maxClockAhead)
+		}
+	}
+	if ahead == nil {
+		return entries, nil
+	}
+	kept := make([]*pb.Entry, 0, len(entries)-len(ahead))
+	for i, e := range entries {
+		if ahead[i] == nil {
+			kept = append(kept, e)
+		}
+	}
+	return kept, ahead
+}
+
+// mergeRefused puts the refusals of dropFutureTimes back at their positions among the results of
+// the entries submitted.
+func mergeRefused(out []store.Appended, ahead map[int]error) []store.Appended {
+	if ahead == nil {
+		return out
+	}
+	all := make([]store.Appended, 0, len(out)+len(ahead))
+	for i := 0; len(all) < cap(all); i++ {
+		if err := ahead[i]; err != nil {
+			all = append(all, store.Appended{Err: err})
+			continue
+		}
+		all = append(all, out[0])
+		out = out[1:]
+	}
+	return all
 }
 
 // ownLogGrew wakes the signer.
@@ -442,10 +496,12 @@ func (n *Node) Submit(ctx context.Context, entries []*pb.Entry) ([]store.Appende
 	if err := n.checkOwnLog(ctx); err != nil {
 		return nil, err
 	}
+	entries, ahead := n.dropFutureTimes(entries)
 	out, err := n.store.Submit(ctx, n.id, entries)
 	if err != nil {
 		return nil, err
 	}
+	out = mergeRefused(out, ahead)
 	for _, a := range out {
 		if a.Err == nil {
 			n.metrics.submitted.Inc()

@@ -147,16 +147,20 @@ func (s *peerServer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.Heads
 		n.refused.refuse(refHeadsOversized, "peer sent a head vector too long", "peer", from, "logs", len(req.Heads), "max", maxHeads)
 		return nil, status.Errorf(codes.InvalidArgument, "head vector of %d logs, at most %d", len(req.Heads), maxHeads)
 	}
-	n.peerCalled(from, req.PeerAddr)
 	theirs := map[string]uint64{}
 	for _, h := range req.Heads {
 		theirs[h.Member] = h.Size
 	}
-	// The caller claims more of some logs (unsigned): ask it for its signed heads.
-	if n.peerSizes(from, req.Heads) {
-		n.nudge(from)
+	// A read replica only reads: what it says makes it no peer (it has no peer API to dial, and
+	// signs no heads note).
+	if !isReplica(from) {
+		n.peerCalled(from, req.PeerAddr)
+		// The caller claims more of some logs (unsigned): ask it for its signed heads.
+		if n.peerSizes(from, req.Heads) {
+			n.nudge(from)
+		}
+		n.takeHeadsNote(from, req.HeadsNote)
 	}
-	n.takeHeadsNote(from, req.HeadsNote)
 	resp := &pb.HeadsResponse{HeadsNote: n.ownHeadsNote()}
 	heads := n.store.Heads()
 	for m, size := range n.store.Sizes() {

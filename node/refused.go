@@ -29,11 +29,12 @@ const (
 	refTLSHandshake     = "tls_handshake"       // any other failed peer API handshake
 	refPeerAddrWrongKey = "peer_addr_wrong_key" // a member's advertised peer address answered with another key
 	refHeadsOversized   = "heads_oversized"     // a head vector longer than allowed
+	refHTTPBrowser      = "http_browser"        // an HTTP request sent cross-origin, or to a rebound name
 )
 
 // refusalReasons lists every reason, so each counter shows in /metrics from the start.
 var refusalReasons = []string{refGossipMalformed, refGossipCheckpoint, refGossipEvidence, refGossipState, refGossipOversized,
-	refGossipNode, refGossipPacket, refTLSUnknownKey, refTLSBadCert, refTLSHandshake, refPeerAddrWrongKey, refHeadsOversized, refPushRefused}
+	refGossipNode, refGossipPacket, refTLSUnknownKey, refTLSBadCert, refTLSHandshake, refPeerAddrWrongKey, refHeadsOversized, refPushRefused, refHTTPBrowser}
 
 const (
 	// logBurst lines of one kind may be logged at once; then one more every logEvery.

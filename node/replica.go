@@ -53,9 +53,14 @@ func (n *Node) replicaByKey(pub ed25519.PublicKey) (string, bool) {
 	return "", false
 }
 
+// isReplica reports whether a peer API caller id is a read replica's.
+func isReplica(caller string) bool {
+	return len(caller) > len(replicaPrefix) && caller[:len(replicaPrefix)] == replicaPrefix
+}
+
 // checkReplicaCall refuses a read replica's peer API call other than a read.
 func checkReplicaCall(ctx context.Context, method string) error {
-	if c := caller(ctx); len(c) > len(replicaPrefix) && c[:len(replicaPrefix)] == replicaPrefix && !replicaMethods[method] {
+	if c := caller(ctx); isReplica(c) && !replicaMethods[method] {
 		return status.Errorf(codes.PermissionDenied, "%s is a read replica: it may only read (Heads, GetRange, GetConsistency, GetEvidence), not call %s", c, method)
 	}
 	return nil

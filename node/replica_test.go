@@ -152,3 +152,29 @@ func TestReadReplicaVerifies(t *testing.T) {
 		t.Error("the replica matches a tampered entry")
 	}
 }
+
+// TestReplicaIsNoPeer: a read replica's key reads through the peer API, and nothing it says makes
+// it one of the node's peers: an address it announces in a Heads call is not dialled (the node
+// would ask it for heads, wait for it before signing its own log after a restart, and try it for
+// ranges), and sizes it claims start no head exchange.
+func TestReplicaIsNoPeer(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	c.tweak = func(cfg *Config) { cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()} }
+	a := c.start("alpha")
+	rc := peerClient(t, a, "alpha-r1")
+	if _, err := rc.Heads(testCtx(t), &pb.HeadsRequest{PeerAddr: a.PeerAddr(), Heads: []*pb.Head{{Member: "bravo", Size: 1 << 40}}}); err != nil {
+		t.Fatalf("replica's Heads: %v", err)
+	}
+	for _, p := range a.alivePeers() {
+		if p == replicaPrefix+"alpha-r1" {
+			t.Errorf("the replica is a live peer of alpha after announcing an address")
+		}
+	}
+	a.mu.Lock()
+	_, inTable := a.peers[replicaPrefix+"alpha-r1"]
+	_, nudged := a.nudges[replicaPrefix+"alpha-r1"]
+	a.mu.Unlock()
+	if inTable || nudged {
+		t.Errorf("got replica in the peer table %v, nudged %v; want neither", inTable, nudged)
+	}
+}

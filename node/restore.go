@@ -29,6 +29,12 @@ var (
 	// ErrOwnLogConflict means the node's stored log contradicts a checkpoint of it signed with the
 	// member's key that a peer holds: the store is not a copy of this member's history.
 	ErrOwnLogConflict = errors.New("own log contradicts a checkpoint of it that peers hold")
+	// ErrSecondWriter means another node appends to and signs this member's log: a checkpoint of
+	// it signed with the member's key extends entries this node appended and signed since it
+	// started, so it was signed elsewhere (a copy of the data directory, or of the key, running
+	// on a second machine). Two writers fork the log sooner or later, freezing it for good; this
+	// node stops appending and signing until it is restarted.
+	ErrSecondWriter = errors.New("another node writes this member's log")
 )
 
 // ownLog is the node's knowledge of its own log on the network.
@@ -44,6 +50,12 @@ type ownLog struct {
 	heard    map[string]bool
 	first    time.Time
 	conflict string
+	// base is the size of the own log when the restore completed; signed is the largest checkpoint
+	// of it this node signed since it started. A checkpoint of the own log larger than signed, and
+	// consistent with it, heard after this node signed entries it appended itself (signed > base),
+	// was signed by a second writer: second says so.
+	base, signed uint64
+	second       string
 }
 
 // mustAskPeers reports whether the node must hear from a peer before it extends its own log: when
@@ -90,6 +102,7 @@ func (n *Node) startOwnRestore() {
 func (n *Node) finishOwnRestore(why string) {
 	n.own.mu.Lock()
 	n.own.done = true
+	n.own.base = n.store.Size(n.id)
 	close(n.own.restored)
 	seen, heard := n.own.seen, len(n.own.heard)
 	n.own.mu.Unlock()
@@ -152,19 +165,35 @@ func (n *Node) sawOwnCheckpoint(cp *consortium.Checkpoint, obsErr error) {
 	if cp.Size > n.own.seen {
 		n.own.seen = cp.Size
 	}
+	if obsErr == nil && n.own.done && n.own.signed > n.own.base && cp.Size > n.own.signed && n.own.second == "" {
+		// This node signed up to n.own.signed, including entries it appended itself since it
+		// started; a longer checkpoint consistent with it holds them, so it was signed by a node
+		// that fetched them and appended after them: a second node with this member's key.
+		n.own.second = fmt.Sprintf("a checkpoint of this member's log at size %d, signed with its key, extends the entries this node appended and signed up to size %d since it started, so another node signed it", cp.Size, n.own.signed)
+		n.log.Error("own log: another node writes this member's log with its key (a copied data directory or key file?); this node appends and signs nothing more: stop one of the two nodes", "signed_here", n.own.signed, "signed_elsewhere", cp.Size)
+	}
 	if errors.Is(obsErr, consortium.ErrInconsistent) && n.own.conflict == "" {
 		n.own.conflict = obsErr.Error()
 		n.log.Error("own log: the stored log contradicts a checkpoint of it that a peer holds; signing nothing (move the store aside and start with --recover)", "err", obsErr)
 	}
 }
 
+// ownSigned records that this node signed a checkpoint of its own log at size.
+func (n *Node) ownSigned(size uint64) {
+	n.own.mu.Lock()
+	n.own.signed = max(n.own.signed, size)
+	n.own.mu.Unlock()
+}
+
 // ownLogBlocked returns why the node may not append to or sign its own log now, or nil.
 func (n *Node) ownLogBlocked() error {
 	n.own.mu.Lock()
-	done, seen, heard, conflict := n.own.done, n.own.seen, len(n.own.heard), n.own.conflict
+	done, seen, heard, conflict, second := n.own.done, n.own.seen, len(n.own.heard), n.own.conflict, n.own.second
 	n.own.mu.Unlock()
 	have := n.store.Size(n.id)
 	switch {
+	case second != "":
+		return fmt.Errorf("%w: %s; two nodes writing one log fork it, and every peer then freezes it for good: stop the other node (or this one), then restart the one that stays", ErrSecondWriter, second)
 	case conflict != "":
 		return fmt.Errorf("%w: %s; this store is not a copy of this member's log: stop the node, move the store file aside, and start it with --recover", ErrOwnLogConflict, conflict)
 	case !done && heard == 0:

@@ -74,6 +74,8 @@ type OpinionInfo struct {
 	Time   time.Time
 	Stance pb.Stance
 	Text   string
+	// Role is the author's role in the current roster.
+	Role pb.Role
 }
 
 // candidate is a signal id with its distance and the state's records, gathered under the lock.
@@ -330,7 +332,7 @@ func opinionInfo(tx *bolt.Tx, sig consortium.Signal, o consortium.OpinionRecord)
 	if err != nil {
 		return OpinionInfo{}, err
 	}
-	return OpinionInfo{Author: o.Author, Index: o.Index, Time: time.UnixMilli(e.TimeUnixMs).UTC(), Stance: o.Stance, Text: e.GetOpinion().GetText()}, nil
+	return OpinionInfo{Author: o.Author, Index: o.Index, Time: time.UnixMilli(e.TimeUnixMs).UTC(), Stance: o.Stance, Text: e.GetOpinion().GetText(), Role: o.Role}, nil
 }
 
 // View calls fn with the derived state under the store's read lock. fn must not keep the state or

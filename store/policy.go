@@ -467,7 +467,9 @@ func (p *policy) reasons(m Match, o Options) string {
 	if o.DisputeThreshold > 0 {
 		n := 0
 		for _, op := range m.Opinions {
-			if op.Stance == pb.Stance_STANCE_FALSE_POSITIVE {
+			// Only the roles that write opinions (members and observers) dispute: a civil-society
+			// participant certifies and an authority refers, and neither may hide listings.
+			if op.Stance == pb.Stance_STANCE_FALSE_POSITIVE && (op.Role == pb.Role_ROLE_MEMBER || op.Role == pb.Role_ROLE_OBSERVER) {
 				n++
 			}
 		}

@@ -85,8 +85,9 @@ var (
 type Options struct {
 	// QualityGate refuses PDQ adds and queries whose known quality is below it (0 to 100).
 	QualityGate int
-	// DisputeThreshold hides from match results a signal that at least this many members on the
-	// roster call a false positive (an opinion with stance false_positive); 0 never hides. Hidden
+	// DisputeThreshold hides from match results a signal that at least this many members or
+	// observers on the roster call a false positive (an opinion with stance false_positive; the
+	// opinions of civil-society participants and authorities do not count); 0 never hides. Hidden
 	// matches are still returned when a query asks for them, with the reason.
 	DisputeThreshold int
 	// FloodThreshold holds for review a signal that at least this many uploads matched within

@@ -710,3 +710,41 @@ func TestSignHeadPublish(t *testing.T) {
 		t.Errorf("nothing new: got %v, %v", cp, err)
 	}
 }
+
+// TestDisputeCountsOpinionRoles: a civil-society participant or a referral authority, whose roles
+// are certifying and referring (PROTOCOL.md section 1), must not be able to hide members' listings
+// from matching by calling them false positives; an observer, whose role is to write opinions, and
+// a member can.
+func TestDisputeCountsOpinionRoles(t *testing.T) {
+	g := fixture.Genesis(2,
+		fixture.Founder{ID: "alpha"}, fixture.Founder{ID: "bravo"},
+		fixture.Founder{ID: "ngo", Role: pb.Role_ROLE_CIVIL_SOCIETY},
+		fixture.Founder{ID: "police", Role: pb.Role_ROLE_AUTHORITY},
+		fixture.Founder{ID: "oscar", Observer: true})
+	o := testOptions()
+	o.DisputeThreshold = 2
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), g, o)
+	sig := fixture.PDQ(1)
+	submit(t, s, "alpha", fixture.Add(0, sig))
+	submit(t, s, "bravo", fixture.Opinion(0, sig, pb.Stance_STANCE_FALSE_POSITIVE))
+	submit(t, s, "ngo", fixture.Opinion(0, sig, pb.Stance_STANCE_FALSE_POSITIVE))
+	submit(t, s, "police", fixture.Opinion(0, sig, pb.Stance_STANCE_FALSE_POSITIVE))
+	ms, err := s.MatchPDQ(sig.Value, store.DefaultQuery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Hidden != "" {
+		t.Fatalf("a member's dispute with a civil-society participant's and an authority's: got %+v, want the match shown", ms)
+	}
+	if len(ms[0].Opinions) != 3 {
+		t.Errorf("got %d opinions beside the match, want all 3 shown", len(ms[0].Opinions))
+	}
+	submit(t, s, "oscar", fixture.Opinion(0, sig, pb.Stance_STANCE_FALSE_POSITIVE))
+	ms, err = s.MatchPDQ(sig.Value, store.Query{Radius: 31, Quality: -1, IncludeHidden: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || !strings.Contains(ms[0].Hidden, "2 members call it a false positive") {
+		t.Fatalf("a member's and an observer's disputes: got %+v, want hidden by 2", ms)
+	}
+}

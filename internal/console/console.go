@@ -154,7 +154,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
-	if c.cfg.Token == "" && !loopbackHost(r.Host) {
+	if c.cfg.Token == "" && !LoopbackHost(r.Host) {
 		// Without a token, anyone who reaches the listener may sign in; a page of another site whose
 		// name was rebound to this address would be same-origin with the console. So a console
 		// without a token answers only to loopback names.
@@ -165,9 +165,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.cop.Handler(c.mux).ServeHTTP(w, r)
 }
 
-// loopbackHost reports whether a Host header names this machine by a loopback address or
+// LoopbackHost reports whether a Host header names this machine by a loopback address or
 // "localhost".
-func loopbackHost(host string) bool {
+func LoopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

@@ -304,6 +304,11 @@ func (d *demo) run(images string) error {
 	}
 	wee, _ := consortium.ParseSignal("pdq", hashes[demoImages[1]].PDQ)
 	if err := d.step("charlie disputes one signal as a false positive; alpha sees it", func() (string, error) {
+		// An opinion is refused on a signal no member lists at charlie's node yet: wait for
+		// alpha's add of it to reach charlie (a loaded machine may take longer than the step before).
+		if !localnet.WaitUntil(10*time.Second, func() bool { ms, _ := d.match("charlie", wee, -1); return len(ms) > 0 }) {
+			return "", fmt.Errorf("charlie does not match alpha's listing of %s", wee)
+		}
 		if _, err := d.submit("charlie", []*pb.Entry{must(consortium.NewOpinion(0, wee, pb.Stance_STANCE_FALSE_POSITIVE, "this is a cartoon, not propaganda"))}); err != nil {
 			return "", err
 		}
