@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -19,6 +23,22 @@ import (
 // every PDQ signal. A query video's frames are searched in both: the frame index finds listed
 // videos, the signal index finds listed images (frames against images); an image query searches
 // the frame index too ([Store.MatchPDQFrames]).
+
+// The sketch. A query of the default rule (at least 80 % of a listed video's frames match) does not
+// search the frame index: it searches a second, five times smaller index, the sketch, which holds
+// from each part its frame of best quality and every fifth frame after it in the order of quality
+// (ranks 0, 4, 9, 14, … of the part's frames sorted by quality, best first, then by position: see
+// [sketchRanks]), and then computes the exact answer for each listed video it found by comparing
+// the query's frames with every frame of that video. That finds every video the full search would
+// report: a video's frames of quality at least Q are, in each of its parts, a prefix of that order,
+// so of its N such frames at least ⌊N/5⌋+1 are in the sketch (each part of L ≥ 1 of them gives at
+// least ⌊L/5⌋+1), which is more than the N/5 frames a video may miss and still reach 80 %; so a
+// video that reaches 80 % has a frame in the sketch that matches. This holds when a video's parts
+// share no frame hash (a video's parts are cut from one list of unique frames); the parts of a video
+// found to share one are put in the sketch whole ([videoIndex.checkOverlap]). Answers are the full
+// search's, frame pairs and both percentages included (TestVideoSketchEqualsFullSearch); queries
+// below 80 %, and queries whose candidate videos are too long to compare frame by frame, take the
+// full search.
 
 // ErrBadVideoQuery reports a video query the store refuses (too many frames, bad options).
 var ErrBadVideoQuery = errors.New("bad video query")
@@ -39,6 +59,18 @@ type listingKey struct {
 	sig    uint32
 }
 
+const (
+	// sketchStride is the sketch's share of a part's frames: one in sketchStride, and the first.
+	sketchStride = 5
+	// sketchPercent is the lowest compared percentage a query may ask for to be answered from the
+	// sketch: a video reaching it misses at most 1/sketchStride of its frames.
+	sketchPercent = 100 - 100/sketchStride
+	// sketchMaxFrames bounds the frames of the candidate videos the sketch path compares with the
+	// query frame by frame (about |query| × 32,768 distances, a fraction of the full search's cost);
+	// a query with more takes the full search.
+	sketchMaxFrames = 1 << 15
+)
+
 // videoIndex holds the listed videos' frames. It is guarded by the store's mu.
 type videoIndex struct {
 	idx    *pdqindex.Index
@@ -47,11 +79,24 @@ type videoIndex struct {
 	bySig  map[uint32][]uint32              // part signal id -> its frame ids
 	videos map[videoKey]map[uint32]struct{} // video -> its parts listed by the member
 	cid    map[listingKey]string            // a member's listing of a part -> its content id
+
+	// The sketch (see the comment above [ErrBadVideoQuery]), under ids of its own.
+	sk      *pdqindex.Index
+	skFrame []uint32            // sketch id -> frame id
+	skFree  []uint32            // sketch ids free for reuse
+	skBySig map[uint32][]uint32 // part -> its sketch ids
+	whole   map[uint32]bool     // parts with every frame in the sketch
+	overlap map[videoKey]bool   // videos two of whose parts share a frame hash: their parts are whole
+
+	// bulk, while the store opens, defers the index adds to one BulkLoad of each index.
+	bulk bool
 }
 
 func newVideoIndex() *videoIndex {
 	idx, _ := pdqindex.New(pdqindex.DefaultOptions())
-	return &videoIndex{idx: idx, bySig: map[uint32][]uint32{}, videos: map[videoKey]map[uint32]struct{}{}, cid: map[listingKey]string{}}
+	sk, _ := pdqindex.New(pdqindex.DefaultOptions())
+	return &videoIndex{idx: idx, bySig: map[uint32][]uint32{}, videos: map[videoKey]map[uint32]struct{}{}, cid: map[listingKey]string{},
+		sk: sk, skBySig: map[uint32][]uint32{}, whole: map[uint32]bool{}, overlap: map[videoKey]bool{}}
 }
 
 // videoIdx returns the store's video index, made with the store (or the shadow store of a
@@ -84,6 +129,9 @@ func (s *Store) videoChange(c consortium.Change) {
 			}
 			v.addFrames(c.SignalID, frames)
 		}
+		if !v.bulk {
+			v.checkOverlap(videoKey{c.Member, a.GetContentId()}, c.SignalID)
+		}
 	case consortium.Unlisted:
 		v.unlist(lk)
 		if c.Listers == 0 {
@@ -114,6 +162,115 @@ func (v *videoIndex) unlist(lk listingKey) {
 	delete(v.videos[k], lk.sig)
 	if len(v.videos[k]) == 0 {
 		delete(v.videos, k)
+		delete(v.overlap, k)
+	}
+}
+
+// checkOverlap keeps the sketch's promise for video k, which has just been given part sig: if a
+// frame hash of sig is also in another of k's parts, or k already had such a pair, every part of
+// k goes into the sketch whole. A video of one part is never checked (a part's hashes are unique).
+func (v *videoIndex) checkOverlap(k videoKey, sig uint32) {
+	parts := v.videos[k]
+	if _, ok := parts[sig]; !ok {
+		return
+	}
+	if v.overlap[k] {
+		v.makeWhole(sig)
+		return
+	}
+	if len(parts) < 2 {
+		return
+	}
+	var hits []pdqindex.Match
+	for _, fid := range v.bySig[sig] {
+		hits = v.idx.Search(v.frames[fid].f.Hash, 0, hits[:0])
+		for _, h := range hits {
+			other := v.frames[h.ID].sig
+			if _, ok := parts[other]; ok && other != sig {
+				v.overlap[k] = true
+				for p := range parts {
+					v.makeWhole(p)
+				}
+				return
+			}
+		}
+	}
+}
+
+// makeWhole puts every frame of part sig in the sketch.
+func (v *videoIndex) makeWhole(sig uint32) {
+	if v.whole[sig] {
+		return
+	}
+	v.whole[sig] = true
+	v.removeSketch(sig)
+	v.addSketch(sig, v.bySig[sig])
+}
+
+// sketchRanks calls keep with the positions of the frames of a part (given by their qualities)
+// that go into the sketch: sorted by quality, best first, then by position, ranks 0 and 4, 9, 14,
+// … (every sketchStride-th from sketchStride-1). Of the first L ≥ 1 frames in that order, ⌊L/5⌋+1
+// are kept; the frames of quality at least any Q are such a prefix.
+func sketchRanks(n int, quality func(int) int, keep func(int)) {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return quality(b) - quality(a) })
+	for r, i := range order {
+		if r == 0 || r%sketchStride == sketchStride-1 {
+			keep(i)
+		}
+	}
+}
+
+// addSketch adds to the sketch the frames of part sig (frame ids fids, in the part's order) that
+// [sketchRanks] selects, or all of them if the part is whole.
+func (v *videoIndex) addSketch(sig uint32, fids []uint32) {
+	var sel []uint32
+	if v.whole[sig] {
+		sel = fids
+	} else {
+		sketchRanks(len(fids), func(i int) int { return int(v.frames[fids[i]].f.Quality) }, func(i int) { sel = append(sel, fids[i]) })
+		slices.Sort(sel)
+	}
+	ids := make([]uint32, 0, len(sel))
+	hs := make([]pdqindex.Hash, 0, len(sel))
+	for _, fid := range sel {
+		var id uint32
+		if n := len(v.skFree); n > 0 {
+			id, v.skFree = v.skFree[n-1], v.skFree[:n-1]
+			v.skFrame[id] = fid
+		} else {
+			id = uint32(len(v.skFrame))
+			v.skFrame = append(v.skFrame, fid)
+		}
+		ids = append(ids, id)
+		hs = append(hs, v.frames[fid].f.Hash)
+	}
+	v.skBySig[sig] = ids
+	if !v.bulk {
+		addIndex(v.sk, ids, hs)
+	}
+}
+
+// removeSketch takes part sig's frames out of the sketch.
+func (v *videoIndex) removeSketch(sig uint32) {
+	for _, id := range v.skBySig[sig] {
+		v.sk.Remove(id)
+		v.skFree = append(v.skFree, id)
+	}
+	delete(v.skBySig, sig)
+}
+
+// addIndex adds ids with hashes hs to x, in one batch when there are many.
+func addIndex(x *pdqindex.Index, ids []uint32, hs []pdqindex.Hash) {
+	if len(ids) >= 64 {
+		x.AddBatch(ids, hs)
+		return
+	}
+	for i, id := range ids {
+		x.Add(id, hs[i])
 	}
 }
 
@@ -133,16 +290,15 @@ func (v *videoIndex) addFrames(sig uint32, frames []consortium.VideoFrame) {
 		hs = append(hs, f.Hash)
 	}
 	v.bySig[sig] = ids
-	if len(ids) >= 64 {
-		v.idx.AddBatch(ids, hs)
-		return
+	if !v.bulk {
+		addIndex(v.idx, ids, hs)
 	}
-	for i, id := range ids {
-		v.idx.Add(id, hs[i])
-	}
+	v.addSketch(sig, ids)
 }
 
 func (v *videoIndex) removeFrames(sig uint32) {
+	v.removeSketch(sig)
+	delete(v.whole, sig)
 	for _, id := range v.bySig[sig] {
 		v.idx.Remove(id)
 		v.frames[id] = frameRec{}
@@ -151,9 +307,12 @@ func (v *videoIndex) removeFrames(sig uint32) {
 	delete(v.bySig, sig)
 }
 
-// loadVideos fills the video index from the state, when the store opens or rebuilds. Caller
-// holds the rebuild's read transaction (readEntry uses it).
+// loadVideos fills the video index from the state, when the store opens or rebuilds: the frames
+// first, then each index in one BulkLoad (much faster than a batch per part, and the layout is
+// the one for the index's size). Caller holds the rebuild's read transaction (readEntry uses it).
 func (s *Store) loadVideos() {
+	v := s.videoIdx()
+	v.bulk = true
 	s.state.ForEachListed(func(id uint32, sig consortium.Signal) bool {
 		if sig.Type != consortium.VPDQ {
 			return true
@@ -163,6 +322,33 @@ func (s *Store) loadVideos() {
 		}
 		return true
 	})
+	v.bulk = false
+	v.idx.BulkLoad(func(yield func(uint32, pdqindex.Hash) bool) {
+		for _, fids := range v.bySig {
+			for _, id := range fids {
+				if !yield(id, v.frames[id].f.Hash) {
+					return
+				}
+			}
+		}
+	})
+	v.sk.BulkLoad(func(yield func(uint32, pdqindex.Hash) bool) {
+		for _, ids := range v.skBySig {
+			for _, id := range ids {
+				if !yield(id, v.frames[v.skFrame[id]].f.Hash) {
+					return
+				}
+			}
+		}
+	})
+	for k, parts := range v.videos {
+		for sig := range parts {
+			if len(parts) < 2 || v.overlap[k] {
+				break
+			}
+			v.checkOverlap(k, sig)
+		}
+	}
 }
 
 // VideoQuery says how to match a video.
@@ -217,6 +403,20 @@ type VideoResult struct {
 // MatchVideo matches a query video's frames against every listed video by the vPDQ rule, and
 // each frame against the listed images.
 func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error) {
+	return s.matchVideo(query, q, false)
+}
+
+// videoFound is what a query found of one listed video: the query's matching frames, each with its
+// nearest listed frame (in query order), and how many distinct listed frame hashes matched.
+type videoFound struct {
+	k      videoKey
+	frames []FramePair
+	hits   int
+}
+
+// matchVideo answers a video query from the sketch when the rule allows it, unless full is set,
+// and by searching every frame otherwise: the answers are the same.
+func (s *Store) matchVideo(query []vpdq.Frame, q VideoQuery, full bool) (VideoResult, error) {
 	o := q.Options
 	if err := o.Validate(); err != nil {
 		return VideoResult{}, fmt.Errorf("%w: %w", ErrBadVideoQuery, err)
@@ -230,70 +430,25 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 	qf := vpdq.Prepare(query, o.Quality)
 	now := s.opts.Now().UnixMilli()
 
-	type videoAcc struct {
-		queryHit []int                 // query frame indexes that match, in order
-		best     map[int]FramePair     // query frame index -> nearest listed frame
-		hit      map[pdq.Hash]struct{} // listed frame hashes that match
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v := s.videoIdx()
-	accs := map[videoKey]*videoAcc{}
-	imgs := map[uint32]FrameImageMatch{}
-	imgDist := map[uint32]int{}
-	var hits []pdqindex.Match
-	for qi, f := range qf {
-		hits = v.idx.Search(f.Hash, o.Distance, hits[:0])
-		for _, h := range hits {
-			rec := v.frames[h.ID]
-			if int(rec.f.Quality) < o.Quality {
-				continue
-			}
-			part, ok := s.state.SignalByID(rec.sig)
-			if !ok {
-				continue
-			}
-			for _, l := range s.state.ListedByID(rec.sig) {
-				if l.Expires != 0 && l.Expires <= now {
-					continue
-				}
-				c, ok := v.cid[listingKey{l.Member, rec.sig}]
-				if !ok {
-					continue
-				}
-				k := videoKey{l.Member, c}
-				a := accs[k]
-				if a == nil {
-					a = &videoAcc{best: map[int]FramePair{}, hit: map[pdq.Hash]struct{}{}}
-					accs[k] = a
-				}
-				a.hit[rec.f.Hash] = struct{}{}
-				p, seen := a.best[qi]
-				if !seen {
-					a.queryHit = append(a.queryHit, qi)
-				}
-				if !seen || h.Distance < p.Distance {
-					a.best[qi] = FramePair{QueryMS: f.MS, ListedMS: int64(rec.f.MS), Distance: h.Distance, Part: part}
-				}
-			}
-		}
-		for _, h := range s.pdq.Search(f.Hash, o.Distance, hits[:0]) {
-			if d, ok := imgDist[h.ID]; !ok || h.Distance < d {
-				imgDist[h.ID] = h.Distance
-				imgs[h.ID] = FrameImageMatch{QueryMS: f.MS}
-			}
-		}
+	var found []videoFound
+	sketched := false
+	if !full && o.ComparedPercent >= sketchPercent {
+		found, sketched = s.sketchVideosLocked(qf, o, now)
+	}
+	if !sketched {
+		found = s.searchVideosLocked(qf, o, now)
 	}
 	var res VideoResult
-	for k, a := range accs {
+	for _, a := range found {
+		k := a.k
 		total, parts := v.videoFrames(k, o.Quality, func(id uint32) bool { return s.listedLive(k.member, id, now) })
 		vm := VideoMatch{Member: k.member, ContentID: k.contentID, QueryFrames: len(qf), ComparedFrames: total,
-			QueryPercent: vpdq.Percent(len(a.queryHit), len(qf)), ComparedPercent: vpdq.Percent(len(a.hit), total)}
+			QueryPercent: vpdq.Percent(len(a.frames), len(qf)), ComparedPercent: vpdq.Percent(a.hits, total), Frames: a.frames}
 		if !o.Holds(vm.QueryPercent, vm.ComparedPercent, len(qf), total) {
 			continue
-		}
-		for _, qi := range a.queryHit {
-			vm.Frames = append(vm.Frames, a.best[qi])
 		}
 		cands := make([]candidate, 0, len(parts))
 		for _, id := range parts {
@@ -330,6 +485,7 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 		}
 		return strings.Compare(a.Member+"\x00"+a.ContentID, b.Member+"\x00"+b.ContentID)
 	})
+	imgs, imgDist := s.frameImagesLocked(qf, o)
 	if len(imgs) > 0 {
 		cands := make([]candidate, 0, len(imgs))
 		for id := range imgs {
@@ -350,6 +506,209 @@ func (s *Store) MatchVideo(query []vpdq.Frame, q VideoQuery) (VideoResult, error
 		}
 	}
 	return res, nil
+}
+
+// searchVideosLocked searches every query frame in the frame index and gathers what each listed
+// video's live parts matched. Caller holds mu.
+func (s *Store) searchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int64) []videoFound {
+	type videoAcc struct {
+		queryHit []int                 // query frame indexes that match, in order
+		best     map[int]FramePair     // query frame index -> nearest listed frame
+		hit      map[pdq.Hash]struct{} // listed frame hashes that match
+	}
+	v := s.videoIdx()
+	accs := map[videoKey]*videoAcc{}
+	var hits []pdqindex.Match
+	for qi, f := range qf {
+		hits = v.idx.Search(f.Hash, o.Distance, hits[:0])
+		for _, h := range hits {
+			rec := v.frames[h.ID]
+			if int(rec.f.Quality) < o.Quality {
+				continue
+			}
+			part, ok := s.state.SignalByID(rec.sig)
+			if !ok {
+				continue
+			}
+			for _, l := range s.state.ListedByID(rec.sig) {
+				if l.Expires != 0 && l.Expires <= now {
+					continue
+				}
+				c, ok := v.cid[listingKey{l.Member, rec.sig}]
+				if !ok {
+					continue
+				}
+				k := videoKey{l.Member, c}
+				a := accs[k]
+				if a == nil {
+					a = &videoAcc{best: map[int]FramePair{}, hit: map[pdq.Hash]struct{}{}}
+					accs[k] = a
+				}
+				a.hit[rec.f.Hash] = struct{}{}
+				p, seen := a.best[qi]
+				if !seen {
+					a.queryHit = append(a.queryHit, qi)
+				}
+				if !seen || h.Distance < p.Distance {
+					a.best[qi] = FramePair{QueryMS: f.MS, ListedMS: int64(rec.f.MS), Distance: h.Distance, Part: part}
+				}
+			}
+		}
+	}
+	found := make([]videoFound, 0, len(accs))
+	for k, a := range accs {
+		vf := videoFound{k: k, hits: len(a.hit)}
+		for _, qi := range a.queryHit {
+			vf.frames = append(vf.frames, a.best[qi])
+		}
+		found = append(found, vf)
+	}
+	return found
+}
+
+// sketchVideosLocked finds through the sketch every listed video that can reach the rule's
+// compared percentage (at least sketchPercent), and compares each with the query frame by frame.
+// It reports false, having found nothing, when those videos hold more than sketchMaxFrames frames:
+// the full search is then cheaper. Caller holds mu.
+func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int64) ([]videoFound, bool) {
+	if len(qf) == 0 {
+		return nil, true
+	}
+	v := s.videoIdx()
+	hs := make([]pdqindex.Hash, len(qf))
+	for i, f := range qf {
+		hs[i] = f.Hash
+	}
+	// A video reaching the percentage has a sketched frame of quality at least o.Quality, in a
+	// part it lists and has not let expire, within the distance of a query frame.
+	seen := map[uint32]bool{}
+	var cands []videoKey
+	for _, ms := range v.sk.SearchBatch(hs, o.Distance, nil) {
+		for _, m := range ms {
+			rec := v.frames[v.skFrame[m.ID]]
+			if int(rec.f.Quality) < o.Quality || seen[rec.sig] {
+				continue
+			}
+			seen[rec.sig] = true
+			for _, l := range s.state.ListedByID(rec.sig) {
+				if l.Expires != 0 && l.Expires <= now {
+					continue
+				}
+				if c, ok := v.cid[listingKey{l.Member, rec.sig}]; ok && !slices.Contains(cands, videoKey{l.Member, c}) {
+					cands = append(cands, videoKey{l.Member, c})
+				}
+			}
+		}
+	}
+	n := 0
+	for _, k := range cands {
+		for sig := range v.videos[k] {
+			n += len(v.bySig[sig])
+		}
+	}
+	if n > sketchMaxFrames {
+		return nil, false
+	}
+	qw := make([][4]uint64, len(qf))
+	for i := range qf {
+		qw[i] = hashWords(&qf[i].Hash)
+	}
+	found := make([]videoFound, 0, len(cands))
+	for _, k := range cands {
+		if vf, ok := s.compareVideoLocked(k, qf, qw, o, now); ok {
+			found = append(found, vf)
+		}
+	}
+	return found, true
+}
+
+// compareVideoLocked compares the query's frames (qw their hashes) with every frame of video k's
+// live parts, as the frame index search would find them: for each query frame the nearest listed
+// frame (the lowest frame id among the nearest), and the distinct listed hashes within the
+// distance. It reports false when nothing matches. Caller holds mu.
+func (s *Store) compareVideoLocked(k videoKey, qf []vpdq.Frame, qw [][4]uint64, o vpdq.MatchOptions, now int64) (videoFound, bool) {
+	v := s.videoIdx()
+	type listed struct {
+		w    [4]uint64
+		fid  uint32
+		part uint32
+	}
+	var fr []listed
+	for sig := range v.videos[k] {
+		if !s.listedLive(k.member, sig, now) {
+			continue
+		}
+		if _, ok := s.state.SignalByID(sig); !ok {
+			continue
+		}
+		for _, fid := range v.bySig[sig] {
+			if f := &v.frames[fid].f; int(f.Quality) >= o.Quality {
+				fr = append(fr, listed{hashWords(&f.Hash), fid, sig})
+			}
+		}
+	}
+	// In frame id order, the first of the nearest is the one the index search gives first.
+	slices.SortFunc(fr, func(a, b listed) int { return cmp.Compare(a.fid, b.fid) })
+	hit := make([]bool, len(fr))
+	vf := videoFound{k: k}
+	for qi := range qw {
+		a := &qw[qi]
+		best, bestD := -1, o.Distance+1
+		for j := range fr {
+			b := &fr[j].w
+			d := bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) + bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
+			if d > o.Distance {
+				continue
+			}
+			hit[j] = true
+			if d < bestD {
+				best, bestD = j, d
+			}
+		}
+		if best >= 0 {
+			part, _ := s.state.SignalByID(fr[best].part)
+			vf.frames = append(vf.frames, FramePair{QueryMS: qf[qi].MS, ListedMS: int64(v.frames[fr[best].fid].f.MS), Distance: bestD, Part: part})
+		}
+	}
+	var hashes []pdq.Hash
+	for j, h := range hit {
+		if h {
+			hashes = append(hashes, v.frames[fr[j].fid].f.Hash)
+		}
+	}
+	if len(hashes) == 0 {
+		return vf, false
+	}
+	slices.SortFunc(hashes, func(a, b pdq.Hash) int { return bytes.Compare(a[:], b[:]) })
+	vf.hits = len(slices.Compact(hashes))
+	return vf, true
+}
+
+// hashWords returns a hash as four 64-bit words, for fast distances.
+func hashWords(h *pdq.Hash) [4]uint64 {
+	var w [4]uint64
+	for k := range w {
+		w[k] = binary.LittleEndian.Uint64(h[8*k:])
+	}
+	return w
+}
+
+// frameImagesLocked searches every query frame in the listed images: for each image within the
+// distance of a frame, the nearest such frame's timestamp and its distance. Caller holds mu.
+func (s *Store) frameImagesLocked(qf []vpdq.Frame, o vpdq.MatchOptions) (map[uint32]FrameImageMatch, map[uint32]int) {
+	imgs := map[uint32]FrameImageMatch{}
+	imgDist := map[uint32]int{}
+	var hits []pdqindex.Match
+	for _, f := range qf {
+		hits = s.pdq.Search(f.Hash, o.Distance, hits[:0])
+		for _, h := range hits {
+			if d, ok := imgDist[h.ID]; !ok || h.Distance < d {
+				imgDist[h.ID] = h.Distance
+				imgs[h.ID] = FrameImageMatch{QueryMS: f.MS}
+			}
+		}
+	}
+	return imgs, imgDist
 }
 
 // videoFrames returns the number of distinct frame hashes of quality at least minQuality in a
