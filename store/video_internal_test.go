@@ -118,6 +118,8 @@ func (c *videoCorpus) query(n int) []vpdq.Frame {
 // distances, the parts and the images; after the listings change, and after a reopen (which loads
 // the indexes in bulk).
 func TestVideoSketchEqualsFullSearch(t *testing.T) {
+	defer func(m int) { sketchHintMin = m }(sketchHintMin)
+	sketchHintMin = 64 // resize the sketch as it grows and shrinks
 	g := fixture.Genesis(1, fixture.Members("alpha", "bravo", "charlie")...)
 	path := filepath.Join(t.TempDir(), "hashfed.db")
 	var mu sync.Mutex
@@ -277,6 +279,9 @@ func TestVideoSketchEqualsFullSearch(t *testing.T) {
 	}
 	compare("expired and revoked")
 	checkShared("expired and revoked")
+	if n := s.video.skLoads; n < 3 {
+		t.Fatalf("the sketch was made %d times, want it resized as it grew", n)
+	}
 
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
