@@ -628,6 +628,7 @@ func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int
 	// part it lists and has not let expire, within the distance of a query frame.
 	seen := map[uint32]bool{}
 	var cands []videoKey
+	isCand := map[videoKey]bool{}
 	for _, ms := range v.sk.SearchBatch(hs, o.Distance, nil) {
 		for _, m := range ms {
 			rec := v.frames[v.skFrame[m.ID]]
@@ -639,7 +640,8 @@ func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int
 				if l.Expires != 0 && l.Expires <= now {
 					continue
 				}
-				if c, ok := v.cid[listingKey{l.Member, rec.sig}]; ok && !slices.Contains(cands, videoKey{l.Member, c}) {
+				if c, ok := v.cid[listingKey{l.Member, rec.sig}]; ok && !isCand[videoKey{l.Member, c}] {
+					isCand[videoKey{l.Member, c}] = true
 					cands = append(cands, videoKey{l.Member, c})
 				}
 			}
@@ -673,11 +675,7 @@ func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int
 // distance. It reports false when nothing matches. Caller holds mu.
 func (s *Store) compareVideoLocked(k videoKey, qf []vpdq.Frame, qw [][4]uint64, o vpdq.MatchOptions, now int64) (videoFound, bool) {
 	v := s.videoIdx()
-	type listed struct {
-		w    [4]uint64
-		fid  uint32
-		part uint32
-	}
+	type listed struct{ fid, part uint32 }
 	var fr []listed
 	for sig := range v.videos[k] {
 		if !s.listedLive(k.member, sig, now) {
@@ -687,22 +685,30 @@ func (s *Store) compareVideoLocked(k videoKey, qf []vpdq.Frame, qw [][4]uint64, 
 			continue
 		}
 		for _, fid := range v.bySig[sig] {
-			if f := &v.frames[fid].f; int(f.Quality) >= o.Quality {
-				fr = append(fr, listed{hashWords(&f.Hash), fid, sig})
+			if int(v.frames[fid].f.Quality) >= o.Quality {
+				fr = append(fr, listed{fid, sig})
 			}
 		}
 	}
 	// In frame id order, the first of the nearest is the one the index search gives first.
 	slices.SortFunc(fr, func(a, b listed) int { return cmp.Compare(a.fid, b.fid) })
+	lw := make([][4]uint64, len(fr))
+	for j := range fr {
+		lw[j] = hashWords(&v.frames[fr[j].fid].f.Hash)
+	}
 	hit := make([]bool, len(fr))
 	vf := videoFound{k: k}
 	for qi := range qw {
 		a := &qw[qi]
 		best, bestD := -1, o.Distance+1
-		for j := range fr {
-			b := &fr[j].w
-			d := bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) + bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
+		for j := range lw {
+			b := &lw[j]
+			// Half the bits first: a random pair differs in about 64 of them.
+			d := bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1])
 			if d > o.Distance {
+				continue
+			}
+			if d += bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3]); d > o.Distance {
 				continue
 			}
 			hit[j] = true
@@ -856,7 +862,7 @@ func (s *Store) VideoIndexStats() pdqindex.Stats {
 // that answers queries of the default rule).
 func (s *Store) VideoSketchStats() pdqindex.Stats {
 	s.mu.RLock()
-	v := s.videoIdx()
+	sk := s.videoIdx().sk // made afresh under the write lock as it grows
 	s.mu.RUnlock()
-	return v.sk.Stats()
+	return sk.Stats()
 }
