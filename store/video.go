@@ -35,7 +35,8 @@ import (
 // least ⌊L/5⌋+1), which is more than the N/5 frames a video may miss and still reach 80 %; so a
 // video that reaches 80 % has a frame in the sketch that matches. This holds when a video's parts
 // share no frame hash (a video's parts are cut from one list of unique frames); the parts of a video
-// found to share one are put in the sketch whole ([videoIndex.checkOverlap]). Answers are the full
+// found to share one are put in the sketch whole ([videoIndex.checkOverlap]). Near-identical query
+// frames share one sketch search at a radius grown by their spread. Answers are the full
 // search's, frame pairs and both percentages included (TestVideoSketchEqualsFullSearch); queries
 // below 80 %, and queries whose candidate videos are too long to compare frame by frame, take the
 // full search.
@@ -69,6 +70,9 @@ const (
 	// query frame by frame (about |query| × 32,768 distances, a fraction of the full search's cost);
 	// a query with more takes the full search.
 	sketchMaxFrames = 1 << 15
+	// nearFrames is the largest distance between query frames that share one sketch search (a
+	// search at radius 35 costs about 1.5 times one at 31).
+	nearFrames = 4
 	// sketchHintLo and sketchHintHi keep the sketch's size hint (the size its layout is chosen
 	// for) between 4 and 32 times its size, at the power of two at or above 4 times when it is
 	// set: at 202,000 sketched frames the hint is 2^20, for pdqindex's 13 tables of 19 bits, where
@@ -620,29 +624,51 @@ func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int
 		return nil, true
 	}
 	v := s.videoIdx()
-	hs := make([]pdqindex.Hash, len(qf))
-	for i, f := range qf {
-		hs[i] = f.Hash
+	qw := make([][4]uint64, len(qf))
+	for i := range qf {
+		qw[i] = hashWords(&qf[i].Hash)
 	}
 	// A video reaching the percentage has a sketched frame of quality at least o.Quality, in a
-	// part it lists and has not let expire, within the distance of a query frame.
+	// part it lists and has not let expire, within the distance of a query frame. A query frame
+	// within nearFrames of the frame that opened the current group joins the group, and the group
+	// searches for its first frame at the distance plus its spread: that finds every sketched
+	// frame within the distance of any of its frames (videos repeat frames with small changes).
+	var groups [nearFrames + 1][]pdqindex.Hash // first frames, by spread
+	lead, spread := 0, 0
+	for i := 1; i <= len(qf); i++ {
+		if i < len(qf) {
+			if d := distance(&qw[lead], &qw[i]); d <= nearFrames {
+				spread = max(spread, d)
+				continue
+			}
+		}
+		groups[spread] = append(groups[spread], qf[lead].Hash)
+		lead, spread = i, 0
+	}
 	seen := map[uint32]bool{}
 	var cands []videoKey
 	isCand := map[videoKey]bool{}
-	for _, ms := range v.sk.SearchBatch(hs, o.Distance, nil) {
-		for _, m := range ms {
-			rec := v.frames[v.skFrame[m.ID]]
-			if int(rec.f.Quality) < o.Quality || seen[rec.sig] {
-				continue
-			}
-			seen[rec.sig] = true
-			for _, l := range s.state.ListedByID(rec.sig) {
-				if l.Expires != 0 && l.Expires <= now {
+	var dst [][]pdqindex.Match
+	for sp, hs := range groups {
+		for i := range dst {
+			dst[i] = dst[i][:0]
+		}
+		dst = v.sk.SearchBatch(hs, o.Distance+sp, dst)
+		for _, ms := range dst[:len(hs)] {
+			for _, m := range ms {
+				rec := v.frames[v.skFrame[m.ID]]
+				if int(rec.f.Quality) < o.Quality || seen[rec.sig] {
 					continue
 				}
-				if c, ok := v.cid[listingKey{l.Member, rec.sig}]; ok && !isCand[videoKey{l.Member, c}] {
-					isCand[videoKey{l.Member, c}] = true
-					cands = append(cands, videoKey{l.Member, c})
+				seen[rec.sig] = true
+				for _, l := range s.state.ListedByID(rec.sig) {
+					if l.Expires != 0 && l.Expires <= now {
+						continue
+					}
+					if c, ok := v.cid[listingKey{l.Member, rec.sig}]; ok && !isCand[videoKey{l.Member, c}] {
+						isCand[videoKey{l.Member, c}] = true
+						cands = append(cands, videoKey{l.Member, c})
+					}
 				}
 			}
 		}
@@ -655,10 +681,6 @@ func (s *Store) sketchVideosLocked(qf []vpdq.Frame, o vpdq.MatchOptions, now int
 	}
 	if n > sketchMaxFrames {
 		return nil, false
-	}
-	qw := make([][4]uint64, len(qf))
-	for i := range qf {
-		qw[i] = hashWords(&qf[i].Hash)
 	}
 	found := make([]videoFound, 0, len(cands))
 	for _, k := range cands {
@@ -733,6 +755,11 @@ func (s *Store) compareVideoLocked(k videoKey, qf []vpdq.Frame, qw [][4]uint64, 
 	slices.SortFunc(hashes, func(a, b pdq.Hash) int { return bytes.Compare(a[:], b[:]) })
 	vf.hits = len(slices.Compact(hashes))
 	return vf, true
+}
+
+// distance returns the Hamming distance of two hashes given as words.
+func distance(a, b *[4]uint64) int {
+	return bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) + bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
 }
 
 // hashWords returns a hash as four 64-bit words, for fast distances.

@@ -100,7 +100,7 @@ func (c *videoCorpus) query(n int) []vpdq.Frame {
 		case r < 8:
 			h = c.near(c.frames[(base+i)%len(c.frames)], 12)
 		case r < 9 && len(q) > 0:
-			h = q[len(q)-1].Hash // a repeat
+			h = c.near(q[len(q)-1].Hash, 5) // a repeat, or nearly (one search for both)
 		case r < 10 && c.rng.IntN(2) == 0:
 			h = c.near(c.frames[c.rng.IntN(len(c.frames))], 40)
 		default:
@@ -113,7 +113,7 @@ func (c *videoCorpus) query(n int) []vpdq.Frame {
 
 // TestVideoSketchEqualsFullSearch lists random videos (one to four parts, random qualities, parts
 // listed by two members under different content ids, parts sharing frame hashes, expiring
-// listings, revoked parts), and checks that every query answered from the sketch gets exactly the
+// listings, revoked parts, ties, queries with near-identical frames), and checks that every query answered from the sketch gets exactly the
 // full search's answer: the videos, both percentages, the frame pairs with their timestamps and
 // distances, the parts and the images; after the listings change, and after a reopen (which loads
 // the indexes in bulk).
@@ -200,11 +200,24 @@ func TestVideoSketchEqualsFullSearch(t *testing.T) {
 		tieQuery = append(tieQuery, vpdq.Frame{Number: int64(i), Quality: 100, Hash: q, MS: int64(1000 * i)})
 	}
 	submitOK(t, s, "charlie", c.add(c.records(partB, make([]uint8, 10)), "ties", 0), c.add(c.records(partA, nil), "ties", 0))
+	// Near-identical query frames share one search: the second frame of this query is at 31 of a
+	// listed one-frame video and at 4 of the first, which is at 35 of it.
+	far := c.hash()
+	q2 := far
+	for b := range 31 {
+		q2[b/8] ^= 1 << (b % 8)
+	}
+	q1 := q2
+	for b := 100; b < 104; b++ {
+		q1[b/8] ^= 1 << (b % 8)
+	}
+	submitOK(t, s, "alpha", c.add(c.records([]pdq.Hash{far}, []uint8{100}), "far", 0))
+	groupQuery := []vpdq.Frame{{Number: 0, Quality: 100, Hash: q1}, {Number: 1, Quality: 100, Hash: q2, MS: 1000}}
 	// A fixture image near a listed frame, for frames against images.
 	submitOK(t, s, "alpha", fixture.Add(0, consortium.Signal{Type: consortium.PDQ, Value: c.near(c.frames[5], 4)}, "lang:ar"))
 
-	queries := [][]vpdq.Frame{ownQuery, tieQuery}
-	for range 60 {
+	queries := [][]vpdq.Frame{ownQuery, tieQuery, groupQuery}
+	for range 50 {
 		queries = append(queries, c.query(1+c.rng.IntN(120)))
 	}
 	rules := []vpdq.MatchOptions{
