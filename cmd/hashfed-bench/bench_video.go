@@ -140,12 +140,13 @@ func benchVideo(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	// Let the index finish a background re-layout, as it would long before a query in service.
-	for st.VideoIndexStats().Relayouting && ctx.Err() == nil {
+	for (st.VideoIndexStats().Relayouting || st.VideoSketchStats().Relayouting) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	build := time.Since(buildStart).Seconds()
-	stats := st.VideoIndexStats()
-	fmt.Fprintf(e.stdout, "frame index: %d frames, layout %s, %.0f bytes a frame\n", stats.Len, stats.Layout, float64(stats.Bytes)/float64(max(1, stats.Len)))
+	stats, sketch := st.VideoIndexStats(), st.VideoSketchStats()
+	fmt.Fprintf(e.stdout, "frame index: %d frames, layout %s, %.0f bytes a frame; sketch: %d frames, layout %s, %.0f bytes a frame\n",
+		stats.Len, stats.Layout, float64(stats.Bytes)/float64(max(1, stats.Len)), sketch.Len, sketch.Layout, float64(sketch.Bytes)/float64(max(1, sketch.Len)))
 	// The anchor, in the same run: the same frames bulk-loaded into a bare pdqindex, and the
 	// query's 600 frames searched one by one: the cost of the frame searches alone.
 	anchor, err := pdqindex.New(pdqindex.DefaultOptions())

@@ -144,8 +144,8 @@ func matchesOf(resps []*pb.MatchResponse) ([]*pb.MatchResult, []*pb.LocalMatch) 
 func printMatchesJSON(e *env, video *pb.MatchVideoResponse, resps []*pb.MatchResponse) bool {
 	all, local := matchesOf(resps)
 	if video != nil {
-		printVideoJSON(e, video, all)
-		return len(video.Videos)+len(video.Images)+len(all) > 0
+		printVideoJSON(e, video, resps)
+		return len(video.Videos)+len(video.Images)+len(all)+len(local) > 0
 	}
 	b, _ := json.MarshalIndent(node.NewMatchResponseJSON(resps...), "", "  ")
 	fmt.Fprintln(e.stdout, string(b))
@@ -159,11 +159,9 @@ func printMatches(e *env, video *pb.MatchVideoResponse, resps []*pb.MatchRespons
 	all, local := matchesOf(resps)
 	if video != nil {
 		printVideoMatches(e, video)
-		if len(video.Videos)+len(video.Images) > 0 && len(all) == 0 {
-			return true
-		}
 	}
-	if len(all)+len(local) == 0 {
+	videoMatched := video != nil && len(video.Videos)+len(video.Images) > 0
+	if len(all)+len(local) == 0 && !videoMatched {
 		fmt.Fprintln(e.stdout, "no match")
 	}
 	for _, m := range all {
@@ -175,7 +173,7 @@ func printMatches(e *env, video *pb.MatchVideoResponse, resps []*pb.MatchRespons
 	if res := node.NewMatchResponseJSON(resps...); res.HiddenCount > 0 {
 		fmt.Fprintf(e.stdout, "%d hidden by this node's policy (--include-hidden shows them): %s\n", res.HiddenCount, strings.Join(res.HiddenReasons, "; "))
 	}
-	return len(all)+len(local) > 0
+	return videoMatched || len(all)+len(local) > 0
 }
 
 // printLocalMatch prints a match in one of the node's local banks: never shared, so it is marked.

@@ -169,13 +169,15 @@ func printVideoMatches(e *env, r *pb.MatchVideoResponse) {
 	}
 }
 
-// videoJSON is what match --json prints for a video: the video answer and the exact matches.
+// videoJSON is what match --json prints for a video: the video answer, and the answer to the
+// file's exact hashes (MD5 and SHA-256): their matches, hidden count and matches in the node's
+// local banks, in the shape of an image's answer.
 type videoJSON struct {
 	node.VideoMatchesJSON
-	Matches []node.MatchJSON `json:"matches"`
+	node.MatchesJSON
 }
 
-func printVideoJSON(e *env, r *pb.MatchVideoResponse, exact []*pb.MatchResult) {
-	b, _ := json.MarshalIndent(videoJSON{node.NewVideoMatchesJSON(r), node.NewMatchesJSON(exact).Matches}, "", "  ")
+func printVideoJSON(e *env, r *pb.MatchVideoResponse, exact []*pb.MatchResponse) {
+	b, _ := json.MarshalIndent(videoJSON{node.NewVideoMatchesJSON(r), node.NewMatchResponseJSON(exact...)}, "", "  ")
 	fmt.Fprintln(e.stdout, string(b))
 }
