@@ -277,7 +277,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 		for q, v := range kv {
 			k := uint32(v >> 32)
 			g := k / groupBuckets
-			ends[q] = t.groupStart(g) + uint32(t.recs[g*recSize+2+k-g*groupBuckets])
+			ends[q] = t.groupStart(g) + uint32(t.recs[g*recSize+endsAt+k-g*groupBuckets])
 		}
 		// A group's start grows by the inserts into earlier groups of the block, and the end of its
 		// bucket j (cumulative, from the start) by the inserts into its buckets up to j: eight bytes
@@ -290,7 +290,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 			lim := uint64((g+1)*groupBuckets) << 32
 			in := uint64(0)
 			for ; q < len(kv) && kv[q] < lim; q++ {
-				p := 2 + uint32(kv[q]>>32) - g*groupBuckets // byte of the bucket's end in the record
+				p := endsAt + uint32(kv[q]>>32) - g*groupBuckets // byte of the bucket's end in the record
 				inc[p/8] += ones << (8 * (p % 8))
 				from[p/8+1]++
 				in++
@@ -342,7 +342,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 		w++
 	}
 	copy(dst[w:], src[r:])
-	*l = blockLoc{c: c, off: off, n: n1, cap: newCap}
+	a.setLoc(blk, blockLoc{c: c, off: off, n: n1, cap: newCap})
 	a.release(old.c, old.cap)
 	return int(n1) + a.compact()
 }
