@@ -17,7 +17,7 @@ import (
 // most dead entries is emptied by moving its blocks to the tail, and freed: about 0.2 ms of copying, and a
 // bounded amortized cost per insert (the emptied chunk is at least as dead as the average).
 type arena struct {
-	locs      []blockLoc
+	locs []blockLoc
 	// recs are the records of the arena's table (nil in tests of the arena alone): each narrow record
 	// holds where its group's ids are (packPos), which setLoc keeps true as blocks move.
 	recs      []byte
