@@ -168,7 +168,12 @@ func prefetchAhead(addrs []uintptr, i int) {
 // needed.
 func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+	x.searchTablesWith(s, lay, qs, radius, dst)
+	scratchPool.Put(s)
+}
+
+// searchTablesWith is searchTables with working memory s.
+func (x *Index) searchTablesWith(s *scratch, lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	m := len(lay.tabs)
 	s.keys, s.radius = s.keys[:0], s.radius[:0]
 	s.probes, s.ends = s.probes[:0], s.ends[:0]
