@@ -113,9 +113,6 @@ func (x *Index) scan(qs [][4]uint64, radius int, dst [][]Match) {
 	}
 }
 
-// abVariant selects experimental search variants (temporary).
-var abVariant int
-
 // scratch is one search's working memory, pooled.
 type scratch struct {
 	keys   []uint32     // the queries' key per table: keys[qi*m+t]
@@ -249,13 +246,12 @@ func (x *Index) searchTablesWith(s *scratch, lay *layout, qs [][4]uint64, radius
 			// The lines of the bucket's first and last id (the same for most). An empty bucket (a third to
 			// a half of them at 10M hashes) points at its record's line instead, already in the cache:
 			// fetching a line of ids nobody reads would take a miss buffer from the lines that are read.
+			// Chosen by a mask, not a branch on the record (which may still be on its way).
 			base := addr(unsafe.SliceData(chunks[sp.c]))
 			a0, a1 := base+uintptr(sp.s)*4, base+uintptr(sp.e)*4-4
-			if sp.s == sp.e {
-				a0 = addr(&r[0])
-				a1 = a0
-			}
-			idAddrs[2*p], idAddrs[2*p+1] = a0, a1
+			rl := addr(&r[0])
+			full := -uintptr(min(sp.e-sp.s, 1)) // all ones unless the bucket is empty
+			idAddrs[2*p], idAddrs[2*p+1] = rl^(rl^a0)&full, rl^(rl^a1)&full
 			total += int(sp.e - sp.s)
 		}
 		first = end
