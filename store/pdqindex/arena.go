@@ -98,6 +98,9 @@ func (a *arena) newChunk(size uint32) uint32 {
 		if c >= maxChunks/2 && a.chunkSize < maxChunk {
 			// Far more ids than the arena was sized for: larger chunks from now on, so that chunk
 			// indexes stay within a record position's bits.
+			if size == a.chunkSize {
+				size *= 2
+			}
 			a.chunkSize *= 2
 		}
 		if c >= maxChunks {
