@@ -1,6 +1,8 @@
 package pdqindex
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"unsafe"
 )
@@ -15,7 +17,10 @@ import (
 // most dead entries is emptied by moving its blocks to the tail, and freed: about 0.2 ms of copying, and a
 // bounded amortized cost per insert (the emptied chunk is at least as dead as the average).
 type arena struct {
-	locs      []blockLoc
+	locs []blockLoc
+	// recs are the records of the arena's table (nil in tests of the arena alone): each narrow record
+	// holds where its group's ids are (packPos), which setLoc keeps true as blocks move.
+	recs      []byte
 	chunks    [][]uint32 // chunks[0] is an empty chunk that empty blocks point into; freed chunks are nil
 	used      []uint32   // per chunk: entries handed out (the rest is free)
 	dead      []uint32   // per chunk: handed-out entries no block uses
@@ -90,6 +95,17 @@ func (a *arena) newChunk(size uint32) uint32 {
 		c, a.free = a.free[k-1], a.free[:k-1]
 	} else {
 		c = uint32(len(a.chunks))
+		if c >= maxChunks/2 && a.chunkSize < maxChunk {
+			// Far more ids than the arena was sized for: larger chunks from now on, so that chunk
+			// indexes stay within a record position's bits.
+			if size == a.chunkSize {
+				size *= 2
+			}
+			a.chunkSize *= 2
+		}
+		if c >= maxChunks {
+			panic(fmt.Sprintf("pdqindex: an arena of %d entries needs more than %d chunks", a.size, maxChunks))
+		}
 		a.chunks, a.used, a.dead = append(a.chunks, nil), append(a.used, 0), append(a.dead, 0)
 		a.fromBulk = append(a.fromBulk, false)
 	}
@@ -175,8 +191,25 @@ func (a *arena) move(blk, newCap uint32) {
 	l := &a.locs[blk]
 	copy(a.chunks[c][off:off+l.n], a.chunks[l.c][l.off:l.off+l.n])
 	old := *l
-	l.c, l.off, l.cap = c, off, newCap
+	a.setLoc(blk, blockLoc{c: c, off: off, n: l.n, cap: newCap})
 	a.release(old.c, old.cap)
+}
+
+// setLoc places block blk at l and moves its narrow records' positions with it (by the same offset
+// within the region).
+func (a *arena) setLoc(blk uint32, l blockLoc) {
+	old := a.locs[blk]
+	a.locs[blk] = l
+	if len(a.recs) == 0 || (old.c == l.c && old.off == l.off) {
+		return
+	}
+	first := blk * groupsBlock
+	for g := first; g < min(first+groupsBlock, uint32(len(a.recs)/recSize)); g++ {
+		r := a.recs[g*recSize : g*recSize+4]
+		if p := binary.LittleEndian.Uint32(r); p != wideMark32 {
+			binary.LittleEndian.PutUint32(r, packPos(l.c, l.off+p&posMask-old.off))
+		}
+	}
 }
 
 // insert puts v at position p of block blk.
@@ -207,7 +240,7 @@ func (a *arena) remove(blk, p uint32) {
 // place gives an empty block a region of cap entries and n ids, for a bulk build.
 func (a *arena) place(blk, n, cap uint32) {
 	c, off := a.alloc(cap)
-	a.locs[blk] = blockLoc{c: c, off: off, n: n, cap: cap}
+	a.setLoc(blk, blockLoc{c: c, off: off, n: n, cap: cap})
 }
 
 // bytes returns the memory the arena holds.

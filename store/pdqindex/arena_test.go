@@ -112,3 +112,35 @@ func TestArena(t *testing.T) {
 		})
 	}
 }
+
+// TestArenaChunkIndexes checks that chunk indexes stay within a record position's bits: an arena that has
+// used half of them takes larger chunks from then on, and one that would exceed them panics rather than
+// write a position that reads as another chunk (or as wideMark32).
+func TestArenaChunkIndexes(t *testing.T) {
+	// Pretend the arena already has k chunks (freed ones, which take no memory).
+	withChunks := func(k int) *arena {
+		a := newArena(1, 0)
+		for len(a.chunks) < k {
+			a.chunks, a.used, a.dead, a.fromBulk = append(a.chunks, nil), append(a.used, 0), append(a.dead, 0), append(a.fromBulk, false)
+		}
+		return &a
+	}
+	a := withChunks(maxChunks / 2)
+	size := a.chunkSize
+	if c, _ := a.alloc(16); c != maxChunks/2 {
+		t.Fatalf("got chunk %d, want %d", c, maxChunks/2)
+	}
+	if a.chunkSize != 2*size || len(a.chunks[a.tail]) != int(2*size) {
+		t.Fatalf("got chunk size %d (new chunk %d entries), want %d", a.chunkSize, len(a.chunks[a.tail]), 2*size)
+	}
+	if p := packPos(maxChunks-1, posMask); p == wideMark32 {
+		t.Fatalf("the last chunk's last position is wideMark32")
+	}
+	a = withChunks(maxChunks)
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("alloc in an arena of %d chunks did not panic", maxChunks)
+		}
+	}()
+	a.alloc(16)
+}

@@ -220,17 +220,47 @@ func (x *Index) addSlice(ids []uint32, hs []Hash, pos []int32) {
 // many of kv it inserted. ends is scratch space.
 func (t *table) insertSorted(kv []uint64, budget int, ends *[]uint32) int {
 	done, work := 0, 0
+	var lines [prefetchBlockLines]uintptr
+	next := 0 // the first of kv in the block after the current one
 	for done < len(kv) && work < budget {
 		blk := uint32(kv[done]>>32) / blockBuckets
 		lim := uint64((blk+1)*blockBuckets) << 32
-		e := done + 1
+		e := max(next, done+1)
 		for e < len(kv) && kv[e] < lim {
 			e++
+		}
+		// The blocks are scattered over the arena: fetch the next one's records and ids while this one
+		// is merged, so that the merges do not wait on memory at each block's start.
+		if next = e; e < len(kv) {
+			nb := uint32(kv[e]>>32) / blockBuckets
+			prefetch(t.blockLines(nb, lines[:0]))
 		}
 		work += t.insertBlock(blk, kv[done:e], ends)
 		done = e
 	}
 	return done
+}
+
+// prefetchBlockLines bounds the lines of a block that insertSorted prefetches: its records and the first
+// lines of its ids (a block at 1M hashes holds about 500 ids, 32 lines).
+const prefetchBlockLines = 48
+
+// blockLines appends to dst the addresses of block blk's records and of the lines of its ids, up to
+// prefetchBlockLines in all, and returns dst.
+func (t *table) blockLines(blk uint32, dst []uintptr) []uintptr {
+	first, n := t.blockGroups(blk)
+	for g := first; g < first+n; g++ {
+		dst = append(dst, addr(&t.recs[g*recSize]))
+	}
+	l := &t.ids.locs[blk]
+	if l.cap == 0 {
+		return dst
+	}
+	ids := t.ids.chunks[l.c][l.off : l.off+l.cap]
+	for i := 0; i < len(ids) && len(dst) < prefetchBlockLines; i += 16 {
+		dst = append(dst, addr(&ids[i]))
+	}
+	return dst
 }
 
 // insertBlock inserts the ids of kv (key<<32 | id, sorted by key, all keys in block blk) at the ends of
@@ -277,7 +307,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 		for q, v := range kv {
 			k := uint32(v >> 32)
 			g := k / groupBuckets
-			ends[q] = t.groupStart(g) + uint32(t.recs[g*recSize+2+k-g*groupBuckets])
+			ends[q] = t.groupStart(g) + uint32(t.recs[g*recSize+endsAt+k-g*groupBuckets])
 		}
 		// A group's start grows by the inserts into earlier groups of the block, and the end of its
 		// bucket j (cumulative, from the start) by the inserts into its buckets up to j: eight bytes
@@ -290,7 +320,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 			lim := uint64((g+1)*groupBuckets) << 32
 			in := uint64(0)
 			for ; q < len(kv) && kv[q] < lim; q++ {
-				p := 2 + uint32(kv[q]>>32) - g*groupBuckets // byte of the bucket's end in the record
+				p := endsAt + uint32(kv[q]>>32) - g*groupBuckets // byte of the bucket's end in the record
 				inc[p/8] += ones << (8 * (p % 8))
 				from[p/8+1]++
 				in++
@@ -342,7 +372,7 @@ func (t *table) insertBlock(blk uint32, kv []uint64, scratch *[]uint32) int {
 		w++
 	}
 	copy(dst[w:], src[r:])
-	*l = blockLoc{c: c, off: off, n: n1, cap: newCap}
+	a.setLoc(blk, blockLoc{c: c, off: off, n: n1, cap: newCap})
 	a.release(old.c, old.cap)
 	return int(n1) + a.compact()
 }

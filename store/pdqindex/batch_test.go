@@ -44,13 +44,25 @@ func checkTables(t *testing.T, x *Index, m model) {
 					if offs := tb.wide[blk]; !slices.Equal(offs, make([]uint32, len(offs))) {
 						t.Fatalf("table %d block %d: empty, with wide offsets %v", ti, blk, offs)
 					}
-				} else if recs := tb.recs[first*recSize : (first+n)*recSize]; !bytes.Equal(recs, zeroRecs[:len(recs)]) {
-					t.Fatalf("table %d block %d: empty, with records %v", ti, blk, recs)
+				} else {
+					for g := first; g < first+n; g++ {
+						if ends := tb.recs[g*recSize+endsAt : (g+1)*recSize]; tb.groupStart(g) != 0 || !bytes.Equal(ends, zeroRecs[:len(ends)]) {
+							t.Fatalf("table %d block %d: empty, with group %d starting at %d and ends %v", ti, blk, g, tb.groupStart(g), ends)
+						}
+					}
 				}
 				k += blockBuckets - 1
 				continue
 			}
 			blk, s, e := tb.span(k)
+			if g := k / groupBuckets; k%groupBuckets == 0 {
+				// A narrow record's position is in its block's region, which the search reads
+				// through it alone.
+				l := tb.ids.locs[blk]
+				if p := tb.recPos(g); p != wideMark32 && (p>>posBits != l.c || p&posMask < l.off || p&posMask > l.off+l.n) {
+					t.Fatalf("table %d group %d: position chunk %d offset %d, outside its block's region %+v", ti, g, p>>posBits, p&posMask, l)
+				}
+			}
 			if s > e || e > tb.ids.locs[blk].n {
 				t.Fatalf("table %d bucket %d: span [%d, %d) outside the block's %d ids", ti, k, s, e, tb.ids.locs[blk].n)
 			}

@@ -10,25 +10,7 @@ import (
 
 // bench1M is an index of the first 1M hashes of the benchmark corpus (seed 1), with 2000 queries that
 // flip 16 bits of a planted hash, built once for all benchmarks.
-var bench1M = sync.OnceValues(func() (*Index, []Hash) {
-	const n, nq = 1_000_000, 2000
-	x, err := New(DefaultOptions())
-	if err != nil {
-		panic(err)
-	}
-	x.BulkLoad(func(yield func(uint32, Hash) bool) {
-		for i := range n {
-			if !yield(uint32(i), corpus.Hash(1, i)) {
-				return
-			}
-		}
-	})
-	qs := make([]Hash, nq)
-	for j := range qs {
-		qs[j], _ = corpus.Query(1, n, j, 16)
-	}
-	return x, qs
-})
+var bench1M = sync.OnceValues(func() (*Index, []Hash) { return benchIndex(1_000_000) })
 
 func benchmarkSearch(b *testing.B, radius int) {
 	x, qs := bench1M()

@@ -26,18 +26,21 @@
 // radius 31 and 10M hashes a query reads about 2,900 buckets and checks about 2,900 candidates, against
 // faiss's 272 buckets and 41,000 candidates.
 //
-// A search reads in phases: the bucket records of every probe (with the block locations they refer to),
+// A search reads in phases: the bucket records of every probe (which say where the buckets' ids are),
 // then the ids in those buckets, then the first halves of the candidates' hashes, reading a hash's second
 // half only when the first leaves it within the radius (for random hashes, about never at radius 31). Each
 // phase computes the addresses of the cache lines the next will read, and the next prefetches them
 // (PREFETCHT0, prefetch_amd64.s; nothing on other architectures) 48 lines ahead of the line it is reading,
 // so that a few dozen misses are always in flight and the loops never wait on a branch whose outcome is
 // still on its way from memory (the record phase does not branch on what a record says). The search is
-// bound by memory latency: at 1M hashes a radius-31 query touches about 4,400 distinct cache lines (681
-// records, 367 block locations, 895 id lines, 2,441 hash halves), and the EPYC guest these figures come
-// from serves independent random reads at about 14 ns a line against 200 ns or more for one read after
-// another; without the prefetches the phases' loops kept too few misses in flight, at about 80 ns a line
-// (docs/BENCHMARKS.md, "Round three"). An id found through several tables is reported only from the first
+// bound by memory latency: at 1M hashes a radius-31 query touches about 4,100 distinct cache lines (684
+// records, 895 id lines, 2,539 hash halves), at 10M about 6,000 (1,682, 1,412 and 2,885), and the EPYC
+// guest these figures come from serves independent random reads at about 14 ns a line against 200 ns or
+// more for one read after another; without the prefetches the phases' loops kept too few misses in
+// flight, at about 80 ns a line (docs/BENCHMARKS.md, "Round three"). An empty bucket (38% of the probes
+// at 10M) reads no line of ids: its prefetch points at its record, already in the cache; and a record
+// holds its group's place in the arena, so no line of block locations is read either (both were 1,700 of
+// the 7,700 lines a query touched at 10M before "Round four"). An id found through several tables is reported only from the first
 // table whose substring is within its radius, so no visited set is needed. Radii above 63, and searches
 // the cost model prices above a scan, compare the query with every hash instead.
 //
@@ -49,13 +52,14 @@
 // # Data layout
 //
 // Hashes live in pages of 4,096 indexed by id (allocated as ids are used), each hash split into halves of
-// 16 bytes kept in separate pages, with a bitset of the ids present: ids should be dense. A table's 2^b buckets are grouped 62 to a 64-byte record
-// (a uint16 start and 62 cumulative uint8 ends) and 248 to a block whose ids are contiguous in bucket
-// order, so finding a bucket reads one cache line: about 1.03 bytes per bucket, where flat uint32 CSR
-// offsets cost 4. Blocks with a group of more than 255 ids (only clustered data makes them) keep exact
+// 16 bytes kept in separate pages, with a bitset of the ids present: ids should be dense. A table's 2^b buckets are grouped 60 to a 64-byte record
+// (a uint32 position of the group's ids in the arena and 60 cumulative uint8 ends) and 240 to a block
+// whose ids are contiguous in bucket order, so finding a bucket reads one cache line: about 1.07 bytes per
+// bucket, where flat uint32 CSR offsets cost 4. The arena rewrites a block's four record positions when
+// it moves the block. Blocks with a group of more than 255 ids (only clustered data makes them) keep exact
 // uint32 offsets in a side map instead. The ids are 4 bytes in the table's arena (see arena.go): chunks of
 // up to 1 MiB holding the blocks' regions back to back, with no per-block allocation. In all, about 32 +
-// m*(4.4 + 1.1*2^b/n) bytes per hash: 92.6 measured at 1M hashes and 90.0 at 10M after a bulk load; adds
+// m*(4.4 + 1.1*2^b/n) bytes per hash: 92.8 measured at 1M hashes and 90.5 at 10M after a bulk load; adds
 // make room in blocks and leave dead regions in the arenas, for up to about 10% more on the ids. Grown
 // from empty by batches of 16,384 the index holds 93.3 bytes per hash at 1M and at 2M hashes; 1M
 // bulk-loaded hashes with 24 such batches added, 96.5.
@@ -85,7 +89,10 @@
 // sort) and merges them into each block they land in with one pass from the back of the block: each id of
 // the block moves once, by the number of inserts before it, and each record is updated eight bytes at a
 // time; a block short of room moves once, merging on the way, with 1/16 spare. So a batch costs about a
-// pass over the blocks it touches (at 1M hashes, 16,384 ids touch all 2,114 blocks of each table): it is
+// pass over the blocks it touches (at 1M hashes, 16,384 ids touch all 2,185 blocks of each table). The
+// blocks lie scattered over the arena, so while it merges one block it prefetches the next one's records
+// and first 44 lines of ids (a block at 1M holds about 460 ids, 29 lines): the merges no longer wait on
+// memory at each block's start (about 20% less CPU growing an index to 1M by batches of 10,000). It is
 // bound by memory bandwidth, about 12 ms for 16,384 ids into 1M hashes on this machine's two CPUs (1.4M adds
 // per second, against 0.27M by Add), and proportionally more as the index grows. A batch that takes the
 // index past its layout's size range is not merged: AddBatch stores the hashes and builds the tables for

@@ -61,7 +61,7 @@ const (
 	// bulk load, up to about 10% once adds have moved blocks (see arena).
 	idSlack = 1.10
 	// maxLoad is the most ids per bucket a table is laid out for, at the top of its size range: a
-	// 62-bucket group then holds 186 ids on average, and the 255 a narrow group can hold is 5 standard
+	// 60-bucket group then holds 180 ids on average, and the 255 a narrow group can hold is 5.6 standard
 	// deviations away.
 	maxLoad = 3
 )
@@ -170,7 +170,8 @@ func volume(b, r int) float64 {
 }
 
 // bytesPerHash is the memory model of a layout holding n hashes: 32 bytes of hash, and per table 4 bytes of
-// id (times idSlack) and per bucket 64/62 bytes of record and 16/248 bytes of block location.
+// id (times idSlack) and per bucket 64/60 bytes of record and 16/240 bytes of block location (which only
+// writers read).
 func (s spec) bytesPerHash(n float64) float64 {
 	perBucket := float64(recSize)/groupBuckets + 16.0/blockBuckets
 	v := 32.0

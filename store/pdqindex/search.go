@@ -1,6 +1,7 @@
 package pdqindex
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"slices"
 	"sync"
@@ -164,7 +165,12 @@ func prefetchAhead(addrs []uintptr, i int) {
 // needed.
 func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+	x.searchTablesWith(s, lay, qs, radius, dst)
+	scratchPool.Put(s)
+}
+
+// searchTablesWith is searchTables with working memory s.
+func (x *Index) searchTablesWith(s *scratch, lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	m := len(lay.tabs)
 	s.keys, s.radius = s.keys[:0], s.radius[:0]
 	s.probes, s.ends = s.probes[:0], s.ends[:0]
@@ -173,7 +179,7 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 	for t := range lay.tabs {
 		s.radius = append(s.radius, int(radii[t]))
 	}
-	// The buckets to read, and the lines of their records and block locations.
+	// The buckets to read, and the lines of their records.
 	for qi := range qs {
 		q := &qs[qi]
 		for t := range lay.tabs {
@@ -193,13 +199,12 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 				masks = s.masks
 			}
 			probes := slices.Grow(s.probes, len(masks))
-			recAddrs = slices.Grow(recAddrs, 2*len(masks))
-			base, locs := addr(unsafe.SliceData(tb.recs)), addr(unsafe.SliceData(tb.ids.locs))
+			recAddrs = slices.Grow(recAddrs, len(masks))
+			base := addr(unsafe.SliceData(tb.recs))
 			for _, mk := range masks {
 				k := key ^ mk
 				probes = append(probes, k)
-				g := k / groupBuckets
-				recAddrs = append(recAddrs, base+uintptr(g*recSize), locs+uintptr(g/groupsBlock)*unsafe.Sizeof(blockLoc{}))
+				recAddrs = append(recAddrs, base+uintptr(k/groupBuckets*recSize))
 			}
 			s.probes = probes
 			s.ends = append(s.ends, len(probes))
@@ -210,36 +215,43 @@ func (x *Index) searchTables(lay *layout, qs [][4]uint64, radius int, dst [][]Ma
 	spans := growTo(&s.spans, len(s.probes))
 	idAddrs := growTo(&s.addrs[1], 2*len(s.probes))
 	total, first := 0, 0
-	prefetch(recAddrs[:min(2*prefetchDistance, len(recAddrs))])
+	prefetch(recAddrs[:min(prefetchDistance, len(recAddrs))])
 	for i, end := range s.ends {
 		tb := &lay.tabs[i%m]
 		recs := tb.recs
-		locs, chunks := tb.ids.locs, tb.ids.chunks
+		chunks := tb.ids.chunks
 		for p := first; p < end; p++ {
-			if p%(prefetchStep/2) == 0 {
-				prefetchAhead(recAddrs, 2*(p+prefetchDistance))
+			if p%prefetchStep == 0 {
+				prefetchAhead(recAddrs, p+prefetchDistance)
 			}
-			// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place. No branch
-			// on what the record says (but for wide blocks, which random data never has): a
-			// mispredicted branch on a line still on its way would stall the loop until it arrives.
+			// tb.span, inlined by hand: one 64-byte record gives the bucket's ids' place in the
+			// arena. No branch on what the record says (but for wide blocks, which random data never
+			// has): a mispredicted branch on a line still on its way would stall the loop until it
+			// arrives.
 			k := s.probes[p]
 			g := k / groupBuckets
 			j := k - g*groupBuckets
 			r := recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
-			st := uint32(r[0]) | uint32(r[1])<<8
-			var b, e uint32
-			if st == wideMark {
-				b, e = tb.wideSpan(g, j)
+			pos := binary.LittleEndian.Uint32(r)
+			var sp span
+			if pos == wideMark32 {
+				sp = tb.wideSpanAt(g, j)
 			} else {
-				e = st + uint32(r[(2+j)&63])
-				b = st + uint32(r[(1+j)&63])&-min(j, 1) // bucket 0 starts at the group's start
+				st := pos & posMask
+				sp.c = pos >> posBits
+				sp.e = st + uint32(r[(endsAt+j)&63])
+				sp.s = st + uint32(r[(endsAt-1+j)&63])&-min(j, 1) // bucket 0 starts at the group's start
 			}
-			l := &locs[g/groupsBlock]
-			sp := span{l.c, l.off + b, l.off + e}
 			spans[p] = sp
-			// The lines of the bucket's first and last id (the same for most; any line for an empty one).
+			// The lines of the bucket's first and last id (the same for most). An empty bucket (a third to
+			// a half of them at 10M hashes) points at its record's line instead, already in the cache:
+			// fetching a line of ids nobody reads would take a miss buffer from the lines that are read.
+			// Chosen by a mask, not a branch on the record (which may still be on its way).
 			base := addr(unsafe.SliceData(chunks[sp.c]))
-			idAddrs[2*p], idAddrs[2*p+1] = base+uintptr(sp.s)*4, base+uintptr(sp.e)*4-4
+			a0, a1 := base+uintptr(sp.s)*4, base+uintptr(sp.e)*4-4
+			rl := addr(&r[0])
+			full := -uintptr(min(sp.e-sp.s, 1)) // all ones unless the bucket is empty
+			idAddrs[2*p], idAddrs[2*p+1] = rl^(rl^a0)&full, rl^(rl^a1)&full
 			total += int(sp.e - sp.s)
 		}
 		first = end

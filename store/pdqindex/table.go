@@ -8,13 +8,15 @@ import (
 // A table is one substring's hash table: 2^b buckets keyed by b bits of the hash, each bucket listing the
 // ids whose substring has that value.
 //
-// Buckets are grouped 62 to a 64-byte record and 4 records (248 buckets) to a block. A block's ids sit in
-// one region of the table's arena, in bucket order. A record holds the group's start in its block's region
-// (uint16) and, for each of its 62 buckets, the bucket's end relative to that start (uint8, cumulative), so
-// a lookup reads one cache line of offsets and then the ids: about 1.03 bytes of offsets per bucket, where
-// a flat uint32 CSR offset array costs 4. A group holds at most 255 ids, so a block at most 1,020 and its
-// starts fit in uint16. A block with a fuller group (which clustered data produces: near-duplicates share
-// substrings) is "wide": its records carry wideMark and its exact uint32 offsets live in the wide map.
+// Buckets are grouped 60 to a 64-byte record and 4 records (240 buckets) to a block. A block's ids sit in
+// one region of the table's arena, in bucket order. A record holds where the group's ids start in the
+// arena (uint32: chunk<<posBits | offset in the chunk, see packPos) and, for each of its 60 buckets, the
+// bucket's end relative to that start (uint8, cumulative), so a lookup reads one cache line of offsets and
+// then the ids, with no look-up of the block's place in the arena: about 1.07 bytes of offsets per bucket,
+// where a flat uint32 CSR offset array costs 4. The arena rewrites a block's record positions whenever it
+// moves the block (arena.setLoc). A group holds at most 255 ids, so a block at most 1,020. A block with a
+// fuller group (which clustered data produces: near-duplicates share substrings) is "wide": its records
+// carry wideMark32 and its exact uint32 offsets, relative to the block's region, live in the wide map.
 type table struct {
 	word  uint8 // the substring starts at bit shift of word (little-endian uint64 words of the hash)
 	shift uint8
@@ -28,11 +30,16 @@ type table struct {
 }
 
 const (
-	groupBuckets = 62                         // buckets per 64-byte record
+	groupBuckets = 60                         // buckets per 64-byte record
 	groupsBlock  = 4                          // records per block
-	blockBuckets = groupBuckets * groupsBlock // 248
+	blockBuckets = groupBuckets * groupsBlock // 240
 	recSize      = 64
-	wideMark     = 0xFFFF                  // record start meaning "this block is wide"
+	endsAt       = 4                       // byte of a record where its buckets' ends start
+	wideMark     = 0xFFFF                  // groupStart's answer for a wide block
+	wideMark32   = ^uint32(0)              // a wide block's records' position
+	posBits      = 19                      // bits of a record position's offset in its chunk
+	posMask      = 1<<posBits - 1          //
+	maxChunks    = 1<<(32-posBits) - 1     // chunk indexes stay below, so no position is wideMark32
 	maxGroupIDs  = 0xFF                    // largest id count a narrow group holds
 	wideBytes    = (blockBuckets+1)*4 + 48 // memory of one wide block's offsets
 	noKey        = ^uint32(0)
@@ -47,7 +54,7 @@ func newTable(start, b, n int, recs []byte, mem *hugeMem) table {
 	nb := 1 << b
 	groups := (nb + groupBuckets - 1) / groupBuckets
 	blocks := (groups + groupsBlock - 1) / groupsBlock
-	return table{
+	t := table{
 		word:  uint8(start / 64),
 		shift: uint8(start % 64),
 		spans: start%64+b > 64,
@@ -57,6 +64,8 @@ func newTable(start, b, n int, recs []byte, mem *hugeMem) table {
 		mem:   mem,
 		ids:   newArena(blocks, n),
 	}
+	t.ids.recs = t.recs
+	return t
 }
 
 // key returns the table's substring of h.
@@ -70,14 +79,30 @@ func (t *table) key(h *[4]uint64) uint32 {
 
 func (t *table) groups() int { return len(t.recs) / recSize }
 
-// groupStart returns the start of group g in its block (wideMark if the block is wide).
+// packPos returns the record position of offset off of chunk c. A narrow block's regions lie in chunks of
+// at most maxChunk entries, so off (at most the chunk's size) fits in posBits.
+func packPos(c, off uint32) uint32 { return c<<posBits | off }
+
+// recPos returns record g's position: where its group's ids start in the arena, or wideMark32.
+func (t *table) recPos(g uint32) uint32 { return binary.LittleEndian.Uint32(t.recs[g*recSize:]) }
+
+// groupStart returns the start of group g in its block's region (wideMark if the block is wide).
 func (t *table) groupStart(g uint32) uint32 {
-	return uint32(t.recs[g*recSize]) | uint32(t.recs[g*recSize+1])<<8
+	p := t.recPos(g)
+	if p == wideMark32 {
+		return wideMark
+	}
+	return p&posMask - t.ids.locs[g/groupsBlock].off
 }
 
+// setGroupStart sets the start of group g in its block's region to v (wideMark: the block is wide).
 func (t *table) setGroupStart(g, v uint32) {
-	t.recs[g*recSize] = byte(v)
-	t.recs[g*recSize+1] = byte(v >> 8)
+	p := wideMark32
+	if v != wideMark {
+		l := &t.ids.locs[g/groupsBlock]
+		p = packPos(l.c, l.off+v)
+	}
+	binary.LittleEndian.PutUint32(t.recs[g*recSize:], p)
 }
 
 // span returns the block of bucket k and the bucket's [start, end) in that block's region.
@@ -85,16 +110,16 @@ func (t *table) span(k uint32) (blk, s, e uint32) {
 	g := k / groupBuckets
 	j := k - g*groupBuckets
 	blk = g / groupsBlock
-	r := t.recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
-	st := uint32(r[0]) | uint32(r[1])<<8
+	st := t.groupStart(g)
 	if st == wideMark {
 		s, e = t.wideSpan(g, j)
 		return blk, s, e
 	}
-	e = st + uint32(r[(2+j)&63])
+	r := t.recs[g*recSize : g*recSize+recSize : g*recSize+recSize]
+	e = st + uint32(r[endsAt+j])
 	s = st
 	if j > 0 {
-		s += uint32(r[(1+j)&63])
+		s += uint32(r[endsAt+j-1])
 	}
 	return blk, s, e
 }
@@ -106,6 +131,15 @@ func (t *table) wideSpan(g, j uint32) (s, e uint32) {
 	offs := t.wide[g/groupsBlock]
 	i := (g%groupsBlock)*groupBuckets + j
 	return offs[i], offs[i+1]
+}
+
+// wideSpanAt returns where bucket j of group g of a wide block is in the arena.
+//
+//go:noinline
+func (t *table) wideSpanAt(g, j uint32) span {
+	s, e := t.wideSpan(g, j)
+	l := &t.ids.locs[g/groupsBlock]
+	return span{l.c, l.off + s, l.off + e}
 }
 
 // blockGroups returns the first group of block blk and the number of groups it has.
@@ -126,7 +160,7 @@ func (t *table) makeWide(blk uint32) {
 		g := first + gi
 		base := uint32(0)
 		if gi < n {
-			base = g*recSize + 2
+			base = g*recSize + endsAt
 		}
 		for j := range uint32(groupBuckets) {
 			i := gi*groupBuckets + j
@@ -152,11 +186,11 @@ func (t *table) insert(k, id uint32) {
 	if st := t.groupStart(g); st != wideMark {
 		r := t.recs[g*recSize : g*recSize+recSize]
 		last := first + n - 1
-		if r[2+groupBuckets-1] == maxGroupIDs {
+		if r[recSize-1] == maxGroupIDs {
 			t.makeWide(blk)
 		} else {
-			t.ids.insert(blk, st+uint32(r[2+j]), id)
-			bumpEnds(r, 2+j, true)
+			t.ids.insert(blk, st+uint32(r[endsAt+j]), id)
+			bumpEnds(r, endsAt+j, true)
 			for g2 := g + 1; g2 <= last; g2++ {
 				t.setGroupStart(g2, t.groupStart(g2)+1)
 			}
@@ -210,7 +244,7 @@ func (t *table) remove(k, id uint32) bool {
 		return true
 	}
 	first, n := t.blockGroups(blk)
-	bumpEnds(t.recs[g*recSize:g*recSize+recSize], 2+j, false)
+	bumpEnds(t.recs[g*recSize:g*recSize+recSize], endsAt+j, false)
 	for g2 := g + 1; g2 < first+n; g2++ {
 		t.setGroupStart(g2, t.groupStart(g2)-1)
 	}
@@ -253,6 +287,7 @@ func (t *table) build(sc *buildScratch, spare bool) {
 		}
 	}
 	t.ids = newArena(blocks, total)
+	t.ids.recs = t.recs
 	room := func(n uint32) uint32 { return n }
 	if spare {
 		room = grown
@@ -278,8 +313,8 @@ func (t *table) build(sc *buildScratch, spare bool) {
 		for i := 1; i < len(offs); i++ {
 			offs[i] += offs[i-1]
 		}
-		t.setOffsets(blk, &offs)
 		t.ids.place(blk, uint32(len(run)), room(uint32(len(run))))
+		t.setOffsets(blk, &offs)
 		ids := t.ids.ids(blk)
 		for _, v := range run {
 			ids[offs[v>>32]] = uint32(v)
@@ -310,7 +345,7 @@ func (t *table) setOffsets(blk uint32, offs *[blockBuckets + 1]uint32) {
 	for gi := range n {
 		st := offs[gi*groupBuckets]
 		t.setGroupStart(first+gi, st)
-		r := t.recs[(first+gi)*recSize+2 : (first+gi+1)*recSize]
+		r := t.recs[(first+gi)*recSize+endsAt : (first+gi+1)*recSize]
 		for j, e := range offs[gi*groupBuckets+1 : (gi+1)*groupBuckets+1] {
 			r[j] = byte(e - st)
 		}
