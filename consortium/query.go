@@ -22,6 +22,12 @@ func (s *State) SignalByID(id uint32) (Signal, bool) {
 	return s.sigs[id].sig, true
 }
 
+// NextSignalID returns the id the next signal to appear in an add for the first time will get.
+// Signal ids are given in the order signals first appear in applied adds (valid ones, whether or
+// not their author may add), counting up from 0, and never change: a caller that knows which adds
+// it is about to apply knows their ids before it applies them.
+func (s *State) NextSignalID() uint32 { return uint32(len(s.sigs)) }
+
 // SignalID returns the id of a signal that has appeared in an add.
 func (s *State) SignalID(sig Signal) (uint32, bool) {
 	id, ok := s.sigIndex.lookup(sig, s.sigs)

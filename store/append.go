@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -226,17 +227,132 @@ func (s *Store) commitBatch(batch []*submission) {
 			writes = append(writes, w)
 		}
 	}
+	pre, index := s.predictPDQ(writes), s.pdq
 	s.mu.RUnlock()
+	// The new PDQ signals go into the match index while the batch is written and fsynced: a search
+	// may find their ids meanwhile, but it resolves every id through the state, which has no signal
+	// of those ids until the batch is applied after the commit (see preIndexed).
+	var indexed chan struct{}
+	if pre != nil {
+		indexed = make(chan struct{})
+		go func() {
+			defer close(indexed)
+			index.AddBatch(pre.ids, pre.hs)
+		}()
+	}
 	err := s.write(writes, nil)
+	if indexed != nil {
+		<-indexed
+	}
 	if err != nil {
+		if pre != nil {
+			for _, id := range pre.ids {
+				index.Remove(id)
+			}
+		}
 		for _, sub := range batch {
 			sub.out, sub.err = nil, err
 		}
 	} else {
+		s.pre = pre
 		s.applyWrites(writes, nil)
+		s.pre = nil
 	}
 	for _, sub := range batch {
 		close(sub.done)
+	}
+}
+
+// preIndexed are the PDQ signals of a batch that are new to the state, with the ids the state will
+// give them when the batch is applied ([consortium.State.NextSignalID]), put in the match index
+// while the batch is written. Until the state has them, a search that finds these ids drops them
+// ([consortium.State.SignalByID] knows no such id). As the batch is applied, each Listed change of
+// one of them is checked against the prediction (st); the index entries no Listed change
+// confirmed are taken out before the write's own index adds go in, so the index ends as it would
+// have without the early inserts.
+type preIndexed struct {
+	ids []uint32 // ascending
+	hs  []pdqindex.Hash
+	st  []preState
+}
+
+type preState uint8
+
+const (
+	preInserted  preState = iota // in the index, not yet confirmed by a Listed change
+	preConfirmed                 // in the index, listed
+	preRemoved                   // taken out of the index again (unlisted in the same batch)
+)
+
+// preIndexMin is the fewest new PDQ signals for which a batch indexes them while it is written.
+const preIndexMin = 64
+
+// predictPDQ returns the new PDQ signals of writes and their ids to be, or nil when there are
+// fewer than preIndexMin. Signal ids are given to valid adds in the order applied, so this walks
+// the entries that applyWrites will apply, in its order. Caller holds mu and wmu.
+func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
+	next := s.state.NextSignalID()
+	var p preIndexed
+	var seen map[consortium.Signal]struct{}
+	for _, w := range writes {
+		if w.decs == nil {
+			return nil
+		}
+		for _, d := range w.decs[:s.applyCount(w.member, w.start, len(w.entries))] {
+			sig, ok := d.Added()
+			if !ok {
+				continue
+			}
+			if _, ok := s.state.SignalID(sig); ok {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[consortium.Signal]struct{}, len(w.decs))
+			}
+			if _, ok := seen[sig]; ok {
+				continue
+			}
+			seen[sig] = struct{}{}
+			if sig.Type == consortium.PDQ {
+				p.ids = append(p.ids, next)
+				p.hs = append(p.hs, pdqindex.Hash(sig.Value))
+			}
+			next++
+		}
+	}
+	if len(p.ids) < preIndexMin {
+		return nil
+	}
+	p.st = make([]preState, len(p.ids))
+	return &p
+}
+
+// listed reports whether id, just listed with hash h, is in the index already (inserted early and
+// as predicted), and notes it confirmed.
+func (p *preIndexed) listed(id uint32, h pdqindex.Hash) bool {
+	i, ok := slices.BinarySearch(p.ids, id)
+	if !ok || p.st[i] == preRemoved || p.hs[i] != h {
+		return false
+	}
+	p.st[i] = preConfirmed
+	return true
+}
+
+// removed notes that id was taken out of the index.
+func (p *preIndexed) removed(id uint32) {
+	if i, ok := slices.BinarySearch(p.ids, id); ok {
+		p.st[i] = preRemoved
+	}
+}
+
+// dropUnconfirmed takes out of index the early inserts that no Listed change confirmed (an add
+// whose author may not add, or a prediction that missed, which the Listed change then added on
+// the ordinary path with its true hash).
+func (p *preIndexed) dropUnconfirmed(index *pdqindex.Index) {
+	for i, st := range p.st {
+		if st == preInserted {
+			index.Remove(p.ids[i])
+		}
 	}
 }
 
@@ -395,7 +511,12 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 			}
 		}
 		if extra != nil {
-			return extra(tx)
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		if s.testBeforeCommit != nil {
+			return s.testBeforeCommit()
 		}
 		return nil
 	})
@@ -453,6 +574,9 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 			s.heads[w.member] = w.head
 		}
 		s.feedNext += uint64(len(w.entries))
+	}
+	if s.pre != nil {
+		s.pre.dropUnconfirmed(s.pdq)
 	}
 	s.flushPending()
 	if after != nil {
