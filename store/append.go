@@ -291,34 +291,43 @@ const preIndexMin = 64
 // fewer than preIndexMin. Signal ids are given to valid adds in the order applied, so this walks
 // the entries that applyWrites will apply, in its order. Caller holds mu and wmu.
 func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
-	next := s.state.NextSignalID()
-	var p preIndexed
-	var seen map[consortium.Signal]struct{}
+	// The adds in apply order, looked up in the state on every CPU.
+	var adds []consortium.Signal
 	for _, w := range writes {
 		if w.decs == nil {
 			return nil
 		}
 		for _, d := range w.decs[:s.applyCount(w.member, w.start, len(w.entries))] {
-			sig, ok := d.Added()
-			if !ok {
-				continue
+			if sig, ok := d.Added(); ok {
+				adds = append(adds, sig)
 			}
-			if _, ok := s.state.SignalID(sig); ok {
-				continue
-			}
-			if seen == nil {
-				seen = make(map[consortium.Signal]struct{}, len(w.decs))
-			}
-			if _, ok := seen[sig]; ok {
-				continue
-			}
-			seen[sig] = struct{}{}
-			if sig.Type == consortium.PDQ {
-				p.ids = append(p.ids, next)
-				p.hs = append(p.hs, pdqindex.Hash(sig.Value))
-			}
-			next++
 		}
+	}
+	if len(adds) < preIndexMin {
+		return nil
+	}
+	known := make([]bool, len(adds))
+	inParallel(len(adds), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			_, known[i] = s.state.SignalID(adds[i])
+		}
+	})
+	next := s.state.NextSignalID()
+	var p preIndexed
+	seen := make(map[consortium.Signal]struct{}, len(adds))
+	for i, sig := range adds {
+		if known[i] {
+			continue
+		}
+		if _, ok := seen[sig]; ok {
+			continue
+		}
+		seen[sig] = struct{}{}
+		if sig.Type == consortium.PDQ {
+			p.ids = append(p.ids, next)
+			p.hs = append(p.hs, pdqindex.Hash(sig.Value))
+		}
+		next++
 	}
 	if len(p.ids) < preIndexMin {
 		return nil
