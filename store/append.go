@@ -232,20 +232,17 @@ func (s *Store) commitBatch(batch []*submission) {
 	// The new PDQ signals go into the match index while the batch is written and fsynced: a search
 	// may find their ids meanwhile, but it resolves every id through the state, which has no signal
 	// of those ids until the batch is applied after the commit (see preIndexed).
-	var indexed chan struct{}
 	if pre != nil {
-		indexed = make(chan struct{})
+		pre.done = make(chan struct{})
 		go func() {
-			defer close(indexed)
+			defer close(pre.done)
 			index.AddBatch(pre.ids, pre.hs)
 		}()
 	}
 	err := s.write(writes, nil)
-	if indexed != nil {
-		<-indexed
-	}
 	if err != nil {
 		if pre != nil {
+			<-pre.done
 			for _, id := range pre.ids {
 				index.Remove(id)
 			}
@@ -271,9 +268,10 @@ func (s *Store) commitBatch(batch []*submission) {
 // confirmed are taken out before the write's own index adds go in, so the index ends as it would
 // have without the early inserts.
 type preIndexed struct {
-	ids []uint32 // ascending
-	hs  []pdqindex.Hash
-	st  []preState
+	ids  []uint32 // ascending
+	hs   []pdqindex.Hash
+	st   []preState
+	done chan struct{} // closed when the inserts are in the index
 }
 
 type preState uint8
@@ -354,10 +352,12 @@ func (p *preIndexed) removed(id uint32) {
 	}
 }
 
-// dropUnconfirmed takes out of index the early inserts that no Listed change confirmed (an add
-// whose author may not add, or a prediction that missed, which the Listed change then added on
-// the ordinary path with its true hash).
+// dropUnconfirmed waits for the early inserts to be in the index (the state was applied
+// meanwhile), then takes out of index those that no Listed change confirmed (an add whose author
+// may not add, or a prediction that missed, which the Listed change then added on the ordinary
+// path with its true hash).
 func (p *preIndexed) dropUnconfirmed(index *pdqindex.Index) {
+	<-p.done
 	for i, st := range p.st {
 		if st == preInserted {
 			index.Remove(p.ids[i])

@@ -236,3 +236,39 @@ func TestCommitNotMatchableBeforeCommit(t *testing.T) {
 		t.Errorf("index: got %d hashes, want 3010", got)
 	}
 }
+
+// TestCommitRevokedInSameBatch commits a large batch of new PDQ signals in which one is revoked
+// (by signal) after its add, and another is added, revoked and added again: the first must not
+// match nor stay in the index, the second must match.
+func TestCommitRevokedInSameBatch(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	o := DefaultOptions()
+	o.NoSync = true
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	es, sigs := pdqAdds(0, 500)
+	revoke := func(sig consortium.Signal) *pb.Entry {
+		return &pb.Entry{Op: &pb.Entry_Revoke{Revoke: &pb.Revoke{Reason: pb.RevokeReason_REVOKE_REASON_OTHER, Target: &pb.Revoke_Signal{Signal: sig.Proto()}}}}
+	}
+	es = append(es, revoke(sigs[7]), revoke(sigs[9]), add(sigs[9]))
+	out, err := s.Submit(t.Context(), "alpha", es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range out {
+		if a.Err != nil {
+			t.Fatalf("entry %d: %v", i, a.Err)
+		}
+	}
+	matchesOnly(t, s, sigs[7:8], false)
+	matchesOnly(t, s, append(sigs[:7:7], sigs[8:]...), true)
+	if got := s.IndexStats().Len; got != 499 {
+		t.Errorf("index: got %d hashes, want 499", got)
+	}
+	if got, want := s.Digest(), replayed(t, s); got != want {
+		t.Fatalf("digest %x, want %x (replayed from the stored logs)", got, want)
+	}
+}

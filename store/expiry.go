@@ -49,10 +49,11 @@ func (s *Store) onChange(c consortium.Change) {
 	case consortium.Unlisted:
 		if c.Listers == 0 && c.Signal.Type == consortium.PDQ {
 			delete(s.pending, c.SignalID)
-			s.pdq.Remove(c.SignalID)
 			if s.pre != nil {
+				<-s.pre.done // the id may be among the inserts still running
 				s.pre.removed(c.SignalID)
 			}
+			s.pdq.Remove(c.SignalID)
 		}
 	}
 	if c.Signal.Type == consortium.VPDQ && (c.Kind == consortium.Listed || c.Kind == consortium.Unlisted) {
