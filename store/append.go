@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -290,7 +291,11 @@ const preIndexMin = 64
 // the entries that applyWrites will apply, in its order. Caller holds mu and wmu.
 func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 	// The adds in apply order, looked up in the state on every CPU.
-	var adds []consortium.Signal
+	total := 0
+	for _, w := range writes {
+		total += len(w.decs)
+	}
+	adds := make([]consortium.Signal, 0, total)
 	for _, w := range writes {
 		if w.decs == nil {
 			return nil
@@ -312,15 +317,11 @@ func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 	})
 	next := s.state.NextSignalID()
 	var p preIndexed
-	seen := make(map[consortium.Signal]struct{}, len(adds))
+	seen := newSigSet(len(adds))
 	for i, sig := range adds {
-		if known[i] {
+		if known[i] || !seen.add(adds, int32(i)) {
 			continue
 		}
-		if _, ok := seen[sig]; ok {
-			continue
-		}
-		seen[sig] = struct{}{}
 		if sig.Type == consortium.PDQ {
 			p.ids = append(p.ids, next)
 			p.hs = append(p.hs, pdqindex.Hash(sig.Value))
@@ -332,6 +333,37 @@ func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 	}
 	p.st = make([]preState, len(p.ids))
 	return &p
+}
+
+// sigSet is a set of signals, each given as its position in a slice, for finding the first
+// appearances of signals in a batch without a map keyed by whole signals.
+type sigSet struct {
+	slots []int32 // position+1 of a signal, 0 for an empty slot
+	shift uint
+}
+
+func newSigSet(n int) sigSet {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	return sigSet{slots: make([]int32, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+}
+
+// add adds sigs[i] and reports whether it was new.
+func (t *sigSet) add(sigs []consortium.Signal, i int32) bool {
+	sig := &sigs[i]
+	h := (binary.LittleEndian.Uint64(sig.Value[:8]) ^ binary.LittleEndian.Uint64(sig.Value[8:16]) ^ uint64(sig.Type)) * 0x9e3779b97f4a7c15
+	mask := len(t.slots) - 1
+	for k := int(h >> t.shift); ; k = (k + 1) & mask {
+		switch j := t.slots[k]; {
+		case j == 0:
+			t.slots[k] = i + 1
+			return true
+		case sigs[j-1] == *sig:
+			return false
+		}
+	}
 }
 
 // listed reports whether id, just listed with hash h, is in the index already (inserted early and

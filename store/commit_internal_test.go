@@ -272,3 +272,18 @@ func TestCommitRevokedInSameBatch(t *testing.T) {
 		t.Fatalf("digest %x, want %x (replayed from the stored logs)", got, want)
 	}
 }
+
+func TestSigSet(t *testing.T) {
+	var sigs []consortium.Signal
+	for i := range 1000 {
+		sigs = append(sigs, fixture.PDQ(i%300), fixture.MD5(i%7))
+	}
+	set := newSigSet(len(sigs))
+	seen := map[consortium.Signal]bool{}
+	for i, sig := range sigs {
+		if got, want := set.add(sigs, int32(i)), !seen[sig]; got != want {
+			t.Fatalf("add %d (%s): got %v, want %v", i, sig, got, want)
+		}
+		seen[sig] = true
+	}
+}
