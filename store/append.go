@@ -228,19 +228,30 @@ func (s *Store) commitBatch(batch []*submission) {
 			writes = append(writes, w)
 		}
 	}
-	pre, index := s.predictPDQ(writes), s.pdq
+	index := s.pdq
 	s.mu.RUnlock()
 	// The new PDQ signals go into the match index while the batch is written and fsynced: a search
 	// may find their ids meanwhile, but it resolves every id through the state, which has no signal
-	// of those ids until the batch is applied after the commit (see preIndexed).
-	if pre != nil {
-		pre.done = make(chan struct{})
-		go func() {
-			defer close(pre.done)
-			index.AddBatch(pre.ids, pre.hs)
-		}()
-	}
+	// of those ids until the batch is applied after the commit (see preIndexed). Finding them
+	// (predictPDQ) runs beside the write too: the state does not change while wmu is held.
+	var pre *preIndexed
+	predicted := make(chan struct{})
+	go func() {
+		s.mu.RLock()
+		p := s.predictPDQ(writes)
+		s.mu.RUnlock()
+		if p != nil {
+			p.done = make(chan struct{})
+		}
+		pre = p
+		close(predicted)
+		if p != nil {
+			index.AddBatch(p.ids, p.hs)
+			close(p.done)
+		}
+	}()
 	err := s.write(writes, nil)
+	<-predicted
 	if err != nil {
 		if pre != nil {
 			<-pre.done
@@ -288,15 +299,18 @@ const preIndexMin = 64
 
 // predictPDQ returns the new PDQ signals of writes and their ids to be, or nil when there are
 // fewer than preIndexMin. Signal ids are given to valid adds in the order applied, so this walks
-// the entries that applyWrites will apply, in its order. Caller holds mu and wmu.
+// the entries that applyWrites will apply, in its order. Caller holds mu and wmu; it may run while
+// writes are written.
 func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 	// The adds in apply order, looked up in the state on every CPU.
+	// Only the fields the write does not set are read: it runs meanwhile.
 	total := 0
-	for _, w := range writes {
-		total += len(w.decs)
+	for i := range writes {
+		total += len(writes[i].decs)
 	}
 	adds := make([]consortium.Signal, 0, total)
-	for _, w := range writes {
+	for i := range writes {
+		w := &writes[i]
 		if w.decs == nil {
 			return nil
 		}
