@@ -173,16 +173,16 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 		}
 		return dst
 	}
-	var held, pes []*pb.Entry
+	var all, pes []*pb.Entry
 	if *hold {
-		held = parse(0, *n, nil)
+		all = parse(0, *n, nil)
 	}
 	stop := profile()
 	var subDur, subCPU time.Duration
 	for i := 0; i < *n; i += *batch {
 		hi := min(i+*batch, *n)
 		if *hold {
-			pes = held[i:hi]
+			pes = all[i:hi]
 		} else {
 			pes = parse(i, hi, pes)
 		}
@@ -208,7 +208,11 @@ func benchIngest(ctx context.Context, e *env, args []string) error {
 		rangeRate = 0
 	}
 	fmt.Fprintf(e.stdout, "own submissions: %d entries in %v (%.0f entries/s), checked, group-committed, fsynced; %v of CPU (%.2f µs an entry)\n", *n, subDur.Round(time.Millisecond), subRate, subCPU.Round(time.Millisecond), float64(subCPU.Microseconds())/float64(*n))
-	fmt.Fprintf(e.stdout, "n=%d batch=%d range_per_s=%.0f submit_per_s=%.0f submit_cpu_us=%.2f fsync=on hold=%t rss_mb=%.0f\n", *n, *batch, rangeRate, subRate, float64(subCPU.Microseconds())/float64(*n), *hold, peakRSS())
+	held := ""
+	if *hold {
+		held = " hold=true"
+	}
+	fmt.Fprintf(e.stdout, "n=%d batch=%d range_per_s=%.0f submit_per_s=%.0f submit_cpu_us=%.2f fsync=on rss_mb=%.0f%s\n", *n, *batch, rangeRate, subRate, float64(subCPU.Microseconds())/float64(*n), peakRSS(), held)
 	return nil
 }
 
