@@ -409,7 +409,8 @@ func TestCheckBatch(t *testing.T) {
 // get from [consortium.State.NextSignalID], [consortium.State.SignalID] and
 // [consortium.Decoded.Added] alone, as the store does to index a batch while it is written, and
 // checks the prediction against the id the Listed change reports: for new signals, signals listed
-// again, signals of other types, and entries that are not adds.
+// again, signals of other types, and entries that are not adds. LookupListing must agree with
+// SignalID on which signals are known.
 func TestNextSignalIDPredictsIDs(t *testing.T) {
 	w := newWorld(t, 1, fixture.Members("alpha", "bravo")...)
 	s := consortium.NewState(w.g, w.logs.Reader())
@@ -426,6 +427,9 @@ func TestNextSignalIDPredictsIDs(t *testing.T) {
 		d := consortium.Decode(raw)
 		if sig, ok := d.Added(); ok {
 			id, known := s.SignalID(sig)
+			if _, _, k := s.LookupListing(member, sig); k != known {
+				t.Fatalf("LookupListing of %s: got known %v, want %v (SignalID)", sig, k, known)
+			}
 			if !known {
 				id = s.NextSignalID()
 			}

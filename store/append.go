@@ -118,6 +118,7 @@ func (s *Store) commitBatch(batch []*submission) {
 	type pending struct {
 		sub *submission
 		i   int
+		lk  *addLookup
 	}
 	byMember := map[string][]int{} // indices into ps
 	var order []string
@@ -170,7 +171,7 @@ func (s *Store) commitBatch(batch []*submission) {
 				continue
 			}
 			sub.out[i].Updated = same.Updated
-			ps = append(ps, pending{sub: sub, i: i})
+			ps = append(ps, pending{sub: sub, i: i, lk: &looks[b][i]})
 		}
 	}
 	rl.close()
@@ -212,6 +213,7 @@ func (s *Store) commitBatch(batch []*submission) {
 		errs := s.state.CheckBatchDecoded(m, mraws, mdecs)
 		w := logWrite{member: m, start: s.state.Size(m), tree: s.treeOf(m).Clone()}
 		// The accepted entries, compacted in place.
+		w.looks = make([]*addLookup, 0, len(ks))
 		n := 0
 		for i, k := range ks {
 			p := ps[k]
@@ -221,6 +223,7 @@ func (s *Store) commitBatch(batch []*submission) {
 			}
 			p.sub.out[p.i] = Appended{Index: w.start + uint64(n), Entry: mraws[i], Updated: p.sub.out[p.i].Updated}
 			mraws[n], mdecs[n], mleaves[n] = mraws[i], mdecs[i], mleaves[i]
+			w.looks = append(w.looks, p.lk)
 			n++
 		}
 		if n > 0 {
@@ -309,26 +312,35 @@ func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 		total += len(writes[i].decs)
 	}
 	adds := make([]consortium.Signal, 0, total)
+	// known[i] is whether adds[i] has an id: from the relister's lookup when it looked that signal
+	// up (under this same hold of wmu), else looked up below (unsure).
+	known := make([]bool, 0, total)
+	var unsure []int
 	for i := range writes {
 		w := &writes[i]
 		if w.decs == nil {
 			return nil
 		}
-		for _, d := range w.decs[:s.applyCount(w.member, w.start, len(w.entries))] {
-			if sig, ok := d.Added(); ok {
-				adds = append(adds, sig)
+		for j, d := range w.decs[:s.applyCount(w.member, w.start, len(w.entries))] {
+			sig, ok := d.Added()
+			if !ok {
+				continue
 			}
+			if w.looks != nil && w.looks[j].sigOK && w.looks[j].sig == sig {
+				known = append(known, w.looks[j].known)
+			} else {
+				known = append(known, false)
+				unsure = append(unsure, len(adds))
+			}
+			adds = append(adds, sig)
 		}
 	}
 	if len(adds) < preIndexMin {
 		return nil
 	}
-	known := make([]bool, len(adds))
-	inParallel(len(adds), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			_, known[i] = s.state.SignalID(adds[i])
-		}
-	})
+	for _, i := range unsure {
+		_, known[i] = s.state.SignalID(adds[i])
+	}
 	next := s.state.NextSignalID()
 	var p preIndexed
 	seen := newSigSet(len(adds))
@@ -476,6 +488,8 @@ type logWrite struct {
 	// hashes, computed by whoever made the entries so that they are not computed again.
 	decs   []consortium.Decoded
 	leaves []consortium.Hash
+	// looks, when set, are the relister's lookups of the entries (commitBatch).
+	looks []*addLookup
 	// Set by prepare: the tree after the entries, and each entry's stored value (its tlog stored
 	// hashes, then its bytes).
 	after  *consortium.Tree
