@@ -305,8 +305,7 @@ const preIndexMin = 64
 // the entries that applyWrites will apply, in its order. Caller holds mu and wmu; it may run while
 // writes are written.
 func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
-	// The adds in apply order, looked up in the state on every CPU.
-	// Only the fields the write does not set are read: it runs meanwhile.
+	// The adds in apply order. Only the fields the write does not set are read: it runs meanwhile.
 	total := 0
 	for i := range writes {
 		total += len(writes[i].decs)
