@@ -51,6 +51,14 @@ type Decoded struct {
 	err error
 }
 
+// Added returns the signal of an add that decoded and validated, and false for any other entry.
+func (d Decoded) Added() (Signal, bool) {
+	if d.err != nil || d.v.op != OpAdd {
+		return Signal{}, false
+	}
+	return d.v.sig, true
+}
+
 // Decode decodes and validates entry bytes for [State.ApplyDecoded].
 func Decode(raw []byte) Decoded {
 	var d Decoded

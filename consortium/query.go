@@ -22,6 +22,12 @@ func (s *State) SignalByID(id uint32) (Signal, bool) {
 	return s.sigs[id].sig, true
 }
 
+// NextSignalID returns the id the next signal to appear in an add for the first time will get.
+// Signal ids are given in the order signals first appear in applied adds (valid ones, whether or
+// not their author may add), counting up from 0, and never change: a caller that knows which adds
+// it is about to apply knows their ids before it applies them.
+func (s *State) NextSignalID() uint32 { return uint32(len(s.sigs)) }
+
 // SignalID returns the id of a signal that has appeared in an add.
 func (s *State) SignalID(sig Signal) (uint32, bool) {
 	id, ok := s.sigIndex.lookup(sig, s.sigs)
@@ -92,20 +98,22 @@ func (s *State) eachListing(id uint32, fn func(listing)) {
 // and may list (its role allows adds). Expiry is not applied. A node uses it to tell a re-listing
 // that changes nothing from one that updates the listing.
 func (s *State) ListingInForce(member string, sig Signal) (Listing, bool) {
+	l, ok, _ := s.LookupListing(member, sig)
+	return l, ok
+}
+
+// LookupListing is [State.ListingInForce] that also reports whether sig has appeared in an add
+// (has a signal id, [State.SignalID]), with one lookup of the signal.
+func (s *State) LookupListing(member string, sig Signal) (l Listing, inForce, known bool) {
+	id, known := s.sigIndex.lookup(sig, s.sigs)
 	mi, ok := s.memberIdx[member]
-	if !ok || !s.canAdd[mi] {
-		return Listing{}, false
+	if !known || !ok || !s.canAdd[mi] {
+		return Listing{}, false, known
 	}
-	id, ok := s.sigIndex.lookup(sig, s.sigs)
-	if !ok {
-		return Listing{}, false
-	}
-	var out Listing
-	found := false
-	s.eachListing(id, func(l listing) {
-		if l.member == mi {
-			out, found = Listing{Member: member, Index: l.index, Expires: l.expires}, true
+	s.eachListing(id, func(x listing) {
+		if x.member == mi {
+			l, inForce = Listing{Member: member, Index: x.index, Expires: x.expires}, true
 		}
 	})
-	return out, found
+	return l, inForce, true
 }

@@ -2,6 +2,7 @@ package consortium_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -401,5 +402,57 @@ func TestCheckBatch(t *testing.T) {
 	}
 	if errs := s.CheckBatch("mallory", raws[:1]); !errors.Is(errs[0], consortium.ErrUnknownMember) {
 		t.Errorf("non-member batch: got %v", errs[0])
+	}
+}
+
+// TestNextSignalIDPredictsIDs predicts, before applying each entry, the id its add's signal will
+// get from [consortium.State.NextSignalID], [consortium.State.SignalID] and
+// [consortium.Decoded.Added] alone, as the store does to index a batch while it is written, and
+// checks the prediction against the id the Listed change reports: for new signals, signals listed
+// again, signals of other types, and entries that are not adds. LookupListing must agree with
+// SignalID on which signals are known.
+func TestNextSignalIDPredictsIDs(t *testing.T) {
+	w := newWorld(t, 1, fixture.Members("alpha", "bravo")...)
+	s := consortium.NewState(w.g, w.logs.Reader())
+	var got []uint32
+	s.OnChange(func(c consortium.Change) {
+		if c.Kind == consortium.Listed {
+			got = append(got, c.SignalID)
+		}
+	})
+	var want []uint32
+	apply := func(member string, e *pb.Entry) {
+		t.Helper()
+		i, raw := w.append(member, e)
+		d := consortium.Decode(raw)
+		if sig, ok := d.Added(); ok {
+			id, known := s.SignalID(sig)
+			if _, _, k := s.LookupListing(member, sig); k != known {
+				t.Fatalf("LookupListing of %s: got known %v, want %v (SignalID)", sig, k, known)
+			}
+			if !known {
+				id = s.NextSignalID()
+			}
+			want = append(want, id)
+		}
+		if err := s.ApplyDecoded(member, i, raw, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("alpha", fixture.Add(w.tick(), fixture.PDQ(1)))
+	apply("alpha", fixture.Add(w.tick(), fixture.MD5(2)))
+	apply("bravo", fixture.Opinion(w.tick(), fixture.PDQ(3), pb.Stance_STANCE_AGREE))
+	apply("bravo", fixture.Add(w.tick(), fixture.PDQ(1)))
+	apply("alpha", fixture.RevokeIndex(w.tick(), 0))
+	apply("alpha", fixture.Add(w.tick(), fixture.PDQ(1)))
+	apply("bravo", fixture.Add(w.tick(), fixture.PDQ(3)))
+	if !slices.Equal(got, want) {
+		t.Fatalf("signal ids of the Listed changes: got %v, want %v (predicted)", got, want)
+	}
+	if want := []uint32{0, 1, 0, 0, 2}; !slices.Equal(got, want) {
+		t.Fatalf("signal ids: got %v, want %v", got, want)
+	}
+	if _, ok := consortium.Decode(fixture.Marshal(fixture.RevokeIndex(w.tick(), 0))).Added(); ok {
+		t.Error("Added of a revoke: got true, want false")
 	}
 }

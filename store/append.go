@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -116,6 +118,7 @@ func (s *Store) commitBatch(batch []*submission) {
 	type pending struct {
 		sub *submission
 		i   int
+		lk  *addLookup
 	}
 	byMember := map[string][]int{} // indices into ps
 	var order []string
@@ -168,7 +171,7 @@ func (s *Store) commitBatch(batch []*submission) {
 				continue
 			}
 			sub.out[i].Updated = same.Updated
-			ps = append(ps, pending{sub: sub, i: i})
+			ps = append(ps, pending{sub: sub, i: i, lk: &looks[b][i]})
 		}
 	}
 	rl.close()
@@ -210,6 +213,7 @@ func (s *Store) commitBatch(batch []*submission) {
 		errs := s.state.CheckBatchDecoded(m, mraws, mdecs)
 		w := logWrite{member: m, start: s.state.Size(m), tree: s.treeOf(m).Clone()}
 		// The accepted entries, compacted in place.
+		w.looks = make([]*addLookup, 0, len(ks))
 		n := 0
 		for i, k := range ks {
 			p := ps[k]
@@ -219,6 +223,7 @@ func (s *Store) commitBatch(batch []*submission) {
 			}
 			p.sub.out[p.i] = Appended{Index: w.start + uint64(n), Entry: mraws[i], Updated: p.sub.out[p.i].Updated}
 			mraws[n], mdecs[n], mleaves[n] = mraws[i], mdecs[i], mleaves[i]
+			w.looks = append(w.looks, p.lk)
 			n++
 		}
 		if n > 0 {
@@ -226,17 +231,194 @@ func (s *Store) commitBatch(batch []*submission) {
 			writes = append(writes, w)
 		}
 	}
+	index := s.pdq
 	s.mu.RUnlock()
+	// The new PDQ signals go into the match index while the batch is written and fsynced: a search
+	// may find their ids meanwhile, but it resolves every id through the state, which has no signal
+	// of those ids until the batch is applied after the commit (see preIndexed). Finding them
+	// (predictPDQ) runs beside the write too: the state does not change while wmu is held.
+	var pre *preIndexed
+	predicted := make(chan struct{})
+	go func() {
+		s.mu.RLock()
+		p := s.predictPDQ(writes)
+		s.mu.RUnlock()
+		if p != nil {
+			p.done = make(chan struct{})
+		}
+		pre = p
+		close(predicted)
+		if p != nil {
+			index.AddBatch(p.ids, p.hs)
+			close(p.done)
+		}
+	}()
 	err := s.write(writes, nil)
+	<-predicted
 	if err != nil {
+		if pre != nil {
+			<-pre.done
+			for _, id := range pre.ids {
+				index.Remove(id)
+			}
+		}
 		for _, sub := range batch {
 			sub.out, sub.err = nil, err
 		}
 	} else {
+		s.pre = pre
 		s.applyWrites(writes, nil)
+		s.pre = nil
 	}
 	for _, sub := range batch {
 		close(sub.done)
+	}
+}
+
+// preIndexed are the PDQ signals of a batch that are new to the state, with the ids the state will
+// give them when the batch is applied ([consortium.State.NextSignalID]), put in the match index
+// while the batch is written. Until the state has them, a search that finds these ids drops them
+// ([consortium.State.SignalByID] knows no such id). As the batch is applied, each Listed change of
+// one of them is checked against the prediction (st); the index entries no Listed change
+// confirmed are taken out before the write's own index adds go in, so the index ends as it would
+// have without the early inserts.
+type preIndexed struct {
+	ids  []uint32 // ascending
+	hs   []pdqindex.Hash
+	st   []preState
+	done chan struct{} // closed when the inserts are in the index
+}
+
+type preState uint8
+
+const (
+	preInserted  preState = iota // in the index, not yet confirmed by a Listed change
+	preConfirmed                 // in the index, listed
+	preRemoved                   // taken out of the index again (unlisted in the same batch)
+)
+
+// preIndexMin is the fewest new PDQ signals for which a batch indexes them while it is written.
+const preIndexMin = 64
+
+// predictPDQ returns the new PDQ signals of writes and their ids to be, or nil when there are
+// fewer than preIndexMin. Signal ids are given to valid adds in the order applied, so this walks
+// the entries that applyWrites will apply, in its order. Caller holds mu and wmu; it may run while
+// writes are written.
+func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
+	// The adds in apply order. Only the fields the write does not set are read: it runs meanwhile.
+	total := 0
+	for i := range writes {
+		total += len(writes[i].decs)
+	}
+	adds := make([]consortium.Signal, 0, total)
+	// known[i] is whether adds[i] has an id: from the relister's lookup when it looked that signal
+	// up (under this same hold of wmu), else looked up below (unsure).
+	known := make([]bool, 0, total)
+	var unsure []int
+	for i := range writes {
+		w := &writes[i]
+		if w.decs == nil {
+			return nil
+		}
+		for j, d := range w.decs[:s.applyCount(w.member, w.start, len(w.entries))] {
+			sig, ok := d.Added()
+			if !ok {
+				continue
+			}
+			if w.looks != nil && w.looks[j].sigOK && w.looks[j].sig == sig {
+				known = append(known, w.looks[j].known)
+			} else {
+				known = append(known, false)
+				unsure = append(unsure, len(adds))
+			}
+			adds = append(adds, sig)
+		}
+	}
+	if len(adds) < preIndexMin {
+		return nil
+	}
+	for _, i := range unsure {
+		_, known[i] = s.state.SignalID(adds[i])
+	}
+	next := s.state.NextSignalID()
+	var p preIndexed
+	seen := newSigSet(len(adds))
+	for i, sig := range adds {
+		if known[i] || !seen.add(adds, int32(i)) {
+			continue
+		}
+		if sig.Type == consortium.PDQ {
+			p.ids = append(p.ids, next)
+			p.hs = append(p.hs, pdqindex.Hash(sig.Value))
+		}
+		next++
+	}
+	if len(p.ids) < preIndexMin {
+		return nil
+	}
+	p.st = make([]preState, len(p.ids))
+	return &p
+}
+
+// sigSet is a set of signals, each given as its position in a slice, for finding the first
+// appearances of signals in a batch without a map keyed by whole signals.
+type sigSet struct {
+	slots []int32 // position+1 of a signal, 0 for an empty slot
+	shift uint
+}
+
+func newSigSet(n int) sigSet {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	return sigSet{slots: make([]int32, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+}
+
+// add adds sigs[i] and reports whether it was new.
+func (t *sigSet) add(sigs []consortium.Signal, i int32) bool {
+	sig := &sigs[i]
+	h := (binary.LittleEndian.Uint64(sig.Value[:8]) ^ binary.LittleEndian.Uint64(sig.Value[8:16]) ^ uint64(sig.Type)) * 0x9e3779b97f4a7c15
+	mask := len(t.slots) - 1
+	for k := int(h >> t.shift); ; k = (k + 1) & mask {
+		switch j := t.slots[k]; {
+		case j == 0:
+			t.slots[k] = i + 1
+			return true
+		case sigs[j-1] == *sig:
+			return false
+		}
+	}
+}
+
+// listed reports whether id, just listed with hash h, is in the index already (inserted early and
+// as predicted), and notes it confirmed.
+func (p *preIndexed) listed(id uint32, h pdqindex.Hash) bool {
+	i, ok := slices.BinarySearch(p.ids, id)
+	if !ok || p.st[i] == preRemoved || p.hs[i] != h {
+		return false
+	}
+	p.st[i] = preConfirmed
+	return true
+}
+
+// removed notes that id was taken out of the index.
+func (p *preIndexed) removed(id uint32) {
+	if i, ok := slices.BinarySearch(p.ids, id); ok {
+		p.st[i] = preRemoved
+	}
+}
+
+// dropUnconfirmed waits for the early inserts to be in the index (the state was applied
+// meanwhile), then takes out of index those that no Listed change confirmed (an add whose author
+// may not add, or a prediction that missed, which the Listed change then added on the ordinary
+// path with its true hash).
+func (p *preIndexed) dropUnconfirmed(index *pdqindex.Index) {
+	<-p.done
+	for i, st := range p.st {
+		if st == preInserted {
+			index.Remove(p.ids[i])
+		}
 	}
 }
 
@@ -305,6 +487,8 @@ type logWrite struct {
 	// hashes, computed by whoever made the entries so that they are not computed again.
 	decs   []consortium.Decoded
 	leaves []consortium.Hash
+	// looks, when set, are the relister's lookups of the entries (commitBatch).
+	looks []*addLookup
 	// Set by prepare: the tree after the entries, and each entry's stored value (its tlog stored
 	// hashes, then its bytes).
 	after  *consortium.Tree
@@ -395,7 +579,12 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 			}
 		}
 		if extra != nil {
-			return extra(tx)
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		if s.testBeforeCommit != nil {
+			return s.testBeforeCommit()
 		}
 		return nil
 	})
@@ -453,6 +642,9 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 			s.heads[w.member] = w.head
 		}
 		s.feedNext += uint64(len(w.entries))
+	}
+	if s.pre != nil {
+		s.pre.dropUnconfirmed(s.pdq)
 	}
 	s.flushPending()
 	if after != nil {

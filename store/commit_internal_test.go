@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium"
 	"github.com/hashfed/hashfed/internal/fixture"
@@ -112,4 +113,177 @@ func replayed(t *testing.T, s *Store) consortium.Hash {
 		t.Fatal(err)
 	}
 	return st.Digest()
+}
+
+// pdqAdds returns n adds of distinct PDQ signals, from fixture.PDQ(from) on.
+func pdqAdds(from, n int) ([]*pb.Entry, []consortium.Signal) {
+	es := make([]*pb.Entry, n)
+	sigs := make([]consortium.Signal, n)
+	for i := range n {
+		sigs[i] = fixture.PDQ(from + i)
+		es[i] = add(sigs[i])
+	}
+	return es, sigs
+}
+
+// matchesOnly checks that each hash of sigs matches exactly itself (nil want: nothing at all).
+func matchesOnly(t *testing.T, s *Store, sigs []consortium.Signal, want bool) {
+	t.Helper()
+	for i, sig := range sigs {
+		ms, err := s.MatchPDQ(sig.Value, Query{Radius: 0, Quality: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !want && len(ms) > 0:
+			t.Fatalf("signal %d: got %d matches (first %s), want none", i, len(ms), ms[0].Signal)
+		case want && (len(ms) != 1 || ms[0].Signal != sig):
+			t.Fatalf("signal %d: got %v, want exactly itself", i, ms)
+		}
+	}
+}
+
+// TestCommitFailedWriteLeavesIndex fails the write of a large batch of new PDQ signals (whose
+// index inserts run while it is written) and checks that nothing of it can be matched nor is left
+// in the index, and that the next batch, whose new signals get the same ids, matches as itself.
+func TestCommitFailedWriteLeavesIndex(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	o := DefaultOptions()
+	o.NoSync = true
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, firstSigs := pdqAdds(0, 100)
+	if _, err := s.Submit(t.Context(), "alpha", first); err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("disk on fire")
+	s.testBeforeCommit = func() error { return failed }
+	es, sigs := pdqAdds(1000, 3000)
+	if _, err := s.Submit(t.Context(), "alpha", es); !errors.Is(err, failed) {
+		t.Fatalf("submit with a failing write: got %v, want %v", err, failed)
+	}
+	s.testBeforeCommit = nil
+	if got := s.IndexStats().Len; got != 100 {
+		t.Errorf("index after the failed write: got %d hashes, want 100", got)
+	}
+	matchesOnly(t, s, sigs, false)
+	next, nextSigs := pdqAdds(5000, 2000)
+	out, err := s.Submit(t.Context(), "alpha", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Index != 100 {
+		t.Errorf("first entry after the failed write: got index %d, want 100", out[0].Index)
+	}
+	if got := s.IndexStats().Len; got != 2100 {
+		t.Errorf("index: got %d hashes, want 2100", got)
+	}
+	matchesOnly(t, s, sigs, false)
+	matchesOnly(t, s, nextSigs, true)
+	matchesOnly(t, s, firstSigs, true)
+	if got, want := s.Digest(), replayed(t, s); got != want {
+		t.Fatalf("digest %x, want %x (replayed from the stored logs)", got, want)
+	}
+}
+
+// TestCommitNotMatchableBeforeCommit matches a batch's signals while its transaction is being
+// written (after its index inserts had time to run): none may match before the commit, every one
+// once Submit returns. A batch that lists again a signal another member lists is included.
+func TestCommitNotMatchableBeforeCommit(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	o := DefaultOptions()
+	o.NoSync = true
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bravo, bravoSigs := pdqAdds(0, 10)
+	if _, err := s.Submit(t.Context(), "bravo", bravo); err != nil {
+		t.Fatal(err)
+	}
+	es, sigs := pdqAdds(100, 3000)
+	es = append(es, add(bravoSigs[0]))
+	calls := 0
+	s.testBeforeCommit = func() error {
+		calls++
+		time.Sleep(200 * time.Millisecond) // the index inserts run meanwhile
+		matchesOnly(t, s, sigs, false)
+		return nil
+	}
+	out, err := s.Submit(t.Context(), "alpha", es)
+	s.testBeforeCommit = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("write hook: got %d calls, want 1", calls)
+	}
+	for i, a := range out {
+		if a.Err != nil {
+			t.Fatalf("entry %d: %v", i, a.Err)
+		}
+	}
+	matchesOnly(t, s, sigs, true)
+	ms, err := s.MatchPDQ(bravoSigs[0].Value, Query{Quality: -1})
+	if err != nil || len(ms) != 1 || len(ms[0].Listings) != 2 {
+		t.Fatalf("signal listed by two members: got %+v (%v), want one match with two listings", ms, err)
+	}
+	if got := s.IndexStats().Len; got != 3010 {
+		t.Errorf("index: got %d hashes, want 3010", got)
+	}
+}
+
+// TestCommitRevokedInSameBatch commits a large batch of new PDQ signals in which one is revoked
+// (by signal) after its add, and another is added, revoked and added again: the first must not
+// match nor stay in the index, the second must match.
+func TestCommitRevokedInSameBatch(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	o := DefaultOptions()
+	o.NoSync = true
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	es, sigs := pdqAdds(0, 500)
+	revoke := func(sig consortium.Signal) *pb.Entry {
+		return &pb.Entry{Op: &pb.Entry_Revoke{Revoke: &pb.Revoke{Reason: pb.RevokeReason_REVOKE_REASON_OTHER, Target: &pb.Revoke_Signal{Signal: sig.Proto()}}}}
+	}
+	es = append(es, revoke(sigs[7]), revoke(sigs[9]), add(sigs[9]))
+	out, err := s.Submit(t.Context(), "alpha", es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range out {
+		if a.Err != nil {
+			t.Fatalf("entry %d: %v", i, a.Err)
+		}
+	}
+	matchesOnly(t, s, sigs[7:8], false)
+	matchesOnly(t, s, append(sigs[:7:7], sigs[8:]...), true)
+	if got := s.IndexStats().Len; got != 499 {
+		t.Errorf("index: got %d hashes, want 499", got)
+	}
+	if got, want := s.Digest(), replayed(t, s); got != want {
+		t.Fatalf("digest %x, want %x (replayed from the stored logs)", got, want)
+	}
+}
+
+func TestSigSet(t *testing.T) {
+	var sigs []consortium.Signal
+	for i := range 1000 {
+		sigs = append(sigs, fixture.PDQ(i%300), fixture.MD5(i%7))
+	}
+	set := newSigSet(len(sigs))
+	seen := map[consortium.Signal]bool{}
+	for i, sig := range sigs {
+		if got, want := set.add(sigs, int32(i)), !seen[sig]; got != want {
+			t.Fatalf("add %d (%s): got %v, want %v", i, sig, got, want)
+		}
+		seen[sig] = true
+	}
 }

@@ -34,9 +34,12 @@ func (s *Store) onChange(c consortium.Change) {
 	switch c.Kind {
 	case consortium.Listed:
 		if c.Signal.Type == consortium.PDQ {
-			if s.pending != nil {
+			switch {
+			case s.pre != nil && s.pre.listed(c.SignalID, pdqindex.Hash(c.Signal.Value)):
+				// in the index already (commitBatch)
+			case s.pending != nil:
 				s.pending[c.SignalID] = pdqindex.Hash(c.Signal.Value)
-			} else {
+			default:
 				s.pdq.Add(c.SignalID, pdqindex.Hash(c.Signal.Value))
 			}
 		}
@@ -46,6 +49,10 @@ func (s *Store) onChange(c consortium.Change) {
 	case consortium.Unlisted:
 		if c.Listers == 0 && c.Signal.Type == consortium.PDQ {
 			delete(s.pending, c.SignalID)
+			if s.pre != nil {
+				<-s.pre.done // the id may be among the inserts still running
+				s.pre.removed(c.SignalID)
+			}
 			s.pdq.Remove(c.SignalID)
 		}
 	}

@@ -343,7 +343,8 @@ func (s *Store) View(fn func(*consortium.State)) {
 	fn(s.state)
 }
 
-// IndexStats returns the PDQ index's statistics.
+// IndexStats returns the PDQ index's statistics. While a large batch of own submissions is being
+// written, Len may count its new PDQ signals already (they cannot be matched before the commit).
 func (s *Store) IndexStats() pdqindex.Stats {
 	s.mu.RLock()
 	index := s.pdq

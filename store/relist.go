@@ -40,6 +40,7 @@ type addLookup struct {
 	sigOK   bool
 	listed  consortium.Listing
 	inForce bool
+	known   bool // the signal has an id in the state
 }
 
 func (r *relister) lookup(member string, e *pb.Entry) addLookup {
@@ -53,7 +54,7 @@ func (r *relister) lookup(member string, e *pb.Entry) addLookup {
 		return lk
 	}
 	lk.sig, lk.sigOK = sig, true
-	lk.listed, lk.inForce = r.s.state.ListingInForce(member, sig)
+	lk.listed, lk.inForce, lk.known = r.s.state.LookupListing(member, sig)
 	return lk
 }
 

@@ -185,6 +185,9 @@ type Store struct {
 	// write, by FlushHeads, or at Close, not each with an fsync of its own (see ObserveCheckpoint).
 	// Under wmu.
 	lazyHeads map[string]bool
+	// testBeforeCommit, when set (by tests), runs in every write's transaction before it commits;
+	// an error fails the write.
+	testBeforeCommit func() error
 
 	// local holds the local banks (localbank.go), apart from everything replicated.
 	local localBanks
@@ -199,7 +202,10 @@ type Store struct {
 	video    *videoIndex // the listed videos' frames (video.go)
 	expiry   expiryHeap
 	// pending collects PDQ index adds during a large write (nil otherwise).
-	pending  map[uint32]pdqindex.Hash
+	pending map[uint32]pdqindex.Hash
+	// pre, while commitBatch applies a write, are the new PDQ signals it put in the index while
+	// the write was committed (nil otherwise; set under wmu).
+	pre      *preIndexed
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool
