@@ -149,6 +149,10 @@ func (s *Store) commitBatch(batch []*submission) {
 		})
 	}
 	ps := make([]pending, 0, total)
+	// The latest time of each author's entries taken so far in this group commit: an entry stamped
+	// here follows them too, not only the stored log (a client-stamped entry a little ahead of this
+	// clock, then one to stamp, in one batch or in two grouped ones).
+	latest := map[string]int64{}
 	for b, sub := range batch {
 		sub.out = make([]Appended, len(sub.entries))
 		if _, ok := byMember[sub.member]; !ok {
@@ -166,10 +170,11 @@ func (s *Store) commitBatch(batch []*submission) {
 				sub.out[i] = same
 				continue
 			}
-			if err := s.stamp(sub.member, e, now, &looks[b][i], opinions); err != nil {
+			if err := s.stamp(sub.member, e, now, latest[sub.member], &looks[b][i], opinions); err != nil {
 				sub.out[i].Err = err
 				continue
 			}
+			latest[sub.member] = max(latest[sub.member], e.TimeUnixMs)
 			sub.out[i].Updated = same.Updated
 			ps = append(ps, pending{sub: sub, i: i, lk: &looks[b][i]})
 		}
@@ -425,10 +430,11 @@ func (p *preIndexed) dropUnconfirmed(index *pdqindex.Index) {
 // stamp stamps an entry's time, checks the quality gate and that an opinion is about a listed
 // signal; commitBatch then encodes it. lk is the relister's lookup of e; noteAdds says whether to
 // note an add's signal for the opinions after it in the batch (a batch with no opinion need not).
-// Caller holds mu.
-func (s *Store) stamp(member string, e *pb.Entry, now int64, lk *addLookup, noteAdds bool) error {
+// An entry to stamp gets now, or the time of the log's last entry or of the latest entry taken
+// before it in the batch (after) when later. Caller holds mu.
+func (s *Store) stamp(member string, e *pb.Entry, now, after int64, lk *addLookup, noteAdds bool) error {
 	if e.TimeUnixMs == 0 {
-		e.TimeUnixMs = max(now, s.lastTime(member))
+		e.TimeUnixMs = max(now, after, s.lastTime(member))
 	}
 	if a := e.GetAdd(); a != nil && a.Quality != nil && a.GetSignal().GetType() == "pdq" && int(*a.Quality) < s.opts.QualityGate {
 		return fmt.Errorf("%w: pdq quality %d is below the quality gate %d (too little detail to match reliably)", ErrLowQuality, *a.Quality, s.opts.QualityGate)

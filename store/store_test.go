@@ -748,3 +748,27 @@ func TestDisputeCountsOpinionRoles(t *testing.T) {
 		t.Fatalf("a member's and an observer's disputes: got %+v, want hidden by 2", ms)
 	}
 }
+
+// TestSubmitStampsAfterEarlierInBatch: an entry the store stamps follows the entries before it in
+// the same batch, not only the stored ones. A client-stamped entry a little ahead of the node's
+// clock followed by one to stamp must both be taken, in order (the stamp was the stored log's last
+// time, so the second was refused as out of order).
+func TestSubmitStampsAfterEarlierInBatch(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"), fixture.Genesis(2, founders...), testOptions())
+	ahead := time.Now().Add(time.Minute).UnixMilli()
+	out := submit(t, s, "alpha",
+		fixture.Add(ahead, fixture.PDQ(1)),
+		fixture.Add(0, fixture.PDQ(2)),
+		fixture.Add(0, fixture.PDQ(3)))
+	var times []int64
+	for i, a := range out {
+		e, err := consortium.ParseEntry(a.Entry)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		times = append(times, e.TimeUnixMs)
+	}
+	if times[0] != ahead || times[1] < ahead || times[2] < times[1] {
+		t.Errorf("times %v: want %d first and none earlier than the one before", times, ahead)
+	}
+}
