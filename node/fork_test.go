@@ -88,18 +88,23 @@ func TestForkResolvedEverywhere(t *testing.T) {
 			} else if agreed, _ := back.AgreedSize(); agreed != 3 {
 				t.Errorf("%s: offline agreed size %d, want 3", id, agreed)
 			}
-			// An auditor collecting from a node that holds a signed head of alpha's log computes
-			// the same state. (echo, which fetched only the agreed entries, holds none.)
-			if _, ok := n.store.Head("alpha"); !ok {
-				continue
-			}
 			// The transparency report (hashfed report, the console) of what the node holds
 			// applies the same cutoff: its digest is the state's, and alpha's adds after the fork
-			// count nowhere. (Like the audit, not on echo: its bundle leaves out the agreed entries
-			// it holds without a signed head of alpha's.)
-			if in, err := n.AuditInput(t.Context()); err != nil {
+			// count nowhere. On echo too, which fetched only the agreed entries and holds no
+			// signed head of alpha's: its bundle carries them, verified by the evidence's agreed
+			// root (PROTOCOL.md section 11).
+			in, err := n.AuditInput(t.Context())
+			if err != nil {
 				t.Errorf("%s: audit input: %v", id, err)
-			} else if rep, err := consortium.NewReport(c.g, in.Logs, in.Evidence, fixture.Epoch, fixture.Epoch.AddDate(1, 0, 0)); err != nil {
+			} else if r := consortium.Audit(in, consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
+				t.Errorf("%s: audit of the node's bundle: ok %v, digest %s, want %x:\n%s", id, r.OK, r.Digest, wantDigest[:], r)
+			} else if got := len(r.VerifiedLogs(in.Logs)["alpha"]); got < 3 {
+				t.Errorf("%s: the audit verified %d of alpha's entries, want at least the 3 agreed ones", id, got)
+			}
+			if err != nil {
+				continue
+			}
+			if rep, err := consortium.NewReport(c.g, in.Logs, in.Evidence, fixture.Epoch, fixture.Epoch.AddDate(1, 0, 0)); err != nil {
 				t.Errorf("%s: report: %v", id, err)
 			} else {
 				// The cutoff is listed when it leaves out entries the node holds (delta holds
