@@ -382,6 +382,14 @@ func TestUnresolvableForkConverges(t *testing.T) {
 	if got := d.store.Size("alpha"); got != 4 {
 		t.Errorf("delta holds %d entries of alpha, want the 4 agreed ones", got)
 	}
+	// Delta's bundle audits to that state: it carries alpha's agreed entries beyond delta's signed
+	// head (of size 2), verified by the evidence's agreed root. (Not checked on the others: their
+	// bundles hold heads notes of both histories of size 5, which fail the audit as heads-root.)
+	if in, err := d.AuditInput(t.Context()); err != nil {
+		t.Errorf("delta: audit input: %v", err)
+	} else if r := consortium.Audit(in, consortium.AuditOptions{}); !r.OK || r.Digest != fmt.Sprintf("%x", wantDigest[:]) {
+		t.Errorf("delta: audit of the node's bundle: ok %v, digest %s, want %x:\n%s", r.OK, r.Digest, wantDigest[:], r)
+	}
 }
 
 // deliverAlpha stores alpha's log l at n, from what n holds up to l's checkpoint, as a verified
