@@ -91,7 +91,7 @@ func TestAuditAgreedEntries(t *testing.T) {
 		{name: "entries not of the signed tree", in: bundle(third.Entries, nil, resolved.Marshal()),
 			wantRules: []string{consortium.RuleAgreed}, wantMsg: "entries [0, 5) do not give the agreed root"},
 		{name: "evidence of another consortium", in: bundle(f.ea[:5], nil, foreign.Marshal()),
-			wantRules: []string{consortium.RuleEvidence, consortium.RuleUnsigned}, wantMsg: "no valid checkpoint and no valid resolved equivocation evidence"},
+			wantRules: []string{consortium.RuleEvidence, consortium.RuleUnsigned}, wantMsg: "is not a log of consortium"},
 		{name: "agreement proofs for another size", in: bundle(f.ea[:4], nil, resize(4)),
 			wantRules: []string{consortium.RuleEvidence, consortium.RuleUnsigned}, wantMsg: "agreed root at 4 is not checkpoint a's"},
 		{name: "agreed size raised beyond the agreement", in: bundle(f.ea[:7], nil, resize(7)),
