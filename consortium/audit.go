@@ -61,6 +61,7 @@ const (
 	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
 	RuleReplay       = "replay"       // the replay itself failed
 	RuleDeadline     = "deadline"     // a referral answered late or not at all (with RequireAnswers)
+	RuleAgreed       = "agreed"       // a log verified by the agreed root of resolved evidence does not give it, or goes beyond it
 )
 
 // auditor carries one audit's report and its failure helpers.
@@ -378,8 +379,9 @@ func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) []
 		cps = append(cps, cp)
 		raw[cp] = note
 	}
-	if len(entries) > 0 && len(cps) == 0 {
-		a.fail(RuleUnsigned, m, nil, "%d entries and no valid checkpoint: nothing of this log can be verified", len(entries))
+	agreed := agreedAnchor(g, keys, m, in.Evidence)
+	if len(entries) > 0 && len(cps) == 0 && agreed == nil {
+		a.fail(RuleUnsigned, m, nil, "%d entries and no valid checkpoint and no valid resolved equivocation evidence against %s: nothing of this log can be verified", len(entries), m)
 		return nil
 	}
 	// Pairs of checkpoints must be consistent with each other.
@@ -412,7 +414,7 @@ func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) []
 		}
 	}
 	if best == nil {
-		return nil
+		return a.auditAgreed(m, entries, reader, agreed, nil)
 	}
 	// Every other checkpoint must be a prefix of the verified one.
 	for _, cp := range cps {
@@ -430,10 +432,75 @@ func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) []
 	}
 	la.Checkpoint, la.Verified = best.Size, best.Size
 	la.note = raw[best] // as given: signatures by members not known yet were dropped from best.Note
+	if agreed != nil && best.Size < agreed.Size {
+		return a.auditAgreed(m, entries, reader, agreed, best)
+	}
 	if tail := uint64(len(entries)) - best.Size; tail > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %d entries after the last checkpoint are not signed yet and were left out", m, tail))
 	}
 	return entries[:best.Size]
+}
+
+// agreedAnchor returns the agreement of the valid resolved evidence against m in evidence with
+// the smallest agreed size (m's cutoff, [Cutoffs]), or nil when there is none or that size is 0.
+// Evidence that does not verify is skipped here and reported by [Audit].
+func agreedAnchor(g *Genesis, keys Keyring, m string, evidence [][]byte) *Agreement {
+	var best *Agreement
+	for _, raw := range evidence {
+		ev, err := ParseEvidence(g.ID, keys, raw)
+		if err != nil || ev.Member != m || !ev.Resolved() {
+			continue
+		}
+		if best == nil || ev.Agreement.Size < best.Size {
+			best = ev.Agreement
+		}
+	}
+	if best == nil || best.Size == 0 {
+		return nil
+	}
+	return best
+}
+
+// auditAgreed verifies the first g.Size entries of m's log by the agreed root of resolved evidence
+// (section 12.1): resolved evidence proves, by consistency proofs to two checkpoints the member
+// signed, that g.Root is the root of both its trees at g.Size, so entries that give that root are
+// the member's signed log up to its cutoff, exactly what every node applies. best is the largest
+// checkpoint the entries matched, smaller than g.Size, or nil. Only the agreed entries may be
+// given beyond best: more, which no checkpoint covers, fail the audit, as do fewer (when no
+// checkpoint verified any) and entries that do not give the agreed root.
+func (a *auditor) auditAgreed(m string, entries [][]byte, reader tlog.HashReader, g *Agreement, best *Checkpoint) [][]byte {
+	la := a.audits[m]
+	if g == nil {
+		return nil
+	}
+	n := uint64(len(entries))
+	if n < g.Size {
+		if best != nil { // the checkpoint verifies its entries; the cutoff is not reached
+			if tail := n - best.Size; tail > 0 {
+				a.r.Warnings = append(a.r.Warnings, fmt.Sprintf("log %q: %d entries after the last checkpoint are not signed yet and were left out", m, tail))
+			}
+			return entries[:best.Size]
+		}
+		a.fail(RuleAgreed, m, at(n), "%d entries, fewer than the %d agreed ones the equivocation evidence proves, and no checkpoint: nothing of this log can be verified", n, g.Size)
+		return nil
+	}
+	root, err := TreeHash(reader, g.Size)
+	if err != nil {
+		a.fail(RuleAgreed, m, nil, "tree at the agreed size %d: %v", g.Size, err)
+		return nil
+	}
+	if root != g.Root {
+		a.fail(RuleAgreed, m, nil, "entries [0, %d) do not give the agreed root %s of the equivocation evidence (their root is %s): they are not the tree both of %s's signed histories share", g.Size, shortHash(g.Root), shortHash(root), m)
+		if best != nil {
+			return entries[:best.Size]
+		}
+		return nil
+	}
+	la.Verified, la.Agreed = g.Size, g.Size
+	if n > g.Size {
+		a.fail(RuleAgreed, m, at(g.Size), "entries [%d, %d) are beyond the agreed size %d and no checkpoint covers them: only the agreed entries verify by the equivocation evidence", g.Size, n, g.Size)
+	}
+	return entries[:g.Size]
 }
 
 // alteredEntry names the first entry whose hash differs from the recorded leaf hashes, when those

@@ -79,6 +79,9 @@ type LogAudit struct {
 	Entries    uint64 `json:"entries"`
 	Verified   uint64 `json:"verified"`
 	Checkpoint uint64 `json:"checkpoint"`
+	// Agreed, when not 0, is the agreed size of the resolved equivocation evidence that verified
+	// the first Agreed entries, beyond any checkpoint given (section 12.1 of PROTOCOL.md).
+	Agreed uint64 `json:"agreed,omitempty"`
 	// Cosigners are the members of the final roster (any role) other than the author whose
 	// cosignatures on that checkpoint verified: they count toward RequireCosignatures.
 	// UncountedCosigners verified but are no longer on the roster.
@@ -133,6 +136,8 @@ func (r *AuditReport) String() string {
 		status := "verified"
 		if len(l.Problems) > 0 {
 			status = "FAILED: " + strings.Join(l.Problems, "; ")
+		} else if l.Agreed > 0 {
+			status = fmt.Sprintf("verified up to %d by the agreed root of the equivocation evidence", l.Agreed)
 		}
 		fmt.Fprintf(&b, "log %-12s %8d entries, checkpoint %d, %d cosignatures (%s): %s\n", l.Member, l.Entries, l.Checkpoint, len(l.Cosigners), strings.Join(l.Cosigners, ","), status)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -403,6 +404,64 @@ func rejected(want ...string) func(r *consortium.AuditReport) error {
 	}
 }
 
+// agreedOnly turns in into the bundle of a node that joined after alpha forked: resolved
+// evidence of the fork, alpha's first extra+agreed-size entries without a checkpoint, and heads
+// notes that do not name alpha's log (the node holds no signed head of it).
+func (w *goldenWorld) agreedOnly(t *testing.T, in consortium.AuditInput, extra int) consortium.AuditInput {
+	t.Helper()
+	a, b, other := w.forkAlpha(t, in)
+	ev, err := consortium.SameSizeEvidence(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, other.Entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := ev.Resolve(agreement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Evidence = [][]byte{resolved.Marshal()}
+	in.Logs["alpha"] = in.Logs["alpha"][:agreement.Size+uint64(extra)]
+	delete(in.Checkpoints, "alpha")
+	// Members admitted only by alpha's entries beyond the cutoff are not members at that node.
+	s, err := consortium.Replay(w.g, consortium.Logs{"alpha": in.Logs["alpha"][:agreement.Size]}, consortium.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range in.Logs {
+		if _, ok := s.MemberKey(m); !ok {
+			delete(in.Logs, m)
+			delete(in.Checkpoints, m)
+		}
+	}
+	if s, err = consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{Sizes: map[string]uint64{"alpha": agreement.Size}}); err != nil {
+		t.Fatal(err)
+	}
+	var heads []consortium.LogHead
+	for _, m := range sortedMembers(in.Checkpoints) {
+		cp, err := consortium.OpenCheckpoint(w.g.ID, s, in.Checkpoints[m][0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := consortium.HeadOf(cp); err == nil {
+			heads = append(heads, h)
+		}
+	}
+	in.Heads = map[string][]byte{}
+	for _, m := range s.Roster().Members {
+		if in.Heads[m.ID], err = consortium.SignHeads(w.g.ID, fixture.Key(m.ID), w.cosignAt(), heads); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+func sortedMembers(cps map[string][][]byte) []string {
+	return slices.Sorted(maps.Keys(cps))
+}
+
 // forkAlpha signs a second tree of alpha's log, the same but for its last entry, and returns the
 // checkpoints of both trees and the second log.
 func (w *goldenWorld) forkAlpha(t *testing.T, in consortium.AuditInput) (a, b *consortium.Checkpoint, other *fixture.Log) {
@@ -463,6 +522,23 @@ func goldenCases() []goldenCase {
 				}
 				return nil
 			})},
+		{name: "agreed-entries", about: "a node that joined after alpha forked holds alpha's agreed entries and no checkpoint of them (nor delta's log: alpha admitted delta after the fork point): the resolved evidence's agreed root verifies them, and the replay applies them (sections 11 and 12.1, step 2e)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				return w.agreedOnly(t, w.bundle(t, nil), 0), "--require-heads 1"
+			}, check: passes(func(r *consortium.AuditReport) error {
+				for _, la := range r.Logs {
+					if la.Member == "alpha" && (la.Agreed == 0 || la.Verified != la.Agreed || la.Entries != la.Agreed) {
+						return fmt.Errorf("alpha: %d entries, %d verified, agreed %d: want all verified by the agreed root", la.Entries, la.Verified, la.Agreed)
+					}
+				}
+				return nil
+			})},
+		{name: "agreed-entries-beyond", about: "a log verified only by the agreed root of resolved evidence with an entry beyond the agreed size, which no checkpoint covers, fails (section 12.1, step 2e)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				return w.agreedOnly(t, w.bundle(t, nil), 1), "--require-heads 1"
+			}, check: failsWith("agreed alpha")},
 		{name: "third-history", about: "a bundle holding a third history of alpha, parting from the two of the resolved evidence before their agreed size, fails: cutting it at the evidence's cutoff would give a state no node computes (section 5.2)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)

@@ -148,7 +148,10 @@ func (n *Node) exportAt(ctx context.Context, at int64, send func(*pb.ExportRecor
 // checkpoint (cosignatures included); then one chunk per equivocation evidence. Entries stored
 // beyond a log's latest checkpoint are left out, since an auditor could not verify them; the node's
 // own log is signed first if it grew since its last checkpoint, so that it is exported in full. A
-// log of which the node holds no checkpoint is left out.
+// forked log the node holds up to its cutoff, beyond any checkpoint it holds (a node that fetched
+// the agreed entries after the fork), is exported up to the cutoff: the resolved evidence, exported
+// too, verifies those entries by its agreed root (PROTOCOL.md section 12.1). Any other log of which
+// the node holds no checkpoint is left out.
 func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerStreamingServer[pb.LogChunk]) error {
 	ctx, end, err := s.n.beginStream(stream.Context())
 	if err != nil {
@@ -177,23 +180,36 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 		return err
 	}
 	heads := n.store.Heads()
+	evidence := n.store.Evidence()
+	cutoffs := n.store.Cutoffs()
 	chunkBytes := min(exportChunkBytes, n.cfg.MaxMessageBytes/2)
 	for _, m := range n.store.Members() {
 		head := heads[m]
-		if head == nil {
+		end := uint64(0)
+		if head != nil {
+			end = head.Size
+		}
+		// The agreed entries of a forked log, beyond any checkpoint held, verify by the agreed
+		// root of the resolved evidence that sets the cutoff.
+		if f, cut := cutoffs[m]; cut && f > end && n.store.Size(m) >= f {
+			if agreed, ok := evidence[m].AgreedSize(); ok && agreed == f {
+				end = f
+			}
+		}
+		if end == 0 {
 			continue
 		}
-		for start := uint64(0); start < head.Size; {
+		for start := uint64(0); start < end; {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			es, err := n.store.Entries(m, start, min(head.Size, start+exportChunkEntries), chunkBytes)
+			es, err := n.store.Entries(m, start, min(end, start+exportChunkEntries), chunkBytes)
 			if err != nil {
 				return fmt.Errorf("read log %q from %d: %w", m, start, err)
 			}
 			c := &pb.LogChunk{Member: m, Start: start, Entries: es}
 			start += uint64(len(es))
-			if start == head.Size {
+			if start == end && head != nil {
 				c.Checkpoint = head.Note
 			}
 			if err := send(c); err != nil {
@@ -204,7 +220,6 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 	if err := n.exportHeadsNotes(send, heads); err != nil {
 		return err
 	}
-	evidence := n.store.Evidence()
 	ids := make([]string, 0, len(evidence))
 	for m := range evidence {
 		ids = append(ids, m)

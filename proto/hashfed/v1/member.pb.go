@@ -2843,8 +2843,9 @@ func (*ExportLogsRequest) Descriptor() ([]byte, []int) {
 }
 
 // LogChunk is part of an audit bundle. The first chunk carries the genesis; then each log's entries
-// in order, in one or more chunks, the last of which carries the log's checkpoint; then heads notes
-// (member names the signer); evidence comes last.
+// in order, in one or more chunks, the last of which carries the log's checkpoint (none for a forked
+// log given only up to its cutoff, which its evidence verifies: PROTOCOL.md section 11); then heads
+// notes (member names the signer); evidence comes last.
 type LogChunk struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Genesis    []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"`
