@@ -183,17 +183,24 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 			a.fail(RuleCosignatures, m, nil, "checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(la.Cosigners), k)
 		}
 	}
-	a.auditHeads(g, keys, final, in, opt)
-	r.Rules = append(r.Rules, "evidence: every equivocation proof given verifies; resolved evidence cuts its member's log at the smallest agreed size, unresolved evidence alone at 0; either is a warning (5.2)")
+	// The evidence is verified before the heads notes: a note of a forked log beyond its cutoff
+	// shows the other history, which the evidence already proves, and is a warning (step 4).
+	parsed := make([]*Evidence, len(in.Evidence))
+	parseErrs := make([]error, len(in.Evidence))
 	var evidence []*Evidence
 	for i, raw := range in.Evidence {
-		ev, err := ParseEvidence(g.ID, keys, raw)
-		if err != nil {
-			a.fail(RuleEvidence, "", nil, "evidence %d does not verify: %v", i, err)
+		if parsed[i], parseErrs[i] = ParseEvidence(g.ID, keys, raw); parseErrs[i] == nil {
+			evidence = append(evidence, parsed[i])
+		}
+	}
+	a.auditHeads(g, keys, final, in, opt, Cutoffs(evidence))
+	r.Rules = append(r.Rules, "evidence: every equivocation proof given verifies; resolved evidence cuts its member's log at the smallest agreed size, unresolved evidence alone at 0; either is a warning (5.2)")
+	for i, ev := range parsed {
+		if parseErrs[i] != nil {
+			a.fail(RuleEvidence, "", nil, "evidence %d does not verify: %v", i, parseErrs[i])
 			continue
 		}
 		r.Equivocations = append(r.Equivocations, ev.String())
-		evidence = append(evidence, ev)
 	}
 	// Equivocation cutoffs (auditfork.go): the replay applies a forking member's log up to them.
 	cutoffs, warnings := auditCutoffs(evidence)
@@ -268,7 +275,13 @@ func countAt(st *State, t time.Time) (signals, listings int) {
 
 // auditHeads verifies the heads notes and checks that every log they name is in the bundle, at
 // least as long as they say, with the root they say (section 4.5).
-func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditInput, opt AuditOptions) {
+//
+// cutoffs are those of the valid evidence (section 5.2): a member that signed two histories may
+// have heads notes of either in a bundle of honest nodes. Above its cutoff F nothing of its log has
+// any effect, so a note beyond F with another root, or naming more entries than the bundle
+// verifies when it verifies at least F, is a warning; at or below F it still fails (a third
+// history, or entries that count withheld).
+func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditInput, opt AuditOptions, cutoffs map[string]uint64) {
 	r := a.r
 	if k := opt.RequireHeads; k > 0 {
 		r.Rules = append(r.Rules, fmt.Sprintf("heads notes: valid ones from at least %d members of the final roster (4.5)", k))
@@ -321,21 +334,36 @@ func (a *auditor) auditHeads(g *Genesis, keys Keyring, final *Roster, in AuditIn
 			a.fail(RuleHeads, "", nil, "heads note of %s names log %q, which no roster admits", c.signer, m)
 			continue
 		}
+		cut, forked := cutoffs[m]
 		if la == nil || la.Entries == 0 {
 			c := cs[len(cs)-1]
+			if forked && cut == 0 {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: not in the bundle although %s signed a checkpoint of size %d (in %s's heads note of %s); its author equivocated and none of its entries has effect (cutoff 0)", m, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano)))
+				continue
+			}
 			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log, of which %s signed a checkpoint of size %d (in %s's heads note of %s)", m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
 			continue
 		}
 		if c := cs[len(cs)-1]; la.Verified < c.head.Size {
-			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; %s signed a checkpoint of size %d (in %s's heads note of %s)", la.Verified, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
-			continue
+			if !forked || la.Verified < cut {
+				a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; %s signed a checkpoint of size %d (in %s's heads note of %s)", la.Verified, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano))
+				continue
+			}
+			r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %s signed a checkpoint of size %d (in %s's heads note of %s), beyond the %d entries the bundle verifies; its author equivocated and entries from its cutoff %d on have no effect", m, m, c.head.Size, c.signer, c.at.Format(time.RFC3339Nano), la.Verified, cut))
 		}
 		// One pass over the verified entries gives the root at every size claimed.
 		tree := NewTree()
 		entries := in.Logs[m]
 		for _, c := range cs {
+			if c.head.Size > la.Verified { // only past the cutoff of a forked log (warned above)
+				break
+			}
 			for tree.Size() < c.head.Size {
 				tree.AppendEntry(entries[tree.Size()])
+			}
+			if tree.Root() != c.head.Root && forked && c.head.Size > cut {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %s signed root %s at size %d (in %s's heads note of %s), the other of the two histories the evidence proves, beyond the cutoff %d: no effect", m, m, shortHash(c.head.Root), c.head.Size, c.signer, c.at.Format(time.RFC3339Nano), cut))
+				continue
 			}
 			if tree.Root() != c.head.Root {
 				a.fail(RuleHeadsRoot, m, nil, "%s signed root %s at size %d (in %s's heads note of %s), but its tree in the bundle has root %s there: %s signed two histories", m, shortHash(c.head.Root), c.head.Size, c.signer, c.at.Format(time.RFC3339Nano), shortHash(tree.Root()), m)
