@@ -13,25 +13,12 @@ import (
 // verifies past the cutoff) has no effect and is a warning; a note at or below the cutoff with
 // another root (a third history), or a bundle that withholds entries below the cutoff, still fails.
 func TestAuditHeadsOfForkedLog(t *testing.T) {
-	// resolved returns a bundle with resolved evidence against alpha (agreed size F = its size - 1)
-	// and bravo's heads note replaced by one naming head.
+	// build audits a bundle with resolved evidence against alpha (agreed size F = its size - 1)
+	// and bravo's heads note naming head's checkpoint of alpha's log instead, cut by cut.
 	build := func(t *testing.T, head func(w *goldenWorld, in consortium.AuditInput, other *consortium.Checkpoint) *consortium.Checkpoint, cut func(in *consortium.AuditInput)) *consortium.AuditReport {
 		w := newGoldenWorld(t)
 		in := w.bundle(t, nil)
-		a, b, other := w.forkAlpha(t, in)
-		ev, err := consortium.SameSizeEvidence(a, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, other.Entries))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := ev.Resolve(agreement)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.Evidence = [][]byte{res.Marshal()}
+		b, _ := w.resolveFork(t, &in)
 		s, _ := consortium.Replay(w.g, in.Logs, consortium.ReplayOptions{})
 		h, err := consortium.OpenHeads(w.g.ID, s, in.Heads["bravo"])
 		if err != nil {

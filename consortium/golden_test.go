@@ -404,18 +404,16 @@ func rejected(want ...string) func(r *consortium.AuditReport) error {
 	}
 }
 
-// agreedOnly turns in into the bundle of a node that joined after alpha forked: resolved
-// evidence of the fork, alpha's first extra+agreed-size entries without a checkpoint, and heads
-// notes that do not name alpha's log (the node holds no signed head of it).
-func (w *goldenWorld) agreedOnly(t *testing.T, in consortium.AuditInput, extra int) consortium.AuditInput {
+// resolveFork forks alpha's log (forkAlpha), adds resolved evidence of it to in and returns the
+// checkpoint of the other history and the agreement (its agreed size is alpha's size - 1).
+func (w *goldenWorld) resolveFork(t *testing.T, in *consortium.AuditInput) (other *consortium.Checkpoint, agreement *consortium.Agreement) {
 	t.Helper()
-	a, b, other := w.forkAlpha(t, in)
+	a, b, log := w.forkAlpha(t, *in)
 	ev, err := consortium.SameSizeEvidence(a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, other.Entries))
-	if err != nil {
+	if agreement, err = consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, log.Entries)); err != nil {
 		t.Fatal(err)
 	}
 	resolved, err := ev.Resolve(agreement)
@@ -423,6 +421,15 @@ func (w *goldenWorld) agreedOnly(t *testing.T, in consortium.AuditInput, extra i
 		t.Fatal(err)
 	}
 	in.Evidence = [][]byte{resolved.Marshal()}
+	return b, agreement
+}
+
+// agreedOnly turns in into the bundle of a node that joined after alpha forked: resolved
+// evidence of the fork, alpha's first extra+agreed-size entries without a checkpoint, and heads
+// notes that do not name alpha's log (the node holds no signed head of it).
+func (w *goldenWorld) agreedOnly(t *testing.T, in consortium.AuditInput, extra int) consortium.AuditInput {
+	t.Helper()
+	_, agreement := w.resolveFork(t, &in)
 	in.Logs["alpha"] = in.Logs["alpha"][:agreement.Size+uint64(extra)]
 	delete(in.Checkpoints, "alpha")
 	// Members admitted only by alpha's entries beyond the cutoff are not members at that node.
@@ -501,20 +508,7 @@ func goldenCases() []goldenCase {
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)
 				in := w.bundle(t, nil)
-				a, b, other := w.forkAlpha(t, in)
-				ev, err := consortium.SameSizeEvidence(a, b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				agreement, err := consortium.AgreementOf(a, b, fixture.StoredHashes(t, w.logs["alpha"].Entries), fixture.StoredHashes(t, other.Entries))
-				if err != nil {
-					t.Fatal(err)
-				}
-				resolved, err := ev.Resolve(agreement)
-				if err != nil {
-					t.Fatal(err)
-				}
-				in.Evidence = [][]byte{resolved.Marshal()}
+				w.resolveFork(t, &in)
 				return in, ""
 			}, check: passes(func(r *consortium.AuditReport) error {
 				if len(r.Equivocations) != 1 || !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "equivocated") }) {
