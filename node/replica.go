@@ -90,7 +90,7 @@ func (n *Node) startReplica() error {
 // another key than the followed member's: another member's node (a hijacked name, a
 // misconfiguration) could feed the replica a view that verifies but is stale or withholds entries,
 // so it is refused.
-var ErrFollowedWrongMember = errors.New("the node at the follow address is not the followed member's")
+var ErrFollowedWrongMember = errors.New("node at the follow address refused")
 
 // follow asks the followed member's node for its heads every FollowInterval and fetches what is
 // new. The node must prove, in every TLS handshake, the key of the member named by FollowMember:
@@ -155,15 +155,15 @@ func (n *Node) followCheck(member string) error {
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			pub, err := peerKey(raw)
 			if err != nil {
-				reached = fmt.Errorf("%w: the node at %s (following %s): %v", ErrFollowedWrongMember, n.cfg.Follow, member, err)
+				reached = fmt.Errorf("%w: %s (following %s): %v", ErrFollowedWrongMember, n.cfg.Follow, member, err)
 				return reached
 			}
 			id, ok := n.memberByKey(pub)
 			switch {
 			case !ok:
-				reached = fmt.Errorf("%w: the node at %s presents a key that is no roster member's, not %s's (the member this replica follows)", ErrFollowedWrongMember, n.cfg.Follow, member)
+				reached = fmt.Errorf("%w: %s presents a key that is no roster member's, not %s's (the member this replica follows)", ErrFollowedWrongMember, n.cfg.Follow, member)
 			case id != member:
-				reached = fmt.Errorf("%w: the node at %s holds %s's key, not %s's (the member this replica follows): refused", ErrFollowedWrongMember, n.cfg.Follow, id, member)
+				reached = fmt.Errorf("%w: %s holds %s's key, not %s's (the member this replica follows)", ErrFollowedWrongMember, n.cfg.Follow, id, member)
 			}
 			return reached
 		},
