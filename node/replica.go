@@ -112,10 +112,12 @@ func (n *Node) follow() {
 			if err = n.followCheck(member); err == nil {
 				proved = true
 				n.addrProved(member, n.cfg.Follow)
+				n.setPeer(member, n.cfg.Follow, true)
 				n.log.Info("following member node", "member", member, "addr", n.cfg.Follow)
 			} else {
 				n.mu.Lock()
-				n.peerLocked(member).lastErr = err.Error()
+				p := n.peerLocked(member)
+				p.lastErr, p.alive = err.Error(), false
 				n.mu.Unlock()
 				if errors.Is(err, ErrFollowedWrongMember) {
 					n.refused.refuse(refPeerAddrWrongKey, "read replica: refusing the node at the follow address", "err", err)

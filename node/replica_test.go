@@ -207,7 +207,7 @@ func TestReplicaPinnedToMember(t *testing.T) {
 	r := c.startReplica(t, "alpha-r1", "alpha", b.PeerAddr())
 	waitFor(t, 10*time.Second, "the replica says it reached bravo's node, not alpha's", func() bool {
 		p := peerStatus(r, "alpha")
-		return p != nil && strings.Contains(p.LastError, "bravo")
+		return p != nil && strings.Contains(p.LastError, "bravo") && p.State != "alive"
 	})
 	time.Sleep(300 * time.Millisecond) // several follow rounds
 	if got := r.store.Size("alpha") + r.store.Size("bravo"); got != 0 {
