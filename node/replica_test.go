@@ -314,3 +314,49 @@ func TestReplicaRefusesRollback(t *testing.T) {
 		return gaugeValue(r.metrics.followBehind.WithLabelValues("alpha")) == 0
 	})
 }
+
+// TestReplicaRefusesHijackedAddress: the address a replica of alpha follows is taken over by
+// bravo's node (alpha's node down, bravo's put behind its name): the replica refuses bravo's node
+// from the first handshake, names it, keeps serving what it verified from alpha, stores nothing of
+// bravo's, and follows alpha's node again once it is back at the address.
+func TestReplicaRefusesHijackedAddress(t *testing.T) {
+	c := newCluster(t, 1, "alpha", "bravo")
+	peerAddr := ""
+	c.tweak = func(cfg *Config) {
+		cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()}
+		cfg.Join = nil // alpha and bravo never meet: bravo holds only its own log
+		if peerAddr != "" {
+			cfg.PeerListen = peerAddr
+		}
+	}
+	a := c.start("alpha")
+	peerAddr = a.PeerAddr()
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	r := c.startReplica(t, "alpha-r1", "alpha", peerAddr)
+	waitFor(t, 10*time.Second, "the replica holds alpha's entry", func() bool { return r.store.Size("alpha") == 1 })
+
+	c.stop("alpha")
+	b := c.start("bravo")
+	if b.PeerAddr() != peerAddr {
+		t.Fatalf("bravo listens on %s, want alpha's %s", b.PeerAddr(), peerAddr)
+	}
+	submitOK(t, b, fixture.Add(fixture.At(2), fixture.MD5(1)))
+	waitFor(t, 15*time.Second, "the replica names bravo's node at alpha's address", func() bool {
+		p := peerStatus(r, "alpha")
+		return p != nil && strings.Contains(p.LastError, "holds bravo's key, not alpha's")
+	})
+	if got := r.store.Size("bravo"); got != 0 {
+		t.Errorf("the replica stored %d of bravo's entries from the hijacked address, want 0", got)
+	}
+	if len(matches(r, fixture.PDQ(1))) != 1 {
+		t.Error("the replica stopped serving what it verified from alpha")
+	}
+
+	c.stop("bravo")
+	a = c.start("alpha")
+	submitOK(t, a, fixture.Add(fixture.At(3), fixture.PDQ(2)))
+	waitFor(t, 20*time.Second, "the replica follows alpha's node again", func() bool { return len(matches(r, fixture.PDQ(2))) == 1 })
+	if got := r.store.Size("bravo"); got != 0 {
+		t.Errorf("the replica holds %d of bravo's entries, want 0", got)
+	}
+}
