@@ -100,6 +100,9 @@ type Config struct {
 	// Replicas), not a member key; the peer API, gossip and the listen addresses for them are not
 	// used, and submissions are refused with [ErrReadReplica].
 	Follow string
+	// FollowMember is the roster member whose node the replica follows (required with Follow): the
+	// node at Follow must prove that member's key in the TLS handshake, or it is refused.
+	FollowMember string
 	// FollowInterval is how often a read replica asks the member node for its heads.
 	FollowInterval time.Duration
 	// Replicas are the keys of the read replicas that may replicate from this node: they may call
@@ -169,7 +172,15 @@ func (c *Config) validate() error {
 		if c.FollowInterval <= 0 {
 			return fmt.Errorf("%w: follow interval must be positive", ErrConfig)
 		}
+		if c.FollowMember == "" {
+			return fmt.Errorf("%w: a read replica needs the member whose node it follows (follow member), not only its address: the node at %s must prove that member's key", ErrConfig, c.Follow)
+		}
+		if err := consortium.ValidateMemberID(c.FollowMember); err != nil {
+			return fmt.Errorf("%w: follow member: %v", ErrConfig, err)
+		}
 		c.PushFanout = 0
+	} else if c.FollowMember != "" {
+		return fmt.Errorf("%w: follow member %q set without a follow address", ErrConfig, c.FollowMember)
 	} else if c.PeerListen == "" || c.GossipListen == "" {
 		return fmt.Errorf("%w: peer and gossip listen addresses are required", ErrConfig)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
@@ -13,7 +14,8 @@ import (
 
 // Heads notes (section 4.5 of PROTOCOL.md) say which logs exist and how far they had grown, so that
 // an audit bundle from which a log was removed, or rolled back, fails the audit. A node signs its
-// own when it exports a bundle and in every Heads exchange, where each side sends its own; it keeps
+// own when it exports a bundle and for its Heads exchanges, where each side sends its own (the same
+// one again while its heads do not change, for up to headsNoteMaxAge); it keeps
 // the latest note of each peer and exports them all.
 
 // headsNoteRefresh is how much newer than the stored one a peer's note naming the same logs must be
@@ -21,12 +23,25 @@ import (
 // exchange). A note held a little stale only covers a little less.
 const headsNoteRefresh = 10 * time.Second
 
-// signHeadsNote signs this node's heads note: the size, root and author's signature of the latest
-// verified checkpoint of every non-empty log the node holds.
-func (n *Node) signHeadsNote() ([]byte, error) { return n.signHeadsNoteOf(n.store.Heads()) }
+// headsNoteMaxAge is how long the node sends its last heads note again in Heads exchanges while its
+// heads do not change, instead of signing a new one per exchange (replicas and peers call Heads
+// several times a second). It is well below headsNoteRefresh, so a receiver stores notes as
+// fresh as before within a second; the note states nothing untrue meanwhile (the heads it names
+// are still the node's heads), and any change of heads is signed at once.
+const headsNoteMaxAge = time.Second
 
-// signHeadsNoteOf signs a heads note of the given checkpoints, by member.
-func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, error) {
+// headsNoteCache is the last heads note the node signed for a Heads exchange, with the heads it
+// names and its time.
+type headsNoteCache struct {
+	mu    sync.Mutex
+	heads []consortium.LogHead
+	at    time.Time
+	note  []byte
+}
+
+// headsOf returns the heads of the given checkpoints, by member: the size, root and author's
+// signature of each non-empty log, sorted by member id.
+func headsOf(cps map[string]*consortium.Checkpoint) ([]consortium.LogHead, error) {
 	var heads []consortium.LogHead
 	for m, cp := range cps {
 		if cp == nil || cp.Size == 0 {
@@ -39,19 +54,43 @@ func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, e
 		heads = append(heads, h)
 	}
 	slices.SortFunc(heads, func(a, b consortium.LogHead) int { return strings.Compare(a.Member, b.Member) })
+	return heads, nil
+}
+
+// signHeadsNoteOf signs a heads note of the given checkpoints, by member.
+func (n *Node) signHeadsNoteOf(cps map[string]*consortium.Checkpoint) ([]byte, error) {
+	heads, err := headsOf(cps)
+	if err != nil {
+		return nil, err
+	}
 	return consortium.SignHeads(n.g.ID, n.key, n.now(), heads)
 }
 
-// ownHeadsNote is this node's heads note for a Heads exchange, or nil (logged) when it cannot sign.
+// ownHeadsNote is this node's heads note for a Heads exchange (the latest verified checkpoint of
+// every non-empty log it holds), or nil (logged) when it cannot sign. The last one is sent again
+// while the heads are the same and it is less than headsNoteMaxAge old.
 func (n *Node) ownHeadsNote() []byte {
 	if n.replica() {
 		return nil // a read replica's key is no member's
 	}
-	b, err := n.signHeadsNote()
+	heads, err := headsOf(n.store.Heads())
 	if err != nil {
 		n.log.Warn("sign heads note", "err", err)
 		return nil
 	}
+	c := &n.headsCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := n.now()
+	if age := now.Sub(c.at); c.note != nil && age >= 0 && age < headsNoteMaxAge && slices.Equal(c.heads, heads) {
+		return c.note
+	}
+	b, err := consortium.SignHeads(n.g.ID, n.key, now, heads)
+	if err != nil {
+		n.log.Warn("sign heads note", "err", err)
+		return nil
+	}
+	c.heads, c.at, c.note = heads, now, b
 	return b
 }
 

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +136,51 @@ func TestExportLeavesOutNotesAhead(t *testing.T) {
 	}
 	if !got["alpha"] || !got["beta"] || got["obs"] {
 		t.Errorf("exported heads notes of %v, want alpha's and beta's", got)
+	}
+}
+
+// TestOwnHeadsNoteCached: the heads note a node sends in Heads exchanges is signed again when its
+// heads change, when it is headsNoteMaxAge old, and when the clock went back; otherwise the last
+// one is sent again (an Ed25519 signature saved per exchange), never older than headsNoteMaxAge.
+func TestOwnHeadsNoteCached(t *testing.T) {
+	c := newCluster(t, 1, "alpha")
+	var offset atomic.Int64
+	c.tweak = func(cfg *Config) {
+		cfg.Store.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	}
+	a := c.start("alpha")
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(1)))
+	waitFor(t, 5*time.Second, "alpha signs its log", func() bool { _, ok := a.store.Head("alpha"); return ok })
+	open := func(raw []byte) *consortium.HeadsNote {
+		t.Helper()
+		h, err := consortium.OpenHeads(a.g.ID, a.g, raw)
+		if err != nil {
+			t.Fatalf("own heads note: %v", err)
+		}
+		return h
+	}
+	first := a.ownHeadsNote()
+	h1 := open(first)
+	offset.Add(int64(headsNoteMaxAge / 2))
+	if again := a.ownHeadsNote(); !bytes.Equal(again, first) {
+		t.Errorf("heads unchanged, %v later: got a new note of %v, want the note of %v again", headsNoteMaxAge/2, open(again).Time, h1.Time)
+	}
+	offset.Add(int64(headsNoteMaxAge / 2))
+	aged := open(a.ownHeadsNote())
+	if !aged.Time.After(h1.Time) {
+		t.Errorf("note %v old: got time %v, want one signed after %v", headsNoteMaxAge, aged.Time, h1.Time)
+	}
+	// The clock goes back: a note from the (now) future is not sent again.
+	offset.Add(-int64(time.Minute))
+	if back := open(a.ownHeadsNote()); !back.Time.Before(aged.Time) {
+		t.Errorf("clock back: got time %v, want before %v", back.Time, aged.Time)
+	}
+	// The heads change: signed again at once, naming the new size.
+	before := a.ownHeadsNote()
+	submitOK(t, a, fixture.Add(0, fixture.PDQ(2)))
+	waitFor(t, 5*time.Second, "alpha signs its second entry", func() bool { h, _ := a.store.Head("alpha"); return h != nil && h.Size == 2 })
+	after := open(a.ownHeadsNote())
+	if bytes.Equal(after.Note, before) || len(after.Heads) != 1 || after.Heads[0].Size != 2 {
+		t.Errorf("after the heads changed: got %+v, want a new note naming alpha at 2", after.Heads)
 	}
 }

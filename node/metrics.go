@@ -29,6 +29,8 @@ type metrics struct {
 	refusedStreams *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	isolated       prometheus.Gauge
+	followBehind   *prometheus.GaugeVec
+	followLast     prometheus.Gauge
 }
 
 func newMetrics(n *Node) *metrics {
@@ -55,6 +57,10 @@ func newMetrics(n *Node) *metrics {
 		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_refused_streams_total", Help: "Streams refused with RESOURCE_EXHAUSTED, by API."}, []string{"api"}),
 		refused:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hashfed_refused_total", Help: "Traffic refused, by reason (every refusal is counted; its log lines are rate-limited)."}, []string{"reason"}),
 		isolated:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_gossip_isolated", Help: "1 while gossip sees no other node although the roster has other members; the node keeps trying to rejoin."}),
+		followBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hashfed_replica_followed_behind_entries",
+			Help: "Read replica: entries of each log this replica verified beyond what the followed node now holds (restored from an older backup, or withholding); what was verified is kept."}, []string{"member"}),
+		followLast: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hashfed_replica_last_follow_timestamp_seconds",
+			Help: "Read replica: Unix time of the last head exchange with the followed member's node that proved that member's key (0: none yet)."}),
 	}
 	m.signals = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hashfed_signals_listed", Help: "Signals listed by at least one member."}, func() float64 {
 		var k int
@@ -62,7 +68,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(k)
 	})
 	for _, c := range []prometheus.Collector{m.peers, m.logSize, m.logLag, m.signals, m.entries, m.submitted, m.changes, m.matchLatency, m.matchQueries,
-		m.replBytes, m.replEntries, m.badRanges, m.gossipIn, m.gossipDropped, m.equivocations, m.refusedPeers, m.refusedStreams, m.refused, m.isolated,
+		m.replBytes, m.replEntries, m.badRanges, m.gossipIn, m.gossipDropped, m.equivocations, m.refusedPeers, m.refusedStreams, m.refused, m.isolated, m.followBehind, m.followLast,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -72,6 +72,7 @@ type Node struct {
 	ownGrew        chan struct{}
 	own            ownLog
 	push           pushState
+	headsCache     headsNoteCache
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -7,10 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashfed/hashfed/consortium"
+	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -78,33 +82,58 @@ func (n *Node) startReplica() error {
 	n.wg.Add(2)
 	go n.follow()
 	go n.sweeper()
-	n.log.Info("read replica started", "follow", n.cfg.Follow, "member_api", n.MemberAddr(), "http", n.HTTPAddr())
+	n.log.Info("read replica started", "follow", n.cfg.Follow, "member", n.cfg.FollowMember, "member_api", n.MemberAddr(), "http", n.HTTPAddr())
 	return nil
 }
 
-// follow learns which member's node answers at Follow (from its TLS key, which must be a roster
-// member's), then asks it for its heads every FollowInterval and fetches what is new.
+// ErrFollowedWrongMember is returned when the node at a read replica's follow address proves
+// another key than the followed member's: another member's node (a hijacked name, a
+// misconfiguration) could feed the replica a view that verifies but is stale or withholds entries,
+// so it is refused.
+var ErrFollowedWrongMember = errors.New("node at the follow address refused")
+
+// follow asks the followed member's node for its heads every FollowInterval and fetches what is
+// new. The node must prove, in every TLS handshake, the key of the member named by FollowMember:
+// whatever else answers at the address (another member's node included) is refused and named.
 func (n *Node) follow() {
 	defer n.wg.Done()
-	member := ""
+	member := n.cfg.FollowMember
+	n.mu.Lock()
+	p := n.peerLocked(member)
+	p.addr, p.alive = n.cfg.Follow, true
+	n.mu.Unlock()
+	proved := false
 	delay := n.cfg.FollowInterval
 	for n.ctx.Err() == nil {
 		var err error
-		if member == "" {
-			if member, err = n.followWho(); err == nil {
+		if !proved {
+			// A handshake of our own first, to say plainly who answers at the address (the peer
+			// API client's own handshake refuses another key too, but only as a failed call).
+			if err = n.followCheck(member); err == nil {
+				proved = true
+				n.addrProved(member, n.cfg.Follow)
+				n.setPeer(member, n.cfg.Follow, true)
 				n.log.Info("following member node", "member", member, "addr", n.cfg.Follow)
+			} else {
 				n.mu.Lock()
 				p := n.peerLocked(member)
-				p.addr, p.alive = n.cfg.Follow, true
+				p.lastErr, p.alive = err.Error(), false
 				n.mu.Unlock()
+				if errors.Is(err, ErrFollowedWrongMember) {
+					n.refused.refuse(refPeerAddrWrongKey, "read replica: refusing the node at the follow address", "err", err)
+				}
 			}
 		}
-		if member != "" {
-			err = n.exchangeHeads(member)
+		if proved {
+			if err = n.exchangeHeads(member); err != nil {
+				proved = false // check who answers before asking again
+			} else {
+				n.metrics.followLast.Set(float64(time.Now().UnixMilli()) / 1000)
+			}
 			n.updateLagMetrics()
 		}
 		if err != nil {
-			n.log.Debug("follow", "addr", n.cfg.Follow, "err", err)
+			n.log.Debug("follow", "member", member, "addr", n.cfg.Follow, "err", err)
 			delay = min(2*delay, 5*time.Second)
 		} else {
 			delay = n.cfg.FollowInterval
@@ -116,10 +145,10 @@ func (n *Node) follow() {
 	}
 }
 
-// followWho makes a TLS handshake with the followed node and returns the roster member whose key
-// it presented.
-func (n *Node) followWho() (string, error) {
-	var member string
+// followCheck makes a TLS handshake with the node at the follow address and checks that it proves
+// the key of member, the member this replica follows; otherwise the error names whom it reached.
+func (n *Node) followCheck(member string) error {
+	var reached error
 	cfg := &tls.Config{
 		Certificates:       []tls.Certificate{n.cert},
 		MinVersion:         tls.VersionTLS13,
@@ -128,25 +157,62 @@ func (n *Node) followWho() (string, error) {
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			pub, err := peerKey(raw)
 			if err != nil {
-				return err
+				reached = fmt.Errorf("%w: %s (following %s): %v", ErrFollowedWrongMember, n.cfg.Follow, member, err)
+				return reached
 			}
 			id, ok := n.memberByKey(pub)
-			if !ok {
-				return fmt.Errorf("%w: the node at %s", ErrNotOnRoster, n.cfg.Follow)
+			switch {
+			case !ok:
+				reached = fmt.Errorf("%w: %s presents a key that is no roster member's, not %s's (the member this replica follows)", ErrFollowedWrongMember, n.cfg.Follow, member)
+			case id != member:
+				reached = fmt.Errorf("%w: %s holds %s's key, not %s's (the member this replica follows)", ErrFollowedWrongMember, n.cfg.Follow, id, member)
 			}
-			member = id
-			return nil
+			return reached
 		},
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
 	conn, err := d.DialContext(ctx, "tcp", n.cfg.Follow)
+	if reached != nil {
+		return reached
+	}
 	if err != nil {
-		return "", fmt.Errorf("follow %s: %w", n.cfg.Follow, err)
+		return fmt.Errorf("follow %s at %s: %w", member, n.cfg.Follow, err)
 	}
 	conn.Close()
-	return member, nil
+	return nil
+}
+
+// followedHeads compares the head vector of the followed node with what this replica verified:
+// a log the node holds less of (restored from an older backup, or withholding) changes nothing
+// stored here (the store never goes back on a verified checkpoint), and is reported in status
+// (the followed member's last error) and in hashfed_replica_followed_behind_entries.
+func (n *Node) followedHeads(peer string, heads []*pb.Head) {
+	theirs := make(map[string]uint64, len(heads))
+	for _, h := range heads {
+		theirs[h.Member] = h.Size
+	}
+	var behind []string
+	for m, cp := range n.store.Heads() {
+		if cp == nil {
+			continue
+		}
+		d := cp.Size - min(cp.Size, theirs[m])
+		n.metrics.followBehind.WithLabelValues(m).Set(float64(d))
+		if d > 0 {
+			behind = append(behind, fmt.Sprintf("%s at %d, verified here up to %d", m, theirs[m], cp.Size))
+		}
+	}
+	if len(behind) == 0 {
+		return
+	}
+	slices.Sort(behind)
+	msg := fmt.Sprintf("the followed node is behind what this replica verified (restored from an older backup, or withholding): %s; kept what was verified", strings.Join(behind, "; "))
+	n.mu.Lock()
+	n.peerLocked(peer).lastErr = msg
+	n.mu.Unlock()
+	n.refused.logLimited(n.log, "replica_followed_behind", slog.LevelWarn, "read replica: "+msg, "member", peer)
 }
 
 // ReplicaKey is the public key of a read replica a member node lets replicate from it.

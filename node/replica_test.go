@@ -1,8 +1,11 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,13 +16,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// startReplica starts a read replica with key id following the node at addr.
-func (c *cluster) startReplica(t *testing.T, id, addr string) *Node {
+// startReplica starts a read replica with key id following member's node at addr.
+func (c *cluster) startReplica(t *testing.T, id, member, addr string) *Node {
 	t.Helper()
 	cfg := c.config(id)
 	cfg.Key = fixture.Key(id)
 	cfg.DataDir = filepath.Join(c.dir, id)
-	cfg.Follow = addr
+	cfg.Follow, cfg.FollowMember = addr, member
 	cfg.FollowInterval = 50 * time.Millisecond
 	cfg.Join, cfg.netFilter = nil, nil
 	n, err := New(cfg)
@@ -56,7 +59,7 @@ func TestReadReplica(t *testing.T) {
 	}
 	submitOK(t, a, es...)
 	submitOK(t, b, fixture.Add(fixture.At(1), fixture.MD5(1)))
-	r := c.startReplica(t, "alpha-r1", peerAddr)
+	r := c.startReplica(t, "alpha-r1", "alpha", peerAddr)
 	waitFor(t, 10*time.Second, "the replica catches up", func() bool {
 		return r.store.Size("alpha") == 1000 && r.store.Size("bravo") == 1
 	})
@@ -141,7 +144,7 @@ func TestReadReplicaVerifies(t *testing.T) {
 	a := c.start("alpha")
 	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)), fixture.Add(fixture.At(1), fixture.PDQ(2)))
 	waitFor(t, 5*time.Second, "alpha signs", func() bool { _, ok := a.store.Head("alpha"); return ok })
-	r := c.startReplica(t, "alpha-r1", a.PeerAddr())
+	r := c.startReplica(t, "alpha-r1", "alpha", a.PeerAddr())
 	waitFor(t, 5*time.Second, "the replica hears of alpha's checkpoint", func() bool {
 		return metricValue(r.metrics.badRanges.WithLabelValues("alpha")) > 0
 	})
@@ -176,5 +179,184 @@ func TestReplicaIsNoPeer(t *testing.T) {
 	a.mu.Unlock()
 	if inTable || nudged {
 		t.Errorf("got replica in the peer table %v, nudged %v; want neither", inTable, nudged)
+	}
+}
+
+// peerStatus returns n's status of its peer member (nil when it has none).
+func peerStatus(n *Node, member string) *pb.PeerStatus {
+	for _, p := range n.Status().Peers {
+		if p.Member == member {
+			return p
+		}
+	}
+	return nil
+}
+
+// TestReplicaPinnedToMember: a replica of alpha pointed at bravo's node (a hijacked Service name, a
+// misconfiguration; bravo lists the replica's public key so that its node accepts it) refuses it,
+// says which member it reached, and stores and serves nothing from it: bravo's node could feed it a
+// verified but stale or selectively withheld view of every log.
+func TestReplicaPinnedToMember(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	c.tweak = func(cfg *Config) { cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()} }
+	a := c.start("alpha")
+	b := c.start("bravo")
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	submitOK(t, b, fixture.Add(fixture.At(1), fixture.MD5(1)))
+	waitFor(t, 10*time.Second, "bravo holds both logs", func() bool { return mustSize(b, "alpha") == 1 && mustSize(b, "bravo") == 1 })
+	r := c.startReplica(t, "alpha-r1", "alpha", b.PeerAddr())
+	waitFor(t, 10*time.Second, "the replica says it reached bravo's node, not alpha's", func() bool {
+		p := peerStatus(r, "alpha")
+		return p != nil && strings.Contains(p.LastError, "bravo") && p.State != "alive"
+	})
+	time.Sleep(300 * time.Millisecond) // several follow rounds
+	if got := r.store.Size("alpha") + r.store.Size("bravo"); got != 0 {
+		t.Errorf("the replica stored %d entries from bravo's node, want 0", got)
+	}
+	if len(matches(r, fixture.MD5(1))) != 0 {
+		t.Error("the replica matches what bravo's node served it")
+	}
+	if p := peerStatus(r, "bravo"); p != nil {
+		t.Errorf("the replica made bravo a peer: %+v", p)
+	}
+}
+
+func mustSize(n *Node, member string) uint64 { return n.store.Size(member) }
+
+// TestReplicaFollowMemberRequired: a replica without the member it follows does not start.
+func TestReplicaFollowMemberRequired(t *testing.T) {
+	c := newCluster(t, 1, "alpha")
+	for _, member := range []string{"", "replica/x", "a b"} {
+		cfg := c.config("alpha-r1")
+		cfg.Key = fixture.Key("alpha-r1")
+		cfg.Follow, cfg.FollowMember = "127.0.0.1:1", member
+		n, err := New(cfg)
+		if err == nil {
+			n.Close()
+		}
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("follow member %q: got %v, want ErrConfig", member, err)
+		}
+	}
+	cfg := c.config("alpha")
+	cfg.FollowMember = "alpha"
+	if _, err := New(cfg); !errors.Is(err, ErrConfig) {
+		t.Errorf("follow member without follow: got %v, want ErrConfig", err)
+	}
+}
+
+// rollbackPeer plays alpha's node restored from an older backup: once rolled, it answers Heads
+// with the first answer it gave that named alpha's log.
+type rollbackPeer struct {
+	pb.PeerServiceServer
+	rolled atomic.Bool
+	old    atomic.Pointer[pb.HeadsResponse]
+}
+
+func (p *rollbackPeer) Heads(ctx context.Context, req *pb.HeadsRequest) (*pb.HeadsResponse, error) {
+	if p.rolled.Load() {
+		return p.old.Load(), nil
+	}
+	resp, err := p.PeerServiceServer.Heads(ctx, req)
+	if err == nil {
+		for _, h := range resp.Heads {
+			if h.Member == "alpha" && h.Size > 0 {
+				p.old.CompareAndSwap(nil, resp)
+			}
+		}
+	}
+	return resp, err
+}
+
+// TestReplicaRefusesRollback: when the followed node goes back to an older view (restored from a
+// backup, or withholding), the replica keeps everything it verified, keeps matching it, and says
+// how far behind the followed node is.
+func TestReplicaRefusesRollback(t *testing.T) {
+	c := newCluster(t, 1, "alpha")
+	rp := &rollbackPeer{}
+	c.tweak = func(cfg *Config) {
+		cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()}
+		cfg.peerWrap = func(s pb.PeerServiceServer) pb.PeerServiceServer { rp.PeerServiceServer = s; return rp }
+	}
+	a := c.start("alpha")
+	r := c.startReplica(t, "alpha-r1", "alpha", a.PeerAddr())
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	waitFor(t, 10*time.Second, "the replica holds alpha's first entry", func() bool { return r.store.Size("alpha") == 1 })
+	var es []*pb.Entry
+	for i := range 9 {
+		es = append(es, fixture.Add(fixture.At(2), fixture.PDQ(100+i)))
+	}
+	submitOK(t, a, es...)
+	waitFor(t, 10*time.Second, "the replica holds alpha's ten entries", func() bool { return r.store.Size("alpha") == 10 })
+	if rp.old.Load() == nil {
+		t.Fatal("no old heads answer recorded")
+	}
+	rp.rolled.Store(true)
+	waitFor(t, 10*time.Second, "the replica says the followed node is behind it", func() bool {
+		p := peerStatus(r, "alpha")
+		return gaugeValue(r.metrics.followBehind.WithLabelValues("alpha")) > 0 && p != nil && strings.Contains(p.LastError, "behind")
+	})
+	if got, want := gaugeValue(r.metrics.followBehind.WithLabelValues("alpha")), float64(10-1); got != want {
+		t.Errorf("followed node behind by %v entries, want %v", got, want)
+	}
+	if got := r.store.Size("alpha"); got != 10 {
+		t.Errorf("the replica holds %d of alpha's entries after the rollback, want 10", got)
+	}
+	if h := mustHead(t, r, "alpha"); h.Size != 10 {
+		t.Errorf("the replica's checkpoint of alpha is at %d, want 10", h.Size)
+	}
+	if len(matches(r, fixture.PDQ(108))) != 1 {
+		t.Error("the replica lost a match it had verified")
+	}
+	// The followed node catches up again: the replica says so.
+	rp.rolled.Store(false)
+	waitFor(t, 10*time.Second, "the replica sees the followed node caught up", func() bool {
+		return gaugeValue(r.metrics.followBehind.WithLabelValues("alpha")) == 0
+	})
+}
+
+// TestReplicaRefusesHijackedAddress: the address a replica of alpha follows is taken over by
+// bravo's node (alpha's node down, bravo's put behind its name): the replica refuses bravo's node
+// from the first handshake, names it, keeps serving what it verified from alpha, stores nothing of
+// bravo's, and follows alpha's node again once it is back at the address.
+func TestReplicaRefusesHijackedAddress(t *testing.T) {
+	c := newCluster(t, 1, "alpha", "bravo")
+	peerAddr := ""
+	c.tweak = func(cfg *Config) {
+		cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()}
+		cfg.Join = nil // alpha and bravo never meet: bravo holds only its own log
+		if peerAddr != "" {
+			cfg.PeerListen = peerAddr
+		}
+	}
+	a := c.start("alpha")
+	peerAddr = a.PeerAddr()
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	r := c.startReplica(t, "alpha-r1", "alpha", peerAddr)
+	waitFor(t, 10*time.Second, "the replica holds alpha's entry", func() bool { return r.store.Size("alpha") == 1 })
+
+	c.stop("alpha")
+	b := c.start("bravo")
+	if b.PeerAddr() != peerAddr {
+		t.Fatalf("bravo listens on %s, want alpha's %s", b.PeerAddr(), peerAddr)
+	}
+	submitOK(t, b, fixture.Add(fixture.At(2), fixture.MD5(1)))
+	waitFor(t, 15*time.Second, "the replica names bravo's node at alpha's address", func() bool {
+		p := peerStatus(r, "alpha")
+		return p != nil && strings.Contains(p.LastError, "holds bravo's key, not alpha's")
+	})
+	if got := r.store.Size("bravo"); got != 0 {
+		t.Errorf("the replica stored %d of bravo's entries from the hijacked address, want 0", got)
+	}
+	if len(matches(r, fixture.PDQ(1))) != 1 {
+		t.Error("the replica stopped serving what it verified from alpha")
+	}
+
+	c.stop("bravo")
+	a = c.start("alpha")
+	submitOK(t, a, fixture.Add(fixture.At(3), fixture.PDQ(2)))
+	waitFor(t, 20*time.Second, "the replica follows alpha's node again", func() bool { return len(matches(r, fixture.PDQ(2))) == 1 })
+	if got := r.store.Size("bravo"); got != 0 {
+		t.Errorf("the replica holds %d of bravo's entries, want 0", got)
 	}
 }

@@ -489,6 +489,9 @@ func (n *Node) exchangeHeadsAsking(peer string, askOwn bool) error {
 	}
 	n.peerSizes(peer, resp.Heads)
 	n.takeHeadsNote(peer, resp.HeadsNote)
+	if n.replica() {
+		defer n.followedHeads(peer, resp.Heads) // after the checkpoints below are taken
+	}
 	for _, h := range resp.Heads {
 		if len(h.Checkpoint) == 0 {
 			continue

@@ -95,6 +95,9 @@ func (n *Node) Status() *pb.StatusResponse {
 		}
 		if p.refusedAddr != "" && now.Before(p.refusedUntil) {
 			ps.LastError = fmt.Sprintf("address %s answered with another key; not dialled before %s", p.refusedAddr, p.refusedUntil.Format(time.TimeOnly))
+			if p.lastErr != "" {
+				ps.LastError += "; last error: " + p.lastErr // a read replica's says whose key answered
+			}
 			if a := p.dialAddr(now); a != "" {
 				ps.Address = a
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hashfed/hashfed/consortium"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -89,6 +90,9 @@ func TestK8sManifests(t *testing.T) {
 	}
 	if tomls["node.toml"].Replica.Follow != "" || tomls["replica.toml"].Replica.Follow == "" {
 		t.Error("node.toml must not follow; replica.toml must")
+	}
+	if m := tomls["replica.toml"].Replica.Member; consortium.ValidateMemberID(m) != nil {
+		t.Errorf("replica.toml follows member %q: want the member id whose node it follows", m)
 	}
 	if len(tomls["node.toml"].Peer.Replicas) == 0 {
 		t.Error("node.toml lists no replica key")

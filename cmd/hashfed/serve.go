@@ -28,6 +28,7 @@ type fileConfig struct {
 	} `toml:"peer"`
 	Replica struct {
 		Follow string `toml:"follow"`
+		Member string `toml:"member"`
 	} `toml:"replica"`
 	Gossip struct {
 		Listen       string   `toml:"listen"`
@@ -81,7 +82,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&over.Peer.Listen, "peer-listen", "", "peer API address (overrides the config)")
 	fs.StringVar(&over.Gossip.Listen, "gossip-listen", "", "gossip address (overrides the config)")
 	fs.Var(&join, "join", "gossip address of a node to join (repeat; overrides the config)")
-	fs.StringVar(&over.Replica.Follow, "follow", "", "run as a read replica of the member node whose peer API is at host:port (--key is then the replica's key, listed in that node's [peer] replicas)")
+	fs.StringVar(&over.Replica.Follow, "follow", "", "run as a read replica of the member node whose peer API is at host:port (--key is then the replica's key, listed in that node's [peer] replicas; needs --follow-member)")
+	fs.StringVar(&over.Replica.Member, "follow-member", "", "with --follow: the member whose node the replica follows; the node at the follow address must prove that member's key, or it is refused")
 	fs.StringVar(&over.MemberAPI.Listen, "member-listen", "", "member API address, host:port or unix:PATH (overrides the config)")
 	fs.StringVar(&over.HTTP.Listen, "http-listen", "", "HTTP address for /metrics, /healthz and the JSON API (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
@@ -123,7 +125,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if cfg.Follow != "" {
-		fmt.Fprintf(e.stdout, "hashfed read replica %s of the node at %s serving: member API %s, http %s (submissions go to the member node)\n", n.ID(), cfg.Follow, orNone(n.MemberAddr()), orNone(n.HTTPAddr()))
+		fmt.Fprintf(e.stdout, "hashfed read replica %s of %s's node at %s serving: member API %s, http %s (submissions go to the member node)\n", n.ID(), cfg.FollowMember, cfg.Follow, orNone(n.MemberAddr()), orNone(n.HTTPAddr()))
 	} else {
 		fmt.Fprintf(e.stdout, "hashfed node %s serving: member API %s, peer API %s, gossip %s, http %s\n", n.ID(), orNone(n.MemberAddr()), n.PeerAddr(), n.GossipAddr(), orNone(n.HTTPAddr()))
 	}
@@ -153,6 +155,7 @@ func mergeOverrides(fc, over *fileConfig, join []string) {
 	set(&fc.MemberAPI.Listen, over.MemberAPI.Listen)
 	set(&fc.HTTP.Listen, over.HTTP.Listen)
 	set(&fc.Replica.Follow, over.Replica.Follow)
+	set(&fc.Replica.Member, over.Replica.Member)
 	if len(join) > 0 {
 		fc.Gossip.Join = join
 	}
@@ -190,7 +193,7 @@ func nodeConfig(fc *fileConfig, base string, e *env) (node.Config, error) {
 	str(&cfg.GossipAdvertise, fc.Gossip.Advertise)
 	str(&cfg.ClusterLabel, fc.Gossip.ClusterLabel)
 	cfg.Join = fc.Gossip.Join
-	cfg.Follow = fc.Replica.Follow
+	cfg.Follow, cfg.FollowMember = fc.Replica.Follow, fc.Replica.Member
 	for _, r := range fc.Peer.Replicas {
 		// A public key, or the path of a .pub file holding one.
 		text := strings.TrimSpace(r)
