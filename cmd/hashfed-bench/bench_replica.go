@@ -85,7 +85,7 @@ func benchReplica(ctx context.Context, e *env, args []string) error {
 	r, err := localnet.Node(g, rkey, dir, nil, *sync, func(c *node.Config) {
 		c.HTTPListen = "127.0.0.1:0"
 		c.MemberListen = "unix:" + filepath.Join(dir, "replica.sock")
-		c.Follow = a.PeerAddr()
+		c.Follow, c.FollowMember = a.PeerAddr(), "alpha"
 	})
 	if err != nil {
 		return err
