@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,16 +57,17 @@ func TestScripts(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			},
-			// freeport VAR: set VAR to a loopback TCP port that was free a moment ago (for a gossip
-			// address other nodes join).
+			// freeport VAR: set VAR to a loopback port free a moment ago for both TCP and UDP (for a
+			// gossip address other nodes join). It is chosen below the kernel's ephemeral range, so
+			// that the port-0 listeners of tests running beside this one cannot take it before the
+			// node binds it (they did: "address already in use").
 			"freeport": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: freeport VAR")
 				}
-				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				port, err := freeLoopbackPort()
 				ts.Check(err)
-				ts.Setenv(args[0], strconv.Itoa(lis.Addr().(*net.TCPAddr).Port))
-				ts.Check(lis.Close())
+				ts.Setenv(args[0], strconv.Itoa(port))
 			},
 			// capture VAR REGEXP: set VAR to the first group of REGEXP in the last command's stdout.
 			"capture": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -127,4 +129,24 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// freeLoopbackPort returns a port of 127.0.0.1 on which both a TCP and a UDP listener could be
+// opened a moment ago, drawn at random from below the ephemeral port range.
+func freeLoopbackPort() (int, error) {
+	for range 200 {
+		port := 20000 + rand.IntN(12000) // 20000-31999: below Linux's default ephemeral range (32768-60999)
+		tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ul, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		tl.Close()
+		if err != nil {
+			continue
+		}
+		ul.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no loopback port free for TCP and UDP in 200 tries")
 }
