@@ -73,6 +73,11 @@ func (n *Node) startGossip() error {
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: mc.BindPort, Logger: mc.Logger})
+	// Port 0 takes the TCP port the kernel picks and then binds UDP on the same number, which another
+	// process may hold: pick again a few times, as memberlist itself does for port 0.
+	for try := 0; err != nil && mc.BindPort == 0 && try < 10; try++ {
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: 0, Logger: mc.Logger})
+	}
 	if err != nil {
 		return fmt.Errorf("gossip transport on %s: %w", n.cfg.GossipListen, err)
 	}
