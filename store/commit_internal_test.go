@@ -143,18 +143,24 @@ func matchesOnly(t *testing.T, s *Store, sigs []consortium.Signal, want bool) {
 	}
 }
 
+// openCommitStore opens a store of three founders, without fsync, closed when t ends.
+func openCommitStore(t *testing.T) *Store {
+	t.Helper()
+	o := DefaultOptions()
+	o.NoSync = true
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestCommitFailedWriteLeavesIndex fails the write of a large batch of new PDQ signals (whose
 // index inserts run while it is written) and checks that nothing of it can be matched nor is left
 // in the index, and that the next batch, whose new signals get the same ids, matches as itself.
 func TestCommitFailedWriteLeavesIndex(t *testing.T) {
-	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
-	o := DefaultOptions()
-	o.NoSync = true
-	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openCommitStore(t)
 	first, firstSigs := pdqAdds(0, 100)
 	if _, err := s.Submit(t.Context(), "alpha", first); err != nil {
 		t.Fatal(err)
@@ -193,14 +199,7 @@ func TestCommitFailedWriteLeavesIndex(t *testing.T) {
 // written (after its index inserts had time to run): none may match before the commit, every one
 // once Submit returns. A batch that lists again a signal another member lists is included.
 func TestCommitNotMatchableBeforeCommit(t *testing.T) {
-	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
-	o := DefaultOptions()
-	o.NoSync = true
-	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openCommitStore(t)
 	bravo, bravoSigs := pdqAdds(0, 10)
 	if _, err := s.Submit(t.Context(), "bravo", bravo); err != nil {
 		t.Fatal(err)
@@ -241,14 +240,7 @@ func TestCommitNotMatchableBeforeCommit(t *testing.T) {
 // (by signal) after its add, and another is added, revoked and added again: the first must not
 // match nor stay in the index, the second must match.
 func TestCommitRevokedInSameBatch(t *testing.T) {
-	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
-	o := DefaultOptions()
-	o.NoSync = true
-	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openCommitStore(t)
 	es, sigs := pdqAdds(0, 500)
 	revoke := func(sig consortium.Signal) *pb.Entry {
 		return &pb.Entry{Op: &pb.Entry_Revoke{Revoke: &pb.Revoke{Reason: pb.RevokeReason_REVOKE_REASON_OTHER, Target: &pb.Revoke_Signal{Signal: sig.Proto()}}}}
