@@ -258,10 +258,12 @@ func (s *Store) commitBatch(batch []*submission) {
 			close(p.done)
 		}
 	}()
-	err := s.write(writes, nil)
-	<-predicted
+	err := s.writeApply(writes, func() *preIndexed { <-predicted; return pre })
 	if err != nil {
-		if pre != nil {
+		// A write that failed before its commit leaves the early inserts in the index; one that
+		// failed in its commit reloaded the derived state from the file, with a new index.
+		<-predicted
+		if pre != nil && s.pdq == index {
 			<-pre.done
 			for _, id := range pre.ids {
 				index.Remove(id)
@@ -270,10 +272,6 @@ func (s *Store) commitBatch(batch []*submission) {
 		for _, sub := range batch {
 			sub.out, sub.err = nil, err
 		}
-	} else {
-		s.pre = pre
-		s.applyWrites(writes, nil)
-		s.pre = nil
 	}
 	for _, sub := range batch {
 		close(sub.done)
@@ -503,7 +501,15 @@ type logWrite struct {
 
 // prepare hashes the entries once: the tree after them and the values to store. The values share
 // one buffer (bbolt keeps references to them until the transaction ends).
-func (w *logWrite) prepare() {
+func (w *logWrite) prepare() { w.prepareNotify(nil) }
+
+// prepareChunk is how many values prepareNotify makes before it tells the writer.
+const prepareChunk = 512
+
+// prepareNotify is prepare that sends on ready the number of values made so far after every
+// prepareChunk of them and at the end (when ready is not nil), so that they can be stored while
+// the rest are hashed.
+func (w *logWrite) prepareNotify(ready chan<- int) {
 	t := w.tree.Clone()
 	size := 0
 	for j, e := range w.entries {
@@ -526,8 +532,15 @@ func (w *logWrite) prepare() {
 		}
 		buf = append(buf, e...)
 		w.values[j] = buf[start:len(buf):len(buf)]
+		if ready != nil && (j+1)%prepareChunk == 0 {
+			ready <- j + 1
+		}
 	}
 	w.after = t
+	if ready != nil {
+		ready <- len(w.entries)
+		close(ready)
+	}
 }
 
 // write stores the entries of every logWrite (with their stored hashes), their heads and feed
@@ -536,82 +549,181 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 	if len(writes) == 0 && extra == nil {
 		return nil
 	}
-	s.mu.RLock()
-	seq := s.feedNext
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
-		return ErrClosed
-	}
-	// Cosignatures merged into heads since the last write go first; a head in writes replaces
-	// its log's.
-	lazy := s.lazyHeadNotes()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := putHeadNotes(tx, lazy); err != nil {
-			return err
-		}
-		logs := tx.Bucket(bucketLogs)
-		for i := range writes {
-			w := &writes[i]
-			b, err := logs.CreateBucketIfNotExists([]byte(w.member))
-			if err != nil {
-				return err
-			}
-			b.FillPercent = 1.0 // keys only ever grow: pack pages full
-			if w.values == nil {
-				w.prepare()
-			}
-			// The keys share one buffer, as the values do (bbolt keeps both until the commit).
-			keys := make([]byte, 8*len(w.values))
-			for j, v := range w.values {
-				k := keys[8*j : 8*j+8 : 8*j+8]
-				binary.BigEndian.PutUint64(k, w.start+uint64(j))
-				if err := b.Put(k, v); err != nil {
-					return err
-				}
-			}
-			if w.head != nil {
-				if err := tx.Bucket(bucketHeads).Put([]byte(w.member), w.head.Note); err != nil {
-					return err
-				}
-			}
-			rec := feedRecord{seq: seq, member: w.member, start: w.start, count: uint64(len(w.entries))}
-			if rec.count > 0 {
-				k, v := rec.encode()
-				if err := tx.Bucket(bucketFeed).Put(k, v); err != nil {
-					return err
-				}
-				seq += rec.count
-			}
-		}
-		if extra != nil {
-			if err := extra(tx); err != nil {
-				return err
-			}
-		}
-		if s.testBeforeCommit != nil {
-			return s.testBeforeCommit()
-		}
-		return nil
-	})
+	seq, err := s.writeStart()
 	if err != nil {
+		return err
+	}
+	lazy := s.lazyHeadNotes()
+	if err := s.db.Update(func(tx *bolt.Tx) error { return s.fill(tx, writes, extra, seq, lazy) }); err != nil {
 		return fmt.Errorf("store %s: write: %w", s.path, err)
 	}
 	clear(s.lazyHeads)
 	return nil
 }
 
-// applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
-// feed position. Caller holds wmu.
-func (s *Store) applyWrites(writes []logWrite, after func()) {
-	// Decoding needs no state: entries not decoded yet are decoded before taking the lock, on
-	// every CPU.
+// writeStart returns the feed position the next write starts at, or ErrClosed.
+func (s *Store) writeStart() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	return s.feedNext, nil
+}
+
+// fill puts into tx the heads with cosignatures merged since the last write (lazy), then for
+// each logWrite its entries with their stored hashes, its head and its feed record (from feed
+// position seq), then extra. A logWrite not prepared yet is prepared while its entries are put.
+func (s *Store) fill(tx *bolt.Tx, writes []logWrite, extra func(tx *bolt.Tx) error, seq uint64, lazy map[string][]byte) error {
+	if err := putHeadNotes(tx, lazy); err != nil {
+		return err
+	}
+	logs := tx.Bucket(bucketLogs)
+	for i := range writes {
+		w := &writes[i]
+		b, err := logs.CreateBucketIfNotExists([]byte(w.member))
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 1.0 // keys only ever grow: pack pages full
+		// The values are hashed on another goroutine while the first are put.
+		made := len(w.values)
+		var ready chan int
+		if w.values == nil {
+			ready = make(chan int, len(w.entries)/prepareChunk+1)
+			go w.prepareNotify(ready)
+			made = 0
+		}
+		// The keys share one buffer, as the values do (bbolt keeps both until the commit).
+		keys := make([]byte, 8*len(w.entries))
+		for j := range w.entries {
+			for j >= made {
+				made = <-ready
+			}
+			k := keys[8*j : 8*j+8 : 8*j+8]
+			binary.BigEndian.PutUint64(k, w.start+uint64(j))
+			if err := b.Put(k, w.values[j]); err != nil {
+				if ready != nil {
+					for range ready { // let the hashing finish before w is reused
+					}
+				}
+				return err
+			}
+		}
+		if ready != nil {
+			for range ready {
+			}
+		}
+		if w.head != nil {
+			if err := tx.Bucket(bucketHeads).Put([]byte(w.member), w.head.Note); err != nil {
+				return err
+			}
+		}
+		rec := feedRecord{seq: seq, member: w.member, start: w.start, count: uint64(len(w.entries))}
+		if rec.count > 0 {
+			k, v := rec.encode()
+			if err := tx.Bucket(bucketFeed).Put(k, v); err != nil {
+				return err
+			}
+			seq += rec.count
+		}
+	}
+	if extra != nil {
+		if err := extra(tx); err != nil {
+			return err
+		}
+	}
+	if s.testBeforeCommit != nil {
+		return s.testBeforeCommit()
+	}
+	return nil
+}
+
+// writeApply stores writes in one transaction, as write does, and applies them, as applyWrites
+// does, but the apply runs while the transaction commits (its pages written and fsynced), under
+// the exclusive lock that readers wait for, and the lock is released only once the commit is
+// durable: nothing of the writes is visible before. When the commit fails, the derived state the
+// apply changed is reloaded from the file (reload) before the lock is released, so readers never
+// see entries that were not stored. pre, when not nil, is called before the apply and returns
+// the batch's early index inserts (commitBatch). Caller holds wmu.
+func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
+	if len(writes) == 0 {
+		if pre != nil {
+			pre()
+		}
+		return nil
+	}
+	// Entries not decoded yet are decoded on the other CPUs while their values are put.
+	decoded := make(chan [][]consortium.Decoded, 1)
+	go func() { decoded <- decodeWrites(writes) }()
+	seq, err := s.writeStart()
+	if err != nil {
+		<-decoded
+		return err
+	}
+	lazy := s.lazyHeadNotes()
+	tx, err := s.db.Begin(true)
+	if err == nil {
+		if err = s.fill(tx, writes, nil, seq, lazy); err != nil {
+			tx.Rollback()
+		}
+	}
+	decs := <-decoded
+	if err != nil {
+		return fmt.Errorf("store %s: write: %w", s.path, err)
+	}
+	committed := make(chan error, 1)
+	go func() {
+		if s.testCommit != nil {
+			if err := s.testCommit(); err != nil {
+				tx.Rollback()
+				committed <- err
+				return
+			}
+		}
+		committed <- tx.Commit()
+	}()
+	var p *preIndexed
+	if pre != nil {
+		p = pre()
+	}
+	s.mu.Lock()
+	s.flight.writes = writes
+	s.pre = p
+	s.holding = true
+	s.applyLocked(writes, decs)
+	s.pre = nil
+	err = <-committed
+	s.flight.writes = nil
+	s.holding = false
+	held := s.held
+	defer func() { clear(held); s.held = held[:0] }() // keeps its room for the next write
+	if err != nil {
+		err = fmt.Errorf("store %s: write: %w", s.path, err)
+		if rerr := s.reloadLocked(); rerr != nil {
+			s.log.Error("reload the store after a failed commit", "err", rerr)
+			err = fmt.Errorf("%w; reloading the stored state then failed (%v): restart the node", err, rerr)
+			s.closed = true
+		}
+		s.mu.Unlock()
+		return err
+	}
+	clear(s.lazyHeads)
+	for _, c := range held {
+		s.opts.OnChange(c)
+	}
+	s.unlockAndWake(true)
+	return nil
+}
+
+// decodeWrites returns the decoded entries of writes, decoding on every CPU those their logWrite
+// does not carry decoded.
+func decodeWrites(writes []logWrite) [][]consortium.Decoded {
 	decs := make([][]consortium.Decoded, len(writes))
 	var all [][]byte
 	var dst []*consortium.Decoded
-	n := 0
-	for i, w := range writes {
-		n += len(w.entries)
+	for i := range writes {
+		w := &writes[i] // its values and tree are being made meanwhile (fill): read only these
 		if w.decs != nil {
 			decs[i] = w.decs
 			continue
@@ -627,7 +739,29 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 			*dst[k] = consortium.Decode(all[k])
 		}
 	})
+	return decs
+}
+
+// applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
+// feed position. Caller holds wmu.
+func (s *Store) applyWrites(writes []logWrite, after func()) {
+	// Decoding needs no state: it runs before taking the lock, on every CPU.
+	decs := decodeWrites(writes)
 	s.mu.Lock()
+	s.applyLocked(writes, decs)
+	if after != nil {
+		after()
+	}
+	s.unlockAndWake(len(writes) > 0)
+}
+
+// applyLocked applies writes, whose entries decs are decoded: the state (and through it the
+// indices), trees, heads, feed position. Caller holds wmu and mu (exclusive).
+func (s *Store) applyLocked(writes []logWrite, decs [][]consortium.Decoded) {
+	n := 0
+	for _, w := range writes {
+		n += len(w.entries)
+	}
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
 		s.pending = make(map[uint32]pdqindex.Hash, n)
@@ -653,10 +787,6 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 		s.pre.dropUnconfirmed(s.pdq)
 	}
 	s.flushPending()
-	if after != nil {
-		after()
-	}
-	s.unlockAndWake(len(writes) > 0)
 }
 
 // AppendRange stores entries [start, start+len(entries)) of another member's log after verifying
@@ -709,12 +839,7 @@ func (s *Store) AppendRangeRelay(cp *consortium.Checkpoint, start uint64, entrie
 	if relay != nil {
 		relay()
 	}
-	ws := []logWrite{w}
-	if err := s.write(ws, nil); err != nil {
-		return err
-	}
-	s.applyWrites(ws, nil)
-	return nil
+	return s.writeApply([]logWrite{w}, nil)
 }
 
 // feedRecord is one committed range in the feed: feed positions seq .. seq+count-1 are entries

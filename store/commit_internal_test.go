@@ -2,8 +2,14 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,4 +284,239 @@ func TestSigSet(t *testing.T) {
 		}
 		seen[sig] = true
 	}
+}
+
+// snapshotOf is what readers of a store see: digest, sizes, feed, index size, and which of sigs
+// match.
+type storeView struct {
+	digest  consortium.Hash
+	sizes   map[string]uint64
+	feed    int
+	index   int
+	matched int
+}
+
+func viewOf(t *testing.T, s *Store, sigs []consortium.Signal) storeView {
+	t.Helper()
+	v, err := readView(s, sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func readView(s *Store, sigs []consortium.Signal) (storeView, error) {
+	v := storeView{digest: s.Digest(), sizes: s.Sizes(), index: s.IndexStats().Len}
+	evs, _, err := s.Feed(0, 1<<30)
+	if err != nil {
+		return v, fmt.Errorf("feed: %w", err)
+	}
+	v.feed = len(evs)
+	for _, sig := range sigs {
+		ms, err := s.MatchPDQ(sig.Value, Query{Radius: 0, Quality: -1})
+		if err != nil {
+			return v, fmt.Errorf("match: %w", err)
+		}
+		v.matched += len(ms)
+	}
+	return v, nil
+}
+
+func (v storeView) equal(w storeView) bool {
+	return v.digest == w.digest && maps.Equal(v.sizes, w.sizes) && v.feed == w.feed && v.index == w.index && v.matched == w.matched
+}
+
+// TestCommitFailsAfterApply fails the commit of writes that were already applied in memory (the
+// apply runs while the transaction commits): own submissions, a verified range of another log, and
+// a batch that revokes by index an entry of the same batch. Readers must then see exactly what
+// they saw before (the state is reloaded from the file), listeners must not hear of the changes,
+// the next writes must take the same indices, and a reopened store must agree.
+func TestCommitFailsAfterApply(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	path := filepath.Join(t.TempDir(), "hashfed.db")
+	o := DefaultOptions()
+	o.NoSync = true
+	var heard atomic.Int64
+	o.OnChange = func(consortium.Change) { heard.Add(1) }
+	s, err := Open(path, g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	first, firstSigs := pdqAdds(0, 200)
+	if _, err := s.Submit(t.Context(), "alpha", first); err != nil {
+		t.Fatal(err)
+	}
+	bravo := fixture.NewLog(g.ID, fixture.Key("bravo"))
+	for i := range 300 {
+		bravo.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(10_000+i), "behaviour:glorification-of-terrorist-acts"))
+	}
+	cp, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, sigs := pdqAdds(1000, 3000)
+	es = append(es, &pb.Entry{Op: &pb.Entry_Revoke{Revoke: &pb.Revoke{Reason: pb.RevokeReason_REVOKE_REASON_OTHER, Target: &pb.Revoke_Index{Index: 200 + 5}}}})
+	all := append(append(slices.Clone(firstSigs), sigs...), fixture.PDQ(10_000), fixture.PDQ(10_299))
+	failed := errors.New("disk full")
+	for _, c := range []struct {
+		name  string
+		write func() error
+	}{
+		{"own entries", func() error { _, err := s.Submit(t.Context(), "alpha", es); return err }},
+		{"verified range", func() error { return s.AppendRange(cp, 0, bravo.Entries, nil) }},
+	} {
+		before := viewOf(t, s, all)
+		heardBefore := heard.Load()
+		applied := false
+		s.testCommit = func() error {
+			applied = true
+			return failed
+		}
+		err := c.write()
+		s.testCommit = nil
+		if !errors.Is(err, failed) || !applied {
+			t.Fatalf("%s: got %v (commit reached: %v), want %v", c.name, err, applied, failed)
+		}
+		if got := viewOf(t, s, all); !got.equal(before) {
+			t.Fatalf("%s: after the failed commit readers see %+v, want %+v", c.name, got, before)
+		}
+		if got := heard.Load(); got != heardBefore {
+			t.Fatalf("%s: listeners heard %d changes of a failed commit", c.name, got-heardBefore)
+		}
+		if got, want := s.Digest(), replayed(t, s); got != want {
+			t.Fatalf("%s: digest %x, want %x (replayed)", c.name, got, want)
+		}
+	}
+	out, err := s.Submit(t.Context(), "alpha", es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Index != 200 || out[len(out)-1].Err != nil {
+		t.Fatalf("after the failed commits: first index %d (want 200), last entry %v", out[0].Index, out[len(out)-1].Err)
+	}
+	if err := s.AppendRange(cp, 0, bravo.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	matchesOnly(t, s, sigs[:5], true)
+	matchesOnly(t, s, sigs[5:6], false) // revoked by index in its own batch
+	matchesOnly(t, s, []consortium.Signal{fixture.PDQ(10_000), fixture.PDQ(10_299)}, true)
+	want := viewOf(t, s, all)
+	if got := replayed(t, s); got != want.digest {
+		t.Fatalf("digest %x, want %x (replayed)", want.digest, got)
+	}
+	s.Close()
+	if s, err = Open(path, g, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := viewOf(t, s, all); !got.equal(want) {
+		t.Fatalf("reopened: %+v, want %+v", got, want)
+	}
+}
+
+// TestCommitVisibleOnlyWhenDurable holds a commit open while its writes are applied: readers that
+// ask meanwhile (matches, sizes, the feed, the digest) and listeners must not learn of the writes
+// before the commit ends, and must see all of them once it has.
+func TestCommitVisibleOnlyWhenDurable(t *testing.T) {
+	g := fixture.Genesis(2, fixture.Members("alpha", "bravo", "charlie")...)
+	o := DefaultOptions()
+	o.NoSync = true
+	var heard atomic.Int64
+	o.OnChange = func(consortium.Change) { heard.Add(1) }
+	s, err := Open(filepath.Join(t.TempDir(), "hashfed.db"), g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	es, sigs := pdqAdds(0, 2000)
+	var committed atomic.Bool
+	type seen struct {
+		view storeView
+		err  error
+		late bool // answered after the commit ended
+	}
+	answers := make(chan seen, 1)
+	s.testCommit = func() error {
+		go func() {
+			// Ask again and again: report the first answer, asked and given before the commit
+			// ended, that shows anything of the write, or the first asked after it ended. (An
+			// answer asked before and given after may show part of it.)
+			for {
+				asked := committed.Load()
+				v, err := readView(s, sigs[:20])
+				given := committed.Load()
+				switch {
+				case err != nil, asked:
+					answers <- seen{v, err, true}
+					return
+				case !given && (v.sizes["alpha"] != 0 || v.matched != 0 || v.feed != 0):
+					answers <- seen{v, err, false}
+					return
+				}
+			}
+		}()
+		time.Sleep(100 * time.Millisecond) // the reader asks meanwhile
+		if n := heard.Load(); n != 0 {
+			t.Errorf("listeners heard %d changes before the commit", n)
+		}
+		committed.Store(true)
+		return nil
+	}
+	if _, err := s.Submit(t.Context(), "alpha", es); err != nil {
+		t.Fatal(err)
+	}
+	s.testCommit = nil
+	a := <-answers
+	switch {
+	case a.err != nil:
+		t.Fatalf("a reader during the commit: %v", a.err)
+	case !a.late && (a.view.sizes["alpha"] != 0 || a.view.matched != 0 || a.view.feed != 0):
+		t.Fatalf("a reader saw the write before its commit ended: %+v", a.view)
+	case a.late && (a.view.sizes["alpha"] != 2000 || a.view.matched != 20 || a.view.feed != 2000):
+		t.Fatalf("a reader after the commit saw %+v, want all 2000 entries", a.view)
+	}
+	if got := heard.Load(); got < 2000 {
+		t.Fatalf("listeners heard %d changes, want at least 2000", got)
+	}
+}
+
+// TestCommitReadersDuringGrowth runs readers of every kind while large writes grow the file (and
+// so remap it during their commits, which runs beside the apply): nothing may deadlock.
+func TestCommitReadersDuringGrowth(t *testing.T) {
+	s := openCommitStore(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	probe := fixture.PDQ(3)
+	for r := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				switch (r + i) % 4 {
+				case 0:
+					s.MatchPDQ(probe.Value, Query{Quality: -1})
+				case 1:
+					s.Feed(uint64(i), 100)
+				case 2:
+					s.Entries("alpha", 0, 10, 1<<20)
+				case 3:
+					s.Digest()
+				}
+			}
+		})
+	}
+	for b := range 8 {
+		es, _ := pdqAdds(b*5000, 5000)
+		if _, err := s.Submit(ctx, "alpha", es); err != nil {
+			close(stop)
+			t.Fatalf("batch %d: %v (a deadlock times out)", b, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }

@@ -59,7 +59,11 @@ func (s *Store) onChange(c consortium.Change) {
 	if c.Signal.Type == consortium.VPDQ && (c.Kind == consortium.Listed || c.Kind == consortium.Unlisted) {
 		s.videoChange(c)
 	}
-	if s.opts.OnChange != nil {
+	switch {
+	case s.opts.OnChange == nil:
+	case s.holding:
+		s.held = append(s.held, c) // told once the commit is durable (writeApply)
+	default:
 		s.opts.OnChange(c)
 	}
 }

@@ -25,7 +25,7 @@ import (
 // then again with the stored cutoffs when they cut something.
 
 // applyCount returns how many of the count entries starting at first of member's log the state
-// applies: all of them unless a cutoff stops the log within or before them. applyWrites calls it
+// applies: all of them unless a cutoff stops the log within or before them. applyLocked calls it
 // under mu, replayCut on its private store.
 func (s *Store) applyCount(member string, first uint64, count int) int {
 	f, ok := s.cutoffs[member]
@@ -121,7 +121,7 @@ func (s *Store) swapCut(shadow *Store, cut map[string]uint64) {
 // replay; heads and evidence are not reopened, as their keys may come from entries the cutoffs
 // leave out (a member admitted with the vote of the forking member).
 func (s *Store) replayCut(cut map[string]uint64) (*Store, error) {
-	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut, video: newVideoIndex()}
+	shadow := &Store{path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, cutoffs: cut, video: newVideoIndex(), flight: s.flight}
 	var err error
 	if shadow.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
 		return nil, err
@@ -281,12 +281,7 @@ func (s *Store) AppendAgreed(cp *consortium.Checkpoint, link []consortium.Hash, 
 			return fmt.Errorf("%w: log %q entries [%d, %d) are not a prefix of its checkpoint of size %d: %w", consortium.ErrRootMismatch, m, start, end, cp.Size, err)
 		}
 	}
-	ws := []logWrite{w}
-	if err := s.write(ws, nil); err != nil {
-		return err
-	}
-	s.applyWrites(ws, nil)
-	return nil
+	return s.writeApply([]logWrite{w}, nil)
 }
 
 // frozenErr returns ErrForked when member's log is frozen by evidence against its author, nil

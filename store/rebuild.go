@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -335,6 +336,9 @@ func (s *Store) loadIndex() {
 // readEntry is the state's entry reader, for revokes by index: within the rebuild's transaction
 // while the store opens, in a read transaction of its own afterwards.
 func (s *Store) readEntry(member string, index uint64) ([]byte, error) {
+	if e, ok := s.flight.entry(member, index); ok {
+		return e, nil
+	}
 	if s.rtx != nil {
 		return readEntry(s.rtx, member, index)
 	}
@@ -404,4 +408,68 @@ func readEntry(tx *bolt.Tx, member string, index uint64) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte(nil), e...), nil
+}
+
+// inFlight are the writes being committed while they are applied (see writeApply). Set and
+// read under mu (exclusive) by the committing writer, which also holds wmu.
+type inFlight struct {
+	writes []logWrite
+}
+
+// entry returns entry index of member's log if a write in flight holds it.
+func (f *inFlight) entry(member string, index uint64) ([]byte, bool) {
+	if f == nil {
+		return nil, false
+	}
+	for _, w := range f.writes {
+		if w.member == member && index >= w.start && index-w.start < uint64(len(w.entries)) {
+			return w.entries[index-w.start], true
+		}
+	}
+	return nil, false
+}
+
+// reloadLocked rebuilds the derived state from the file, as Open does (the replay, the trees,
+// heads, evidence, feed position, the cutoffs, the match indices), and swaps it in: after a
+// commit that failed once its writes were applied in memory. Heads whose cosignatures were merged
+// in memory but not written yet keep them. Caller holds wmu and mu (exclusive); readers wait.
+func (s *Store) reloadLocked() error {
+	fresh := &Store{
+		path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, flight: s.flight,
+		trees:    map[string]*consortium.Tree{},
+		heads:    map[string]*consortium.Checkpoint{},
+		evidence: map[string]*consortium.Evidence{},
+		video:    newVideoIndex(),
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	fresh.size = fi.Size()
+	if fresh.pdq, err = pdqindex.New(pdqindex.DefaultOptions()); err != nil {
+		return err
+	}
+	if err := fresh.rebuild(); err != nil {
+		return err
+	}
+	cut := fresh.evidenceCutoffs()
+	fresh.cutoffs = cut
+	if len(cut) > 0 {
+		shadow, err := fresh.replayCut(cut)
+		if err != nil {
+			return err
+		}
+		fresh.state, fresh.pdq, fresh.expiry, fresh.video = shadow.state, shadow.pdq, shadow.expiry, shadow.video
+	}
+	for m := range s.lazyHeads {
+		if old, now := s.heads[m], fresh.heads[m]; old != nil && now != nil && old.Size == now.Size && old.Root == now.Root {
+			fresh.heads[m] = old
+		}
+	}
+	s.state, s.trees, s.heads, s.evidence = fresh.state, fresh.trees, fresh.heads, fresh.evidence
+	s.pdq, s.video, s.expiry, s.cutoffs, s.feedNext = fresh.pdq, fresh.video, fresh.expiry, cut, fresh.feedNext
+	s.state.OnChange(s.onChange)
+	s.version++
+	s.log.Warn("derived state reloaded from the file after a failed commit", "path", s.path)
+	return nil
 }

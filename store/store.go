@@ -112,8 +112,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time, for expiry; nil means time.Now.
 	Now func() time.Time
-	// OnChange, when set, is called with every state change after it is applied (under the store's
-	// lock: it must not call back into the store).
+	// OnChange, when set, is called with every state change after it is applied and its write is
+	// durable, before readers see it (under the store's lock: it must not call back into the
+	// store).
 	OnChange func(consortium.Change)
 	// Owner is the public key (in its text form, [consortium.PublicKey.String]) of the member whose
 	// node keeps the store. A new store records it, and so does the first open of a store that
@@ -188,6 +189,17 @@ type Store struct {
 	// testBeforeCommit, when set (by tests), runs in every write's transaction before it commits;
 	// an error fails the write.
 	testBeforeCommit func() error
+	// testCommit, when set (by tests), runs before a writeApply's transaction commits, while its
+	// entries are applied; an error fails the commit (the transaction is rolled back).
+	testCommit func() error
+	// flight holds the writes being committed while they are applied (writeApply), so that the
+	// state's entry reader finds their entries before the commit ends. Shared with the private
+	// stores whose state may become this one's (replayCut, reloadLocked).
+	flight *inFlight
+	// holding is set while writeApply applies writes whose commit is not durable yet; the changes
+	// for Options.OnChange wait in held meanwhile. Under mu (exclusive).
+	holding bool
+	held    []consortium.Change
 
 	// local holds the local banks (localbank.go), apart from everything replicated.
 	local localBanks
@@ -287,6 +299,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 		heads:    map[string]*consortium.Checkpoint{},
 		evidence: map[string]*consortium.Evidence{},
 		feedWake: make(chan struct{}),
+		flight:   &inFlight{},
 		submits:  make(chan *submission, 1024),
 		done:     make(chan struct{}),
 	}
