@@ -305,7 +305,7 @@ const preIndexMin = 64
 
 // predictPDQ returns the new PDQ signals of writes and their ids to be, or nil when there are
 // fewer than preIndexMin. Signal ids are given to valid adds in the order applied, so this walks
-// the entries that applyWrites will apply, in its order. Caller holds mu and wmu; it may run while
+// the entries that applyLocked will apply, in its order. Caller holds mu and wmu; it may run while
 // writes are written.
 func (s *Store) predictPDQ(writes []logWrite) *preIndexed {
 	// The adds in apply order. Only the fields the write does not set are read: it runs meanwhile.
@@ -639,13 +639,13 @@ func (s *Store) fill(tx *bolt.Tx, writes []logWrite, extra func(tx *bolt.Tx) err
 	return nil
 }
 
-// writeApply stores writes in one transaction, as write does, and applies them, as applyWrites
-// does, but the apply runs while the transaction commits (its pages written and fsynced), under
-// the exclusive lock that readers wait for, and the lock is released only once the commit is
-// durable: nothing of the writes is visible before. When the commit fails, the derived state the
-// apply changed is reloaded from the file (reload) before the lock is released, so readers never
-// see entries that were not stored. pre, when not nil, is called before the apply and returns
-// the batch's early index inserts (commitBatch). Caller holds wmu.
+// writeApply stores writes in one transaction, as write does, and applies them (applyLocked);
+// but the apply runs while the transaction commits (its pages written and fsynced), under the
+// exclusive lock that readers wait for, and the lock is released only once the commit is durable:
+// nothing of the writes is visible before. When the commit fails, the derived state the apply
+// changed is reloaded from the file (reloadLocked) before the lock is released, so readers never
+// see entries that were not stored. pre, when not nil, is called before the apply and returns the
+// batch's early index inserts (commitBatch). Caller holds wmu.
 func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
 	if len(writes) == 0 {
 		if pre != nil {
@@ -740,19 +740,6 @@ func decodeWrites(writes []logWrite) [][]consortium.Decoded {
 		}
 	})
 	return decs
-}
-
-// applyWrites makes committed writes visible: trees, heads, state (and through it the indices),
-// feed position. Caller holds wmu.
-func (s *Store) applyWrites(writes []logWrite, after func()) {
-	// Decoding needs no state: it runs before taking the lock, on every CPU.
-	decs := decodeWrites(writes)
-	s.mu.Lock()
-	s.applyLocked(writes, decs)
-	if after != nil {
-		after()
-	}
-	s.unlockAndWake(len(writes) > 0)
 }
 
 // applyLocked applies writes, whose entries decs are decoded: the state (and through it the
