@@ -3,6 +3,7 @@ package consortium
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -155,13 +156,29 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		return r
 	}
 	final := keys.Roster()
+	// The evidence is parsed with the final keys: its checkpoints' cosignatures count for a log
+	// verified by its agreed root (step 3), and it is verified before the heads notes: a note of a
+	// forked log beyond its cutoff shows the other history, which the evidence already proves, and
+	// is a warning (step 4).
+	parsed := make([]*Evidence, len(in.Evidence))
+	parseErrs := make([]error, len(in.Evidence))
+	var evidence []*Evidence
+	for i, raw := range in.Evidence {
+		if parsed[i], parseErrs[i] = ParseEvidence(g.ID, keys, raw); parseErrs[i] == nil {
+			evidence = append(evidence, parsed[i])
+		}
+	}
 	// Cosignatures count once every member's key is known (a member admitted later may have
 	// cosigned founders' checkpoints).
 	if k := opt.RequireCosignatures; k > 0 {
-		r.Rules = append(r.Rules, fmt.Sprintf("cosignatures: at least %d on each log's verified checkpoint, by members of the final roster (any role) other than the author (4.3)", k))
+		r.Rules = append(r.Rules, fmt.Sprintf("cosignatures: at least %d on each log's verified checkpoint, by members of the final roster (any role) other than the author; for a log verified by the agreed root of equivocation evidence, on the evidence's checkpoints (4.3, 12.1)", k))
 	}
 	for _, m := range members {
 		la := a.audits[m]
+		if la.Agreed > 0 {
+			a.agreedCosigners(la, final, evidence, opt.RequireCosignatures)
+			continue
+		}
 		if la.note == nil {
 			continue
 		}
@@ -181,16 +198,6 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		}
 		if k := opt.RequireCosignatures; k > 0 && len(la.Cosigners) < k {
 			a.fail(RuleCosignatures, m, nil, "checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(la.Cosigners), k)
-		}
-	}
-	// The evidence is verified before the heads notes: a note of a forked log beyond its cutoff
-	// shows the other history, which the evidence already proves, and is a warning (step 4).
-	parsed := make([]*Evidence, len(in.Evidence))
-	parseErrs := make([]error, len(in.Evidence))
-	var evidence []*Evidence
-	for i, raw := range in.Evidence {
-		if parsed[i], parseErrs[i] = ParseEvidence(g.ID, keys, raw); parseErrs[i] == nil {
-			evidence = append(evidence, parsed[i])
 		}
 	}
 	a.auditHeads(g, keys, final, in, opt, Cutoffs(evidence))
@@ -524,11 +531,45 @@ func (a *auditor) auditAgreed(m string, entries [][]byte, reader tlog.HashReader
 		}
 		return nil
 	}
-	la.Verified, la.Agreed = g.Size, g.Size
+	la.Verified, la.Agreed, la.agreedRoot = g.Size, g.Size, g.Root
 	if n > g.Size {
 		a.fail(RuleAgreed, m, at(g.Size), "entries [%d, %d) are beyond the agreed size %d and no checkpoint covers them: only the agreed entries verify by the equivocation evidence", g.Size, n, g.Size)
 	}
 	return entries[:g.Size]
+}
+
+// agreedCosigners counts the cosignatures for a log verified by the agreed root of resolved
+// evidence (section 12.1, step 3): the bundle holds no checkpoint of its verified entries, so the
+// cosignatures that count are those on the checkpoints of the evidence that fixes the agreed root
+// (agreed size la.Agreed, root la.agreedRoot), each member of the final roster other than the
+// author once over all of them. Each of those cosigners verified a tree whose first la.Agreed
+// entries are the verified ones. Counting nothing here would let a bundle pass the requirement by
+// dropping a log's checkpoint and keeping only its agreed entries.
+func (a *auditor) agreedCosigners(la *LogAudit, final *Roster, evidence []*Evidence, k int) {
+	counted, uncounted := map[string]bool{}, map[string]bool{}
+	for _, ev := range evidence {
+		if n, ok := ev.AgreedSize(); !ok || ev.Member != la.Member || n != la.Agreed || ev.Agreement.Root != la.agreedRoot {
+			continue
+		}
+		for _, cp := range []*Checkpoint{ev.A, ev.B} {
+			for _, c := range cp.Cosigners {
+				if _, ok := final.Member(c.Member); ok {
+					counted[c.Member] = true
+				} else {
+					uncounted[c.Member] = true
+				}
+			}
+		}
+	}
+	la.Cosigners = slices.Sorted(maps.Keys(counted))
+	for _, c := range slices.Sorted(maps.Keys(uncounted)) {
+		if !counted[c] {
+			la.UncountedCosigners = append(la.UncountedCosigners, c)
+		}
+	}
+	if k > 0 && len(la.Cosigners) < k {
+		a.fail(RuleCosignatures, la.Member, nil, "%d entries verified by the agreed root of the equivocation evidence (no checkpoint of them in the bundle); the evidence's checkpoints carry %d cosignatures, %d required", la.Agreed, len(la.Cosigners), k)
+	}
 }
 
 // alteredEntry names the first entry whose hash differs from the recorded leaf hashes, when those
