@@ -57,8 +57,8 @@ const (
 	RuleDoubleVote   = "double-vote"  // a member voted twice in one epoch
 	RuleHeads        = "heads"        // a heads note does not verify
 	RuleHeadsCount   = "heads-count"  // fewer heads notes than required
-	RuleOmitted      = "omitted"      // a log a heads note names is not in the bundle
-	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was
+	RuleOmitted      = "omitted"      // a log a heads note or resolved evidence names is not in the bundle
+	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was, or than its cutoff
 	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
 	RuleReplay       = "replay"       // the replay itself failed
 	RuleDeadline     = "deadline"     // a referral answered late or not at all (with RequireAnswers)
@@ -216,6 +216,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		a.fail(RuleEquivocation, m, nil, "%s", tf[i])
 	}
 	r.Warnings = append(r.Warnings, warnings...)
+	a.auditEvidenceLogs(cutoffs, evidence)
 	// The state, at the chosen time.
 	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes, each forking member's log up to its cutoff; a double vote fails the audit, other rejections are warnings (12.2)")
 	st, err := Replay(g, verified, ReplayOptions{Until: opt.Until, Sizes: cutoffs})
@@ -474,6 +475,46 @@ func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) []
 		r.Warnings = append(r.Warnings, fmt.Sprintf("log %q: %d entries after the last checkpoint are not signed yet and were left out", m, tail))
 	}
 	return entries[:best.Size]
+}
+
+// auditEvidenceLogs fails a log that valid resolved evidence shows to hold entries every node
+// applies but that the bundle does not verify (section 12.1, step 5): the evidence carries two
+// checkpoints its member signed, both larger than its cutoff F, so the member's first F entries
+// exist and count, as a heads note naming the log would show. A bundle without the log fails
+// (omitted), one verifying fewer than F of its entries fails (rolled-back, at the verified size),
+// unless that log already failed as omitted, rolled back or agreed.
+func (a *auditor) auditEvidenceLogs(cutoffs map[string]uint64, evidence []*Evidence) {
+	for _, m := range sortedKeys(cutoffs) {
+		f := cutoffs[m]
+		if f == 0 || a.failedLog(m, RuleOmitted, RuleRolledBack, RuleAgreed) {
+			continue
+		}
+		var ev *Evidence
+		for _, e := range evidence {
+			if n, ok := e.AgreedSize(); ok && e.Member == m && n == f {
+				ev = e
+				break
+			}
+		}
+		la := a.audits[m]
+		if la == nil || la.Entries == 0 {
+			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log, whose first %d entries every node applies (the agreed size of the equivocation evidence against %s, of its checkpoints of sizes %d and %d)", f, m, ev.A.Size, ev.B.Size)
+			continue
+		}
+		if la.Verified < f {
+			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; every node applies the first %d (the agreed size of the equivocation evidence against %s, of its checkpoints of sizes %d and %d)", la.Verified, f, m, ev.A.Size, ev.B.Size)
+		}
+	}
+}
+
+// failedLog reports whether the audit already failed log m by one of rules.
+func (a *auditor) failedLog(m string, rules ...string) bool {
+	for _, f := range a.r.Failures {
+		if f.Log == m && slices.Contains(rules, f.Rule) {
+			return true
+		}
+	}
+	return false
 }
 
 // agreedAnchor returns the agreement of the valid resolved evidence against m in evidence with
