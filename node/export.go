@@ -183,6 +183,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 	evidence := n.store.Evidence()
 	cutoffs := n.store.Cutoffs()
 	chunkBytes := min(exportChunkBytes, n.cfg.MaxMessageBytes/2)
+	sizes := map[string]uint64{} // the entries exported of each log
 	for _, m := range n.store.Members() {
 		head := heads[m]
 		end := uint64(0)
@@ -199,6 +200,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 		if end == 0 {
 			continue
 		}
+		sizes[m] = end
 		for start := uint64(0); start < end; {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -217,7 +219,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
-	if err := n.exportHeadsNotes(send, heads); err != nil {
+	if err := n.exportHeadsNotes(send, heads, sizes, cutoffs); err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(evidence))
