@@ -168,7 +168,9 @@ func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerS
 func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) error {
 	// While the own log may be behind the peers', nothing is signed: it is exported up to its last
 	// checkpoint; so is a forked own log (SignHead refuses it).
-	if blocked := n.ownLogBlocked(); blocked != nil {
+	if n.replica() {
+		// A read replica holds no member key: it signs nothing (replica.go).
+	} else if blocked := n.ownLogBlocked(); blocked != nil {
 		n.log.Debug("export: not signing own checkpoint", "err", blocked)
 	} else if cp, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) { n.ownSigned(cp.Size) }); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)

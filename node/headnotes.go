@@ -183,11 +183,13 @@ func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[stri
 			delete(held, m)
 		}
 	}
-	own, err := n.signHeadsNoteOf(exported)
-	if err != nil {
-		return fmt.Errorf("sign heads note: %w", err)
+	if !n.replica() { // a read replica's key is no member's: it exports the notes it holds
+		own, err := n.signHeadsNoteOf(exported)
+		if err != nil {
+			return fmt.Errorf("sign heads note: %w", err)
+		}
+		held[n.id] = own
 	}
-	held[n.id] = own
 	ids := make([]string, 0, len(held))
 	for m := range held {
 		ids = append(ids, m)
