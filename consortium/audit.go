@@ -31,7 +31,8 @@ type AuditOptions struct {
 	// Until, when not zero, computes the state at that time (section 7.2 of PROTOCOL.md).
 	Until time.Time
 	// RequireCosignatures fails a log whose verified checkpoint carries fewer cosignatures by
-	// members of the final roster other than the author.
+	// members of the final roster other than the author; for a log verified by the agreed root of
+	// resolved evidence, the cosignatures counted are those on the evidence's checkpoints.
 	RequireCosignatures int
 	// RequireHeads fails the audit unless valid heads notes of at least this many distinct members
 	// of the final roster are given. Every valid heads note is enforced whatever this is.
