@@ -3,6 +3,7 @@ package consortium
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -30,7 +31,8 @@ type AuditOptions struct {
 	// Until, when not zero, computes the state at that time (section 7.2 of PROTOCOL.md).
 	Until time.Time
 	// RequireCosignatures fails a log whose verified checkpoint carries fewer cosignatures by
-	// members of the final roster other than the author.
+	// members of the final roster other than the author; for a log verified by the agreed root of
+	// resolved evidence, the cosignatures counted are those on the evidence's checkpoints.
 	RequireCosignatures int
 	// RequireHeads fails the audit unless valid heads notes of at least this many distinct members
 	// of the final roster are given. Every valid heads note is enforced whatever this is.
@@ -56,8 +58,8 @@ const (
 	RuleDoubleVote   = "double-vote"  // a member voted twice in one epoch
 	RuleHeads        = "heads"        // a heads note does not verify
 	RuleHeadsCount   = "heads-count"  // fewer heads notes than required
-	RuleOmitted      = "omitted"      // a log a heads note names is not in the bundle
-	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was
+	RuleOmitted      = "omitted"      // a log a heads note or resolved evidence names is not in the bundle
+	RuleRolledBack   = "rolled-back"  // a log is shorter than a heads note says it was, or than its cutoff
 	RuleHeadsRoot    = "heads-root"   // a head's root, signed by the log's author, differs from the log's tree
 	RuleReplay       = "replay"       // the replay itself failed
 	RuleDeadline     = "deadline"     // a referral answered late or not at all (with RequireAnswers)
@@ -155,13 +157,29 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		return r
 	}
 	final := keys.Roster()
+	// The evidence is parsed with the final keys: its checkpoints' cosignatures count for a log
+	// verified by its agreed root (step 3), and it is verified before the heads notes: a note of a
+	// forked log beyond its cutoff shows the other history, which the evidence already proves, and
+	// is a warning (step 4).
+	parsed := make([]*Evidence, len(in.Evidence))
+	parseErrs := make([]error, len(in.Evidence))
+	var evidence []*Evidence
+	for i, raw := range in.Evidence {
+		if parsed[i], parseErrs[i] = ParseEvidence(g.ID, keys, raw); parseErrs[i] == nil {
+			evidence = append(evidence, parsed[i])
+		}
+	}
 	// Cosignatures count once every member's key is known (a member admitted later may have
 	// cosigned founders' checkpoints).
 	if k := opt.RequireCosignatures; k > 0 {
-		r.Rules = append(r.Rules, fmt.Sprintf("cosignatures: at least %d on each log's verified checkpoint, by members of the final roster (any role) other than the author (4.3)", k))
+		r.Rules = append(r.Rules, fmt.Sprintf("cosignatures: at least %d on each log's verified checkpoint, by members of the final roster (any role) other than the author; for a log verified by the agreed root of equivocation evidence, on the evidence's checkpoints (4.3, 12.1)", k))
 	}
 	for _, m := range members {
 		la := a.audits[m]
+		if la.Agreed > 0 {
+			a.agreedCosigners(la, final, evidence, opt.RequireCosignatures)
+			continue
+		}
 		if la.note == nil {
 			continue
 		}
@@ -183,16 +201,6 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 			a.fail(RuleCosignatures, m, nil, "checkpoint of size %d has %d cosignatures, %d required", cp.Size, len(la.Cosigners), k)
 		}
 	}
-	// The evidence is verified before the heads notes: a note of a forked log beyond its cutoff
-	// shows the other history, which the evidence already proves, and is a warning (step 4).
-	parsed := make([]*Evidence, len(in.Evidence))
-	parseErrs := make([]error, len(in.Evidence))
-	var evidence []*Evidence
-	for i, raw := range in.Evidence {
-		if parsed[i], parseErrs[i] = ParseEvidence(g.ID, keys, raw); parseErrs[i] == nil {
-			evidence = append(evidence, parsed[i])
-		}
-	}
 	a.auditHeads(g, keys, final, in, opt, Cutoffs(evidence))
 	r.Rules = append(r.Rules, "evidence: every equivocation proof given verifies; resolved evidence cuts its member's log at the smallest agreed size, unresolved evidence alone at 0; either is a warning (5.2)")
 	for i, ev := range parsed {
@@ -209,6 +217,7 @@ func Audit(in AuditInput, opt AuditOptions) *AuditReport {
 		a.fail(RuleEquivocation, m, nil, "%s", tf[i])
 	}
 	r.Warnings = append(r.Warnings, warnings...)
+	a.auditEvidenceLogs(cutoffs, evidence)
 	// The state, at the chosen time.
 	r.Rules = append(r.Rules, "replay: sections 6 and 7 over the verified prefixes, each forking member's log up to its cutoff; a double vote fails the audit, other rejections are warnings (12.2)")
 	st, err := Replay(g, verified, ReplayOptions{Until: opt.Until, Sizes: cutoffs})
@@ -469,6 +478,46 @@ func (a *auditor) auditLog(g *Genesis, keys Keyring, m string, in AuditInput) []
 	return entries[:best.Size]
 }
 
+// auditEvidenceLogs fails a log that valid resolved evidence shows to hold entries every node
+// applies but that the bundle does not verify (section 12.1, step 5): the evidence carries two
+// checkpoints its member signed, both larger than its cutoff F, so the member's first F entries
+// exist and count, as a heads note naming the log would show. A bundle without the log fails
+// (omitted), one verifying fewer than F of its entries fails (rolled-back, at the verified size),
+// unless that log already failed as omitted, rolled back or agreed.
+func (a *auditor) auditEvidenceLogs(cutoffs map[string]uint64, evidence []*Evidence) {
+	for _, m := range sortedKeys(cutoffs) {
+		f := cutoffs[m]
+		if f == 0 || a.failedLog(m, RuleOmitted, RuleRolledBack, RuleAgreed) {
+			continue
+		}
+		var ev *Evidence
+		for _, e := range evidence {
+			if n, ok := e.AgreedSize(); ok && e.Member == m && n == f {
+				ev = e
+				break
+			}
+		}
+		la := a.audits[m]
+		if la == nil || la.Entries == 0 {
+			a.fail(RuleOmitted, m, nil, "omitted: the bundle does not hold this log, whose first %d entries every node applies (the agreed size of the equivocation evidence against %s, of its checkpoints of sizes %d and %d)", f, m, ev.A.Size, ev.B.Size)
+			continue
+		}
+		if la.Verified < f {
+			a.fail(RuleRolledBack, m, at(la.Verified), "rolled back: the bundle has %d verified entries; every node applies the first %d (the agreed size of the equivocation evidence against %s, of its checkpoints of sizes %d and %d)", la.Verified, f, m, ev.A.Size, ev.B.Size)
+		}
+	}
+}
+
+// failedLog reports whether the audit already failed log m by one of rules.
+func (a *auditor) failedLog(m string, rules ...string) bool {
+	for _, f := range a.r.Failures {
+		if f.Log == m && slices.Contains(rules, f.Rule) {
+			return true
+		}
+	}
+	return false
+}
+
 // agreedAnchor returns the agreement of the valid resolved evidence against m in evidence with
 // the smallest agreed size (m's cutoff, [Cutoffs]), or nil when there is none or that size is 0.
 // Evidence that does not verify is skipped here and reported by [Audit].
@@ -524,11 +573,45 @@ func (a *auditor) auditAgreed(m string, entries [][]byte, reader tlog.HashReader
 		}
 		return nil
 	}
-	la.Verified, la.Agreed = g.Size, g.Size
+	la.Verified, la.Agreed, la.agreedRoot = g.Size, g.Size, g.Root
 	if n > g.Size {
 		a.fail(RuleAgreed, m, at(g.Size), "entries [%d, %d) are beyond the agreed size %d and no checkpoint covers them: only the agreed entries verify by the equivocation evidence", g.Size, n, g.Size)
 	}
 	return entries[:g.Size]
+}
+
+// agreedCosigners counts the cosignatures for a log verified by the agreed root of resolved
+// evidence (section 12.1, step 3): the bundle holds no checkpoint of its verified entries, so the
+// cosignatures that count are those on the checkpoints of the evidence that fixes the agreed root
+// (agreed size la.Agreed, root la.agreedRoot), each member of the final roster other than the
+// author once over all of them. Each of those cosigners verified a tree whose first la.Agreed
+// entries are the verified ones. Counting nothing here would let a bundle pass the requirement by
+// dropping a log's checkpoint and keeping only its agreed entries.
+func (a *auditor) agreedCosigners(la *LogAudit, final *Roster, evidence []*Evidence, k int) {
+	counted, uncounted := map[string]bool{}, map[string]bool{}
+	for _, ev := range evidence {
+		if n, ok := ev.AgreedSize(); !ok || ev.Member != la.Member || n != la.Agreed || ev.Agreement.Root != la.agreedRoot {
+			continue
+		}
+		for _, cp := range []*Checkpoint{ev.A, ev.B} {
+			for _, c := range cp.Cosigners {
+				if _, ok := final.Member(c.Member); ok {
+					counted[c.Member] = true
+				} else {
+					uncounted[c.Member] = true
+				}
+			}
+		}
+	}
+	la.Cosigners = slices.Sorted(maps.Keys(counted))
+	for _, c := range slices.Sorted(maps.Keys(uncounted)) {
+		if !counted[c] {
+			la.UncountedCosigners = append(la.UncountedCosigners, c)
+		}
+	}
+	if k > 0 && len(la.Cosigners) < k {
+		a.fail(RuleCosignatures, la.Member, nil, "%d entries verified by the agreed root of the equivocation evidence (no checkpoint of them in the bundle); the evidence's checkpoints carry %d cosignatures, %d required", la.Agreed, len(la.Cosigners), k)
+	}
 }
 
 // alteredEntry names the first entry whose hash differs from the recorded leaf hashes, when those

@@ -150,3 +150,66 @@ func TestAuditAgreedEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditEvidenceNamesLog: resolved evidence against alpha with cutoff F > 0 carries two
+// checkpoints alpha signed, both larger than F, and every node applies alpha's first F entries
+// (PROTOCOL.md section 5.2). A bundle that keeps the evidence but leaves out alpha's log, or holds
+// fewer than F verified entries of it, omits entries that count: the audit fails (omitted,
+// rolled-back), naming alpha, as it does for a log a heads note names. Unresolved evidence (F = 0)
+// requires nothing.
+func TestAuditEvidenceNamesLog(t *testing.T) {
+	f := newForkPair(t, 5, 9, 13)
+	unresolved := f.evidence(t)
+	resolved, err := unresolved.Resolve(f.agreement(t, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	below := testLog(t, f.g, "alpha", 3).Checkpoint()
+	bravo := testLog(t, f.g, "bravo", 2)
+	bundle := func(alpha [][]byte, cps [][]byte, evidence ...[]byte) consortium.AuditInput {
+		in := consortium.AuditInput{Genesis: f.g.Marshal(), Logs: consortium.Logs{"bravo": bravo.Entries},
+			Checkpoints: map[string][][]byte{"bravo": {bravo.Checkpoint()}}, Evidence: evidence}
+		if alpha != nil {
+			in.Logs["alpha"] = alpha
+		}
+		if cps != nil {
+			in.Checkpoints["alpha"] = cps
+		}
+		return in
+	}
+	for _, tc := range []struct {
+		name      string
+		in        consortium.AuditInput
+		wantRule  string // "" when the audit passes
+		wantIndex *uint64
+	}{
+		{name: "agreed entries", in: bundle(f.ea[:5], nil, resolved.Marshal())},
+		{name: "whole fork with its checkpoint", in: bundle(f.ea, [][]byte{f.a.Note}, resolved.Marshal())},
+		{name: "log left out, unresolved evidence", in: bundle(nil, nil, unresolved.Marshal())},
+		{name: "log left out, resolved evidence kept", in: bundle(nil, nil, resolved.Marshal()), wantRule: consortium.RuleOmitted},
+		{name: "only a checkpoint below the cutoff", in: bundle(f.ea[:3], [][]byte{below}, resolved.Marshal()), wantRule: consortium.RuleRolledBack, wantIndex: ptr(3)},
+		{name: "entries below the cutoff beyond a checkpoint", in: bundle(f.ea[:4], [][]byte{below}, resolved.Marshal()), wantRule: consortium.RuleRolledBack, wantIndex: ptr(3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := consortium.Audit(tc.in, consortium.AuditOptions{})
+			if tc.wantRule == "" {
+				if !r.OK {
+					t.Fatalf("got failures, want ok:\n%s", r)
+				}
+				return
+			}
+			if len(r.Failures) != 1 {
+				t.Fatalf("got failures %q, want exactly one of rule %s on alpha", r.FailureText(), tc.wantRule)
+			}
+			fl := r.Failures[0]
+			if fl.Rule != tc.wantRule || fl.Log != "alpha" || (tc.wantIndex == nil) != (fl.Index == nil) || (fl.Index != nil && *fl.Index != *tc.wantIndex) {
+				t.Errorf("got failure %s (index %v), want rule %s on alpha at index %v", fl, fl.Index, tc.wantRule, tc.wantIndex)
+			}
+			if !strings.Contains(fl.Message, "equivocation evidence") {
+				t.Errorf("got message %q, want it to name the evidence", fl.Message)
+			}
+		})
+	}
+}
+
+func ptr(i uint64) *uint64 { return &i }

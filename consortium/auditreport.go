@@ -83,13 +83,15 @@ type LogAudit struct {
 	// the first Agreed entries, beyond any checkpoint given (section 12.1 of PROTOCOL.md).
 	Agreed uint64 `json:"agreed,omitempty"`
 	// Cosigners are the members of the final roster (any role) other than the author whose
-	// cosignatures on that checkpoint verified: they count toward RequireCosignatures.
-	// UncountedCosigners verified but are no longer on the roster.
+	// cosignatures on that checkpoint verified: they count toward RequireCosignatures. For a log
+	// verified by the agreed root (Agreed > 0), they are the cosigners of the checkpoints of the
+	// evidence that fixes that root. UncountedCosigners verified but are no longer on the roster.
 	Cosigners          []string `json:"cosigners"`
 	UncountedCosigners []string `json:"uncounted_cosigners,omitempty"`
 	Problems           []string `json:"problems"`
 
-	note []byte // the verified checkpoint, reopened with the final roster for its cosignatures
+	note       []byte // the verified checkpoint, reopened with the final roster for its cosignatures
+	agreedRoot Hash   // with Agreed: the agreed root that verified the log
 }
 
 // HeadsAudit is one valid heads note.

@@ -533,6 +533,18 @@ func goldenCases() []goldenCase {
 				w := base(t)
 				return w.agreedOnly(t, w.bundle(t, nil), 1), "--require-heads 1"
 			}, check: failsWith("agreed alpha")},
+		{name: "agreed-entries-cosignatures", about: "with --require-cosignatures, a log verified only by the agreed root of resolved evidence counts the cosignatures on the evidence's two checkpoints, here none: it fails, so dropping a log's checkpoint does not avoid the requirement (section 12.1, step 3)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				return w.agreedOnly(t, w.bundle(t, nil), 0), "--require-heads 1 --require-cosignatures 1"
+			}, check: failsWith("cosignatures alpha")},
+		{name: "evidence-omitted-log", about: "a bundle with resolved evidence against alpha (cutoff > 0) but without alpha's log fails, although no heads note names it: the evidence's checkpoints show entries every node applies (section 12.1, step 5)",
+			build: func(t *testing.T) (consortium.AuditInput, string) {
+				w := base(t)
+				in := w.agreedOnly(t, w.bundle(t, nil), 0)
+				delete(in.Logs, "alpha")
+				return in, "--require-heads 1"
+			}, check: failsWith("omitted alpha")},
 		{name: "third-history", about: "a bundle holding a third history of alpha, parting from the two of the resolved evidence before their agreed size, fails: cutting it at the evidence's cutoff would give a state no node computes (section 5.2)",
 			build: func(t *testing.T) (consortium.AuditInput, string) {
 				w := base(t)

@@ -168,7 +168,9 @@ func (s *memberServer) ExportLogs(req *pb.ExportLogsRequest, stream grpc.ServerS
 func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) error {
 	// While the own log may be behind the peers', nothing is signed: it is exported up to its last
 	// checkpoint; so is a forked own log (SignHead refuses it).
-	if blocked := n.ownLogBlocked(); blocked != nil {
+	if n.replica() {
+		// A read replica holds no member key: it signs nothing (replica.go).
+	} else if blocked := n.ownLogBlocked(); blocked != nil {
 		n.log.Debug("export: not signing own checkpoint", "err", blocked)
 	} else if cp, err := n.store.SignHeadPublish(n.key, func(cp *consortium.Checkpoint) { n.ownSigned(cp.Size) }); err != nil && !errors.Is(err, store.ErrForked) {
 		return fmt.Errorf("sign own checkpoint: %w", err)
@@ -183,6 +185,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 	evidence := n.store.Evidence()
 	cutoffs := n.store.Cutoffs()
 	chunkBytes := min(exportChunkBytes, n.cfg.MaxMessageBytes/2)
+	sizes := map[string]uint64{} // the entries exported of each log
 	for _, m := range n.store.Members() {
 		head := heads[m]
 		end := uint64(0)
@@ -199,6 +202,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 		if end == 0 {
 			continue
 		}
+		sizes[m] = end
 		for start := uint64(0); start < end; {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -217,7 +221,7 @@ func (n *Node) exportLogs(ctx context.Context, send func(*pb.LogChunk) error) er
 			}
 		}
 	}
-	if err := n.exportHeadsNotes(send, heads); err != nil {
+	if err := n.exportHeadsNotes(send, heads, sizes, cutoffs); err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(evidence))

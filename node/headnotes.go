@@ -140,12 +140,18 @@ func headsLogIDs(note []byte) []string {
 }
 
 // exportHeadsNotes sends, for an audit bundle of the logs up to exported (the checkpoints whose
-// logs the bundle holds), the node's own heads note of exactly those checkpoints and the latest note
-// of every other member the node holds, except one that names a log beyond what is exported: the
-// node lags behind that member, and the bundle would fail its audit as rolled back. A note naming
-// another root at a size the node holds is kept: the log's author signed two histories, which the
-// audit must report.
-func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[string]*consortium.Checkpoint) error {
+// logs the bundle holds; sizes are the numbers of entries the bundle holds of each log, agreed
+// entries of a forked log included, and cutoffs those of the evidence it holds), the node's own
+// heads note of exactly those checkpoints and the latest note of every other member the node holds
+// (PROTOCOL.md section 4.5). A note is left out only when the node lags behind it on a log the
+// bundle holds (the bundle would fail its audit as rolled back though nothing is hidden) and it
+// names no log the bundle lacks. A note naming a log the bundle does not hold at all is kept: it is
+// the only signed word in the bundle that the log exists, and leaving it out would let the bundle
+// pass without the log; the audit then fails as omitted, naming it. A note naming a forked log
+// beyond its cutoff is kept when the bundle holds the log up to the cutoff (the audit warns). A
+// note naming another root at a size the node holds is kept: the log's author signed two
+// histories, which the audit must report.
+func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[string]*consortium.Checkpoint, sizes, cutoffs map[string]uint64) error {
 	held, err := n.store.HeadsNotes()
 	if err != nil {
 		return err
@@ -157,19 +163,33 @@ func (n *Node) exportHeadsNotes(send func(*pb.LogChunk) error, exported map[stri
 			delete(held, m)
 			continue
 		}
+		lags, absent := "", ""
 		for _, hd := range h.Heads {
-			if cp := exported[hd.Member]; cp == nil || cp.Size < hd.Size {
-				n.log.Info("heads note left out of the audit bundle: this node lags behind it", "signer", m, "log", hd.Member, "size", hd.Size)
-				delete(held, m)
-				break
+			size := sizes[hd.Member]
+			if f, cut := cutoffs[hd.Member]; size >= hd.Size || cut && size >= f {
+				continue
+			}
+			if size == 0 {
+				absent = hd.Member
+			} else if lags == "" {
+				lags = hd.Member
 			}
 		}
+		switch {
+		case absent != "":
+			n.log.Warn("audit bundle: a heads note names a log this node holds none of; kept, so the audit reports the log omitted", "signer", m, "log", absent)
+		case lags != "":
+			n.log.Info("heads note left out of the audit bundle: this node lags behind it", "signer", m, "log", lags)
+			delete(held, m)
+		}
 	}
-	own, err := n.signHeadsNoteOf(exported)
-	if err != nil {
-		return fmt.Errorf("sign heads note: %w", err)
+	if !n.replica() { // a read replica's key is no member's: it exports the notes it holds
+		own, err := n.signHeadsNoteOf(exported)
+		if err != nil {
+			return fmt.Errorf("sign heads note: %w", err)
+		}
+		held[n.id] = own
 	}
-	held[n.id] = own
 	ids := make([]string, 0, len(held))
 	for m := range held {
 		ids = append(ids, m)

@@ -133,6 +133,10 @@ func New(cfg Config) (*Node, error) {
 	switch {
 	case n.replica():
 		// A read replica's key is its own, not a member's (see replica.go).
+		if err := n.checkReplicaKey(); err != nil {
+			st.Close()
+			return nil, err
+		}
 	case known && !sameKey:
 		st.Close()
 		return nil, fmt.Errorf("%w: the roster has another key for %q than the one configured", ErrConfig, n.id)

@@ -70,6 +70,27 @@ func checkReplicaCall(ctx context.Context, method string) error {
 	return nil
 }
 
+// checkReplicaKey refuses, at startup, a read replica whose key is not its own: its key id is the
+// member it follows or another roster member's id (the node's id would be that member's, so it
+// would take that member's log for its own and sign heads notes in its name), or it holds a roster
+// member's key (the member node would take its calls for that member's, not a replica's read-only
+// ones, and the replica would hold a key that signs for the member).
+func (n *Node) checkReplicaKey() error {
+	fix := fmt.Sprintf("a read replica needs a key of its own (hashfed keygen --id %s-r1), listed in the replicas of %s's node", n.cfg.FollowMember, n.cfg.FollowMember)
+	if n.id == n.cfg.FollowMember {
+		return fmt.Errorf("%w: the read replica's key id %q is the id of the member it follows: %s", ErrConfig, n.id, fix)
+	}
+	var known bool
+	n.store.View(func(s *consortium.State) { _, known = s.MemberKey(n.id) })
+	if known {
+		return fmt.Errorf("%w: the read replica's key id %q is a roster member's: %s", ErrConfig, n.id, fix)
+	}
+	if m, ok := n.memberByKey(n.cfg.Key.Public().Key); ok {
+		return fmt.Errorf("%w: the read replica's key is member %q's: %s", ErrConfig, m, fix)
+	}
+	return nil
+}
+
 // startReplica starts a read replica: the member API, HTTP, and the loop that follows the member
 // node.
 func (n *Node) startReplica() error {

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -358,5 +360,82 @@ func TestReplicaRefusesHijackedAddress(t *testing.T) {
 	waitFor(t, 20*time.Second, "the replica follows alpha's node again", func() bool { return len(matches(r, fixture.PDQ(2))) == 1 })
 	if got := r.store.Size("bravo"); got != 0 {
 		t.Errorf("the replica holds %d of bravo's entries, want 0", got)
+	}
+}
+
+// TestReplicaKeyNotAMembers: a read replica's key is its own. One whose key id is the member it
+// follows (or another roster member's id), or that holds a roster member's key, does not start,
+// with an error saying so: its node id would be that member's, so it would take the member's log
+// for its own and sign heads notes in that member's name (with the member's key, valid ones: a
+// second signer of the member's statements), and with the member's key the member node would take
+// its calls for the member's own, not a replica's read-only ones.
+func TestReplicaKeyNotAMembers(t *testing.T) {
+	c := newCluster(t, 1, "alpha", "bravo")
+	alphaSeed := sha256.Sum256([]byte("hashfed test key alpha"))
+	otherSeed := sha256.Sum256([]byte("another key"))
+	key := func(id string, seed [32]byte) *consortium.PrivateKey {
+		k, err := consortium.NewPrivateKey(id, seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name    string
+		key     *consortium.PrivateKey
+		wantMsg string
+	}{
+		{"its own key, named as the followed member", key("alpha", otherSeed), `read replica's key id "alpha" is the id of the member it follows`},
+		{"the followed member's key", fixture.Key("alpha"), `read replica's key id "alpha" is the id of the member it follows`},
+		{"its own key, named as another member", key("bravo", otherSeed), `read replica's key id "bravo" is a roster member's`},
+		{"the followed member's key under a replica's name", key("alpha-r1", alphaSeed), `read replica's key is member "alpha"'s`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := c.config("alpha-r1")
+			cfg.Key, cfg.DataDir = tc.key, t.TempDir()
+			cfg.Follow, cfg.FollowMember = "127.0.0.1:1", "alpha"
+			cfg.Join = nil
+			n, err := New(cfg)
+			if err == nil {
+				n.Close()
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(fmt.Sprint(err), tc.wantMsg) {
+				t.Errorf("got %v, want ErrConfig saying %q", err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestReplicaAuditExport: an audit bundle exported by a read replica carries the heads notes it
+// received from the member node, and none signed by the replica, whose key is no member's (such a
+// note fails the audit, rule heads): the bundle audits.
+func TestReplicaAuditExport(t *testing.T) {
+	c := newCluster(t, 2, "alpha", "bravo")
+	c.tweak = func(cfg *Config) { cfg.Replicas = []ReplicaKey{fixture.Key("alpha-r1").Public()} }
+	a := c.start("alpha")
+	b := c.start("bravo")
+	submitOK(t, a, fixture.Add(fixture.At(1), fixture.PDQ(1)))
+	submitOK(t, b, fixture.Add(fixture.At(1), fixture.MD5(1)))
+	r := c.startReplica(t, "alpha-r1", "alpha", a.PeerAddr())
+	waitFor(t, 15*time.Second, "the replica holds both logs and alpha's heads note naming them", func() bool {
+		held, err := r.store.HeadsNotes()
+		if err != nil || held["alpha"] == nil || r.store.Size("alpha") != 1 || r.store.Size("bravo") != 1 {
+			return false
+		}
+		h, err := consortium.OpenHeads(r.g.ID, r.g, held["alpha"])
+		return err == nil && len(h.Heads) == 2
+	})
+	in, err := r.AuditInput(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Heads["alpha-r1"] != nil {
+		t.Error("the replica signed a heads note of its own into the bundle")
+	}
+	if rep := consortium.Audit(in, consortium.AuditOptions{RequireHeads: 1}); !rep.OK {
+		t.Errorf("audit of the replica's bundle: got failures, want ok:\n%s", rep)
+	}
+	if _, ok := r.store.Head("alpha-r1"); ok {
+		t.Error("the replica signed a log of its own for the export")
 	}
 }
