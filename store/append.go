@@ -138,17 +138,47 @@ func (s *Store) commitBatch(batch []*submission) {
 		}
 	}
 	rl.hint = total
-	// The relister's lookups in the state, on every CPU (the checks that use them go in order).
+	// A pipeline over chunks of entries: the relister's lookups in the state run on every CPU
+	// ahead of the checks, which go in order on this goroutine (stamping each entry), and each
+	// checked chunk is encoded, decoded and leaf-hashed on every CPU while the next is checked.
+	// Each entry is decoded once, there; the check and the apply use that.
 	looks := make([][]addLookup, len(batch))
+	ps := make([]pending, 0, total) // never grows: workers read its elements meanwhile
+	errs := make([]error, total)
+	raws := make([][]byte, total)
+	decs := make([]consortium.Decoded, total)
+	leaves := make([]consortium.Hash, total)
+	work := newPool(total / frontChunk)
+	looked := make([][]chan struct{}, len(batch))
 	for b, sub := range batch {
 		looks[b] = make([]addLookup, len(sub.entries))
-		inParallel(len(sub.entries), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				looks[b][i] = rl.lookup(sub.member, sub.entries[i])
+		for lo := 0; lo < len(sub.entries); lo += frontChunk {
+			hi := min(lo+frontChunk, len(sub.entries))
+			done := make(chan struct{})
+			looked[b] = append(looked[b], done)
+			work.run(func() {
+				for i := lo; i < hi; i++ {
+					looks[b][i] = rl.lookup(sub.member, sub.entries[i])
+				}
+				close(done)
+			})
+		}
+	}
+	encoded := 0
+	encode := func(hi int) {
+		lo := encoded
+		encoded = hi
+		chunk := ps[lo:hi]
+		work.run(func() {
+			for k := lo; k < hi; k++ {
+				p := &chunk[k-lo]
+				raws[k], decs[k], errs[k] = consortium.EncodeEntry(p.sub.entries[p.i])
+				if errs[k] == nil {
+					leaves[k] = consortium.LeafHash(raws[k])
+				}
 			}
 		})
 	}
-	ps := make([]pending, 0, total)
 	// The latest time of each author's entries taken so far in this group commit: an entry stamped
 	// here follows them too, not only the stored log (a client-stamped entry a little ahead of this
 	// clock, then one to stamp, in one batch or in two grouped ones).
@@ -161,6 +191,9 @@ func (s *Store) commitBatch(batch []*submission) {
 		}
 		frozen := s.frozenErr(sub.member)
 		for i, e := range sub.entries {
+			if i%frontChunk == 0 {
+				<-looked[b][i/frontChunk]
+			}
 			if frozen != nil {
 				sub.out[i].Err = frozen
 				continue
@@ -177,21 +210,17 @@ func (s *Store) commitBatch(batch []*submission) {
 			latest[sub.member] = max(latest[sub.member], e.TimeUnixMs)
 			sub.out[i].Updated = same.Updated
 			ps = append(ps, pending{sub: sub, i: i, lk: &looks[b][i]})
+			if len(ps)-encoded == frontChunk {
+				encode(len(ps))
+			}
 		}
 	}
 	rl.close()
-	errs := make([]error, len(ps))
-	raws := make([][]byte, len(ps))
-	decs := make([]consortium.Decoded, len(ps))
-	leaves := make([]consortium.Hash, len(ps))
-	inParallel(len(ps), func(lo, hi int) {
-		for k := lo; k < hi; k++ {
-			raws[k], decs[k], errs[k] = consortium.EncodeEntry(ps[k].sub.entries[ps[k].i])
-			if errs[k] == nil {
-				leaves[k] = consortium.LeafHash(raws[k])
-			}
-		}
-	})
+	if encoded < len(ps) {
+		encode(len(ps))
+	}
+	work.wait()
+	errs, raws, decs, leaves = errs[:len(ps)], raws[:len(ps)], decs[:len(ps)], leaves[:len(ps)]
 	for k, p := range ps {
 		if errs[k] != nil {
 			p.sub.out[p.i].Err = errs[k]
@@ -447,6 +476,37 @@ func (s *Store) stamp(member string, e *pb.Entry, now, after int64, lk *addLooku
 		s.batchAdds[lk.sig] = true
 	}
 	return nil
+}
+
+// frontChunk is how many entries commitBatch looks up, checks or encodes per task.
+const frontChunk = 512
+
+// pool runs tasks on one goroutine per CPU, in the order given.
+type pool struct {
+	tasks chan func()
+	wg    sync.WaitGroup
+}
+
+// newPool starts a pool with room for about n tasks queued.
+func newPool(n int) *pool {
+	p := &pool{tasks: make(chan func(), n+8)}
+	for range runtime.GOMAXPROCS(0) {
+		p.wg.Go(func() {
+			for f := range p.tasks {
+				f()
+			}
+		})
+	}
+	return p
+}
+
+// run queues f.
+func (p *pool) run(f func()) { p.tasks <- f }
+
+// wait returns once every task queued has run; no more may be queued.
+func (p *pool) wait() {
+	close(p.tasks)
+	p.wg.Wait()
 }
 
 // parallelMin is the fewest items inParallel splits between goroutines.
