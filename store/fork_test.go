@@ -173,6 +173,7 @@ func TestForkCutoff(t *testing.T) {
 	// Matching goes on while the state is rebuilt (answering from the old state until the swap).
 	stop := make(chan struct{})
 	matched := make(chan int)
+	running := make(chan struct{})
 	go func() {
 		n := 0
 		for {
@@ -183,10 +184,13 @@ func TestForkCutoff(t *testing.T) {
 			default:
 			}
 			if _, err := s.MatchSignal(fixture.PDQ(7), store.DefaultQuery()); err == nil {
-				n++
+				if n++; n == 1 {
+					close(running)
+				}
 			}
 		}
 	}()
+	<-running // the rebuilds start once matching runs (on a busy machine it may start late)
 	for _, st := range steps {
 		stored, err := s.RecordEvidence(st.ev)
 		if err != nil || stored != st.wantStored {
