@@ -337,6 +337,12 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	return s, nil
 }
 
+// storePageSize is the page size of a new store's file. Logs only grow at their end, so a commit
+// of many entries writes long runs of full leaf pages, one write call each: 16 KiB pages take a
+// quarter of the calls that the 4 KiB default does (a 10,000-entry commit writes about 2 MB).
+// A store keeps the page size it was made with; any size opens.
+const storePageSize = 16 << 10
+
 // create makes a new, empty store for the consortium of g at path: it writes it under a temporary
 // name beside path, syncs it, and renames it into place, so that a crash while creating leaves no
 // file at path (which would be refused as damaged) but at most the temporary one, replaced by the
@@ -346,7 +352,7 @@ func create(path string, g *consortium.Genesis, opts Options) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("create store %s: %w", path, err)
 	}
-	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, PageSize: storePageSize})
 	if err != nil {
 		return fmt.Errorf("create store %s: %w", path, err)
 	}
