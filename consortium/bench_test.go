@@ -91,3 +91,20 @@ func BenchmarkVerifyReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkEncodeAdd encodes a PDQ add with one label and views it for the check and the apply
+// ([consortium.EncodeEntry]), as a node does for each add it appends to its own log.
+func BenchmarkEncodeAdd(b *testing.B) {
+	es := make([]*pb.Entry, 1024)
+	for i := range es {
+		es[i] = fixture.Add(fixture.At(int64(i)), fixture.PDQ(i), "behaviour:glorification-of-terrorist-acts")
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := consortium.EncodeEntry(es[i%len(es)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

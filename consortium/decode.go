@@ -289,7 +289,7 @@ func decodeAdd(b []byte, v *entryView) error {
 			if nLabels++; nLabels > MaxLabels {
 				return fmt.Errorf("%w: add: %w: more than %d labels", ErrInvalidEntry, ErrInvalidLabel, MaxLabels)
 			}
-			if err := validateLabel(str(l), prevLabel); err != nil {
+			if err := validateLabel(str(l), str(prevLabel), nLabels == 1); err != nil {
 				return fmt.Errorf("%w: add: %w", ErrInvalidEntry, err)
 			}
 			prevLabel = l
@@ -348,8 +348,9 @@ func decodeAdd(b []byte, v *entryView) error {
 	return nil
 }
 
-// validateLabel checks one wire label: canonical, and after prev (sorted, no repeats).
-func validateLabel(l string, prev []byte) error {
+// validateLabel checks one wire label: canonical, and after prev (sorted, no repeats) unless it is
+// the first.
+func validateLabel(l, prev string, first bool) error {
 	c, err := CanonicalLabel(l)
 	if err != nil {
 		return err
@@ -357,8 +358,8 @@ func validateLabel(l string, prev []byte) error {
 	if c != l {
 		return fmt.Errorf("%w: %q is not in canonical form %q", ErrInvalidLabel, truncate(strings.Clone(l), 60), c)
 	}
-	if prev != nil && l <= str(prev) {
-		return fmt.Errorf("%w: labels must be sorted with no repeats (%q after %q)", ErrInvalidLabel, truncate(strings.Clone(l), 60), truncate(string(prev), 60))
+	if !first && l <= prev {
+		return fmt.Errorf("%w: labels must be sorted with no repeats (%q after %q)", ErrInvalidLabel, truncate(strings.Clone(l), 60), truncate(strings.Clone(prev), 60))
 	}
 	return nil
 }
