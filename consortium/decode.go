@@ -32,6 +32,9 @@ type entryView struct {
 	author   []byte // propose, certify, refer: the author id it names
 	category pb.Category
 	outcome  pb.Outcome
+	// sigHash is sigHash(&sig) for a valid add, computed by the decoder so that applying the add
+	// (one entry after another) need not.
+	sigHash uint64
 }
 
 // fieldReader walks the fields of one message in canonical order.
@@ -217,6 +220,9 @@ func decodeEntry(raw []byte, v *entryView) error {
 	}
 	if v.op == OpRefer && v.expires <= v.time {
 		return fmt.Errorf("%w: referral deadline %d ms is not after its own time %d ms", ErrInvalidEntry, v.expires, v.time)
+	}
+	if v.op == OpAdd {
+		v.sigHash = sigHash(&v.sig)
 	}
 	return nil
 }

@@ -145,6 +145,6 @@ func addView(e *pb.Entry, raw []byte, v *entryView) bool {
 	if a.Quality != nil && (*a.Quality > 100 || t != PDQ) {
 		return false
 	}
-	*v = entryView{time: e.TimeUnixMs, op: OpAdd, sig: sig, expires: a.ExpiresUnixMs}
+	*v = entryView{time: e.TimeUnixMs, op: OpAdd, sig: sig, expires: a.ExpiresUnixMs, sigHash: sigHash(&sig)}
 	return true
 }

@@ -17,7 +17,6 @@ import (
 // Where the slots are never shows outside the table: ids are given in the order signals first
 // appear, whatever the table does.
 type sigTable struct {
-	seed  maphash.Seed
 	slots []uint64
 	shift uint // 64 - log2(len(slots)): a hash's home slot is h >> shift
 	n     int
@@ -26,12 +25,17 @@ type sigTable struct {
 const sigTableMinSize = 1024
 
 func newSigTable() sigTable {
-	return sigTable{seed: maphash.MakeSeed(), slots: make([]uint64, sigTableMinSize), shift: uint(64 - bits.TrailingZeros(sigTableMinSize))}
+	return sigTable{slots: make([]uint64, sigTableMinSize), shift: uint(64 - bits.TrailingZeros(sigTableMinSize))}
 }
 
-func (t *sigTable) hash(s *Signal) uint64 {
-	return maphash.Comparable(t.seed, *s)
-}
+// sigSeed seeds the hash of every signal table of the process, so that a signal's hash can be
+// computed before the state that needs it is at hand (see entryView.sigHash).
+var sigSeed = maphash.MakeSeed()
+
+// sigHash is the hash of s in a signal table.
+func sigHash(s *Signal) uint64 { return maphash.Comparable(sigSeed, *s) }
+
+func (t *sigTable) hash(s *Signal) uint64 { return sigHash(s) }
 
 // find returns the id of s, or, when absent, the slot where it would go.
 func (t *sigTable) find(s *Signal, h uint64, sigs []sigRec) (id uint32, slot int, ok bool) {
