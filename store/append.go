@@ -627,6 +627,11 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 			*dst[k] = consortium.Decode(all[k])
 		}
 	})
+	// The state does not change while wmu is held: read what the apply will read first, many
+	// entries' worth at once, before taking the lock.
+	for _, wd := range decs {
+		s.state.Preload(wd)
+	}
 	s.mu.Lock()
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
