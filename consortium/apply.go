@@ -164,6 +164,25 @@ func (s *State) Preload(decs []Decoded) {
 	preloadSink.Add(x)
 }
 
+// preloadChunk is how many entries [State.PreloadAhead] preloads at a time: enough for their
+// reads to overlap, few enough that they are still in the processor's cache when applied.
+const preloadChunk = 128
+
+// PreloadAhead is [State.Preload] for a caller about to apply decs in order: called before
+// applying each decs[j], it preloads, at the start of each chunk of entries, the chunk after it
+// (and at j = 0 the first chunk too), so that each chunk's reads overlap while the one before it
+// is applied.
+func (s *State) PreloadAhead(decs []Decoded, j int) {
+	if j%preloadChunk != 0 {
+		return
+	}
+	if j == 0 {
+		s.Preload(decs[:min(preloadChunk, len(decs))])
+	}
+	lo := min(j+preloadChunk, len(decs))
+	s.Preload(decs[lo:min(lo+preloadChunk, len(decs))])
+}
+
 // preloadSink keeps the reads of [State.Preload] from being optimized away.
 var preloadSink atomic.Uint64
 

@@ -111,7 +111,7 @@ func BenchmarkEncodeAdd(b *testing.B) {
 
 // BenchmarkApplyOwnAdds applies adds of new PDQ signals to one member's log in batches of 10,000,
 // as a node applies a group commit of its own adds: encoded and viewed first
-// ([consortium.EncodeEntry]), then each batch preloaded ([consortium.State.Preload]) and applied.
+// ([consortium.EncodeEntry]), then each batch applied, preloading ahead ([consortium.State.PreloadAhead]) or not.
 // The state grows to b.N signals.
 func BenchmarkApplyOwnAdds(b *testing.B) {
 	for _, preload := range []bool{false, true} {
@@ -124,10 +124,10 @@ func BenchmarkApplyOwnAdds(b *testing.B) {
 			n := 0
 			flush := func() {
 				b.StartTimer()
-				if preload {
-					s.Preload(decs)
-				}
 				for i, raw := range raws {
+					if preload {
+						s.PreloadAhead(decs, i)
+					}
 					if err := s.ApplyDecoded("alpha", uint64(n+i), raw, decs[i]); err != nil {
 						b.Fatal(err)
 					}

@@ -11,7 +11,8 @@ import (
 )
 
 // TestPreloadChangesNothing applies the same logs to two states in batches, one preloading each
-// batch first ([consortium.State.Preload]) while another goroutine reads it, and wants the same
+// batch first ([consortium.State.Preload]) while another goroutine reads it, and again ahead of
+// each entry applied ([consortium.State.PreloadAhead]), and wants the same
 // changes, ids and digest: the batches mix new signals (the signal table grows inside batches,
 // past what was preloaded), signals listed before, another member's signals, revokes, opinions and
 // entries that do not decode.
@@ -75,6 +76,9 @@ func TestPreloadChangesNothing(t *testing.T) {
 				wg.Wait()
 			}
 			for i, e := range es {
+				if preload {
+					s.PreloadAhead(decs, i)
+				}
 				if err := s.ApplyDecoded(e.member, next[e.member], e.raw, decs[i]); err != nil {
 					t.Fatal(err)
 				}
