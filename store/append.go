@@ -627,11 +627,6 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 			*dst[k] = consortium.Decode(all[k])
 		}
 	})
-	// The state does not change while wmu is held: read what the apply will read first, many
-	// entries' worth at once, before taking the lock.
-	for _, wd := range decs {
-		s.state.Preload(wd)
-	}
 	s.mu.Lock()
 	if n >= 64 {
 		// Index adds of a large write go in as one batch (see flushPending).
@@ -643,6 +638,7 @@ func (s *Store) applyWrites(writes []logWrite, after func()) {
 	for i, w := range writes {
 		wd := decs[i]
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
+			s.state.PreloadAhead(wd, j)
 			if err := s.state.ApplyDecoded(w.member, w.start+uint64(j), e, wd[j]); err != nil {
 				// The entries were checked to follow the stored log; this is a bug.
 				s.log.Error("apply stored entry", "member", w.member, "index", w.start+uint64(j), "err", err)
