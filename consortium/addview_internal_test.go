@@ -170,3 +170,32 @@ func FuzzAddView(f *testing.F) {
 		checkAddView(t, &e)
 	})
 }
+
+// TestBehaviourLabelsAreCanonical holds validateLabel's shortcut, which takes "behaviour:<name>"
+// for a name in Behaviours as canonical without CanonicalLabel, to CanonicalLabel: every such
+// label is its own canonical form, and on labels near them the shortcut and CanonicalLabel agree.
+func TestBehaviourLabelsAreCanonical(t *testing.T) {
+	byCanonicalLabel := func(l string) error {
+		c, err := CanonicalLabel(l)
+		if err != nil {
+			return err
+		}
+		if c != l {
+			return fmt.Errorf("%w: %q is not in canonical form %q", ErrInvalidLabel, truncate(strings.Clone(l), 60), c)
+		}
+		return nil
+	}
+	labels := []string{"behaviour:", "behaviour", "behavior:threat-incitement", "content:manifesto", "content:poem", "lang:ar", ""}
+	for _, b := range Behaviours {
+		l := "behaviour:" + b
+		if c, err := CanonicalLabel(l); err != nil || c != l {
+			t.Errorf("CanonicalLabel(%q): got %q, %v; want itself, nil", l, c, err)
+		}
+		labels = append(labels, l, b, l+" ", " "+l, "behaviour: "+b, "behaviour:"+strings.ToUpper(b), l+"x", l[:len(l)-1], "behavior:"+b)
+	}
+	for _, l := range labels {
+		if got, want := validateLabel(l, "", true), byCanonicalLabel(l); !reflect.DeepEqual(got, want) {
+			t.Errorf("validateLabel(%q): got %v, want %v (CanonicalLabel's verdict)", l, got, want)
+		}
+	}
+}
