@@ -3,6 +3,7 @@ package consortium
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	pb "github.com/hashfed/hashfed/proto/hashfed/v1"
 	"google.golang.org/protobuf/proto"
@@ -95,7 +96,7 @@ func (s *State) ApplyDecoded(member string, index uint64, raw []byte, d Decoded)
 	ls.lastTime = v.time
 	switch v.op {
 	case OpAdd:
-		s.applyAdd(mi, index, v.sig, v.expires)
+		s.applyAdd(mi, index, v.sig, v.sigHash, v.expires)
 	case OpRevoke:
 		if err := s.applyRevoke(mi, index, v.sig); err != nil {
 			s.reject(member, index, err)
@@ -140,6 +141,51 @@ func (s *State) ApplyDecoded(member string, index uint64, raw []byte, d Decoded)
 	return nil
 }
 
+// Preload reads the memory that applying the adds among decs will read first, each add's home
+// slot in the signal table and, when its tag matches, the signal there, so that
+// [State.ApplyDecoded] of them finds it in the processor's cache: the reads of many entries
+// overlap here, where the apply waits for each in turn. It changes nothing and only saves time: a
+// caller calls it just before applying decs. It only reads the state, so it may run beside other
+// readers.
+func (s *State) Preload(decs []Decoded) {
+	t := &s.sigIndex
+	var x uint64
+	for i := range decs {
+		v := &decs[i].v
+		if decs[i].err != nil || v.op != OpAdd {
+			continue
+		}
+		slot := t.slots[v.sigHash>>t.shift]
+		if slot != 0 && slot>>32 == v.sigHash>>32 {
+			slot += uint64(s.sigs[uint32(slot)-1].n)
+		}
+		x += slot
+	}
+	preloadSink.Add(x)
+}
+
+// preloadChunk is how many entries [State.PreloadAhead] preloads at a time: enough for their
+// reads to overlap, few enough that they are still in the processor's cache when applied.
+const preloadChunk = 128
+
+// PreloadAhead is [State.Preload] for a caller about to apply decs in order: called before
+// applying each decs[j], it preloads, at the start of each chunk of entries, the chunk after it
+// (and at j = 0 the first chunk too), so that each chunk's reads overlap while the one before it
+// is applied.
+func (s *State) PreloadAhead(decs []Decoded, j int) {
+	if j%preloadChunk != 0 {
+		return
+	}
+	if j == 0 {
+		s.Preload(decs[:min(preloadChunk, len(decs))])
+	}
+	lo := min(j+preloadChunk, len(decs))
+	s.Preload(decs[lo:min(lo+preloadChunk, len(decs))])
+}
+
+// preloadSink keeps the reads of [State.Preload] from being optimized away.
+var preloadSink atomic.Uint64
+
 // revokeTarget resolves a revoke by index: the target must be an earlier valid add of the same log.
 // It returns the add's signal, or a rule error (perr), or a reader failure (err).
 func (s *State) revokeTarget(member string, index, target uint64) (sig Signal, perr, err error) {
@@ -160,8 +206,8 @@ func (s *State) revokeTarget(member string, index, target uint64) (sig Signal, p
 	return v.sig, nil, nil
 }
 
-func (s *State) signalID(sig Signal) uint32 {
-	h := s.sigIndex.hash(&sig)
+// signalID returns the id of sig, whose hash is h (sigHash), giving it the next id when it is new.
+func (s *State) signalID(sig Signal, h uint64) uint32 {
 	id, slot, ok := s.sigIndex.find(&sig, h, s.sigs)
 	if ok {
 		return id
@@ -234,8 +280,8 @@ func (s *State) hasListing(id uint32, member uint16) bool {
 	return found
 }
 
-func (s *State) applyAdd(mi uint16, index uint64, sig Signal, expires int64) {
-	id := s.signalID(sig)
+func (s *State) applyAdd(mi uint16, index uint64, sig Signal, h uint64, expires int64) {
+	id := s.signalID(sig, h)
 	replaced := s.setListing(id, listing{index: index, expires: expires, member: mi})
 	if !s.canAdd[mi] {
 		return

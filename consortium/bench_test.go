@@ -91,3 +91,66 @@ func BenchmarkVerifyReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkEncodeAdd encodes a PDQ add with one label and views it for the check and the apply
+// ([consortium.EncodeEntry]), as a node does for each add it appends to its own log.
+func BenchmarkEncodeAdd(b *testing.B) {
+	es := make([]*pb.Entry, 1024)
+	for i := range es {
+		es[i] = fixture.Add(fixture.At(int64(i)), fixture.PDQ(i), "behaviour:glorification-of-terrorist-acts")
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := consortium.EncodeEntry(es[i%len(es)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkApplyOwnAdds applies adds of new PDQ signals to one member's log in batches of 10,000,
+// as a node applies a group commit of its own adds: encoded and viewed first
+// ([consortium.EncodeEntry]), then each batch applied, preloading ahead ([consortium.State.PreloadAhead]) or not.
+// The state grows to b.N signals.
+func BenchmarkApplyOwnAdds(b *testing.B) {
+	for _, preload := range []bool{false, true} {
+		b.Run(fmt.Sprintf("preload=%v", preload), func(b *testing.B) {
+			g := fixture.Genesis(1, fixture.Members("alpha")...)
+			s := consortium.NewState(g, nil)
+			const batch = 10_000
+			raws := make([][]byte, 0, batch)
+			decs := make([]consortium.Decoded, 0, batch)
+			n := 0
+			flush := func() {
+				b.StartTimer()
+				for i, raw := range raws {
+					if preload {
+						s.PreloadAhead(decs, i)
+					}
+					if err := s.ApplyDecoded("alpha", uint64(n+i), raw, decs[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				n += len(raws)
+				raws, decs = raws[:0], decs[:0]
+			}
+			b.StopTimer()
+			for i := range b.N {
+				raw, d, err := consortium.EncodeEntry(fixture.Add(fixture.At(int64(i)), fixture.PDQ(i), "behaviour:threat-incitement"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				raws, decs = append(raws, raw), append(decs, d)
+				if len(raws) == batch {
+					flush()
+				}
+			}
+			flush()
+			if got, _ := s.Counts(); got != b.N {
+				b.Fatalf("signals listed: got %d, want %d", got, b.N)
+			}
+		})
+	}
+}

@@ -41,7 +41,6 @@ func (s *State) CheckBatchDecoded(member string, raws [][]byte, decs []Decoded) 
 		lastTime: s.logs[mi].lastTime,
 		first:    s.logs[mi].size,
 		next:     s.logs[mi].size,
-		listed:   make(map[Signal]bool, len(raws)),
 		raws:     make([][]byte, 0, len(raws)),
 		votes:    map[uint64]Hash{},
 		mine:     map[Hash]bool{},
@@ -72,11 +71,27 @@ type batchOverlay struct {
 	// first is the log's size before the batch; raws are the batch's accepted entries, entry
 	// first+i being raws[i], and next the index the next one would have.
 	first, next uint64
-	listed      map[Signal]bool
-	raws        [][]byte
-	votes       map[uint64]Hash
+	// listed is what the batch's accepted adds and revokes so far did to the author's listings.
+	// Only a revoke reads it, and most batches have none: until the first revoke it is nil, and
+	// the accepted adds are only noted in added (see addsListed).
+	listed map[Signal]bool
+	added  []Signal
+	raws   [][]byte
+	votes  map[uint64]Hash
 	// mine are the certifications (true) and answered referrals of the batch (roles.go).
 	mine map[Hash]bool
+}
+
+// addsListed makes listed, when it is nil, from the adds noted in added.
+func (ov *batchOverlay) addsListed() {
+	if ov.listed != nil {
+		return
+	}
+	ov.listed = make(map[Signal]bool, len(ov.added))
+	for _, sig := range ov.added {
+		ov.listed[sig] = true
+	}
+	ov.added = nil
 }
 
 // check checks raw, decoded as v, against the state and the batch before it (ov).
@@ -90,8 +105,13 @@ func (s *State) check(member string, mi uint16, m Member, raw []byte, v entryVie
 		if !m.CanAdd() {
 			return fmt.Errorf("%w: %q is %s; %s cannot add", ErrNotPermitted, member, roleNoun(m.Role, false), roleNoun(m.Role, true))
 		}
-		ov.listed[v.sig] = true
+		if ov.listed != nil {
+			ov.listed[v.sig] = true
+		} else {
+			ov.added = append(ov.added, v.sig)
+		}
 	case OpRevoke:
+		ov.addsListed()
 		sig := v.sig
 		if v.byIndex {
 			if v.index >= ov.next {

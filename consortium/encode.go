@@ -103,3 +103,48 @@ func appendBytesField(b []byte, num byte, v []byte) []byte {
 	}
 	return protowire.AppendBytes(append(b, num<<3|byte(protowire.BytesType)), v)
 }
+
+// addView sets v to what [Decode] of raw gives, for an add e that appendAdd encoded as raw, when
+// it can tell from e alone that raw is a valid entry, and reports true; it reports false when it
+// cannot (v is then undefined, and the caller decodes raw, which also finds the error to report).
+// It may decline a valid add (a vpdq add, whose frames it leaves to the decoder), never accept an
+// invalid one: each check is the decoder's own, applied to the field appendAdd wrote, and a field
+// appendAdd leaves out (an empty string, a zero expiry) is one the decoder finds absent.
+// TestAddViewMatchesDecode and FuzzAddView hold it to [Decode].
+func addView(e *pb.Entry, raw []byte, v *entryView) bool {
+	a := e.GetAdd()
+	if len(raw) > MaxEntrySize || e.TimeUnixMs <= 0 || a == nil || a.Signal == nil || len(a.Frames) > 0 {
+		return false
+	}
+	t, err := ParseSignalType(a.Signal.Type)
+	if err != nil || t == VPDQ {
+		return false
+	}
+	sig, err := SignalFromBytes(t, a.Signal.Value)
+	if err != nil || len(a.Labels) > MaxLabels {
+		return false
+	}
+	for i, l := range a.Labels {
+		prev := ""
+		if i > 0 {
+			prev = a.Labels[i-1]
+		}
+		if validateLabel(l, prev, i == 0) != nil {
+			return false
+		}
+	}
+	if a.ContentId != "" && validateText("content id", a.ContentId, MaxContentIDSize, false) != nil {
+		return false
+	}
+	if a.ExpiresUnixMs < 0 || a.ExpiresUnixMs != 0 && a.ExpiresUnixMs <= e.TimeUnixMs {
+		return false
+	}
+	if a.Note != "" && validateText("note", a.Note, MaxTextSize, true) != nil {
+		return false
+	}
+	if a.Quality != nil && (*a.Quality > 100 || t != PDQ) {
+		return false
+	}
+	*v = entryView{time: e.TimeUnixMs, op: OpAdd, sig: sig, expires: a.ExpiresUnixMs, sigHash: sigHash(&sig)}
+	return true
+}

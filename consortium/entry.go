@@ -112,7 +112,14 @@ func MarshalEntry(e *pb.Entry) ([]byte, error) {
 // decodes each once.
 func EncodeEntry(e *pb.Entry) ([]byte, Decoded, error) {
 	raw, ok := appendAdd(nil, e)
-	if !ok {
+	if ok {
+		// An add appendAdd encoded is nearly always valid, and then its view is read from e
+		// rather than decoded from raw; anything addView is unsure of is decoded below.
+		var d Decoded
+		if addView(e, raw, &d.v) {
+			return raw, d, nil
+		}
+	} else {
 		var err error
 		if raw, err = (proto.MarshalOptions{Deterministic: true}).Marshal(e); err != nil {
 			return nil, Decoded{}, fmt.Errorf("%w: encode entry: %v", ErrInvalidEntry, err)

@@ -2,6 +2,7 @@ package consortium
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math/bits"
@@ -178,11 +179,8 @@ func parseHex(t SignalType, s string, n int) ([]byte, error) {
 
 // pdqOnes counts the bits set in a PDQ hash.
 func pdqOnes(v [32]byte) int {
-	n := 0
-	for _, b := range v {
-		n += bits.OnesCount8(b)
-	}
-	return n
+	return bits.OnesCount64(binary.LittleEndian.Uint64(v[0:])) + bits.OnesCount64(binary.LittleEndian.Uint64(v[8:])) +
+		bits.OnesCount64(binary.LittleEndian.Uint64(v[16:])) + bits.OnesCount64(binary.LittleEndian.Uint64(v[24:]))
 }
 
 // isDegeneratePDQ reports hashes no PDQ hasher produces from a real image: PDQ thresholds at the

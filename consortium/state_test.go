@@ -405,6 +405,40 @@ func TestCheckBatch(t *testing.T) {
 	}
 }
 
+// TestCheckBatchRevokesAfterAdds checks revokes that come after a run of adds in one batch: the
+// adds accepted before the first revoke count as listed, a refused one does not, and a revoke's
+// effect holds for the revokes after it.
+func TestCheckBatchRevokesAfterAdds(t *testing.T) {
+	w := newWorld(t, 3, fixture.Members("alpha", "bravo", "charlie")...)
+	w.append("alpha", fixture.Add(w.tick(), fixture.PDQ(1)))
+	s := w.state()
+	batch := []*pb.Entry{
+		fixture.Add(w.tick(), fixture.PDQ(2)),          // ok
+		fixture.Add(w.tick(), fixture.MD5(3)),          // ok
+		fixture.Add(fixture.At(1), fixture.PDQ(4)),     // refused: time goes back
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(4)), // refused: the add of it was refused
+		fixture.RevokeSignal(w.tick(), fixture.MD5(3)), // ok: added in this batch
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(1)), // ok: stored
+		fixture.Add(w.tick(), fixture.PDQ(5)),          // ok
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(2)), // ok: added before the first revoke
+		fixture.RevokeSignal(w.tick(), fixture.MD5(3)), // refused: revoked above
+		fixture.RevokeSignal(w.tick(), fixture.PDQ(5)), // ok: added after the first revoke
+		fixture.Add(w.tick(), fixture.MD5(3)),          // ok: listed again
+		fixture.RevokeSignal(w.tick(), fixture.MD5(3)), // ok
+	}
+	var raws [][]byte
+	for _, e := range batch {
+		raws = append(raws, fixture.Marshal(e))
+	}
+	errs := s.CheckBatch("alpha", raws)
+	wantErr := []error{nil, nil, consortium.ErrOutOfOrder, consortium.ErrNotPermitted, nil, nil, nil, nil, consortium.ErrNotPermitted, nil, nil, nil}
+	for i := range batch {
+		if (wantErr[i] == nil) != (errs[i] == nil) || wantErr[i] != nil && !errors.Is(errs[i], wantErr[i]) {
+			t.Errorf("entry %d: got %v, want %v", i, errs[i], wantErr[i])
+		}
+	}
+}
+
 // TestNextSignalIDPredictsIDs predicts, before applying each entry, the id its add's signal will
 // get from [consortium.State.NextSignalID], [consortium.State.SignalID] and
 // [consortium.Decoded.Added] alone, as the store does to index a batch while it is written, and

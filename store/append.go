@@ -819,6 +819,7 @@ func (s *Store) applyLocked(writes []logWrite, decs [][]consortium.Decoded) {
 	for i, w := range writes {
 		wd := decs[i]
 		for j, e := range w.entries[:s.applyCount(w.member, w.start, len(w.entries))] {
+			s.state.PreloadAhead(wd, j)
 			if err := s.state.ApplyDecoded(w.member, w.start+uint64(j), e, wd[j]); err != nil {
 				// The entries were checked to follow the stored log; this is a bug.
 				s.log.Error("apply stored entry", "member", w.member, "index", w.start+uint64(j), "err", err)
