@@ -76,7 +76,7 @@ func (x *Index) AddBatch(ids []uint32, hs []Hash) {
 	}
 	keep := x.lay.m > 0
 	changes := x.store(ids, hs, pos, keep)
-	if limit := cmp.Or(x.test.pendingMax, pendingMax); len(x.pending.ids) >= limit {
+	if limit := cmp.Or(x.test.pendingMax, pendingLimit(x.n)); len(x.pending.ids) >= limit {
 		x.mergePending()
 	} else if len(x.pending.ids) > 0 {
 		x.armMerge()

@@ -8,11 +8,13 @@ import (
 )
 
 const (
-	// pendingMax is how many new ids AddBatch leaves pending (stored and found by a scan, but in no table
-	// yet) before it merges them into the tables. A merge rewrites about every block of every table
-	// whatever its size, so merging the store's batches of 10,000 three at a time costs about a third of
-	// merging each; a search scans the pending ids' hashes, about 1 ns each.
+	// pendingMax is the most new ids AddBatch leaves pending (stored and found by a scan, but in no table
+	// yet) before it merges them into the tables: Len/8 of them, at least pendingMin. A merge rewrites
+	// about every block of every table whatever its size, so merging the store's batches of 10,000 three
+	// at a time costs about a third of merging each; but a search scans the pending ids' first halves,
+	// 16 bytes each (2 to 5 ns an id on the EPYC of docs/BENCHMARKS.md).
 	pendingMax = 1 << 15
+	pendingMin = 1 << 12
 	// pendingIdle is how long pending ids wait for more before a background goroutine merges them, so
 	// that an index no longer being added to searches its tables alone.
 	pendingIdle = 100 * time.Millisecond
@@ -81,14 +83,21 @@ func (p *pending) bytes() int64 { return int64(cap(p.ids)+2*cap(p.bits)+2*cap(p.
 func (x *Index) scanPending(lay *layout, qs [][4]uint64, radius int, dst [][]Match) {
 	p := &x.pending
 	radii := lay.radii[radius]
+	var lo [][2]uint64 // the page of the ids' first halves, reloaded when the page changes
+	page := ^uint32(0)
 	for i, id := range p.ids {
-		a, b := &x.hs.lo[id>>pageBits][id&(pageSize-1)], &x.hs.hi[id>>pageBits][id&(pageSize-1)]
+		if id>>pageBits != page {
+			page = id >> pageBits
+			lo = x.hs.lo[page]
+		}
+		a := &lo[id&(pageSize-1)]
 		for qi := range qs {
 			q := &qs[qi]
 			d := bits.OnesCount64(q[0]^a[0]) + bits.OnesCount64(q[1]^a[1])
 			if d > radius {
 				continue
 			}
+			b := &x.hs.hi[page][id&(pageSize-1)]
 			d += bits.OnesCount64(q[2]^b[0]) + bits.OnesCount64(q[3]^b[1])
 			if d > radius {
 				continue
@@ -186,6 +195,9 @@ func (x *Index) armMerge() {
 		p.timer = time.AfterFunc(pendingIdle, x.idleMerge)
 	}
 }
+
+// pendingLimit returns how many ids AddBatch may leave pending in an index of n hashes.
+func pendingLimit(n int) int { return min(pendingMax, max(pendingMin, n/8)) }
 
 // noDone is pending.done for a table that holds every id being merged.
 const noDone = math.MaxUint64
