@@ -35,17 +35,20 @@ type batchScratch struct {
 }
 
 // AddBatch stores hs[i] under ids[i] for every i, as calling [Index.Add] for each pair in order would (so
-// for an id given twice the later hash wins), and much faster for many pairs: each table sorts the new ids
-// by bucket and rewrites each block they land in once, and a batch that takes the index past the size its
-// layout serves lays the tables out afresh instead. Every pair is visible to every search that starts after
-// AddBatch returns; a search that runs during AddBatch may see some, all or none of them. It panics if ids
-// and hs differ in length.
+// for an id given twice the later hash wins), and much faster for many pairs. The new ids are left pending:
+// stored, and found by every search, which compares the query with each pending id's hash, until they
+// number Len/8 (at least 4,096, at most 32,768); then each table sorts them by bucket and rewrites each
+// block they land in once. Pending ids left by a last batch are merged in the background once AddBatch has
+// not been called for 100 ms. A batch that takes the index past the size its layout serves lays the tables
+// out afresh instead. Every pair is visible to every search that starts after AddBatch returns; a search
+// that runs during AddBatch may see some, all or none of them. It panics if ids and hs differ in length.
 //
-// A batch costs about one pass over every block it touches, so about the whole index (4 bytes per id per
-// table) once it has a few thousand ids, per pass of up to max(131072, Len/8) ids: the larger the batch,
-// the cheaper each id (16,384 into 1M hashes: about 0.7 µs each on two CPUs, where Add takes 3.7 µs). It
-// uses every CPU. Searches keep running: AddBatch holds the write lock for about a millisecond at a time at
-// most. A re-add with a changed hash costs what Add costs.
+// A merge costs about one pass over every block it touches, so about the whole index (4 bytes per id per
+// table) once it has a few thousand ids, per pass of up to max(131072, Len/8) ids: the more ids merged at
+// once, the cheaper each (16,384 into 1M hashes: about 0.7 µs each on two CPUs, where Add takes 3.7 µs).
+// It uses every CPU. Searches keep running: AddBatch holds the write lock for about a millisecond at a
+// time at most. While ids are pending a search costs about 2 to 5 ns more per pending id. A re-add with a
+// changed hash costs what Add costs.
 func (x *Index) AddBatch(ids []uint32, hs []Hash) {
 	if len(ids) != len(hs) {
 		panic(fmt.Sprintf("pdqindex: AddBatch got %d ids and %d hashes", len(ids), len(hs)))
