@@ -535,6 +535,7 @@ func TestPendingMerge(t *testing.T) {
 				hs := dataset(r, 2500, clustered)
 				x, m := pinned(t, s), model{}
 				x.test.pendingMax, x.test.lockWork, x.test.tables = 700, 40, true
+				x.test.idle = time.Hour // merges only in AddBatch, on this goroutine, until the end
 				qs := queries(r, hs, 4)
 				holds := 0
 				x.test.mergeHook = func() {
@@ -578,10 +579,14 @@ func TestPendingMerge(t *testing.T) {
 				if holds < 2 {
 					t.Fatalf("got %d write-lock holds in merges, want at least 2", holds)
 				}
-				x.test.mergeHook = nil
-				if len(x.pending.ids) == 0 {
-					t.Fatal("no ids pending at the end: the idle merge is not tested")
+				x.wmu.Lock()
+				x.test.mergeHook, x.test.idle = nil, time.Millisecond
+				pend, timer := len(x.pending.ids), x.pending.timer
+				x.wmu.Unlock()
+				if pend == 0 || timer == nil {
+					t.Fatalf("%d ids pending at the end, timer set %v: the idle merge is not tested", pend, timer != nil)
 				}
+				timer.Reset(0)
 				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 					x.wmu.Lock()
 					n := len(x.pending.ids)
@@ -590,7 +595,7 @@ func TestPendingMerge(t *testing.T) {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("%d ids still pending 10 s after the last AddBatch, want none after %v", n, pendingIdle)
+						t.Fatalf("%d ids still pending 10 s after the last AddBatch, want none after %v", n, time.Millisecond)
 					}
 				}
 				checkTables(t, x, m)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultRadius is the PDQ match radius the consortium uses, and the radius an [Index] is tuned for unless
@@ -92,11 +93,12 @@ type Index struct {
 	hook  func()
 	batch batchScratch // AddBatch's working memory, used under wmu
 	pending
-	// test is set by tests: lockWork and pendingMax replace the constants, mergeHook is called by a merge
-	// of pending ids after each hold of the write lock (under wmu), and tables makes searches that the
-	// tables can answer use them even where a scan is cheaper.
+	// test is set by tests: lockWork, pendingMax and idle replace the constants (idle: pendingIdle),
+	// mergeHook is called by a merge of pending ids after each hold of the write lock (under wmu), and
+	// tables makes searches that the tables can answer use them even where a scan is cheaper.
 	test struct {
 		lockWork, pendingMax int
+		idle                 time.Duration
 		mergeHook            func()
 		tables               bool
 	}

@@ -1,6 +1,7 @@
 package pdqindex
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -12,7 +13,8 @@ const (
 	// yet) before it merges them into the tables: Len/8 of them, at least pendingMin. A merge rewrites
 	// about every block of every table whatever its size, so merging the store's batches of 10,000 three
 	// at a time costs about a third of merging each; but a search scans the pending ids' first halves,
-	// 16 bytes each (2 to 5 ns an id on the EPYC of docs/BENCHMARKS.md).
+	// 16 bytes each: 5 to 9 ns an id on the loaded EPYC of docs/BENCHMARKS.md ("Round five"), so up to
+	// about 0.2 ms a search while 32,768 are pending.
 	pendingMax = 1 << 15
 	pendingMin = 1 << 12
 	// pendingIdle is how long pending ids wait for more before a background goroutine merges them, so
@@ -178,7 +180,7 @@ func (x *Index) idleMerge() {
 		p.timer = nil
 		return
 	}
-	if wait := pendingIdle - time.Since(p.last); wait > 0 {
+	if wait := cmp.Or(x.test.idle, pendingIdle) - time.Since(p.last); wait > 0 {
 		p.timer.Reset(wait)
 		return
 	}
@@ -192,7 +194,7 @@ func (x *Index) armMerge() {
 	p := &x.pending
 	p.last = time.Now()
 	if p.timer == nil {
-		p.timer = time.AfterFunc(pendingIdle, x.idleMerge)
+		p.timer = time.AfterFunc(cmp.Or(x.test.idle, pendingIdle), x.idleMerge)
 	}
 }
 
