@@ -1,6 +1,7 @@
 package pdqindex
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"runtime"
@@ -34,17 +35,20 @@ type batchScratch struct {
 }
 
 // AddBatch stores hs[i] under ids[i] for every i, as calling [Index.Add] for each pair in order would (so
-// for an id given twice the later hash wins), and much faster for many pairs: each table sorts the new ids
-// by bucket and rewrites each block they land in once, and a batch that takes the index past the size its
-// layout serves lays the tables out afresh instead. Every pair is visible to every search that starts after
-// AddBatch returns; a search that runs during AddBatch may see some, all or none of them. It panics if ids
-// and hs differ in length.
+// for an id given twice the later hash wins), and much faster for many pairs. The new ids are left pending:
+// stored, and found by every search, which compares the query with each pending id's hash, until they
+// number Len/8 (at least 4,096, at most 32,768); then each table sorts them by bucket and rewrites each
+// block they land in once. Pending ids left by a last batch are merged in the background once AddBatch has
+// not been called for 100 ms. A batch that takes the index past the size its layout serves lays the tables
+// out afresh instead. Every pair is visible to every search that starts after AddBatch returns; a search
+// that runs during AddBatch may see some, all or none of them. It panics if ids and hs differ in length.
 //
-// A batch costs about one pass over every block it touches, so about the whole index (4 bytes per id per
-// table) once it has a few thousand ids, per pass of up to max(131072, Len/8) ids: the larger the batch,
-// the cheaper each id (16,384 into 1M hashes: about 0.7 µs each on two CPUs, where Add takes 3.7 µs). It
-// uses every CPU. Searches keep running: AddBatch holds the write lock for about a millisecond at a time at
-// most. A re-add with a changed hash costs what Add costs.
+// A merge costs about one pass over every block it touches, so about the whole index (4 bytes per id per
+// table) once it has a few thousand ids, per pass of up to max(131072, Len/8) ids: the more ids merged at
+// once, the cheaper each (16,384 into 1M hashes: about 0.7 µs each on two CPUs, where Add takes 3.7 µs).
+// It uses every CPU. Searches keep running: AddBatch holds the write lock for about a millisecond at a
+// time at most. While ids are pending a search costs about 5 ns more per pending id (up to 32,768). A
+// re-add with a changed hash costs what Add costs.
 func (x *Index) AddBatch(ids []uint32, hs []Hash) {
 	if len(ids) != len(hs) {
 		panic(fmt.Sprintf("pdqindex: AddBatch got %d ids and %d hashes", len(ids), len(hs)))
@@ -73,18 +77,16 @@ func (x *Index) AddBatch(ids []uint32, hs []Hash) {
 		x.setLayout(l, x.lay)
 		x.mu.Unlock()
 	}
-	slice := minSlice
-	if x.batch.minSlice > 0 {
-		slice = x.batch.minSlice
+	keep := x.lay.m > 0
+	changes := x.store(ids, hs, pos, keep)
+	if limit := cmp.Or(x.test.pendingMax, pendingLimit(x.n)); len(x.pending.ids) >= limit {
+		x.mergePending()
+	} else if len(x.pending.ids) > 0 {
+		x.armMerge()
 	}
-	if len(pos) > slice {
-		defer func() { x.batch = batchScratch{minSlice: x.batch.minSlice} }() // large: not worth keeping
-	}
-	for len(pos) > 0 {
-		k := min(len(pos), max(slice, x.n/8))
-		x.addSlice(ids, hs, pos[:k])
-		pos = pos[k:]
-	}
+	x.mu.Lock()
+	x.maybeRelayout(changes)
+	x.mu.Unlock()
 }
 
 // rebuildServes reports whether a background re-layout is running for a size range that includes target:
@@ -126,9 +128,8 @@ func lastOccurrences(ids []uint32) []int32 {
 
 // store stores the hashes of the pairs at positions pos (each id once) under wmu, in holds of the write
 // lock, and returns the number of changes. Re-adds with a new hash change every table at once, as Add
-// does; new ids are only stored, and appended to the batch's ids and ws when keep is set.
+// does; new ids are only stored, and made pending when keep is set.
 func (x *Index) store(ids []uint32, hs []Hash, pos []int32, keep bool) int {
-	b := &x.batch
 	changes, work := 0, 0
 	x.mu.Lock()
 	for _, p := range pos {
@@ -153,7 +154,7 @@ func (x *Index) store(ids []uint32, hs []Hash, pos []int32, keep bool) int {
 			x.reb.ops = append(x.reb.ops, op{id: id, has: true, new: w})
 		}
 		if keep {
-			b.ids, b.ws = append(b.ids, id), append(b.ws, w)
+			x.pending.add(id)
 		}
 	}
 	x.mu.Unlock()
@@ -175,16 +176,12 @@ func (x *Index) addRelayout(ids []uint32, hs []Hash, pos []int32, l int) {
 	x.mu.Unlock()
 }
 
-// addSlice adds the pairs at positions pos (each id once) to the current tables, under wmu.
-func (x *Index) addSlice(ids []uint32, hs []Hash, pos []int32) {
+// mergeTables merges the ids of x.batch (ids and ws), which are pending, into every table, under wmu.
+func (x *Index) mergeTables() {
 	b := &x.batch
-	b.ids, b.ws = b.ids[:0], b.ws[:0]
-	changes := x.store(ids, hs, pos, true)
-	// Then the tables, one per CPU: the new ids sorted by key outside the lock, then merged in under it,
-	// in holds of about lockWork ids moved per table. A search that runs meanwhile sees each new id in
-	// some tables or none: it may miss one (AddBatch has not returned), but what it reports is stored,
-	// at its true distance, once (by the first table whose substring is within its radius, if that
-	// table has it yet).
+	// The tables, one per CPU: the new ids sorted by key outside the lock, then merged in under it,
+	// in holds of about lockWork ids moved per table, each hold marking how far the table has got
+	// (pending.done) for the searches that run meanwhile (see pending).
 	lay := x.lay
 	workers := min(runtime.GOMAXPROCS(0), len(lay.tabs))
 	b.kv, b.tmp, b.ends = growTo(&b.kv, workers), growTo(&b.tmp, workers), growTo(&b.ends, workers)
@@ -202,17 +199,23 @@ func (x *Index) addSlice(ids []uint32, hs []Hash, pos []int32) {
 			b.kv[i] = kv
 		})
 		left := slices.Clone(b.kv[:len(tabs)])
+		budget := cmp.Or(x.test.lockWork, lockWork)
 		for slices.ContainsFunc(left, func(kv []uint64) bool { return len(kv) > 0 }) {
 			x.mu.Lock()
 			parallel(len(tabs), len(tabs), func(w, i int) {
-				left[i] = left[i][tabs[i].insertSorted(left[i], lockWork, &b.ends[w]):]
+				left[i] = left[i][tabs[i].insertSorted(left[i], budget, &b.ends[w]):]
+				done := uint64(noDone)
+				if len(left[i]) > 0 {
+					done = left[i][0]
+				}
+				x.pending.done[first+i] = done
 			})
 			x.mu.Unlock()
+			if x.test.mergeHook != nil {
+				x.test.mergeHook()
+			}
 		}
 	}
-	x.mu.Lock()
-	x.maybeRelayout(changes)
-	x.mu.Unlock()
 }
 
 // insertSorted inserts the ids of kv (key<<32 | id, sorted by key) into their buckets, block by block,

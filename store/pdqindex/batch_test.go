@@ -3,11 +3,13 @@ package pdqindex
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashfed/hashfed/consortium/pdq"
 )
@@ -27,6 +29,24 @@ func checkTables(t *testing.T, x *Index, m model) {
 	for id, h := range m {
 		if !x.hs.has(id) || x.hs.get(id) != words(&h) {
 			t.Fatalf("hash of %d: got %v (present %v), want %v", id, x.hs.get(id), x.hs.has(id), words(&h))
+		}
+	}
+	// Pending ids (stored, in no table yet) are listed once each, marked, and stored.
+	pend := make(map[uint32]bool, len(x.pending.ids))
+	for _, id := range x.pending.ids {
+		if pend[id] || !x.pending.has(id) || !x.hs.has(id) {
+			t.Fatalf("pending id %d: listed twice (%v), or not marked (%v) or not stored (%v)", id, pend[id], !x.pending.has(id), !x.hs.has(id))
+		}
+		pend[id] = true
+	}
+	if x.pending.merging || len(x.pending.ids) > 0 && x.lay.m == 0 {
+		t.Fatalf("pending: %d ids (merging %v) with %d tables, want no merge, and none without tables", len(x.pending.ids), x.pending.merging, x.lay.m)
+	}
+	for w, b := range x.pending.bits {
+		for ; b != 0; b &= b - 1 {
+			if id := uint32(w*64 + bits.TrailingZeros64(b)); !pend[id] {
+				t.Fatalf("id %d: marked pending, not listed", id)
+			}
 		}
 	}
 	for ti := range x.lay.tabs {
@@ -84,14 +104,14 @@ func checkTables(t *testing.T, x *Index, m model) {
 				if got := tb.key(new(words(&h))); got != k {
 					t.Fatalf("table %d: id %d in bucket %d, want %d", ti, id, k, got)
 				}
-				if seen[id] {
-					t.Fatalf("table %d: id %d held twice", ti, id)
+				if seen[id] || pend[id] {
+					t.Fatalf("table %d: id %d held twice, or held and pending (%v)", ti, id, pend[id])
 				}
 				seen[id] = true
 			}
 		}
-		if len(seen) != len(m) {
-			t.Fatalf("table %d: holds %d ids, want %d", ti, len(seen), len(m))
+		if len(seen) != len(m)-len(pend) {
+			t.Fatalf("table %d: holds %d ids, want %d (%d stored, %d pending)", ti, len(seen), len(m)-len(pend), len(m), len(pend))
 		}
 		checkArena(t, &tb.ids, blocks)
 	}
@@ -501,4 +521,88 @@ func TestAddBatchBytesPerHash(t *testing.T) {
 	}
 	y.waitRebuild()
 	check("batches after a bulk load", y)
+}
+
+// TestPendingMerge adds batches that stay pending (stored, found by a scan, in no table) until their
+// number passes pendingMax, and checks every search against brute force between the write-lock holds of
+// each merge: an id of a batch that has returned is found whether it is still pending, being merged (in
+// some tables only) or merged, and reported once. Then the ids left pending are merged by the idle timer.
+func TestPendingMerge(t *testing.T) {
+	for _, clustered := range []bool{false, true} {
+		for _, s := range []spec{uniform(11, 9), uniform(13, 12), {5, 2, 9, 7}, {14, 4, 19, 18}} { // each answers radius 31
+			t.Run(fmt.Sprintf("clustered=%v/%v", clustered, s), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(30, uint64(s.m*100+s.short)))
+				hs := dataset(r, 2500, clustered)
+				x, m := pinned(t, s), model{}
+				x.test.pendingMax, x.test.lockWork, x.test.tables = 700, 40, true
+				x.test.idle = time.Hour // merges only in AddBatch, on this goroutine, until the end
+				qs := queries(r, hs, 4)
+				holds := 0
+				x.test.mergeHook = func() {
+					holds++
+					if len(x.pending.ids) == 0 || !x.pending.merging {
+						t.Fatalf("merge hook: %d ids pending, merging %v: want a merge under way", len(x.pending.ids), x.pending.merging)
+					}
+					// Queries near ids being merged, and near others.
+					merging := x.pending.ids[x.pending.from:]
+					hq := slices.Clone(qs)
+					for range 4 {
+						hq = append(hq, flip(r, m[merging[r.IntN(len(merging))]], 3))
+					}
+					for _, q := range hq {
+						checkSearch(t, x, m, q, 31)
+					}
+					checkSearchBatch(t, x, m, hq, 24)
+				}
+				next := 0
+				for _, size := range []int{300, 300, 300, 50, 600, 500, 200} {
+					ids := make([]uint32, size)
+					for i := range ids {
+						ids[i] = uint32(next + i)
+					}
+					m.applyBatch(ids, hs[next:next+size]) // before: the hook checks during AddBatch
+					x.AddBatch(ids, hs[next:next+size])
+					next += size
+					// A re-add with a new hash and a remove, of a pending id or a merged one.
+					id := uint32(r.IntN(next))
+					h := hs[2400+r.IntN(100)]
+					x.AddBatch([]uint32{id}, []Hash{h})
+					m[id] = h
+					rm := uint32(r.IntN(next))
+					x.Remove(rm)
+					delete(m, rm)
+					checkTables(t, x, m)
+					for _, q := range qs {
+						checkSearch(t, x, m, q, 31)
+					}
+				}
+				if holds < 2 {
+					t.Fatalf("got %d write-lock holds in merges, want at least 2", holds)
+				}
+				x.wmu.Lock()
+				x.test.mergeHook, x.test.idle = nil, time.Millisecond
+				pend, timer := len(x.pending.ids), x.pending.timer
+				x.wmu.Unlock()
+				if pend == 0 || timer == nil {
+					t.Fatalf("%d ids pending at the end, timer set %v: the idle merge is not tested", pend, timer != nil)
+				}
+				timer.Reset(0)
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					x.wmu.Lock()
+					n := len(x.pending.ids)
+					x.wmu.Unlock()
+					if n == 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d ids still pending 10 s after the last AddBatch, want none after %v", n, time.Millisecond)
+					}
+				}
+				checkTables(t, x, m)
+				for _, q := range qs {
+					checkSearch(t, x, m, q, 31)
+				}
+			})
+		}
+	}
 }

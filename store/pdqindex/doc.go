@@ -85,7 +85,10 @@
 // Should that spare room and dead space push an index of 64Ki hashes or more past 100 bytes per hash, it
 // is laid out afresh (packed) in the background, as below, at most once per n/8 changes.
 //
-// AddBatch stores the batch's hashes, then, table by table (one per CPU), sorts the new ids by key (a radix
+// AddBatch stores the batch's hashes and leaves the new ids pending (pending.go): in no table yet, but found
+// by every search that uses the tables, which also compares the query with each pending id's first half
+// (16 bytes, read in id order). Once Len/8 ids are pending (4,096 to 32,768), or AddBatch has not been
+// called for 100 ms, they are merged: table by table (one per CPU), it sorts them by key (a radix
 // sort) and merges them into each block they land in with one pass from the back of the block: each id of
 // the block moves once, by the number of inserts before it, and each record is updated eight bytes at a
 // time; a block short of room moves once, merging on the way, with 1/16 spare. So a batch costs about a
@@ -94,7 +97,11 @@
 // and first 44 lines of ids (a block at 1M holds about 460 ids, 29 lines): the merges no longer wait on
 // memory at each block's start (about 20% less CPU growing an index to 1M by batches of 10,000). It is
 // bound by memory bandwidth, about 12 ms for 16,384 ids into 1M hashes on this machine's two CPUs (1.4M adds
-// per second, against 0.27M by Add), and proportionally more as the index grows. A batch that takes the
+// per second, against 0.27M by Add), and proportionally more as the index grows: merging the store's
+// batches of 10,000 ids three at a time, not one by one, is what makes the pending ids worth their scan
+// (docs/BENCHMARKS.md, "Round five"). A merge marks, at each hold of the write lock, how far each table
+// has got (key<<32 | id), so that a search during it reports a pending id from the scan only if the first
+// table that would report it does not hold it yet: each id is reported once. A batch that takes the
 // index past its layout's size range is not merged: AddBatch stores the hashes and builds the tables for
 // the new size from them at once (every CPU; in the batch's time, not the background's, which cannot keep
 // up with batches), cancelling a background re-layout it overtakes. Growing an empty index by batches of
@@ -121,7 +128,8 @@
 // write lock for their changes: Add and Remove for microseconds (an arena compaction, up to about a
 // millisecond), AddBatch in holds of about a millisecond at most (storing 32Ki hashes, or moving about
 // 256Ki ids per table, one table per CPU; measured while growing to 1M by batches of 16,384 beside a
-// searcher: median 0.4 ms, 99th percentile 1 ms, longest 2 to 5 ms), between which searches run: a search during AddBatch sees each new id in some tables or none, so it may
-// miss a new id, but what it reports is stored and true, and reported once. BulkLoad holds the write lock
+// searcher: median 0.4 ms, 99th percentile 1 ms, longest 2 to 5 ms), between which searches run: a search during AddBatch may
+// miss a new id of that batch (stored after the search looked), but what it reports is stored and true, and
+// reported once; the ids of earlier batches it finds in the tables or among the pending ids, merging or not. BulkLoad holds the write lock
 // for its duration.
 package pdqindex

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultRadius is the PDQ match radius the consortium uses, and the radius an [Index] is tuned for unless
@@ -91,6 +92,16 @@ type Index struct {
 	// it replays the log, without the lock.
 	hook  func()
 	batch batchScratch // AddBatch's working memory, used under wmu
+	pending
+	// test is set by tests: lockWork, pendingMax and idle replace the constants (idle: pendingIdle),
+	// mergeHook is called by a merge of pending ids after each hold of the write lock (under wmu), and
+	// tables makes searches that the tables can answer use them even where a scan is cheaper.
+	test struct {
+		lockWork, pendingMax int
+		idle                 time.Duration
+		mergeHook            func()
+		tables               bool
+	}
 }
 
 // New returns an empty index.
@@ -123,6 +134,9 @@ func (x *Index) init() {
 
 // setLayout installs lay as the layout for level l.
 func (x *Index) setLayout(l int, lay *layout) {
+	if lay != x.lay {
+		x.pending.clear() // the new tables are built from every stored hash
+	}
 	x.lay, x.lvl = lay, l
 	x.lo, x.hi = levelRange(l)
 	x.changes = 0
@@ -188,7 +202,16 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 	case !add && !had, add && had && old == *w:
 		return false
 	}
+	// A pending id (see pending) is in no table yet: its new hash goes in with the others when they are
+	// merged, and a removed one leaves the list.
+	pend := had && x.pending.has(id)
+	if pend && !add {
+		x.pending.remove(id)
+	}
 	for t := range x.lay.tabs {
+		if pend {
+			break
+		}
 		tb := &x.lay.tabs[t]
 		if had {
 			tb.remove(tb.key(&old), id)
@@ -220,7 +243,7 @@ func (x *Index) set(id uint32, w *[4]uint64, add bool) bool {
 
 // bytes is Stats.Bytes, computed in O(tables) from the sizes of the index's arrays.
 func (x *Index) bytes() int64 {
-	n := x.hs.bytes()
+	n := x.hs.bytes() + x.pending.bytes()
 	for t := range x.lay.tabs {
 		n += x.lay.tabs[t].bytes()
 	}
@@ -263,6 +286,12 @@ func (x *Index) BulkLoad(all iter.Seq2[uint32, Hash]) {
 // if spare is set. The caller holds wmu, so the hashes do not change; it need not hold the write lock.
 func (x *Index) build(lay *layout, spare bool) {
 	scs := make([]buildScratch, min(runtime.GOMAXPROCS(0), len(lay.tabs)))
+	mems := make([]*hugeMem, 2*len(scs))
+	for w := range scs {
+		scs[w].keys, mems[2*w] = hugeSlice[uint32](x.hs.slots())
+		scs[w].tmp, mems[2*w+1] = hugeSlice[uint64](x.n)
+	}
+	defer runtime.KeepAlive(mems)
 	parallel(len(scs), len(lay.tabs), func(w, t int) {
 		tb := &lay.tabs[t]
 		scs[w].keys = x.hs.keys(tb, scs[w].keys)

@@ -21,10 +21,13 @@ func (x *Index) Search(q Hash, radius int, dst []Match) []Match {
 	start := len(dst)
 	out := [1][]Match{dst}
 	x.mu.RLock()
-	if lay := x.lay; radius > maxTableRadius || lay.cost[radius]*scanFactor > float64(x.n) {
+	if lay := x.lay; radius > maxTableRadius || lay.cost[radius]*scanFactor > float64(x.n) && !x.test.tables {
 		x.scan(qw[:], radius, out[:])
 	} else {
 		x.searchTables(lay, qw[:], radius, out[:])
+		if len(x.pending.ids) > 0 {
+			x.scanPending(lay, qw[:], radius, out[:])
+		}
 	}
 	x.mu.RUnlock()
 	sortMatches(out[0][start:])
@@ -56,10 +59,13 @@ func (x *Index) SearchBatch(qs []Hash, radius int, dst [][]Match) [][]Match {
 		}
 		out := dst[i : i+k]
 		x.mu.RLock()
-		if lay := x.lay; radius > maxTableRadius || lay.cost[radius]*scanFactor > float64(x.n) {
+		if lay := x.lay; radius > maxTableRadius || lay.cost[radius]*scanFactor > float64(x.n) && !x.test.tables {
 			x.scan(qw[:k], radius, out)
 		} else {
 			x.searchTables(lay, qw[:k], radius, out)
+			if len(x.pending.ids) > 0 {
+				x.scanPending(lay, qw[:k], radius, out)
+			}
 		}
 		x.mu.RUnlock()
 		for j := range k {
