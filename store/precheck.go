@@ -59,6 +59,52 @@ func precheck(path string) error {
 	if need := int64(best.pgid) * int64(best.pageSize); size < need {
 		return fmt.Errorf("open store %s: %w: file is %d bytes but its last commit needs %d (truncated)", path, ErrDamaged, size, need)
 	}
+	if err := checkFreelist(f, best); err != nil {
+		return fmt.Errorf("open store %s: %w: %v", path, ErrDamaged, err)
+	}
+	return nil
+}
+
+// checkFreelist checks the freelist page of the commit m opens from, which bbolt reads as it
+// opens the file and which, damaged, would make it panic or read past its pages: a page header
+// (id, flags, count, overflow), the count in the first element when the header's is 0xFFFF, then
+// that many page ids, each of a page the commit may free (from 2, below its high-water mark).
+func checkFreelist(f *os.File, m *boltMeta) error {
+	const freelistFlag = 0x10
+	if m.freelist == ^uint64(0) {
+		return nil // no freelist written: bbolt rebuilds it (not a file hashfed writes)
+	}
+	if m.freelist < 2 || m.freelist >= m.pgid {
+		return fmt.Errorf("freelist page %d is outside the file's pages [2, %d)", m.freelist, m.pgid)
+	}
+	off := int64(m.freelist) * int64(m.pageSize)
+	var hdr [24]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil && err != io.EOF {
+		return err
+	}
+	le := binary.LittleEndian
+	id, flags, count, overflow := le.Uint64(hdr[0:]), le.Uint16(hdr[8:]), uint64(le.Uint16(hdr[10:])), uint64(le.Uint32(hdr[12:]))
+	if id != m.freelist || flags&freelistFlag == 0 {
+		return fmt.Errorf("page %d is not a freelist page (id %d, flags %#x)", m.freelist, id, flags)
+	}
+	first := int64(16)
+	if count == 0xFFFF {
+		count = le.Uint64(hdr[16:])
+		first += 8
+	}
+	span := (overflow + 1) * uint64(m.pageSize)
+	if m.freelist+overflow >= m.pgid || count > span/8 || uint64(first)+8*count > span {
+		return fmt.Errorf("freelist page %d claims %d ids over %d pages, more than it holds", m.freelist, count, overflow+1)
+	}
+	ids := make([]byte, 8*count)
+	if _, err := f.ReadAt(ids, off+first); err != nil && err != io.EOF {
+		return err
+	}
+	for i := range count {
+		if p := le.Uint64(ids[8*i:]); p < 2 || p >= m.pgid {
+			return fmt.Errorf("freelist page %d names page %d, outside the file's pages [2, %d)", m.freelist, p, m.pgid)
+		}
+	}
 	return nil
 }
 

@@ -277,7 +277,7 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	// Reads of a damaged file can fault in the memory map; on this goroutine (and the rebuild's)
 	// a fault is a panic, which the deferred recover below turns into an error.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, MmapFlags: mmapFlags(size)})
+	db, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType, MmapFlags: mmapFlags(size)})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: another process has it open", path)
@@ -335,6 +335,17 @@ func Open(path string, g *consortium.Genesis, opts Options) (st *Store, err erro
 	s.wg.Add(1)
 	go s.committer()
 	return s, nil
+}
+
+// openBolt opens the bbolt file at path, turning a panic of bbolt's on damage it meets while
+// opening (precheck catches what it knows of first) into an error.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("bbolt: %v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
 }
 
 // storePageSize is the page size of a new store's file. Logs only grow at their end, so a commit
