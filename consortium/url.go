@@ -62,11 +62,17 @@ func CanonicalURL(raw string) (string, error) {
 	}
 	// A word is not taken for a host: "not-a-url" is a typo, not a page. This holds with a scheme
 	// too: the canonical form drops the scheme, and must canonicalize again to itself.
-	if !strings.Contains(host, ".") && !strings.Contains(host, ":") && host != "localhost" {
-		if schemeless {
-			return "", fmt.Errorf("%w: %q is not a URL: no scheme, and %q is not a domain name or an IP address (want https://example.com/page or example.com/page)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+	wordHost := func(host string) error {
+		if strings.Contains(host, ".") || strings.Contains(host, ":") || host == "localhost" {
+			return nil
 		}
-		return "", fmt.Errorf("%w: URL %q: host %q is not a domain name or an IP address (want a name with a dot, such as example.com)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+		if schemeless {
+			return fmt.Errorf("%w: %q is not a URL: no scheme, and %q is not a domain name or an IP address (want https://example.com/page or example.com/page)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+		}
+		return fmt.Errorf("%w: URL %q: host %q is not a domain name or an IP address (want a name with a dot, such as example.com)", ErrInvalidSignal, truncate(raw, 80), truncate(host, 80))
+	}
+	if err := wordHost(host); err != nil {
+		return "", err
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		if ip.To4() == nil {
@@ -83,6 +89,11 @@ func CanonicalURL(raw string) (string, error) {
 		if host == "" {
 			// IDNA maps some characters (default ignorables such as U+034F) to nothing.
 			return "", fmt.Errorf("%w: URL %q has no host", ErrInvalidSignal, truncate(raw, 80))
+		}
+		// Nor may what IDNA leaves be a word ("00.\u034f" is "00"): the canonical form must
+		// canonicalize again to itself.
+		if err := wordHost(host); err != nil {
+			return "", err
 		}
 	}
 	if port != "" && port != "80" && port != "443" {
