@@ -748,6 +748,15 @@ func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
 		p = pre()
 	}
 	s.mu.Lock()
+	// The heads whose cosignatures are in memory only, as they are before the apply (which may make
+	// newer checkpoints of their logs the heads): a reload after a failed commit gives them back.
+	var lazyBefore map[string]*consortium.Checkpoint
+	if len(s.lazyHeads) > 0 {
+		lazyBefore = make(map[string]*consortium.Checkpoint, len(s.lazyHeads))
+		for m := range s.lazyHeads {
+			lazyBefore[m] = s.heads[m]
+		}
+	}
 	s.flight.writes = writes
 	s.pre = p
 	s.holding = true
@@ -760,7 +769,7 @@ func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
 	defer func() { clear(held); s.held = held[:0] }() // keeps its room for the next write
 	if err != nil {
 		err = fmt.Errorf("store %s: write: %w", s.path, err)
-		if rerr := s.reloadLocked(); rerr != nil {
+		if rerr := s.reloadLocked(lazyBefore); rerr != nil {
 			s.log.Error("reload the store after a failed commit", "err", rerr)
 			err = fmt.Errorf("%w; reloading the stored state then failed (%v): restart the node", err, rerr)
 			s.closed = true
