@@ -621,14 +621,26 @@ func (s *Store) write(writes []logWrite, extra func(tx *bolt.Tx) error) error {
 	return nil
 }
 
-// writeStart returns the feed position the next write starts at, or ErrClosed.
+// writeStart returns the feed position the next write starts at, or an error wrapping ErrClosed.
 func (s *Store) writeStart() (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, ErrClosed
+	if err := s.writableErr(); err != nil {
+		return 0, err
 	}
 	return s.feedNext, nil
+}
+
+// writableErr returns an error wrapping ErrClosed when the store is closed, or unreliable (its
+// state in memory may hold entries that were never stored), nil otherwise. Caller holds mu.
+func (s *Store) writableErr() error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.unreliable:
+		return fmt.Errorf("%w: a failed commit left the state in memory unlike the file; restart the node", ErrClosed)
+	}
+	return nil
 }
 
 // fill puts into tx the heads with cosignatures merged since the last write (lazy), then for
@@ -748,6 +760,15 @@ func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
 		p = pre()
 	}
 	s.mu.Lock()
+	// The heads whose cosignatures are in memory only, as they are before the apply (which may make
+	// newer checkpoints of their logs the heads): a reload after a failed commit gives them back.
+	var lazyBefore map[string]*consortium.Checkpoint
+	if len(s.lazyHeads) > 0 {
+		lazyBefore = make(map[string]*consortium.Checkpoint, len(s.lazyHeads))
+		for m := range s.lazyHeads {
+			lazyBefore[m] = s.heads[m]
+		}
+	}
 	s.flight.writes = writes
 	s.pre = p
 	s.holding = true
@@ -760,10 +781,10 @@ func (s *Store) writeApply(writes []logWrite, pre func() *preIndexed) error {
 	defer func() { clear(held); s.held = held[:0] }() // keeps its room for the next write
 	if err != nil {
 		err = fmt.Errorf("store %s: write: %w", s.path, err)
-		if rerr := s.reloadLocked(); rerr != nil {
+		if rerr := s.reloadLocked(lazyBefore); rerr != nil {
 			s.log.Error("reload the store after a failed commit", "err", rerr)
 			err = fmt.Errorf("%w; reloading the stored state then failed (%v): restart the node", err, rerr)
-			s.closed = true
+			s.unreliable = true
 		}
 		s.mu.Unlock()
 		return err

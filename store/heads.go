@@ -214,6 +214,12 @@ func (s *Store) signOwn(key *consortium.PrivateKey) (*consortium.Checkpoint, err
 	m := key.ID()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	// A store whose reload after a failed commit failed may hold in memory entries that were never
+	// stored: a checkpoint of them would fork the log once it is reopened (a closed one signs
+	// nothing either: its head could not be written).
+	if err := s.writableErr(); err != nil {
+		return nil, err
+	}
 	tree := s.treeOf(m)
 	head := s.heads[m]
 	if err := s.frozenErr(m); err != nil {

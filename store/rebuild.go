@@ -432,8 +432,10 @@ func (f *inFlight) entry(member string, index uint64) ([]byte, bool) {
 // reloadLocked rebuilds the derived state from the file, as Open does (the replay, the trees,
 // heads, evidence, feed position, the cutoffs, the match indices), and swaps it in: after a
 // commit that failed once its writes were applied in memory. Heads whose cosignatures were merged
-// in memory but not written yet keep them. Caller holds wmu and mu (exclusive); readers wait.
-func (s *Store) reloadLocked() error {
+// in memory but not written yet keep them: lazy are those heads as they were before the writes
+// were applied (a write may have made a newer checkpoint the head). Caller holds wmu and mu
+// (exclusive); readers wait.
+func (s *Store) reloadLocked(lazy map[string]*consortium.Checkpoint) error {
 	fresh := &Store{
 		path: s.path, db: s.db, g: s.g, opts: s.opts, log: s.log, flight: s.flight,
 		trees:    map[string]*consortium.Tree{},
@@ -461,8 +463,8 @@ func (s *Store) reloadLocked() error {
 		}
 		fresh.state, fresh.pdq, fresh.expiry, fresh.video = shadow.state, shadow.pdq, shadow.expiry, shadow.video
 	}
-	for m := range s.lazyHeads {
-		if old, now := s.heads[m], fresh.heads[m]; old != nil && now != nil && old.Size == now.Size && old.Root == now.Root {
+	for m, old := range lazy {
+		if now := fresh.heads[m]; old != nil && now != nil && old.Size == now.Size && old.Root == now.Root {
 			fresh.heads[m] = old
 		}
 	}

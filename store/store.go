@@ -221,6 +221,11 @@ type Store struct {
 	feedNext uint64
 	feedWake chan struct{}
 	closed   bool
+	// unreliable is set when a commit failed after its writes were applied and reloading the
+	// stored state failed too: the state in memory may hold entries that were never stored, so the
+	// store neither writes nor signs any more (see writeApply). Close still closes the file, without
+	// writing the heads in memory (of such entries, maybe).
+	unreliable bool
 	// version counts the changes of state (appends applied, cutoffs swapped in), for digest.
 	version uint64
 	digest  digestCache
@@ -489,7 +494,13 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	ferr := s.flushHeadsLocked(true)
+	s.mu.RLock()
+	unreliable := s.unreliable
+	s.mu.RUnlock()
+	var ferr error
+	if !unreliable { // heads in memory may then be of entries never stored
+		ferr = s.flushHeadsLocked(true)
+	}
 	if err := s.db.Close(); err != nil {
 		return err
 	}

@@ -101,7 +101,9 @@
 // batches of 10,000 ids three at a time, not one by one, is what makes the pending ids worth their scan
 // (docs/BENCHMARKS.md, "Round five"). A merge marks, at each hold of the write lock, how far each table
 // has got (key<<32 | id), so that a search during it reports a pending id from the scan only if the first
-// table that would report it does not hold it yet: each id is reported once. A batch that takes the
+// table that would report it does not hold it yet: each id is reported once. For that mark to split the
+// ids exactly, a merge sorts them by id first (the list of pending ids need not be in id order), so that
+// each table inserts them in key<<32 | id order. A batch that takes the
 // index past its layout's size range is not merged: AddBatch stores the hashes and builds the tables for
 // the new size from them at once (every CPU; in the batch's time, not the background's, which cannot keep
 // up with batches), cancelling a background re-layout it overtakes. Growing an empty index by batches of

@@ -160,11 +160,17 @@ func (x *Index) mergePending() {
 }
 
 // mergeSlice merges pending ids ids into every table, under wmu, marking its progress in pending.done.
+// The ids go in sorted: each table then inserts them in key<<32 | id order (its sort by key is stable),
+// the order pending.done counts in. The list is not in id order after a Remove's swap, nor when a batch
+// of lower ids follows one of higher ids; the usual list is in order already.
 func (x *Index) mergeSlice(ids []uint32) {
 	b := &x.batch
 	b.ids = append(b.ids[:0], ids...)
+	if !slices.IsSorted(b.ids) {
+		slices.Sort(b.ids)
+	}
 	b.ws = growTo(&b.ws, len(ids))
-	for i, id := range ids {
+	for i, id := range b.ids {
 		b.ws[i] = x.hs.get(id)
 	}
 	x.mergeTables()
