@@ -35,27 +35,7 @@ func TestCommitFailKeepsLazyCosignatures(t *testing.T) {
 			s.Close()
 		}
 	}()
-	bravo := fixture.NewLog(g.ID, fixture.Key("bravo"))
-	for i := range 100 {
-		bravo.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(10_000+i), "behaviour:glorification-of-terrorist-acts"))
-	}
-	cp1, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendRange(cp1, 0, bravo.Entries, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Cosign("bravo", fixture.Key("alpha"), fixture.Epoch); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		bravo.Append(fixture.Add(fixture.At(int64(200+i)), fixture.PDQ(20_000+i), "behaviour:glorification-of-terrorist-acts"))
-	}
-	cp2, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bravo, cp2 := cosignedThenLonger(t, s, g)
 	failed := errors.New("disk full")
 	s.testCommit = func() error { return failed }
 	err = s.AppendRange(cp2, 100, bravo.Entries[100:], nil)
@@ -160,27 +140,7 @@ func TestCommitAndReloadFailReopens(t *testing.T) {
 			s.Close()
 		}
 	}()
-	bravo := fixture.NewLog(g.ID, fixture.Key("bravo"))
-	for i := range 100 {
-		bravo.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(10_000+i), "behaviour:glorification-of-terrorist-acts"))
-	}
-	cp1, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendRange(cp1, 0, bravo.Entries, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Cosign("bravo", fixture.Key("alpha"), fixture.Epoch); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		bravo.Append(fixture.Add(fixture.At(int64(200+i)), fixture.PDQ(20_000+i), "behaviour:glorification-of-terrorist-acts"))
-	}
-	cp2, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bravo, cp2 := cosignedThenLonger(t, s, g)
 	failed := errors.New("disk gone")
 	s.testCommit = func() error {
 		if err := os.Rename(path, path+".away"); err != nil {
@@ -358,4 +318,33 @@ func headOf(cp *consortium.Checkpoint) string {
 		return "none"
 	}
 	return fmt.Sprintf("size %d cosigned by %v", cp.Size, cp.Cosigners)
+}
+
+// cosignedThenLonger stores 100 entries of bravo's log with their checkpoint, cosigns it as alpha
+// (a cosignature held in memory, written with the next write), and returns bravo's log grown by 10
+// more entries and its checkpoint, not stored.
+func cosignedThenLonger(t *testing.T, s *Store, g *consortium.Genesis) (*fixture.Log, *consortium.Checkpoint) {
+	t.Helper()
+	bravo := fixture.NewLog(g.ID, fixture.Key("bravo"))
+	for i := range 100 {
+		bravo.Append(fixture.Add(fixture.At(int64(i)), fixture.PDQ(10_000+i), "behaviour:glorification-of-terrorist-acts"))
+	}
+	cp1, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendRange(cp1, 0, bravo.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cosign("bravo", fixture.Key("alpha"), fixture.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		bravo.Append(fixture.Add(fixture.At(int64(200+i)), fixture.PDQ(20_000+i), "behaviour:glorification-of-terrorist-acts"))
+	}
+	cp2, err := consortium.OpenCheckpoint(g.ID, g, bravo.Checkpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bravo, cp2
 }
