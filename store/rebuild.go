@@ -454,14 +454,9 @@ func (s *Store) reloadLocked(lazy map[string]*consortium.Checkpoint) error {
 	if err := fresh.rebuild(); err != nil {
 		return err
 	}
-	cut := fresh.evidenceCutoffs()
-	fresh.cutoffs = cut
-	if len(cut) > 0 {
-		shadow, err := fresh.replayCut(cut)
-		if err != nil {
-			return err
-		}
-		fresh.state, fresh.pdq, fresh.expiry, fresh.video = shadow.state, shadow.pdq, shadow.expiry, shadow.video
+	// The stored evidence's cutoffs, as Open applies them (fresh's own locks, not s's).
+	if err := fresh.applyStoredCutoffs(); err != nil {
+		return err
 	}
 	for m, old := range lazy {
 		if now := fresh.heads[m]; old != nil && now != nil && old.Size == now.Size && old.Root == now.Root {
@@ -469,7 +464,7 @@ func (s *Store) reloadLocked(lazy map[string]*consortium.Checkpoint) error {
 		}
 	}
 	s.state, s.trees, s.heads, s.evidence = fresh.state, fresh.trees, fresh.heads, fresh.evidence
-	s.pdq, s.video, s.expiry, s.cutoffs, s.feedNext = fresh.pdq, fresh.video, fresh.expiry, cut, fresh.feedNext
+	s.pdq, s.video, s.expiry, s.cutoffs, s.feedNext = fresh.pdq, fresh.video, fresh.expiry, fresh.cutoffs, fresh.feedNext
 	s.state.OnChange(s.onChange)
 	s.version++
 	s.log.Warn("derived state reloaded from the file after a failed commit", "path", s.path)
